@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The main job on embedded defaults: local Ray, local-disk storage in ./.causalprint.
+# Extra arguments go to `causalprint run`, e.g. --set storage.root=s3://bucket/prefix
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+bash "$repo/infra/local/setup.sh"
+cd "$repo"
+export RAY_AUTH_MODE="${RAY_AUTH_MODE:-disabled}" RAY_USAGE_STATS_ENABLED=0
+exec .venv/bin/causalprint run "$@"

@@ -1,0 +1,117 @@
+"""A folder or bucket prefix of untrusted image files -> a Ray dataset of canonical images and error rows.
+
+Every listed file becomes exactly one row; a file that cannot be read or decoded is a row with ``ok=False``
+and its reason, never an exception that stops the job.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from causalprint.imaging.errors import ImageDecodeError, ImageErrorKind
+from causalprint.imaging.intake import IntakeConfig, decode_image
+
+if TYPE_CHECKING:
+    import ray.data
+
+    from causalprint.storage import Storage
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+COLUMNS = ("uri", "ok", "error_kind", "error", "image")
+UNKNOWN_SIZE = -1
+_MAX_BLOCKS = 512  # a block of URIs is tiny; beyond this, more blocks only add scheduling overhead
+_NUM_CPUS = 0.5  # fractional, so decode tasks never take every CPU from the tasks that feed them
+
+
+def read_collection(
+    storage: Storage,
+    prefix: str,
+    config: IntakeConfig,
+    *,
+    uris: Sequence[str] | None = None,
+    batch_size: int = 64,
+) -> ray.data.Dataset:
+    """A lazy dataset with one row per image file under ``prefix`` (or per entry of ``uris``).
+
+    Columns: ``uri`` (full URI), ``ok``, ``error_kind`` and ``error`` (``""`` when ok), and ``image``, a uint8
+    ``(size, size, 3)`` tensor (zeros when not ok). ``prefix`` and every entry of ``uris`` (root-relative or full
+    URIs; duplicates dropped) go through :meth:`Storage.resolve`, so an outside-root URI raises
+    :class:`~causalprint.storage.OutsideStorageError` here, before anything is read. Ray must be initialised.
+    """
+    import pyarrow as pa
+    import ray.data
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    root = storage.resolve(prefix)
+    if uris is None:
+        files = storage.list_files(root, IMAGE_SUFFIXES)
+        names, sizes = [f.uri for f in files], [f.size for f in files]
+    else:
+        names = list(dict.fromkeys(storage.resolve(u) for u in uris))
+        sizes = [UNKNOWN_SIZE] * len(names)  # looked up in the worker, next to the read
+    table = pa.table({"uri": pa.array(names, pa.string()), "size": pa.array(sizes, pa.int64())})
+    blocks = max(1, min(math.ceil(len(names) / batch_size), _MAX_BLOCKS))
+    return ray.data.from_arrow(table, override_num_blocks=blocks).map_batches(
+        decode_rows,
+        fn_kwargs={"storage": storage, "config": config},
+        batch_format="numpy",
+        batch_size=batch_size,
+        num_cpus=_NUM_CPUS,
+        udf_modifying_row_count=False,
+    )
+
+
+def decode_rows(batch: dict[str, np.ndarray], storage: Storage, config: IntakeConfig) -> dict[str, np.ndarray]:
+    """Read and decode one batch: ``uri`` (and optional ``size``, -1 = unknown) in, the dataset columns out.
+
+    Never raises for a bad file; usable without Ray.
+    """
+    uris = [str(u) for u in batch["uri"]]
+    sizes = batch.get("size")
+    images = np.zeros((len(uris), config.size, config.size, 3), dtype=np.uint8)
+    ok = np.zeros(len(uris), dtype=bool)
+    kinds: list[str] = []
+    reasons: list[str] = []
+    for i, uri in enumerate(uris):
+        known = int(sizes[i]) if sizes is not None else UNKNOWN_SIZE
+        try:
+            images[i] = decode_image(_read_checked(storage, uri, known, config), uri, config)
+        except ImageDecodeError as exc:
+            kinds.append(str(exc.kind))
+            reasons.append(exc.reason)
+            continue
+        except Exception as exc:  # decode_image promises ImageDecodeError only; one bad file must not sink a batch
+            kinds.append(str(ImageErrorKind.CORRUPT))
+            reasons.append(f"unexpected {type(exc).__name__}: {exc}")
+            continue
+        ok[i] = True
+        kinds.append("")
+        reasons.append("")
+    return {
+        "uri": np.array(uris, dtype=object),
+        "ok": ok,
+        "error_kind": np.array(kinds, dtype=object),
+        "error": np.array(reasons, dtype=object),
+        "image": images,
+    }
+
+
+def _read_checked(storage: Storage, uri: str, size: int, config: IntakeConfig) -> bytes:
+    """The file's bytes, refusing by size before reading so an oversized file is never fetched."""
+    try:
+        if size == UNKNOWN_SIZE:
+            size = storage.size(uri)
+        if size > config.max_bytes:
+            raise ImageDecodeError(
+                uri, ImageErrorKind.TOO_LARGE_BYTES, f"{size} bytes exceeds max_bytes {config.max_bytes}"
+            )
+        return storage.read_bytes(uri)
+    except ImageDecodeError:
+        raise
+    except Exception as exc:  # missing file, permissions, network: the row says so and the job goes on
+        raise ImageDecodeError(uri, ImageErrorKind.READ_FAILED, f"{type(exc).__name__}: {exc}") from exc

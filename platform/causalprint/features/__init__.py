@@ -1,0 +1,1 @@
+"""Feature extractors shared by quality measurement and the fingerprint feature spaces."""

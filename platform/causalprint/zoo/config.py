@@ -1,0 +1,100 @@
+"""The zoo's typed configuration and its named presets (``presets/<name>.yaml``)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from causalprint.config import StrictModel, build_config, read_yaml
+from causalprint.data.crops import CropConfig
+from causalprint.data.photos import PhotoSetConfig
+from causalprint.imaging.encode import EncodingConfig
+from causalprint.runtime.ray_local import RayConfig
+from causalprint.storage import StorageConfig
+from causalprint.zoo.base import GeneratorSpec
+from causalprint.zoo.quality import QualityConfig
+from causalprint.zoo.registry import GENERATORS
+
+PRESET_DIR = Path(__file__).parent / "presets"
+REAL_SOURCE = "real"
+
+
+class ZooConfig(StrictModel):
+    """Everything that defines a zoo: photos, crops, generators, sample counts and the final encoding."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    image_size: int = Field(ge=8, le=256)
+    photos: PhotoSetConfig = PhotoSetConfig()
+    crops: CropConfig = CropConfig()
+    train_crops_per_group: int = Field(ge=8, description="real crops each generator trains on")
+    splits: dict[str, int] = Field(default_factory=lambda: {"train": 1000, "heldout": 1000})
+    generators: list[GeneratorSpec]
+    encoding: EncodingConfig = EncodingConfig()
+    quality: QualityConfig = QualityConfig()
+    seed: int = 0
+    cpus_per_task: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> ZooConfig:
+        if self.image_size & (self.image_size - 1):
+            raise ValueError(f"image_size must be a power of two, got {self.image_size}")
+        if any(n < 1 for n in self.splits.values()) or not self.splits:
+            raise ValueError("splits must name at least one split, each with at least 1 image")
+        counts = Counter(g.name for g in self.generators)
+        dupes = sorted(n for n, c in counts.items() if c > 1)
+        if dupes:
+            raise ValueError(f"generator names must be unique; repeated: {dupes}")
+        if REAL_SOURCE in counts:
+            raise ValueError(f"{REAL_SOURCE!r} is the real class and cannot name a generator")
+        for spec in self.generators:
+            if spec.arch not in GENERATORS:
+                raise ValueError(f"generator {spec.name}: unknown arch {spec.arch!r}; known: {GENERATORS.names()}")
+            if spec.content_group not in self.photos.groups:
+                raise ValueError(
+                    f"generator {spec.name}: content_group {spec.content_group!r} is not one of "
+                    f"photos.groups {sorted(self.photos.groups)}"
+                )
+        return self
+
+    @property
+    def prefix(self) -> str:
+        """Root-relative folder of this zoo in storage."""
+        return f"zoo/{self.name}"
+
+    @property
+    def sources(self) -> list[str]:
+        return [REAL_SOURCE, *(g.name for g in self.generators)]
+
+
+class ZooJobConfig(StrictModel):
+    """Config of the zoo build job."""
+
+    storage: StorageConfig = StorageConfig()
+    ray: RayConfig = RayConfig()
+    zoo: ZooConfig
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def load_preset(name: str) -> dict:
+    """The raw mapping of a named preset; an unknown name lists the known ones."""
+    path = PRESET_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ValueError(f"unknown zoo preset {name!r}; known: {', '.join(preset_names())}")
+    return read_yaml(path)
+
+
+def load_zoo_job(
+    preset: str | None = "tiny",
+    config_path: str | Path | None = None,
+    overrides: Iterable[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> ZooJobConfig:
+    """Build the job config: preset, then a YAML file, then ``CAUSALPRINT__*`` variables, then overrides."""
+    base = {"zoo": load_preset(preset)} if preset else {}
+    return build_config(ZooJobConfig, base, yaml_path=config_path, overrides=overrides, environ=environ)

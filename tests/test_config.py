@@ -1,0 +1,63 @@
+"""Config loading: layers, precedence and error messages that name the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from causalprint.config import ConfigError, build_config
+from causalprint.zoo.config import ZooJobConfig, load_preset, load_zoo_job
+
+
+def test_presets_validate_and_share_sources() -> None:
+    tiny, bench = load_zoo_job("tiny", environ={}), load_zoo_job("bench", environ={})
+    assert tiny.zoo.sources == bench.zoo.sources
+    assert len(bench.zoo.generators) >= 9 + 4
+    assert bench.zoo.image_size >= 32 and min(bench.zoo.splits.values()) >= 1000
+
+
+def test_yaml_env_and_cli_layers_in_order(tmp_path) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text("storage: {root: /from/yaml}\nzoo: {seed: 5}\n")
+    env = {"CAUSALPRINT__ZOO__SEED": "7", "CAUSALPRINT__STORAGE__ROOT": "/from/env"}
+    cfg = load_zoo_job("tiny", path, ["zoo.seed=9"], environ=env)
+    assert cfg.storage.root == "/from/env"
+    assert cfg.zoo.seed == 9
+    assert load_zoo_job("tiny", path, environ={}).zoo.seed == 5
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "words"),
+    [
+        ("zoo.bogus=1", "zoo.bogus", "unknown key"),
+        ("zoo.image_size=big", "zoo.image_size", "integer"),
+        ("zoo.image_size=24", "zoo", "power of two"),
+        ("zoo.train_crops_per_group=0", "zoo.train_crops_per_group", "greater than or equal"),
+        ("storage.root=http://example.com/x", "storage.root", "scheme"),
+    ],
+)
+def test_bad_values_name_the_key(override: str, key: str, words: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_zoo_job("tiny", overrides=[override], environ={})
+    message = str(err.value)
+    assert key in message and words in message
+
+
+def test_generator_errors_name_the_generator() -> None:
+    zoo = load_preset("tiny")
+    zoo["generators"][0]["arch"] = "nope"
+    with pytest.raises(ConfigError, match=r"generator dcgan: unknown arch 'nope'"):
+        build_config(ZooJobConfig, {"zoo": zoo}, environ={})
+    zoo = load_preset("tiny")
+    zoo["generators"][1]["name"] = "dcgan"
+    with pytest.raises(ConfigError, match="repeated"):
+        build_config(ZooJobConfig, {"zoo": zoo}, environ={})
+
+
+def test_unknown_preset_lists_known() -> None:
+    with pytest.raises(ValueError, match="known: bench, tiny"):
+        load_preset("huge")
+
+
+def test_override_syntax_error() -> None:
+    with pytest.raises(ConfigError, match="key.sub=value"):
+        load_zoo_job("tiny", overrides=["noequals"], environ={})
