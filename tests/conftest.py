@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +60,37 @@ def ray_session() -> Iterator[None]:
     ensure_ray()
     yield
     shutdown_ray()
+
+
+@pytest.fixture(scope="session")
+def tiny_reference_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny reference model, trained for a few steps on real crops and saved by our own code."""
+    from causalprint.residual.pretrain import ReferenceTrainConfig, real_training_images, train_reference
+
+    cfg = ReferenceTrainConfig(name="tiny", image_size=16, train_crops=32, unet_width=8, unet_levels=2,
+                               unet_steps=3, vae_width=8, vae_steps=3, batch_size=8)
+    model, _ = train_reference(cfg, real_training_images(cfg))
+    directory = tmp_path_factory.mktemp("reference")
+    model.save_pretrained(directory, name="tiny")
+    return directory
+
+
+@pytest.fixture()
+def tiny_reference(tiny_reference_dir: Path):
+    from causalprint.residual.reference import ReferenceModel
+
+    return ReferenceModel.from_pretrained(tiny_reference_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo_s3(s3_endpoint: str, ray_session: None):
+    """The tiny zoo, built once by the real CLI into a bucket on the S3 server; returns its Storage."""
+    import boto3
+
+    from causalprint.cli import main
+    from causalprint.storage import Storage, StorageConfig
+
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket="zoo-build")
+    overrides = ["--set", "storage.root=s3://zoo-build/cp", "--set", f"storage.endpoint_url={s3_endpoint}"]
+    assert main(["zoo", "build", "--preset", "tiny", *overrides]) == 0
+    return Storage(StorageConfig(root="s3://zoo-build/cp", endpoint_url=s3_endpoint))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from causalprint.config import ConfigError, build_config
-from causalprint.zoo.config import ZooJobConfig, load_preset, load_zoo_job
+from causalprint.presets import load_preset
+from causalprint.zoo.config import ZooJobConfig, load_zoo_job
 
 
 def test_presets_validate_and_share_sources() -> None:
@@ -43,11 +44,11 @@ def test_bad_values_name_the_key(override: str, key: str, words: str) -> None:
 
 
 def test_generator_errors_name_the_generator() -> None:
-    zoo = load_preset("tiny")
+    zoo = load_preset("zoo", "tiny")
     zoo["generators"][0]["arch"] = "nope"
     with pytest.raises(ConfigError, match=r"generator dcgan: unknown arch 'nope'"):
         build_config(ZooJobConfig, {"zoo": zoo}, environ={})
-    zoo = load_preset("tiny")
+    zoo = load_preset("zoo", "tiny")
     zoo["generators"][1]["name"] = "dcgan"
     with pytest.raises(ConfigError, match="repeated"):
         build_config(ZooJobConfig, {"zoo": zoo}, environ={})
@@ -55,7 +56,7 @@ def test_generator_errors_name_the_generator() -> None:
 
 def test_unknown_preset_lists_known() -> None:
     with pytest.raises(ValueError, match="known: bench, tiny"):
-        load_preset("huge")
+        load_preset("zoo", "huge")
 
 
 def test_override_syntax_error() -> None:

@@ -40,12 +40,36 @@ def _cmd_inventory(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from causalprint.pipeline import MainJobConfig, run_main
-    from causalprint.zoo.config import load_preset
+    from causalprint.presets import load_preset
 
-    config = build_config(MainJobConfig, {"zoo": load_preset(args.preset)}, yaml_path=args.config,
+    config = build_config(MainJobConfig, {"zoo": load_preset("zoo", args.preset)}, yaml_path=args.config,
                           overrides=args.overrides)
     _, inventory = run_main(config)
     return 0 if inventory.total else 1
+
+
+def _preset_config(model, kind: str, key: str | None, args: argparse.Namespace):
+    from causalprint.presets import load_preset
+
+    preset = load_preset(kind, args.preset) if args.preset else {}
+    base = {key: preset} if key else preset
+    return build_config(model, base, yaml_path=args.config, overrides=args.overrides)
+
+
+def _cmd_reference_train(args: argparse.Namespace) -> int:
+    from causalprint.residual.pretrain import PretrainJobConfig, run_pretrain
+
+    print(run_pretrain(_preset_config(PretrainJobConfig, "reference", "reference", args)))
+    return 0
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from causalprint.extraction.config import ExtractJobConfig
+    from causalprint.extraction.pipeline import run_extract
+
+    config = _preset_config(ExtractJobConfig, "extract", "extract", args)
+    print(run_extract(config))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--results", help="also write the zoo table into this Markdown file (docs/results.md)")
     _add_config_args(build)
     build.set_defaults(func=_cmd_zoo_build)
+
+    ref = commands.add_parser("reference", help="the reference diffusion model").add_subparsers(
+        dest="reference_command", required=True)
+    ref_train = ref.add_parser("train", help="train the reference model on real images and register it in MLflow")
+    ref_train.add_argument("--preset", default="tiny", help="reference preset: tiny or bench")
+    _add_config_args(ref_train)
+    ref_train.set_defaults(func=_cmd_reference_train)
+
+    ext = commands.add_parser("extract", help="residuals and feature vectors of a manifest or a prefix")
+    ext.add_argument("--preset", default="tiny", help="extraction preset: tiny, bench or bench-dire")
+    _add_config_args(ext)
+    ext.set_defaults(func=_cmd_extract)
 
     inv = commands.add_parser("inventory", help="read a folder or bucket prefix of images and report failures")
     inv.add_argument("prefix", help="folder or prefix, inside the configured storage root")

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from causalprint.cli import main
-from causalprint.storage import Storage, StorageConfig
+from causalprint.storage import Storage
 from causalprint.zoo.config import load_zoo_job
 from causalprint.zoo.manifest import read_manifest
 
@@ -17,15 +16,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def built_zoo(s3_endpoint: str, ray_session: None) -> tuple[Storage, dict]:
-    import boto3
-
-    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket="zoo-build")
-    overrides = ["--set", "storage.root=s3://zoo-build/cp", "--set", f"storage.endpoint_url={s3_endpoint}"]
-    assert main(["zoo", "build", "--preset", "tiny", *overrides]) == 0
-    cfg = load_zoo_job("tiny", overrides=[o for o in overrides if o != "--set"], environ={})
-    storage = Storage(cfg.storage)
-    return storage, storage.read_json(storage.uri("zoo/tiny/zoo_report.json"))
+def built_zoo(tiny_zoo_s3: Storage) -> tuple[Storage, dict]:
+    return tiny_zoo_s3, tiny_zoo_s3.read_json(tiny_zoo_s3.uri("zoo/tiny/zoo_report.json"))
 
 
 def test_manifest_matches_the_files(built_zoo) -> None:

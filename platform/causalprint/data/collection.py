@@ -7,8 +7,8 @@ and its reason, never an exception that stops the job.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +33,7 @@ def read_collection(
     config: IntakeConfig,
     *,
     uris: Sequence[str] | None = None,
+    metadata: Mapping[str, Sequence[Any]] | None = None,
     batch_size: int = 64,
 ) -> ray.data.Dataset:
     """A lazy dataset with one row per image file under ``prefix`` (or per entry of ``uris``).
@@ -54,7 +55,12 @@ def read_collection(
     else:
         names = list(dict.fromkeys(storage.resolve(u) for u in uris))
         sizes = [UNKNOWN_SIZE] * len(names)  # looked up in the worker, next to the read
-    table = pa.table({"uri": pa.array(names, pa.string()), "size": pa.array(sizes, pa.int64())})
+    columns = {"uri": pa.array(names, pa.string()), "size": pa.array(sizes, pa.int64())}
+    if metadata:
+        if uris is None or len(names) != len(uris):
+            raise ValueError("metadata needs explicit, duplicate-free uris of the same length")
+        columns.update({k: pa.array(list(v)) for k, v in metadata.items() if k not in columns})
+    table = pa.table(columns)
     blocks = max(1, min(math.ceil(len(names) / batch_size), _MAX_BLOCKS))
     return ray.data.from_arrow(table, override_num_blocks=blocks).map_batches(
         decode_rows,
@@ -92,7 +98,9 @@ def decode_rows(batch: dict[str, np.ndarray], storage: Storage, config: IntakeCo
         ok[i] = True
         kinds.append("")
         reasons.append("")
+    passthrough = {k: v for k, v in batch.items() if k not in ("uri", "size", *COLUMNS)}
     return {
+        **passthrough,
         "uri": np.array(uris, dtype=object),
         "ok": ok,
         "error_kind": np.array(kinds, dtype=object),

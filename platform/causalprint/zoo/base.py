@@ -19,6 +19,9 @@ from torch import nn
 
 from causalprint.config import StrictModel
 from causalprint.progress import ProgressLogger
+from causalprint.seeding import seeded_noise
+
+__all__ = ["Family", "GeneratorFamily", "GeneratorSpec", "minibatches", "seeded_noise"]
 
 Family = Literal["gan", "diffusion", "vae", "real"]
 
@@ -105,12 +108,6 @@ class GeneratorFamily(ABC):
             module.load_state_dict(state, strict=True)
         instance.eval()
         return instance
-
-
-def seeded_noise(shape: tuple[int, ...], seed: int) -> torch.Tensor:
-    """Standard normal noise that depends only on ``shape`` and ``seed``."""
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(shape, generator=gen)
 
 
 def minibatches(images: torch.Tensor, batch_size: int, seed: int):

@@ -31,6 +31,7 @@ from causalprint.data.crops import random_crops
 from causalprint.data.photos import load_photo_groups
 from causalprint.imaging.encode import encode_image, file_suffix, to_uint8
 from causalprint.progress import ProgressLogger
+from causalprint.seeding import derive_seed
 from causalprint.storage import Storage
 from causalprint.zoo.base import GeneratorFamily, GeneratorSpec
 from causalprint.zoo.config import REAL_SOURCE, ZooConfig
@@ -39,11 +40,6 @@ from causalprint.zoo.registry import GENERATORS, create_generator
 
 log = logging.getLogger(__name__)
 WEIGHT_FILES = ("config.json", "model.safetensors")
-
-
-def derive_seed(*parts: object) -> int:
-    """A stable 31-bit seed from any printable parts (independent streams for crops, samples, splits)."""
-    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:4], "little") & 0x7FFFFFFF
 
 
 def config_key(*parts: BaseModel | dict[str, Any] | int | str) -> str:

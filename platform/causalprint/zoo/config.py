@@ -8,7 +8,8 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from causalprint.config import StrictModel, build_config, read_yaml
+from causalprint.config import StrictModel, build_config
+from causalprint.presets import load_preset
 from causalprint.data.crops import CropConfig
 from causalprint.data.photos import PhotoSetConfig
 from causalprint.imaging.encode import EncodingConfig
@@ -18,7 +19,6 @@ from causalprint.zoo.base import GeneratorSpec
 from causalprint.zoo.quality import QualityConfig
 from causalprint.zoo.registry import GENERATORS
 
-PRESET_DIR = Path(__file__).parent / "presets"
 REAL_SOURCE = "real"
 
 
@@ -77,18 +77,6 @@ class ZooJobConfig(StrictModel):
     zoo: ZooConfig
 
 
-def preset_names() -> list[str]:
-    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
-
-
-def load_preset(name: str) -> dict:
-    """The raw mapping of a named preset; an unknown name lists the known ones."""
-    path = PRESET_DIR / f"{name}.yaml"
-    if not path.is_file():
-        raise ValueError(f"unknown zoo preset {name!r}; known: {', '.join(preset_names())}")
-    return read_yaml(path)
-
-
 def load_zoo_job(
     preset: str | None = "tiny",
     config_path: str | Path | None = None,
@@ -96,5 +84,5 @@ def load_zoo_job(
     environ: Mapping[str, str] | None = None,
 ) -> ZooJobConfig:
     """Build the job config: preset, then a YAML file, then ``CAUSALPRINT__*`` variables, then overrides."""
-    base = {"zoo": load_preset(preset)} if preset else {}
+    base = {"zoo": load_preset("zoo", preset)} if preset else {}
     return build_config(ZooJobConfig, base, yaml_path=config_path, overrides=overrides, environ=environ)

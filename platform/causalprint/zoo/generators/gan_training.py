@@ -85,7 +85,8 @@ class HingeLoss(GANObjective):
     """The hinge loss used with spectral normalisation (Miyato 2018, eq. 16-17; Lim & Ye 2017)."""
 
     def d_loss(self, d, real, fake, step, rng):
-        return F.relu(1.0 - d(real)).mean() + F.relu(1.0 + d(fake)).mean(), {}
+        d_real, d_fake = d(torch.cat([real, fake])).chunk(2)  # one pass: the critic has no batch statistics
+        return F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean(), {}
 
     def g_loss(self, d, fake):
         return -d(fake).mean()

@@ -8,34 +8,14 @@ to unit variance, as Stable Diffusion's ``scaling_factor`` does. Sampling uses D
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler
+from diffusers import DDIMScheduler, DDPMScheduler
 from torch import nn
 
+from causalprint.diffusion.networks import LATENT_CHANNELS, small_autoencoder, small_unet
+from causalprint.diffusion.sampling import run_sampler
+from causalprint.diffusion.training import TRAIN_TIMESTEPS, train_autoencoder, train_noise_predictor
 from causalprint.progress import ProgressLogger
 from causalprint.zoo.base import GeneratorFamily, GeneratorSpec, minibatches
-from causalprint.zoo.generators.pixel_diffusion import (
-    TRAIN_TIMESTEPS,
-    run_sampler,
-    small_unet,
-    train_noise_predictor,
-)
-
-LATENT_CHANNELS = 4
-
-
-def small_autoencoder(width: int) -> AutoencoderKL:
-    """An AutoencoderKL that halves the resolution into 4 latent channels."""
-    return AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        block_out_channels=(width, width * 2),
-        layers_per_block=1,
-        latent_channels=LATENT_CHANNELS,
-        norm_num_groups=min(8, width),
-    )
 
 
 class LatentDiffusion(GeneratorFamily):
@@ -64,26 +44,9 @@ class LatentDiffusion(GeneratorFamily):
         return self._ae_steps() + self.spec.train_steps
 
     def _fit_autoencoder(self, images: torch.Tensor, progress: ProgressLogger) -> float:
-        steps = self._ae_steps()
-        kl_weight = float(self.spec.options.get("kl_weight", 1e-4))
-        opt = torch.optim.AdamW(self.vae.parameters(), lr=self.spec.lr or 1e-3)
         batches = minibatches(images, self.spec.batch_size, seed=self.spec.seed + 7)
-        gen = torch.Generator().manual_seed(self.spec.seed + 11)
-        self.vae.train()
-        ema = None
-        for _ in range(steps):
-            x = next(batches)
-            posterior = self.vae.encode(x).latent_dist
-            z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen).to(x.device)
-            recon = self.vae.decode(z).sample
-            loss = F.l1_loss(recon, x) + kl_weight * posterior.kl().mean() / x[0].numel()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
-            progress.update(1, ae_loss=ema)
-        self.vae.eval()
-        return float(ema or 0.0)
+        return train_autoencoder(self.vae, batches, self._ae_steps(), self.spec.seed + 11, progress,
+                                 lr=self.spec.lr or 1e-3, kl_weight=float(self.spec.options.get("kl_weight", 1e-4)))
 
     @torch.no_grad()
     def _encode_all(self, images: torch.Tensor) -> torch.Tensor:
@@ -97,9 +60,9 @@ class LatentDiffusion(GeneratorFamily):
         scale = 1.0 / latents.std().clamp_min(1e-6)
         self.latent_stats["scale"].data.fill_(float(scale))
         train_sched = DDPMScheduler(num_train_timesteps=TRAIN_TIMESTEPS, beta_schedule="linear")
-        metrics = train_noise_predictor(
-            self.unet, train_sched, latents * scale, self.spec, progress, lr=self.spec.lr or 1e-3
-        )
+        batches = minibatches(latents * scale, self.spec.batch_size, seed=self.spec.seed)
+        metrics = train_noise_predictor(self.unet, train_sched, batches, self.spec.train_steps, self.spec.seed + 1,
+                                        progress, lr=self.spec.lr or 1e-3)
         return {"ae_loss": ae_loss, **metrics}
 
     @torch.no_grad()

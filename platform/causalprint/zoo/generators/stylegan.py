@@ -199,7 +199,8 @@ def _image_noise_seed(seed: int, index: int) -> int:
 class StyleGANLite(GANFamily):
     """StyleGAN2-style generator (mapping + synthesis) with a residual discriminator; see the module docs.
 
-    Options: ``mapping_layers`` (4), ``r1_gamma`` (0.05), ``r1_every`` (4).
+    Options: ``mapping_layers`` (2, as in the CIFAR-10 configuration of Karras et al. 2020b); ``r1_gamma`` (0.01, the CIFAR-10 value of Karras et al. 2020b) and
+    ``r1_every`` (16, the paper's lazy interval).
     """
 
     default_lr = 2e-3
@@ -207,7 +208,7 @@ class StyleGANLite(GANFamily):
 
     def __init__(self, spec: GeneratorSpec, image_size: int) -> None:
         super().__init__(spec, image_size)
-        n_map = int(spec.options.get("mapping_layers", 4))
+        n_map = int(spec.options.get("mapping_layers", 2))
         self.mapping = _Mapping(self.z_dim, self.z_dim, n_map)
         self.generator = _Synthesis(self.z_dim, spec.width, image_size)
         self.discriminator = _Discriminator(spec.width, image_size)
@@ -220,7 +221,7 @@ class StyleGANLite(GANFamily):
 
     def objective(self) -> GANObjective:
         opts = self.spec.options
-        return NonSaturatingLoss(float(opts.get("r1_gamma", 0.05)), int(opts.get("r1_every", 4)))
+        return NonSaturatingLoss(float(opts.get("r1_gamma", 0.01)), int(opts.get("r1_every", 16)))
 
     def generate(self, z: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
         noise = torch.randn((z.shape[0], self.generator.noise_numel), generator=rng).to(z.device)

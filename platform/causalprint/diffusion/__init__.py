@@ -1,0 +1,1 @@
+"""Diffusion building blocks shared by the zoo's diffusion families and the reference model."""

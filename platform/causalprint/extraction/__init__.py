@@ -1,0 +1,1 @@
+"""Extraction: images -> residuals -> feature vectors, as a resumable Ray Data pipeline."""

@@ -1,0 +1,52 @@
+"""Typed configuration of the extraction job."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from causalprint.config import StrictModel
+from causalprint.imaging.intake import IntakeConfig
+from causalprint.runtime.ray_local import RayConfig
+from causalprint.storage import StorageConfig
+
+
+class SpaceSpec(StrictModel):
+    """A feature space by registry name; ``weights`` is a model folder in storage (for ssl and hf)."""
+
+    name: str
+    weights: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ActorConfig(StrictModel):
+    """Actor pool sizes. CPUs are fractional so that read and decode tasks are never starved."""
+
+    min_actors: int = Field(default=1, ge=1)
+    max_actors: int = Field(default=2, ge=1)
+    num_cpus: float = Field(default=0.5, gt=0)
+    gpus_per_actor: float | None = Field(default=None, ge=0, description="None: 0.5 where GPUs exist, else 0")
+
+
+class ExtractConfig(StrictModel):
+    """What to extract: from which images, against which reference model, in which modes and spaces."""
+
+    input: str = Field(description="a zoo manifest (.parquet) or a folder/prefix of images, inside storage")
+    output: str = Field(description="prefix that receives the Parquet parts")
+    reference: str = Field(description="storage folder of the reference model (diffusers format)")
+    modes: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"one_step": {}, "latent": {}, "image": {}})
+    spaces: list[SpaceSpec] = Field(default_factory=lambda: [SpaceSpec(name=n) for n in ("rgb", "dct", "fourier")])
+    splits: list[str] | None = Field(default=None, description="manifest splits to keep (None: all)")
+    per_source_limit: int | None = Field(default=None, ge=1, description="deterministic subset per source")
+    batch_size: int = Field(default=64, ge=1)
+    precision: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    residual_actors: ActorConfig = ActorConfig()
+    feature_actors: ActorConfig = ActorConfig()
+
+
+class ExtractJobConfig(StrictModel):
+    storage: StorageConfig = StorageConfig()
+    ray: RayConfig = RayConfig()
+    intake: IntakeConfig | None = Field(default=None, description="default: at the reference model's size")
+    extract: ExtractConfig

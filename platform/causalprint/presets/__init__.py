@@ -1,0 +1,25 @@
+"""Named configuration presets, one YAML file per job kind and name: ``presets/<kind>/<name>.yaml``.
+
+``tiny`` presets run in seconds (tests, the README demo); ``bench`` presets produce the published figures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from causalprint.config import read_yaml
+
+PRESET_ROOT = Path(__file__).parent
+
+
+def preset_names(kind: str) -> list[str]:
+    return sorted(p.stem for p in (PRESET_ROOT / kind).glob("*.yaml"))
+
+
+def load_preset(kind: str, name: str) -> dict[str, Any]:
+    """The raw mapping of preset ``name`` of ``kind``; an unknown name lists the known ones."""
+    path = PRESET_ROOT / kind / f"{name}.yaml"
+    if not path.is_file():
+        raise ValueError(f"unknown {kind} preset {name!r}; known: {', '.join(preset_names(kind))}")
+    return read_yaml(path)

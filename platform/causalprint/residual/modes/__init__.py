@@ -1,0 +1,1 @@
+"""Residual modes, one small module each, listed in :mod:`causalprint.residual.registry`."""

@@ -1,0 +1,119 @@
+"""The four GAN families of the zoo: the family contract, seeding, round trips and that training learns."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from causalprint.progress import ProgressLogger
+from causalprint.zoo.base import GeneratorFamily, GeneratorSpec
+from causalprint.zoo.registry import GENERATORS, create_generator
+
+ARCHS = ["dcgan", "wgan_gp", "stylegan", "sngan"]
+SIZE = 16
+
+
+def _spec(arch: str, **overrides) -> GeneratorSpec:
+    fields = dict(name=f"t-{arch}", arch=arch, content_group="test", train_steps=3, batch_size=8, width=8)
+    return GeneratorSpec(**{**fields, **overrides})
+
+
+def _fit(gen: GeneratorFamily, images: torch.Tensor) -> dict[str, float]:
+    return gen.fit(images, ProgressLogger("test", gen.spec.train_steps, every_s=1e9))
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    return torch.rand((24, 3, SIZE, SIZE), generator=torch.Generator().manual_seed(7)) * 2 - 1
+
+
+@pytest.fixture(scope="module", params=ARCHS)
+def trained(request: pytest.FixtureRequest, images: torch.Tensor) -> tuple[GeneratorFamily, dict[str, float]]:
+    gen = create_generator(_spec(request.param), SIZE)
+    return gen, _fit(gen, images)
+
+
+def test_registered_as_gan_families() -> None:
+    for arch in ARCHS:
+        cls = GENERATORS.get(arch)
+        assert issubclass(cls, GeneratorFamily) and cls.family == "gan"
+
+
+def test_fit_returns_finite_metrics_and_reports_every_step(images: torch.Tensor) -> None:
+    for arch in ARCHS:
+        gen = create_generator(_spec(arch, train_steps=2), SIZE)
+        progress = ProgressLogger("test", 2, every_s=1e9)
+        metrics = gen.fit(images, progress)
+        assert progress.done == 2
+        assert {"loss_g", "loss_d"} <= metrics.keys()
+        assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values()), (arch, metrics)
+
+
+def test_modules_and_size(trained) -> None:
+    gen, metrics = trained
+    assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values())
+    mods = gen.modules()
+    assert {"generator", "discriminator"} <= mods.keys()
+    assert set(gen.sampling_modules()) <= mods.keys() and "discriminator" not in gen.sampling_modules()
+    assert 0 < gen.parameter_count() < sum(p.numel() for m in mods.values() for p in m.parameters())
+
+
+def test_sample_shape_range_dtype(trained) -> None:
+    gen, _ = trained
+    x = gen.sample(5, seed=1)
+    assert x.shape == (5, 3, SIZE, SIZE) and x.dtype == torch.float32 and x.device.type == "cpu"
+    assert x.min() >= -1 and x.max() <= 1 and x.std() > 0
+    assert gen.sample(0, seed=1).shape == (0, 3, SIZE, SIZE)
+
+
+def test_sampling_depends_only_on_seed(trained) -> None:
+    gen, _ = trained
+    a = gen.sample(7, seed=3)
+    assert torch.equal(a, gen.sample(7, seed=3))
+    assert torch.equal(a, gen.sample(7, seed=3, batch_size=2))  # the batching does not change the images
+    assert not torch.equal(a, gen.sample(7, seed=4))
+    assert not torch.equal(a[0], a[1])
+
+
+def test_save_and_load_round_trip(trained, tmp_path) -> None:
+    gen, _ = trained
+    gen.save_pretrained(tmp_path)
+    loaded = GENERATORS.get(gen.spec.arch).from_pretrained(tmp_path)
+    assert type(loaded) is type(gen) and loaded.image_size == SIZE
+    assert torch.equal(loaded.sample(6, seed=11), gen.sample(6, seed=11))
+
+
+def test_training_is_deterministic(trained, images: torch.Tensor) -> None:
+    gen, _ = trained
+    again = create_generator(gen.spec, SIZE)
+    _fit(again, images)
+    assert torch.equal(again.sample(4, seed=0), gen.sample(4, seed=0))
+    twin = create_generator(gen.spec.model_copy(update={"seed": 1}), SIZE)  # same arch, other seed
+    _fit(twin, images)
+    assert not torch.equal(twin.sample(4, seed=0), gen.sample(4, seed=0))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("size", [8, 32])
+def test_other_image_sizes(arch: str, size: int) -> None:
+    gen = create_generator(_spec(arch, train_steps=1, batch_size=4), size)
+    _fit(gen, torch.rand(4, 3, size, size) * 2 - 1)
+    assert gen.sample(2, seed=0).shape == (2, 3, size, size)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_training_moves_samples_towards_the_data(arch: str) -> None:
+    # Flat images of one colour: after a few dozen steps the samples' mean colour must be much nearer to it.
+    colour = torch.tensor([0.6, -0.5, 0.1]).view(1, 3, 1, 1)
+    noise = torch.randn((64, 3, SIZE, SIZE), generator=torch.Generator().manual_seed(0))
+    data = (colour + 0.05 * noise).clamp(-1, 1)
+    gen = create_generator(_spec(arch, train_steps=40, batch_size=16, lr=2e-3), SIZE)
+
+    def distance() -> float:
+        return (gen.sample(64, seed=0).mean((0, 2, 3)) - colour.flatten()).abs().mean().item()
+
+    before = distance()
+    _fit(gen, data)
+    assert distance() < 0.6 * before
