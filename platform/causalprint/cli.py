@@ -72,6 +72,44 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ssl_train(args: argparse.Namespace) -> int:
+    from causalprint.features.ssl_job import SSLJobConfig, run_ssl_training
+
+    print(run_ssl_training(_preset_config(SSLJobConfig, "ssl", None, args)))
+    return 0
+
+
+def _cmd_bench_extract(args: argparse.Namespace) -> int:
+    from causalprint.benchmarks.extract_throughput import (
+        BenchExtractJobConfig,
+        format_throughput,
+        run_throughput,
+    )
+
+    result = run_throughput(_preset_config(BenchExtractJobConfig, "bench_extract", None, args))
+    table = format_throughput(result)
+    print(table)
+    if args.results:
+        from causalprint.results_doc import update_section
+
+        update_section(args.results, f"throughput-{args.preset}", "Residual and feature engine throughput", table)
+    return 0
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from causalprint.evaluation.probe import ProbeJobConfig, format_probe, run_probe
+
+    rows = run_probe(_preset_config(ProbeJobConfig, "probe", None, args))
+    table = format_probe(rows)
+    print(table)
+    if args.results:
+        from causalprint.results_doc import update_section
+
+        update_section(args.results, f"separability-{args.preset}", "Separability of residual representations",
+                       table)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="causalprint", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +137,26 @@ def build_parser() -> argparse.ArgumentParser:
     ext.add_argument("--preset", default="tiny", help="extraction preset: tiny, bench or bench-dire")
     _add_config_args(ext)
     ext.set_defaults(func=_cmd_extract)
+
+    ssl = commands.add_parser("ssl", help="the self-supervised feature space").add_subparsers(
+        dest="ssl_command", required=True)
+    ssl_train = ssl.add_parser("train", help="train the ssl encoder on residuals of real images")
+    ssl_train.add_argument("--preset", default="tiny", help="ssl preset: tiny or bench")
+    _add_config_args(ssl_train)
+    ssl_train.set_defaults(func=_cmd_ssl_train)
+
+    bench = commands.add_parser("bench", help="benchmarks").add_subparsers(dest="bench_command", required=True)
+    bench_ext = bench.add_parser("extract", help="throughput of residual modes and of the Ray pipeline")
+    bench_ext.add_argument("--preset", default="tiny", help="tiny or bench")
+    bench_ext.add_argument("--results", help="also write the tables into this Markdown file")
+    _add_config_args(bench_ext)
+    bench_ext.set_defaults(func=_cmd_bench_extract)
+
+    probe = commands.add_parser("probe", help="separability of every residual mode x feature space")
+    probe.add_argument("--preset", default="tiny", help="tiny or bench")
+    probe.add_argument("--results", help="also write the table into this Markdown file")
+    _add_config_args(probe)
+    probe.set_defaults(func=_cmd_probe)
 
     inv = commands.add_parser("inventory", help="read a folder or bucket prefix of images and report failures")
     inv.add_argument("prefix", help="folder or prefix, inside the configured storage root")

@@ -43,11 +43,11 @@ def select_inputs(storage: Storage, job: ExtractJobConfig) -> pa.Table:
 
 
 def _limit_per_source(manifest: pa.Table, limit: int) -> pa.Table:
-    """The first ``limit`` rows of each source in manifest order (manifests are sorted, so this is stable)."""
+    """The first ``limit`` rows of each (source, split) in manifest order (stable: manifests are sorted)."""
     keep, seen = [], {}
-    for i, src in enumerate(manifest["source"].to_pylist()):
-        seen[src] = seen.get(src, 0) + 1
-        if seen[src] <= limit:
+    for i, key in enumerate(zip(manifest["source"].to_pylist(), manifest["split"].to_pylist())):
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] <= limit:
             keep.append(i)
     return manifest.take(keep)
 

@@ -6,6 +6,7 @@ tensors, so no arbitrary object is ever unpickled.
 
 from __future__ import annotations
 
+import copy
 from functools import lru_cache
 
 import numpy as np
@@ -41,7 +42,9 @@ class EfficientNetLite0Embedder:
     def __init__(self, input_size: int = 128, device: str | torch.device = "cpu") -> None:
         self.input_size = input_size
         self.device = torch.device(device)
-        self.model = load_efficientnet_lite0().to(self.device)
+        shared = load_efficientnet_lite0()
+        # The cached CPU model is shared; another device gets its own copy so the two never move each other.
+        self.model = shared if self.device.type == "cpu" else copy.deepcopy(shared).to(self.device)
         self._mean = torch.tensor(_IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(_IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
 

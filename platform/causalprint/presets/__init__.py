@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from causalprint.config import read_yaml
+from causalprint.config import ConfigError, read_yaml
 
 PRESET_ROOT = Path(__file__).parent
 
@@ -21,5 +21,5 @@ def load_preset(kind: str, name: str) -> dict[str, Any]:
     """The raw mapping of preset ``name`` of ``kind``; an unknown name lists the known ones."""
     path = PRESET_ROOT / kind / f"{name}.yaml"
     if not path.is_file():
-        raise ValueError(f"unknown {kind} preset {name!r}; known: {', '.join(preset_names(kind))}")
+        raise ConfigError(f"unknown {kind} preset {name!r}; known: {', '.join(preset_names(kind))}")
     return read_yaml(path)

@@ -1,0 +1,363 @@
+"""The causal decoupling model: a VAE that splits a representation into a fingerprint code and a content code.
+
+Causal graph (science.md §1): ``source Y -> fingerprint F -> X <- content C, style S``. The encoder reads a
+(standardised) representation ``x`` into ``z_fp`` (carries Y) and ``z_c`` (carries C, S, and no Y); the decoder
+rebuilds ``x`` from both. Terms of the loss (science.md §3.4):
+
+- ``cls``: cross-entropy of the source from ``z_fp``;
+- ``rec``: reconstruction of the standardised input;
+- ``kl``: KL of both posteriors to N(0, I);
+- ``hsic``: HSIC(z_c, onehot(y)) + HSIC(z_c, z_fp), so the content code is independent of the source and of
+  the fingerprint;
+- ``adv`` (optional): a linear head reads the source from ``z_c`` through gradient reversal;
+- ``swap``: counterfactual consistency, do(F = f_A) with C = c_B held fixed.
+
+A model is a folder: ``config.json`` + ``model.safetensors`` (+ ``extras.json``), see :meth:`save_pretrained`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field, model_validator
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from causalprint.attribution.losses import grad_reverse, hsic, kl_standard_normal, one_hot
+from causalprint.config import StrictModel
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CausalDecoupler", "Codes", "DecouplerConfig", "DecouplerOutput", "fit_decoupler"]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+EXTRAS_NAME = "extras.json"
+FORMAT_VERSION = 1
+
+
+class DecouplerConfig(StrictModel):
+    """Shape and loss weights of a :class:`CausalDecoupler` (frozen; unknown keys are errors)."""
+
+    input_dim: int = Field(ge=1)
+    num_classes: int = Field(ge=2)
+    fp_dim: int = Field(default=32, ge=1, description="size of the fingerprint code z_fp")
+    content_dim: int = Field(default=32, ge=1, description="size of the content/style code z_c")
+    hidden: int = Field(default=256, ge=1)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    head: Literal["cosine", "linear"] = "cosine"
+    cosine_scale: float = Field(default=16.0, gt=0, description="logit scale of the cosine head")
+    w_cls: float = Field(default=1.0, ge=0)
+    w_rec: float = Field(default=1.0, ge=0)
+    w_kl: float = Field(default=1e-3, ge=0)
+    w_hsic: float = Field(default=1.0, ge=0)
+    w_adv: float = Field(default=0.0, ge=0, description="0 disables the adversary (no head is built)")
+    w_swap: float = Field(default=1.0, ge=0)
+    hsic_sigma: float | None = Field(default=None, gt=0, description="kernel width; None: median heuristic")
+    class_names: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _names_match(self) -> DecouplerConfig:
+        if self.class_names is not None and len(self.class_names) != self.num_classes:
+            raise ValueError(f"class_names has {len(self.class_names)} names but num_classes={self.num_classes}")
+        return self
+
+
+@dataclass(frozen=True)
+class DecouplerOutput:
+    """One forward pass over ``N`` inputs of dimension ``D`` (``F`` = fp_dim, ``C`` = content_dim, ``K`` classes).
+
+    ``x_std`` ``[N, D]`` is the standardised input and ``recon`` ``[N, D]`` its reconstruction (same space);
+    ``mu_*``/``logvar_*`` ``[N, F]`` or ``[N, C]`` are the posterior parameters; ``z_fp`` ``[N, F]`` and ``z_c``
+    ``[N, C]`` the codes (samples in training mode, the means in eval mode); ``logits`` ``[N, K]`` the source
+    logits from ``z_fp``.
+    """
+
+    x_std: Tensor
+    mu_fp: Tensor
+    logvar_fp: Tensor
+    mu_c: Tensor
+    logvar_c: Tensor
+    z_fp: Tensor
+    z_c: Tensor
+    recon: Tensor
+    logits: Tensor
+
+
+@dataclass(frozen=True)
+class Codes:
+    """Deterministic codes of ``N`` raw inputs as numpy arrays: ``fp`` ``[N, F]``, ``content`` ``[N, C]``,
+    ``logits`` ``[N, K]``."""
+
+    fp: np.ndarray
+    content: np.ndarray
+    logits: np.ndarray
+
+
+def _mlp(d_in: int, hidden: int, d_out: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(d_in, hidden), nn.GELU(), nn.Dropout(dropout),
+        nn.Linear(hidden, hidden), nn.GELU(), nn.Dropout(dropout),
+        nn.Linear(hidden, d_out),
+    )
+
+
+class CosineHead(nn.Module):
+    """``logits = s * cos(z, w_k)``: class evidence is the direction of ``z_fp``, which is also what the
+    open-set prototypes compare."""
+
+    def __init__(self, dim: int, num_classes: int, scale: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(num_classes, dim) / math.sqrt(dim))
+        self.scale = scale
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.scale * F.normalize(z, dim=-1) @ F.normalize(self.weight, dim=-1).T
+
+
+class CausalDecoupler(nn.Module):
+    """Encoder -> (z_fp, z_c); decoder(z_fp ++ z_c) -> x; source head on z_fp. Inputs are raw vectors: the
+    model standardises them with its ``x_mean``/``x_std`` buffers (set by :func:`fit_decoupler`)."""
+
+    def __init__(self, config: DecouplerConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        self.encoder = _mlp(c.input_dim, c.hidden, 2 * (c.fp_dim + c.content_dim), c.dropout)
+        self.decoder = _mlp(c.fp_dim + c.content_dim, c.hidden, c.input_dim, c.dropout)
+        self.head: nn.Module = (CosineHead(c.fp_dim, c.num_classes, c.cosine_scale) if c.head == "cosine"
+                                else nn.Linear(c.fp_dim, c.num_classes))
+        self.adversary = nn.Linear(c.content_dim, c.num_classes) if c.w_adv > 0 else None
+        self.register_buffer("x_mean", torch.zeros(c.input_dim))
+        self.register_buffer("x_std", torch.ones(c.input_dim))
+        self.extras: dict[str, Any] = {}
+
+    # ----- building blocks -----
+    def standardise(self, x: Tensor) -> Tensor:
+        return (x - self.x_mean) / self.x_std
+
+    def destandardise(self, x_std: Tensor) -> Tensor:
+        return x_std * self.x_std + self.x_mean
+
+    def encode_standardised(self, x_std: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(mu_fp, logvar_fp, mu_c, logvar_c)`` of standardised inputs ``[N, D]``."""
+        c = self.config
+        mu_fp, logvar_fp, mu_c, logvar_c = self.encoder(x_std).split(
+            [c.fp_dim, c.fp_dim, c.content_dim, c.content_dim], dim=-1)
+        # A bounded log-variance keeps exp() finite early in training, when the encoder output is arbitrary.
+        return mu_fp, logvar_fp.clamp(-10, 10), mu_c, logvar_c.clamp(-10, 10)
+
+    def _sample(self, mu: Tensor, logvar: Tensor) -> Tensor:
+        if not self.training:
+            return mu
+        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+    def decode(self, z_fp: Tensor, z_c: Tensor) -> Tensor:
+        """Standardised reconstruction ``[N, D]`` from ``z_fp`` ``[N, F]`` and ``z_c`` ``[N, C]``."""
+        return self.decoder(torch.cat([z_fp, z_c], dim=-1))
+
+    def classify(self, z_fp: Tensor) -> Tensor:
+        return self.head(z_fp)
+
+    def forward(self, x: Tensor) -> DecouplerOutput:
+        """Encode raw inputs ``x`` ``[N, D]``, sample codes (training) or take the means (eval), decode, classify."""
+        if x.ndim != 2 or x.shape[1] != self.config.input_dim:
+            raise ValueError(f"expected x of shape [N, {self.config.input_dim}], got {tuple(x.shape)}")
+        x_std = self.standardise(x)
+        mu_fp, logvar_fp, mu_c, logvar_c = self.encode_standardised(x_std)
+        z_fp, z_c = self._sample(mu_fp, logvar_fp), self._sample(mu_c, logvar_c)
+        return DecouplerOutput(x_std=x_std, mu_fp=mu_fp, logvar_fp=logvar_fp, mu_c=mu_c, logvar_c=logvar_c,
+                               z_fp=z_fp, z_c=z_c, recon=self.decode(z_fp, z_c), logits=self.classify(z_fp))
+
+    # ----- training objective -----
+    def loss(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+        """Every loss term on a batch of raw inputs ``x`` ``[N, D]`` with labels ``y`` ``[N]``, and ``"total"``."""
+        c = self.config
+        y = y.long().to(x.device)
+        if y.shape != (x.shape[0],) or int(y.min()) < 0 or int(y.max()) >= c.num_classes:
+            raise ValueError(f"labels must be [N={x.shape[0]}] in [0, {c.num_classes}); got shape "
+                             f"{tuple(y.shape)}, range [{int(y.min())}, {int(y.max())}]")
+        if x.shape[0] < 2:
+            raise ValueError("the decoupler loss needs a batch of at least 2 (HSIC and the swap pair samples)")
+        out = self(x)
+        terms: dict[str, Tensor] = {
+            "cls": F.cross_entropy(out.logits, y),
+            "rec": F.mse_loss(out.recon, out.x_std),
+            "kl": kl_standard_normal(out.mu_fp, out.logvar_fp) + kl_standard_normal(out.mu_c, out.logvar_c),
+        }
+        # Independence on the means: they are the codes used at inference, and sampling noise would only make
+        # the dependence look smaller than it is.
+        terms["hsic"] = (hsic(out.mu_c, one_hot(y, c.num_classes, out.mu_c.dtype), c.hsic_sigma)
+                         + hsic(out.mu_c, out.mu_fp, c.hsic_sigma))
+        if self.adversary is not None:
+            terms["adv"] = F.cross_entropy(self.adversary(grad_reverse(out.mu_c)), y)
+        else:
+            terms["adv"] = torch.zeros((), device=x.device)
+        terms.update(self._swap_terms(out, y))
+        terms["swap"] = terms["swap_cls"] + terms["swap_content"]
+        terms["total"] = (c.w_cls * terms["cls"] + c.w_rec * terms["rec"] + c.w_kl * terms["kl"]
+                          + c.w_hsic * terms["hsic"] + c.w_adv * terms["adv"] + c.w_swap * terms["swap"])
+        return terms
+
+    def _swap_terms(self, out: DecouplerOutput, y: Tensor) -> dict[str, Tensor]:
+        """Counterfactual consistency: the intervention do(F = f_A) with C = c_B fixed must yield a vector that
+        is attributed to A's source and still holds B's content (science.md §3.4)."""
+        # 1. Pair each sample A with a recipient B = pi(A) by a random permutation pi of the batch.
+        perm = torch.randperm(out.z_fp.shape[0], device=out.z_fp.device)
+        # 2. Decode the counterfactual x_AB = g(z_fp[A], z_c[B]) (standardised space).
+        x_ab = self.decode(out.z_fp, out.z_c[perm])
+        # 3. Re-encode it: (mu_fp', mu_c') = e(x_AB); the means, as at inference.
+        mu_fp_ab, _, mu_c_ab, _ = self.encode_standardised(x_ab)
+        # 4. Its fingerprint must name the donor's source: CE(h(mu_fp'), y_A).
+        swap_cls = F.cross_entropy(self.classify(mu_fp_ab), y)
+        # 5. Its content code must be the recipient's: ||mu_c' - sg(mu_c[B])||^2. The stop-gradient pulls the
+        #    re-encoding towards the code, not the code towards whatever the decoder produced.
+        swap_content = F.mse_loss(mu_c_ab, out.mu_c[perm].detach())
+        return {"swap_cls": swap_cls, "swap_content": swap_content}
+
+    # ----- inference (raw vectors in, numpy out) -----
+    def _device(self) -> torch.device:
+        return self.x_mean.device
+
+    @torch.no_grad()
+    def predict_codes(self, X: np.ndarray | Tensor, batch_size: int = 4096) -> Codes:
+        """Deterministic codes (posterior means) and logits of raw inputs ``[N, D]``."""
+        was_training = self.training
+        self.eval()
+        fp, content, logits = [], [], []
+        x_all = torch.as_tensor(np.asarray(X) if not isinstance(X, Tensor) else X, dtype=torch.float32)
+        for start in range(0, x_all.shape[0], batch_size):
+            xb = self.standardise(x_all[start:start + batch_size].to(self._device()))
+            mu_fp, _, mu_c, _ = self.encode_standardised(xb)
+            fp.append(mu_fp.cpu())
+            content.append(mu_c.cpu())
+            logits.append(self.classify(mu_fp).cpu())
+        self.train(was_training)
+        cat = (lambda parts, d: torch.cat(parts).numpy() if parts else np.zeros((0, d), np.float32))
+        c = self.config
+        return Codes(fp=cat(fp, c.fp_dim), content=cat(content, c.content_dim), logits=cat(logits, c.num_classes))
+
+    def predict_proba(self, X: np.ndarray | Tensor, temperature: float = 1.0) -> np.ndarray:
+        """Source probabilities ``[N, K]``, softmax of the logits divided by ``temperature``."""
+        logits = torch.from_numpy(self.predict_codes(X).logits)
+        return torch.softmax(logits / temperature, dim=-1).numpy()
+
+    def predict(self, X: np.ndarray | Tensor) -> np.ndarray:
+        """The most likely source index ``[N]``."""
+        return self.predict_codes(X).logits.argmax(-1)
+
+    @torch.no_grad()
+    def counterfactual(self, X: np.ndarray | Tensor, z_fp: np.ndarray | Tensor) -> np.ndarray:
+        """Raw-space vectors that keep the content of ``X`` ``[N, D]`` but carry fingerprint ``z_fp`` (``[N, F]``
+        or one ``[F]`` code for all): the intervention do(F = z_fp)."""
+        was_training = self.training
+        self.eval()
+        x = torch.as_tensor(np.asarray(X) if not isinstance(X, Tensor) else X, dtype=torch.float32)
+        x = x.to(self._device())
+        fp = torch.as_tensor(np.asarray(z_fp) if not isinstance(z_fp, Tensor) else z_fp, dtype=torch.float32)
+        fp = fp.to(self._device()).expand(x.shape[0], -1)
+        _, _, mu_c, _ = self.encode_standardised(self.standardise(x))
+        out = self.destandardise(self.decode(fp, mu_c)).cpu().numpy()
+        self.train(was_training)
+        return out
+
+    # ----- a model is a folder -----
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write ``config.json``, ``model.safetensors`` and, if any, ``extras.json`` (never a pickle)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        save_file(tensors, str(directory / WEIGHTS_NAME))
+        config = {"_class": type(self).__name__, "_format_version": FORMAT_VERSION, **self.config.model_dump()}
+        (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True))
+        if self.extras:
+            (directory / EXTRAS_NAME).write_text(json.dumps(self.extras, indent=2, sort_keys=True))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> CausalDecoupler:
+        """Rebuild a model saved by :meth:`save_pretrained`, in eval mode. Unknown config keys are dropped with
+        a warning; defaults filled in for missing keys are logged."""
+        directory = Path(directory)
+        raw = json.loads((directory / CONFIG_NAME).read_text())
+        raw = {k: v for k, v in raw.items() if not k.startswith("_")}
+        known = set(DecouplerConfig.model_fields)
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            log.warning("ignoring unknown keys in %s: %s", directory / CONFIG_NAME, unknown)
+        defaulted = sorted(known - set(raw) - {"input_dim", "num_classes"})
+        if defaulted:
+            log.info("filled in defaults for %s: %s", directory / CONFIG_NAME,
+                     {k: DecouplerConfig.model_fields[k].default for k in defaulted})
+        model = cls(DecouplerConfig.model_validate({k: v for k, v in raw.items() if k in known}))
+        model.load_state_dict(load_file(str(directory / WEIGHTS_NAME), device=str(map_location)), strict=True)
+        extras_path = directory / EXTRAS_NAME
+        model.extras = json.loads(extras_path.read_text()) if extras_path.exists() else {}
+        return model.to(map_location).eval()
+
+
+def fit_decoupler(
+    X_train: np.ndarray | Tensor,
+    y_train: np.ndarray | Tensor,
+    config: DecouplerConfig | None = None,
+    *,
+    epochs: int = 50,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-4,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> CausalDecoupler:
+    """Train a :class:`CausalDecoupler` on raw vectors ``[N, D]`` with integer labels ``[N]`` in ``[0, K)``.
+
+    The standardisation statistics of ``X_train`` become the model's buffers, so the returned model (eval mode)
+    takes raw vectors. Per-epoch mean loss terms are kept in ``model.extras["history"]``. ``config=None`` builds
+    the default config from the data's shape.
+    """
+    x = torch.as_tensor(np.asarray(X_train) if not isinstance(X_train, Tensor) else X_train, dtype=torch.float32)
+    y = torch.as_tensor(np.asarray(y_train) if not isinstance(y_train, Tensor) else y_train).long()
+    if x.ndim != 2 or y.shape != (x.shape[0],):
+        raise ValueError(f"expected X [N, D] and y [N]; got X {tuple(x.shape)}, y {tuple(y.shape)}")
+    if config is None:
+        config = DecouplerConfig(input_dim=x.shape[1], num_classes=int(y.max()) + 1)
+    if x.shape[1] != config.input_dim:
+        raise ValueError(f"X has {x.shape[1]} features but config.input_dim={config.input_dim}")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    torch.manual_seed(seed)
+    model = CausalDecoupler(config)
+    # Constant features would divide by zero; a floor keeps them at 0 after standardisation.
+    model.x_mean.copy_(x.mean(0))
+    model.x_std.copy_(x.std(0).clamp_min(1e-6))
+    model.to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    gen = torch.Generator().manual_seed(seed)
+    x, y = x.to(device), y.to(device)
+    history: list[dict[str, float]] = []
+    for epoch in range(epochs):
+        order = torch.randperm(x.shape[0], generator=gen).to(device)
+        sums: dict[str, float] = {}
+        steps = 0
+        for start in range(0, x.shape[0], batch_size):
+            idx = order[start:start + batch_size]
+            if idx.numel() < 2:  # HSIC and the swap pairing need two samples
+                continue
+            terms = model.loss(x[idx], y[idx])
+            opt.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            opt.step()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            steps += 1
+        history.append({k: v / max(steps, 1) for k, v in sums.items()})
+        if epoch == epochs - 1 or (epoch + 1) % max(1, epochs // 5) == 0:
+            log.info("decoupler epoch %d/%d: %s", epoch + 1, epochs,
+                     " ".join(f"{k}={v:.4f}" for k, v in history[-1].items()))
+    model.extras["history"] = history
+    return model.eval()

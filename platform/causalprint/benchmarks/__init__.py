@@ -1,0 +1,1 @@
+"""Benchmarks: jobs that measure, print and record figures in docs/results.md."""
