@@ -13,28 +13,37 @@ def _as_matrix(x: Tensor) -> Tensor:
     return x.reshape(-1, 1) if x.ndim == 1 else x.reshape(x.shape[0], -1)
 
 
+def _squared_distances(x: Tensor) -> Tensor:
+    """``[N, N]`` squared Euclidean distances by ``|a|^2 + |b|^2 - 2ab`` (no ``[N, N, D]`` intermediate), with
+    rounding below zero clipped and an exact zero diagonal."""
+    norms = x.pow(2).sum(-1)
+    sq = (norms.unsqueeze(1) + norms.unsqueeze(0) - 2.0 * x @ x.T).clamp_min(0.0)
+    return sq * (1.0 - torch.eye(x.shape[0], dtype=x.dtype, device=x.device))
+
+
+def _median_from_squared(sq: Tensor) -> Tensor:
+    sq = sq.detach()
+    upper = sq[torch.triu(torch.ones_like(sq, dtype=torch.bool), diagonal=1)]
+    positive = upper[upper > 1e-12]
+    if positive.numel() == 0:  # every row identical: any width gives a constant kernel
+        return torch.ones((), dtype=sq.dtype, device=sq.device)
+    return positive.median().sqrt()
+
+
 def median_bandwidth(x: Tensor) -> Tensor:
     """Median heuristic: the median of the non-zero pairwise distances of the rows of ``x`` (``[N, D]``).
 
     Zero distances are left out so that a one-hot label with a dominant class still gets a usable width; the
     result is detached, because the bandwidth is a choice of kernel, not something to optimise through.
     """
-    x = _as_matrix(x).detach()
-    dist = torch.cdist(x, x)
-    upper = dist[torch.triu(torch.ones_like(dist, dtype=torch.bool), diagonal=1)]
-    positive = upper[upper > 1e-12]
-    if positive.numel() == 0:  # every row identical: any width gives a constant kernel
-        return torch.ones((), dtype=x.dtype, device=x.device)
-    return positive.median()
+    return _median_from_squared(_squared_distances(_as_matrix(x).detach()))
 
 
 def gaussian_gram(x: Tensor, sigma: float | Tensor | None = None) -> Tensor:
     """``K_ij = exp(-||x_i - x_j||^2 / (2 sigma^2))`` for ``x`` ``[N, D]`` (or ``[N]``); ``[N, N]``."""
-    x = _as_matrix(x)
-    if sigma is None:
-        sigma = median_bandwidth(x)
-    sq = (x.unsqueeze(1) - x.unsqueeze(0)).pow(2).sum(-1)  # exact zeros on the diagonal, unlike cdist**2
-    return torch.exp(-sq / (2.0 * torch.as_tensor(sigma, dtype=x.dtype, device=x.device) ** 2))
+    sq = _squared_distances(_as_matrix(x))
+    width = _median_from_squared(sq) if sigma is None else torch.as_tensor(sigma, dtype=sq.dtype, device=sq.device)
+    return torch.exp(-sq / (2.0 * width**2))
 
 
 def hsic(x: Tensor, y: Tensor, sigma: float | None = None) -> Tensor:

@@ -232,8 +232,9 @@ def build_zoo(storage: Storage, zoo: ZooConfig) -> dict[str, Any]:
     options = {"num_cpus": zoo.cpus_per_task, "num_gpus": 1 if use_gpu else 0, "max_retries": 1}
     gen_task = ray.remote(build_generator_source).options(**options)
     real_task = ray.remote(build_real_source).options(num_cpus=zoo.cpus_per_task, max_retries=1)
-    # Longest jobs first, so that the last task to finish is a short one.
-    specs = sorted(zoo.generators, key=lambda s: -s.train_steps * s.width * s.width)
+    # Diffusion families (training plus many-step sampling) cost most: start them first, so that the last
+    # tasks to finish are short ones and no core idles at the end.
+    specs = sorted(zoo.generators, key=lambda s: (GENERATORS.get(s.arch).family != "diffusion", -s.train_steps))
     pending = {real_task.remote(storage, zoo): REAL_SOURCE}
     pending.update({gen_task.remote(storage, zoo, spec): spec.name for spec in specs})
     progress = ProgressLogger(f"zoo {zoo.name}", len(pending), unit="source", every_s=0)

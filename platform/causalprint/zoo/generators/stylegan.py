@@ -156,7 +156,7 @@ class _Synthesis(nn.Module):
 
 
 class _DBlock(nn.Module):
-    """Residual down block, (h + skip) / sqrt(2) (Karras 2020, Fig. 7b); pooling before the second conv."""
+    """Residual down block, (h + skip) / sqrt(2) (Karras 2020, section 4.1); pooling before the second conv."""
 
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()
@@ -199,8 +199,8 @@ def _image_noise_seed(seed: int, index: int) -> int:
 class StyleGANLite(GANFamily):
     """StyleGAN2-style generator (mapping + synthesis) with a residual discriminator; see the module docs.
 
-    Options: ``mapping_layers`` (2, as in the CIFAR-10 configuration of Karras et al. 2020b); ``r1_gamma`` (0.01, the CIFAR-10 value of Karras et al. 2020b) and
-    ``r1_every`` (16, the paper's lazy interval).
+    Options: ``mapping_layers`` (2) and ``r1_gamma`` (0.01), the CIFAR-10 values of Karras et al. 2020b (ADA);
+    ``r1_every`` (16, the lazy interval of Karras 2020).
     """
 
     default_lr = 2e-3

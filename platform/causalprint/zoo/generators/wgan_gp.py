@@ -12,7 +12,7 @@ from causalprint.zoo.generators.gan_training import feature_resolutions
 
 
 class _UpBlock(nn.Module):
-    """BN-ReLU-(nearest x2, 3x3 conv)-BN-ReLU-3x3 conv, plus a nearest x2 + 1x1 conv shortcut (their App. F)."""
+    """BN-ReLU-(nearest x2, 3x3 conv)-BN-ReLU-3x3 conv, plus a nearest x2 + 1x1 conv shortcut."""
 
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()
