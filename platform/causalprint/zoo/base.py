@@ -19,9 +19,9 @@ from torch import nn
 
 from causalprint.config import StrictModel
 from causalprint.progress import ProgressLogger
-from causalprint.seeding import seeded_noise
+from causalprint.seeding import derive_seed, seeded_noise
 
-__all__ = ["Family", "GeneratorFamily", "GeneratorSpec", "minibatches", "seeded_noise"]
+__all__ = ["Family", "GeneratorFamily", "GeneratorSpec", "minibatches", "sample_seeds", "seeded_noise"]
 
 Family = Literal["gan", "diffusion", "vae", "real"]
 
@@ -108,6 +108,11 @@ class GeneratorFamily(ABC):
             module.load_state_dict(state, strict=True)
         instance.eval()
         return instance
+
+
+def sample_seeds(seed: int, n: int) -> list[int]:
+    """One seed per sample index, so that sample ``i`` of a draw does not depend on the batch size."""
+    return [derive_seed(seed, "sample", i) for i in range(n)]
 
 
 def minibatches(images: torch.Tensor, batch_size: int, seed: int):

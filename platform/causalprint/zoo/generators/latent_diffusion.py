@@ -15,7 +15,7 @@ from causalprint.diffusion.networks import LATENT_CHANNELS, small_autoencoder, s
 from causalprint.diffusion.sampling import run_sampler
 from causalprint.diffusion.training import TRAIN_TIMESTEPS, train_autoencoder, train_noise_predictor
 from causalprint.progress import ProgressLogger
-from causalprint.zoo.base import GeneratorFamily, GeneratorSpec, minibatches
+from causalprint.zoo.base import GeneratorFamily, GeneratorSpec, minibatches, sample_seeds
 
 
 class LatentDiffusion(GeneratorFamily):
@@ -70,11 +70,11 @@ class LatentDiffusion(GeneratorFamily):
         self.eval()
         side = self.image_size // 2
         scale = float(self.latent_stats["scale"])
+        seeds = sample_seeds(seed, n)
         chunks = []
-        for i, start in enumerate(range(0, n, batch_size)):
-            size = min(batch_size, n - start)
+        for i in range(0, n, batch_size):
             sched = DDIMScheduler(num_train_timesteps=TRAIN_TIMESTEPS, beta_schedule="linear", clip_sample=False)
-            z = run_sampler(self.unet, sched, (size, LATENT_CHANNELS, side, side), self.spec.sample_steps,
-                            seed * 100_003 + i)
+            z = run_sampler(self.unet, sched, (LATENT_CHANNELS, side, side), self.spec.sample_steps,
+                            seeds[i : i + batch_size])
             chunks.append(self.vae.decode(z / scale).sample.clamp(-1, 1).cpu())
-        return torch.cat(chunks)
+        return torch.cat(chunks) if chunks else torch.zeros((0, 3, self.image_size, self.image_size))

@@ -18,7 +18,7 @@ from causalprint.diffusion.networks import small_unet
 from causalprint.diffusion.sampling import run_sampler
 from causalprint.diffusion.training import TRAIN_TIMESTEPS, train_noise_predictor
 from causalprint.progress import ProgressLogger
-from causalprint.zoo.base import GeneratorFamily, GeneratorSpec, minibatches
+from causalprint.zoo.base import GeneratorFamily, GeneratorSpec, minibatches, sample_seeds
 
 
 class PixelDiffusion(GeneratorFamily):
@@ -51,12 +51,11 @@ class PixelDiffusion(GeneratorFamily):
 
     def sample(self, n: int, seed: int, batch_size: int = 256) -> torch.Tensor:
         self.unet.eval()
-        chunks = []
-        for i, start in enumerate(range(0, n, batch_size)):
-            shape = (min(batch_size, n - start), 3, self.image_size, self.image_size)
-            x = run_sampler(self.unet, self.sample_scheduler(), shape, self.spec.sample_steps, seed * 100_003 + i)
-            chunks.append(x.clamp(-1, 1).cpu())
-        return torch.cat(chunks)
+        seeds = sample_seeds(seed, n)
+        shape = (3, self.image_size, self.image_size)
+        chunks = [run_sampler(self.unet, self.sample_scheduler(), shape, self.spec.sample_steps, seeds[i : i + batch_size])
+                  .clamp(-1, 1).cpu() for i in range(0, n, batch_size)]
+        return torch.cat(chunks) if chunks else torch.zeros((0, *shape))
 
 
 class DDPMGenerator(PixelDiffusion):

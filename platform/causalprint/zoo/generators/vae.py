@@ -96,4 +96,5 @@ class ConvVAE(GeneratorFamily):
         self.eval()
         device = next(self.decoder.parameters()).device
         z = seeded_noise((n, self.z_dim), seed).to(device)
-        return torch.cat([self.decoder(chunk).cpu() for chunk in z.split(batch_size)]).clamp(-1, 1)
+        chunks = [self.decoder(chunk).cpu() for chunk in z.split(batch_size)]
+        return torch.cat(chunks).clamp(-1, 1) if chunks else torch.zeros((0, 3, self.image_size, self.image_size))
