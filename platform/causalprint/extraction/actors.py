@@ -51,12 +51,12 @@ class ResidualActor:
     """Adds ``residual.<mode>`` columns (float32 ``[N, 3, S, S]``); error rows get zeros."""
 
     def __init__(self, storage: Storage, reference_uri: str, modes: dict[str, dict[str, Any]], precision: str):
-        torch.set_grad_enabled(False)
         self.device = pick_device()
         self.reference = load_reference(storage, reference_uri).to(self.device)
         dtype = autocast_dtype(precision, self.device)
         self.modes = {name: create_mode(name, self.reference, autocast=dtype, **opts) for name, opts in modes.items()}
 
+    @torch.no_grad()
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         ok = batch["ok"].astype(bool)
         n, size = len(ok), self.reference.image_size
@@ -76,7 +76,6 @@ class FeatureActor:
     """Turns every ``residual.<mode>`` column into ``<mode>.<space>`` vectors and drops the pixel columns."""
 
     def __init__(self, storage: Storage, spaces: list[SpaceSpec], image_size: int):
-        torch.set_grad_enabled(False)
         self.device = pick_device()
         self._tmp = tempfile.TemporaryDirectory()
         self.spaces = {}
@@ -86,6 +85,7 @@ class FeatureActor:
                 options["path"] = str(download_folder(storage, spec.weights, f"{self._tmp.name}/{spec.name}"))
             self.spaces[spec.name] = create_space(spec.name, image_size, device=self.device, **options)
 
+    @torch.no_grad()
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         ok = batch["ok"].astype(bool)
         out = {k: v for k, v in batch.items() if k != "image" and not k.startswith("residual.")}
