@@ -72,6 +72,15 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace, key: str, title: str, table: str) -> None:
+    """Print a benchmark's table and, with --results, record it in the results document."""
+    print(table)
+    if args.results:
+        from causalprint.results_doc import update_section
+
+        update_section(args.results, key, title, table)
+
+
 def _cmd_ssl_train(args: argparse.Namespace) -> int:
     from causalprint.features.ssl_job import SSLJobConfig, run_ssl_training
 
@@ -87,12 +96,7 @@ def _cmd_bench_extract(args: argparse.Namespace) -> int:
     )
 
     result = run_throughput(_preset_config(BenchExtractJobConfig, "bench_extract", None, args))
-    table = format_throughput(result)
-    print(table)
-    if args.results:
-        from causalprint.results_doc import update_section
-
-        update_section(args.results, f"throughput-{args.preset}", "Residual and feature engine throughput", table)
+    _report(args, f"throughput-{args.preset}", "Residual and feature engine throughput", format_throughput(result))
     return 0
 
 
@@ -100,13 +104,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     from causalprint.evaluation.probe import ProbeJobConfig, format_probe, run_probe
 
     rows = run_probe(_preset_config(ProbeJobConfig, "probe", None, args))
-    table = format_probe(rows)
-    print(table)
-    if args.results:
-        from causalprint.results_doc import update_section
-
-        update_section(args.results, f"separability-{args.preset}", "Separability of residual representations",
-                       table)
+    _report(args, f"separability-{args.preset}", "Separability of residual representations", format_probe(rows))
     return 0
 
 
