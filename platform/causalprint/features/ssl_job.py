@@ -13,7 +13,6 @@ from pydantic import Field
 from causalprint.config import StrictModel
 from causalprint.extraction.actors import image_seeds, load_reference
 from causalprint.features.ssl_training import SSLTrainConfig, save_ssl_encoder, train_ssl_encoder
-from causalprint.progress import ProgressLogger
 from causalprint.residual.pretrain import ReferenceTrainConfig, real_training_images
 from causalprint.residual.registry import create_mode
 from causalprint.storage import Storage, StorageConfig
@@ -54,11 +53,9 @@ def run_ssl_training(job: SSLJobConfig) -> dict[str, Any]:
     uint8 = images.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
     residuals = torch.cat([mode(chunk, image_seeds(u8)) for chunk, u8 in
                            zip(images.split(256), [uint8[i : i + 256] for i in range(0, len(uint8), 256)])])
-    progress = ProgressLogger(f"ssl {job.name}", job.train.steps, unit="step", every_s=30)
     start = time.perf_counter()
-    losses: list[float] = []
-    encoder = train_ssl_encoder(residuals, job.train, on_step=lambda step, loss: (losses.append(loss),
-                                                                                  progress.update(1, loss=loss)))
+    losses: list[float] = []  # train_ssl_encoder logs progress itself
+    encoder = train_ssl_encoder(residuals, job.train, on_step=lambda step, loss: losses.append(loss))
     seconds = time.perf_counter() - start
     prefix = storage.uri(ssl_prefix(job.name))
     configure_mlflow(job.mlflow, storage)

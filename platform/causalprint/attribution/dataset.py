@@ -1,0 +1,192 @@
+"""Attribution data from an extraction output: which vector columns, which rows, which labels, which splits.
+
+Rows are the ``ok`` rows of one extraction output (``causalprint.extraction.parts``). The input of the model is
+the concatenation of the chosen ``<mode>.<space>`` columns, in the configured order. Labels are the sorted
+source names that take part in training; *held-out* sources never train and come back as the open-set
+"unknown" test rows; *excluded* sources are dropped altogether. Splits:
+
+- ``train``: the manifest's train split minus the validation rows;
+- ``val``: carved from the train split per class, deterministically by a hash of the row's URI (so the same
+  image is always in the same part, whatever the row order or the worker);
+- ``test``: the manifest's held-out split, known sources only; ``unknown``: the held-out split of held-out sources.
+
+Every row must come from one reference model (``reference_id``): vectors of different reference models do not
+live in one space.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import Field, model_validator
+
+from causalprint.config import StrictModel
+from causalprint.extraction.parts import list_parts, load_features, vectors
+from causalprint.storage import Storage
+
+__all__ = ["AttributionData", "DataConfig", "load_attribution_data", "split_attribution_data"]
+
+META_COLUMNS = ("uri", "source", "family", "split", "ok", "reference_id")
+
+
+class DataConfig(StrictModel):
+    """Which extraction output, which vector columns and which sources."""
+
+    features: str = Field(min_length=1, description="extraction output prefix in storage, e.g. features/tiny")
+    columns: list[str] = Field(min_length=1, description="<mode>.<space> vector columns, concatenated in order")
+    held_out_sources: list[str] = Field(
+        default_factory=list, description="never trained on: their test-split rows are the open-set unknowns")
+    excluded_sources: list[str] = Field(default_factory=list, description="dropped entirely")
+    train_split: str = "train"
+    test_split: str = "heldout"
+    val_fraction: float = Field(default=0.1, gt=0.0, lt=1.0, description="of each class's train rows")
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        if len(set(self.columns)) != len(self.columns):
+            raise ValueError(f"columns repeat: {self.columns}")
+        bad = [c for c in self.columns if "." not in c]
+        if bad:
+            raise ValueError(f"columns must look like <mode>.<space>, got {bad}")
+        both = sorted(set(self.held_out_sources) & set(self.excluded_sources))
+        if both:
+            raise ValueError(f"sources {both} are both held out and excluded")
+        return self
+
+
+@dataclass(frozen=True)
+class AttributionData:
+    """Arrays of one extraction output, ready to train on (``D`` = input dimension, ``K`` = classes).
+
+    ``x_*`` are float32 ``[N, D]`` raw vectors; ``y_*`` int64 ``[N]`` indices into ``class_names``. ``x_unknown``
+    holds the held-out sources' test rows (``unknown_sources`` names each row's source). ``column_dims`` gives
+    each input column's width, in order, so a slice of ``x`` can be mapped back to its space.
+    """
+
+    class_names: list[str]
+    families: dict[str, str]
+    reference_id: str
+    columns: list[str]
+    column_dims: list[int]
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    x_unknown: np.ndarray
+    unknown_sources: list[str] = field(default_factory=list)
+
+    @property
+    def input_dim(self) -> int:
+        return int(sum(self.column_dims))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def column_slices(self) -> dict[str, slice]:
+        """Where each input column lies in ``x``: ``{"one_step.dct": slice(0, 64), ...}``."""
+        out, start = {}, 0
+        for name, dim in zip(self.columns, self.column_dims):
+            out[name] = slice(start, start + dim)
+            start += dim
+        return out
+
+    def summary(self) -> dict[str, object]:
+        """Counts for logs and MLflow params."""
+        return {"classes": self.num_classes, "input_dim": self.input_dim, "train_rows": len(self.y_train),
+                "val_rows": len(self.y_val), "test_rows": len(self.y_test), "unknown_rows": len(self.x_unknown)}
+
+
+def _uri_rank(uri: str) -> int:
+    return int.from_bytes(hashlib.sha256(uri.encode()).digest()[:8], "big")
+
+
+def _val_mask(uris: list[str], labels: np.ndarray, fraction: float) -> np.ndarray:
+    """Per class, the ``round(fraction * n)`` rows (at least 1 when the class has 2+) with the smallest URI hash."""
+    mask = np.zeros(len(uris), dtype=bool)
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        take = min(max(int(round(fraction * len(rows))), 1 if len(rows) >= 2 else 0), len(rows) - 1)
+        if take > 0:
+            order = sorted(rows.tolist(), key=lambda i: _uri_rank(uris[i]))
+            mask[order[:take]] = True
+    return mask
+
+
+def split_attribution_data(table: pa.Table, cfg: DataConfig) -> AttributionData:
+    """Build :class:`AttributionData` from a loaded extraction table (see the module docstring for the rules)."""
+    missing = [c for c in (*META_COLUMNS, *cfg.columns) if c not in table.column_names]
+    if missing:
+        vector_columns = sorted(c for c in table.column_names if "." in c)
+        raise ValueError(f"extraction output {cfg.features} lacks columns {missing}; vector columns there: "
+                         f"{vector_columns}")
+    table = table.filter(pc.field("ok"))
+    if cfg.excluded_sources:
+        table = table.filter(pc.invert(pc.is_in(table["source"], pa.array(cfg.excluded_sources))))
+    if table.num_rows == 0:
+        raise ValueError(f"no ok rows in {cfg.features} (after excluding {cfg.excluded_sources})")
+    references = sorted(set(table["reference_id"].to_pylist()))
+    if len(references) != 1:
+        raise ValueError(f"rows of {cfg.features} come from {len(references)} reference models {references}; "
+                         "vectors of different reference models do not share a space: extract again or filter")
+
+    source = np.array(table["source"].to_pylist(), dtype=object)
+    split = np.array(table["split"].to_pylist(), dtype=object)
+    uris = table["uri"].to_pylist()
+    families = {str(s): str(f) for s, f in zip(source, table["family"].to_pylist())}
+    held_out = set(cfg.held_out_sources)
+    unknown_held = sorted(held_out - set(families))
+    if unknown_held:
+        raise ValueError(f"held_out_sources {unknown_held} are not sources of {cfg.features}: {sorted(families)}")
+    known = np.array([s not in held_out for s in source])
+    class_names = sorted({str(s) for s in source[known & (split == cfg.train_split)]})
+    if len(class_names) < 2:
+        raise ValueError(f"need at least two known sources with {cfg.train_split!r} rows, got {class_names}")
+    untrained = sorted({str(s) for s in source[known]} - set(class_names))
+    if untrained:
+        raise ValueError(f"sources {untrained} have no {cfg.train_split!r} rows: hold them out or exclude them")
+
+    parts = [vectors(table, column) for column in cfg.columns]
+    x = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+    index = {name: i for i, name in enumerate(class_names)}
+    y = np.array([index.get(str(s), -1) for s in source], dtype=np.int64)
+
+    train_rows = known & (split == cfg.train_split)
+    val = np.zeros(len(y), dtype=bool)
+    rows = np.flatnonzero(train_rows)
+    val[rows] = _val_mask([uris[i] for i in rows], y[rows], cfg.val_fraction)
+    train = train_rows & ~val
+    test = known & (split == cfg.test_split)
+    unknown = ~known & (split == cfg.test_split)
+    return AttributionData(
+        class_names=class_names,
+        families=families,
+        reference_id=str(references[0]),
+        columns=list(cfg.columns),
+        column_dims=[p.shape[1] for p in parts],
+        x_train=x[train], y_train=y[train],
+        x_val=x[val], y_val=y[val],
+        x_test=x[test], y_test=y[test],
+        x_unknown=x[unknown], unknown_sources=[str(s) for s in source[unknown]],
+    )
+
+
+def load_attribution_data(storage: Storage, cfg: DataConfig) -> AttributionData:
+    """Read the extraction output ``cfg.features`` (only the needed columns) and split it."""
+    wanted = [*META_COLUMNS, *cfg.columns]
+    try:
+        table = load_features(storage, cfg.features, columns=wanted)
+    except pa.ArrowInvalid as exc:  # a requested column is absent from a part
+        first = list_parts(storage, cfg.features)[0]
+        names = pq.read_schema(io.BytesIO(storage.read_bytes(first))).names
+        raise ValueError(f"extraction output {cfg.features} lacks columns {[c for c in wanted if c not in names]}; "
+                         f"vector columns there: {sorted(c for c in names if '.' in c)}") from exc
+    return split_attribution_data(table, cfg)

@@ -1,0 +1,579 @@
+"""Train the causal decoupler on Ray Train, checkpointing to storage, then calibrate it for open-set decisions.
+
+The job (:func:`run_training`):
+
+1. starts (or reopens, by its name) an MLflow run and logs the job's parameters;
+2. runs :func:`train_loop_per_worker` on ``scaling.num_workers`` Ray Train workers. Each worker reads the
+   extraction output from storage itself, shards every epoch's shuffled rows by world rank, and after every
+   epoch reports its validation metrics; rank 0 also reports a checkpoint and logs the epoch to MLflow;
+3. loads the best (or last) checkpoint, fits the calibration on the validation rows and evaluates on the test
+   rows (known sources) and the held-out sources (unknowns).
+
+Checkpoints are folders, never pickles (``<storage root>/<scaling.checkpoint_prefix>/<name>/epoch_NNNN/``)::
+
+    model/                    config.json + model.safetensors (+ extras.json): CausalDecoupler.save_pretrained
+    optimizer.safetensors     every tensor of the optimizer state, keyed "<param index>.<name>"
+    optimizer.json            the rest: param groups (lr, betas, ...) and non-tensor state
+    epoch.json                {"epoch": epochs done, "history": [per-epoch metrics]}
+
+Resuming: a worker restarted by ``FailureConfig(max_failures)`` gets the latest checkpoint from
+``ray.train.get_checkpoint()`` and continues with the next epoch, optimizer state included. A killed driver is
+resumed by running the job again under the same ``name``: in Ray 2.60 (Train V2) ``TorchTrainer.can_restore``
+and ``TorchTrainer.restore`` only raise a DeprecationWarning; a new trainer with the same
+``RunConfig(name, storage_path)`` restores the run's checkpoint state itself. Every epoch reseeds torch from
+(seed, epoch, rank), so a resumed run repeats what the uninterrupted run would have done.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field, create_model
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from causalprint.attribution.dataset import AttributionData, DataConfig, load_attribution_data
+from causalprint.attribution.model import CausalDecoupler, DecouplerConfig
+from causalprint.attribution.openset import (
+    OpenSetAttributor,
+    Prototypes,
+    auroc,
+    expected_calibration_error,
+    oscr,
+)
+from causalprint.config import StrictModel
+from causalprint.runtime.ray_local import RayConfig
+from causalprint.storage import Storage, StorageConfig
+from causalprint.tracking.mlflow_setup import MlflowConfig
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Calibration", "DecouplerOptions", "ScalingOptions", "TrainJobConfig", "TrainOptions", "TrainResult",
+    "calibrate", "evaluate", "load_checkpoint", "run_training", "save_checkpoint", "train_loop_per_worker",
+]
+
+MODEL_DIR = "model"
+EPOCH_NAME = "epoch.json"
+OPTIMIZER_TENSORS = "optimizer.safetensors"
+OPTIMIZER_JSON = "optimizer.json"
+CALIBRATION_NAME = "calibration.json"
+RUN_TAG = "causalprint.train_name"
+SELECT_METRIC = "val_accuracy"
+
+# ----- configuration -----
+
+_DERIVED = ("input_dim", "num_classes", "class_names")  # come from the data, not from the config
+
+DecouplerOptions = create_model(
+    "DecouplerOptions",
+    __base__=StrictModel,
+    __module__=__name__,
+    __doc__="The fields of DecouplerConfig that a job sets: all but input_dim, num_classes and class_names.",
+    **{name: (info.annotation, info) for name, info in DecouplerConfig.model_fields.items() if name not in _DERIVED},
+)
+
+
+class TrainOptions(StrictModel):
+    """Optimisation and calibration."""
+
+    epochs: int = Field(default=20, ge=1)
+    batch_size: int = Field(default=128, ge=2, description="global: each of W workers takes batch_size // W")
+    lr: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=1e-4, ge=0)
+    seed: int = 0
+    select: Literal["best", "last"] = Field(
+        default="best", description="the checkpoint that becomes the model: best val_accuracy (ties: lower "
+                                    "val_nll, then later) or the last one")
+    target_tpr: float = Field(default=0.95, gt=0, le=1, description="known validation rows the threshold accepts")
+    family_threshold: float = Field(default=0.9, gt=0, le=1)
+
+
+class ScalingOptions(StrictModel):
+    """Where and how many workers train, and where their checkpoints go."""
+
+    num_workers: int = Field(default=1, ge=1)
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(default=1.0, gt=0)
+    checkpoint_prefix: str = Field(default="train", min_length=1, description="runs go to <prefix>/<name>/")
+    max_failures: int = Field(default=1, ge=-1, description="worker-group restarts from the latest checkpoint")
+    keep_checkpoints: int | None = Field(default=3, ge=1, description="best by val_accuracy; the latest is "
+                                                                      "always kept. None: keep all")
+
+
+class TrainJobConfig(StrictModel):
+    """One training run; ``name`` identifies it (checkpoints, MLflow run), so a rerun resumes it."""
+
+    name: str = Field(default="default", pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    storage: StorageConfig = StorageConfig()
+    ray: RayConfig = RayConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    data: DataConfig
+    model: DecouplerOptions = Field(default_factory=DecouplerOptions)  # type: ignore[valid-type]
+    train: TrainOptions = TrainOptions()
+    scaling: ScalingOptions = ScalingOptions()
+
+    def decoupler_config(self, data: AttributionData) -> DecouplerConfig:
+        return DecouplerConfig(input_dim=data.input_dim, num_classes=data.num_classes,
+                               class_names=data.class_names, **self.model.model_dump())
+
+
+# ----- checkpoints: folders of safetensors + JSON -----
+
+def _optimizer_to_files(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Split an optimizer state dict into flat tensors and JSON (param groups, non-tensor state)."""
+    state = optimizer.state_dict()
+    tensors: dict[str, Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            if isinstance(value, Tensor):
+                tensors[f"{index}.{key}"] = value.detach().contiguous().cpu()
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    return tensors, {"param_groups": state["param_groups"], "scalar_state": scalars}
+
+
+def _optimizer_from_files(tensors: dict[str, Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    for index, values in meta["scalar_state"].items():
+        state.setdefault(int(index), {}).update(values)
+    groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in meta["param_groups"]]
+    return {"state": state, "param_groups": groups}
+
+
+def save_checkpoint(directory: str | Path, model: CausalDecoupler, optimizer: torch.optim.Optimizer,
+                    epoch: int, history: list[dict[str, float]]) -> Path:
+    """Write a checkpoint folder (layout in the module docstring)."""
+    directory = Path(directory)
+    model.save_pretrained(directory / MODEL_DIR)
+    tensors, meta = _optimizer_to_files(optimizer)
+    save_file(tensors, str(directory / OPTIMIZER_TENSORS))
+    (directory / OPTIMIZER_JSON).write_text(json.dumps(meta, indent=2))
+    (directory / EPOCH_NAME).write_text(json.dumps({"epoch": epoch, "history": history}, indent=2))
+    return directory
+
+
+@dataclass
+class CheckpointState:
+    """What a checkpoint folder holds: the model (eval mode), the optimizer state dict, epochs done, history."""
+
+    model: CausalDecoupler
+    optimizer_state: dict[str, Any]
+    epoch: int
+    history: list[dict[str, float]]
+
+
+def load_checkpoint(directory: str | Path, map_location: str | torch.device = "cpu") -> CheckpointState:
+    directory = Path(directory)
+    model = CausalDecoupler.from_pretrained(directory / MODEL_DIR, map_location=map_location)
+    optimizer_state = _optimizer_from_files(load_file(str(directory / OPTIMIZER_TENSORS)),
+                                            json.loads((directory / OPTIMIZER_JSON).read_text()))
+    epoch_info = json.loads((directory / EPOCH_NAME).read_text())
+    return CheckpointState(model, optimizer_state, int(epoch_info["epoch"]), list(epoch_info["history"]))
+
+
+# ----- the worker loop -----
+
+class _Objective(nn.Module):
+    """``forward(x, y)`` -> the loss terms, so that DistributedDataParallel sees (and syncs) every parameter
+    the decoupler's loss touches; ``CausalDecoupler.loss`` alone would bypass the DDP wrapper."""
+
+    def __init__(self, model: CausalDecoupler) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+        return self.model.loss(x, y)
+
+
+def _epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    return (seed * 1_000_003 + epoch * 7_919 + rank) % (2**63)
+
+
+@torch.no_grad()
+def _validate(model: CausalDecoupler, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    logits = torch.from_numpy(model.predict_codes(x).logits)
+    target = torch.from_numpy(y)
+    return {"val_accuracy": float((logits.argmax(1) == target).float().mean()),
+            "val_nll": float(F.cross_entropy(logits, target))}
+
+
+def _rank_zero_mlflow(tracking_uri: str | None, run_id: str | None) -> Callable[[dict[str, float], int], None]:
+    """A logger of per-epoch metrics into the driver's MLflow run (rank 0 only; a no-op without a run)."""
+    if not tracking_uri or not run_id:
+        return lambda metrics, step: None
+    import mlflow
+    from mlflow.entities import Metric
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+
+    def log_epoch(metrics: dict[str, float], step: int) -> None:
+        now = mlflow.utils.time.get_current_time_millis()
+        client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+    return log_epoch
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """One Ray Train worker. ``config``: ``job`` (:class:`TrainJobConfig`), ``tracking_uri`` and ``run_id`` of
+    the MLflow run (rank 0 logs into it), and ``on_epoch_end`` (``f(epoch, rank)`` called after each epoch's
+    report, or None)."""
+    import ray.train
+    import ray.train.torch
+
+    job: TrainJobConfig = config["job"]
+    opts = job.train
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    torch.set_num_threads(max(1, int(job.scaling.cpus_per_worker)))
+    device = ray.train.torch.get_device()
+
+    # 1. Data: every worker reads the extraction output itself (the driver ships no arrays).
+    data = load_attribution_data(Storage(job.storage), job.data)
+    expected = job.decoupler_config(data)
+
+    # 2. Model and optimizer: from the latest checkpoint when there is one, else fresh with the train statistics.
+    checkpoint = ray.train.get_checkpoint()
+    state: CheckpointState | None = None
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            state = load_checkpoint(directory)
+        if state.model.config != expected:
+            raise ValueError(f"run {job.name!r} has checkpoints of another model or data ({state.model.config}); "
+                             f"this job wants {expected}: choose a new name")
+        model, start_epoch, history = state.model, state.epoch, state.history
+        log.info("rank %d resumes %s after epoch %d", rank, job.name, start_epoch)
+    else:
+        torch.manual_seed(opts.seed)
+        model, start_epoch, history = CausalDecoupler(expected), 0, []
+        x_all = torch.from_numpy(data.x_train)
+        model.x_mean.copy_(x_all.mean(0))
+        model.x_std.copy_(x_all.std(0).clamp_min(1e-6))  # constant features stay at 0, as in fit_decoupler
+    model.train()
+    objective = ray.train.torch.prepare_model(_Objective(model))  # to the device; DDP when world > 1
+    optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    if state is not None:
+        optimizer.load_state_dict(state.optimizer_state)
+    log_epoch = _rank_zero_mlflow(config.get("tracking_uri"), config.get("run_id")) if rank == 0 else None
+    on_epoch_end = config.get("on_epoch_end")
+
+    x_train = torch.from_numpy(data.x_train).to(device)
+    y_train = torch.from_numpy(data.y_train).to(device)
+    per_worker = max(2, opts.batch_size // world)
+    # Equal shards, so that every rank takes the same number of steps (DDP all-reduces once per step).
+    usable = len(y_train) - len(y_train) % world
+    for epoch in range(start_epoch, opts.epochs):
+        # 3. Shuffle all rows with a seed shared by the ranks, then take every world-th row from this rank's.
+        order = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(_epoch_seed(opts.seed, epoch)))
+        mine = order[:usable][rank::world].to(device)
+        torch.manual_seed(_epoch_seed(opts.seed, epoch, rank + 1))  # latent samples and swap pairings
+        sums: dict[str, float] = {}
+        steps = 0
+        for start in range(0, len(mine), per_worker):
+            idx = mine[start:start + per_worker]
+            if len(idx) < 2:  # same on every rank: the shards have equal sizes
+                continue
+            terms = objective(x_train[idx], y_train[idx])
+            optimizer.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            optimizer.step()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            steps += 1
+        # 4. Metrics: train terms are this rank's shard means; validation is on all val rows (same on all ranks).
+        metrics = {"epoch": epoch + 1, "start_epoch": start_epoch,
+                   **{f"train_{k}": v / max(steps, 1) for k, v in sums.items()},
+                   **_validate(model, data.x_val, data.y_val)}
+        history.append(metrics)
+        model.train()
+        # 5. Report: rank 0 attaches the checkpoint (uploaded to storage before report returns).
+        if rank == 0:
+            log_epoch(metrics, epoch + 1)
+            with tempfile.TemporaryDirectory() as tmp:
+                save_checkpoint(tmp, model, optimizer, epoch + 1, history)
+                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp),
+                                 checkpoint_dir_name=f"epoch_{epoch + 1:04d}")
+        else:
+            ray.train.report(metrics)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, rank)
+
+
+# ----- calibration and evaluation -----
+
+@dataclass
+class Calibration:
+    """What turns a trained decoupler into open-set decisions, fitted on validation rows.
+
+    ``temperature``/``threshold`` calibrate the logits path (known-ness = calibrated max probability);
+    ``proto_temperature``/``proto_threshold`` the prototype path (known-ness = max cosine similarity to a
+    prototype). Prototypes are the class means of the *train* codes, so the validation rows that calibrate their
+    similarities are not the rows they were built from.
+    """
+
+    class_names: list[str]
+    families: dict[str, str]
+    temperature: float
+    threshold: float
+    proto_temperature: float
+    proto_threshold: float
+    prototypes: Prototypes
+    target_tpr: float
+    family_threshold: float
+
+    def attributor(self, source: Literal["logits", "prototypes"] = "logits") -> OpenSetAttributor:
+        """An :class:`OpenSetAttributor` set up with this calibration."""
+        logits = source == "logits"
+        attributor = OpenSetAttributor(self.class_names, source=source,
+                                       prototypes=None if logits else self.prototypes,
+                                       families=self.families, family_threshold=self.family_threshold,
+                                       threshold=self.threshold if logits else self.proto_threshold)
+        attributor.scaler_.temperature_ = self.temperature if logits else self.proto_temperature
+        return attributor
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format_version": 1, "class_names": self.class_names, "families": self.families,
+                "logits": {"temperature": self.temperature, "threshold": self.threshold},
+                "prototypes": {"temperature": self.proto_temperature, "threshold": self.proto_threshold},
+                "target_tpr": self.target_tpr, "family_threshold": self.family_threshold}
+
+    def save(self, directory: str | Path) -> None:
+        """``calibration.json`` + ``prototypes.safetensors`` + ``prototypes.json``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / CALIBRATION_NAME).write_text(json.dumps(self.to_json(), indent=2, sort_keys=True))
+        self.prototypes.save(directory)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Calibration:
+        directory = Path(directory)
+        raw = json.loads((directory / CALIBRATION_NAME).read_text())
+        return cls(class_names=list(raw["class_names"]), families=dict(raw["families"]),
+                   temperature=float(raw["logits"]["temperature"]), threshold=float(raw["logits"]["threshold"]),
+                   proto_temperature=float(raw["prototypes"]["temperature"]),
+                   proto_threshold=float(raw["prototypes"]["threshold"]),
+                   prototypes=Prototypes.load(directory), target_tpr=float(raw["target_tpr"]),
+                   family_threshold=float(raw["family_threshold"]))
+
+
+def calibrate(model: CausalDecoupler, data: AttributionData, target_tpr: float = 0.95,
+              family_threshold: float = 0.9) -> Calibration:
+    """Prototypes from the train codes; temperatures and unknown thresholds from the validation rows."""
+    names = data.class_names
+    prototypes = Prototypes().fit(model.predict_codes(data.x_train).fp, [names[i] for i in data.y_train])
+    val = model.predict_codes(data.x_val)
+    families = {n: data.families[n] for n in names}  # known classes only: unknowns have no family to fall back on
+    by_logits = OpenSetAttributor(names, families=families).fit(data.y_val, logits_val=val.logits,
+                                                                target_tpr=target_tpr)
+    by_proto = OpenSetAttributor(source="prototypes", prototypes=prototypes, families=families).fit(
+        [names[i] for i in data.y_val], codes_val=val.fp, target_tpr=target_tpr)
+    return Calibration(class_names=list(names), families=families,
+                       temperature=by_logits.scaler_.temperature_, threshold=float(by_logits.threshold_),
+                       proto_temperature=by_proto.scaler_.temperature_, proto_threshold=float(by_proto.threshold_),
+                       prototypes=prototypes, target_tpr=target_tpr, family_threshold=family_threshold)
+
+
+def evaluate(model: CausalDecoupler, calibration: Calibration, data: AttributionData) -> dict[str, float]:
+    """Closed-set and open-set metrics on the test rows (``test_*``) and the validation accuracy.
+
+    ``test_accuracy`` is the argmax accuracy on known test rows; ``test_nll``/``test_ece`` of the calibrated
+    probabilities; ``test_known_accept`` the share of known test rows that pass the threshold. With unknowns:
+    ``test_auroc`` (known vs unknown by known-ness score), ``test_oscr`` and ``test_unknown_reject``. The
+    ``proto_`` variants use the prototype path.
+    """
+    metrics = {"val_accuracy": float((model.predict(data.x_val) == data.y_val).mean()) if len(data.y_val) else 0.0}
+    if not len(data.y_test):
+        return metrics
+    test = model.predict_codes(data.x_test)
+    unknown = model.predict_codes(data.x_unknown) if len(data.x_unknown) else None
+    names = calibration.class_names
+    for prefix, source in (("test_", "logits"), ("test_proto_", "prototypes")):
+        attributor = calibration.attributor(source)
+        probs = attributor.probabilities(codes=test.fp, logits=test.logits)
+        scores = attributor.scores(codes=test.fp, logits=test.logits)
+        correct = probs.argmax(1) == data.y_test
+        metrics[f"{prefix}accuracy"] = float(correct.mean())
+        metrics[f"{prefix}known_accept"] = float((scores >= attributor.threshold_).mean())
+        if source == "logits":
+            p_true = probs[np.arange(len(data.y_test)), data.y_test]
+            metrics["test_nll"] = float(-np.log(np.maximum(p_true, 1e-12)).mean())
+            metrics["test_ece"] = expected_calibration_error(probs, data.y_test)
+        if unknown is not None:
+            u_scores = attributor.scores(codes=unknown.fp, logits=unknown.logits)
+            metrics[f"{prefix}auroc"] = auroc(scores, u_scores)
+            metrics[f"{prefix}oscr"] = oscr(scores, correct, u_scores)
+            metrics[f"{prefix}unknown_reject"] = float((u_scores < attributor.threshold_).mean())
+    log.info("evaluation over %d classes %s: %s", len(names), names,
+             " ".join(f"{k}={v:.3f}" for k, v in metrics.items()))
+    return metrics
+
+
+# ----- the driver -----
+
+@dataclass
+class TrainResult:
+    """Everything registration needs: the chosen model (eval mode), its calibration, the data it saw, metrics."""
+
+    name: str
+    model: CausalDecoupler
+    calibration: Calibration
+    data: AttributionData
+    metrics: dict[str, float]
+    history: list[dict[str, float]]
+    checkpoint_path: str
+    epochs_completed: int
+    features: str
+    mlflow_run_id: str | None = None
+    tracking_uri: str | None = None
+    job: TrainJobConfig | None = field(default=None, repr=False)
+
+    @property
+    def requirements(self) -> dict[str, Any]:
+        """What an input must match: the reference model and the concatenated feature columns."""
+        return {"reference_id": self.data.reference_id, "columns": self.data.columns,
+                "column_dims": self.data.column_dims, "input_dim": self.data.input_dim, "features": self.features}
+
+
+def run_root(job: TrainJobConfig, storage: Storage) -> str:
+    """The storage URI of the run's Ray Train folder (``<root>/<checkpoint_prefix>/<name>``)."""
+    return storage.uri(job.scaling.checkpoint_prefix, job.name)
+
+
+def _check_existing_run(job: TrainJobConfig, storage: Storage, data: AttributionData) -> int:
+    """Epochs already checkpointed under this run's name (0 if none); refuses checkpoints of another model."""
+    root = run_root(job, storage)
+    configs = [f.uri for f in storage.list_files(root, (f"/{MODEL_DIR}/config.json",))]
+    if not configs:
+        return 0
+    latest = configs[-1]  # epoch_NNNN sorts by epoch
+    raw = {k: v for k, v in storage.read_json(latest).items() if not k.startswith("_")}
+    found, expected = DecouplerConfig.model_validate(raw), job.decoupler_config(data)
+    if found != expected:
+        changed = {k: (getattr(found, k), getattr(expected, k)) for k in DecouplerConfig.model_fields
+                   if getattr(found, k) != getattr(expected, k)}
+        raise ValueError(f"run {job.name!r} already has checkpoints of another model or data under {root} "
+                         f"(changed, as (checkpoint, job): {changed}): choose a new name")
+    return int(latest[len(root):].strip("/").split("/")[0].removeprefix("epoch_"))
+
+
+def _flat_params(job: TrainJobConfig, data: AttributionData) -> dict[str, str]:
+    params = {"name": job.name, "features": job.data.features, "columns": ",".join(job.data.columns),
+              "held_out_sources": ",".join(job.data.held_out_sources), "reference_id": data.reference_id,
+              "class_names": ",".join(data.class_names), **{f"data.{k}": v for k, v in data.summary().items()}}
+    for section in ("model", "train", "scaling"):
+        params.update({f"{section}.{k}": v for k, v in getattr(job, section).model_dump().items()})
+    return {k: str(v)[:500] for k, v in params.items()}
+
+
+def _open_mlflow_run(job: TrainJobConfig, storage: Storage, data: AttributionData) -> tuple[str, str]:
+    """The MLflow run of this training name: reopened if one exists (a rerun resumes), else created."""
+    import mlflow
+
+    from causalprint.tracking.mlflow_setup import configure_mlflow
+
+    experiment_id = configure_mlflow(job.mlflow, storage)
+    client = mlflow.MlflowClient()
+    found = client.search_runs([experiment_id], filter_string=f"tags.`{RUN_TAG}` = '{job.name}'",
+                               order_by=["attributes.start_time DESC"], max_results=1)
+    if found:
+        run_id = found[0].info.run_id
+        client.update_run(run_id, status="RUNNING")
+        log.info("reopened MLflow run %s of training %s", run_id, job.name)
+    else:
+        run_id = client.create_run(experiment_id, run_name=f"train-{job.name}", tags={RUN_TAG: job.name}).info.run_id
+        from mlflow.entities import Param
+
+        client.log_batch(run_id, params=[Param(k, v) for k, v in _flat_params(job, data).items()])
+    return mlflow.get_tracking_uri(), run_id
+
+
+def _choose(result: Any, select: str) -> tuple[Any, dict[str, Any]]:
+    """The checkpoint that becomes the model: the last one, or the best by val_accuracy (ties: lower val_nll,
+    then the later epoch)."""
+    if select == "last" or not result.best_checkpoints:
+        if result.checkpoint is None:
+            raise RuntimeError("training reported no checkpoint")
+        return result.checkpoint, dict(result.metrics or {})
+    return max(result.best_checkpoints, key=lambda cm: (cm[1].get(SELECT_METRIC, -np.inf),
+                                                        -cm[1].get("val_nll", np.inf), cm[1].get("epoch", 0)))
+
+
+def run_training(job: TrainJobConfig, *,
+                 on_epoch_end: Callable[[int, int], None] | None = None) -> TrainResult:
+    """Train on Ray Train (resuming the run ``job.name`` if it has checkpoints), calibrate, evaluate, log.
+
+    ``on_epoch_end(epoch, rank)`` runs inside each worker after every epoch's report (telemetry, fault tests);
+    it must be picklable.
+    """
+    import mlflow
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from causalprint.runtime.ray_local import ensure_ray
+
+    storage = Storage(job.storage)
+    data = load_attribution_data(storage, job.data)  # fails fast, before any worker starts
+    done = _check_existing_run(job, storage, data)
+    log.info("training %s on %s (%s): %s", job.name, job.data.features,
+             f"resuming after epoch {done}" if done else "new run", data.summary())
+    tracking_uri, run_id = _open_mlflow_run(job, storage, data)
+    ensure_ray(job.ray)
+
+    prefix = storage.uri(job.scaling.checkpoint_prefix)
+    run_config = RunConfig(
+        name=job.name,
+        storage_path=storage.fs_path(prefix) if storage.is_s3 else prefix,
+        storage_filesystem=storage.filesystem if storage.is_s3 else None,
+        failure_config=FailureConfig(max_failures=job.scaling.max_failures),
+        checkpoint_config=CheckpointConfig(num_to_keep=job.scaling.keep_checkpoints,
+                                           checkpoint_score_attribute=SELECT_METRIC, checkpoint_score_order="max"),
+    )
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"job": job, "tracking_uri": tracking_uri, "run_id": run_id, "on_epoch_end": on_epoch_end},
+        scaling_config=ScalingConfig(num_workers=job.scaling.num_workers, use_gpu=job.scaling.use_gpu,
+                                     resources_per_worker={"CPU": job.scaling.cpus_per_worker}),
+        run_config=run_config,
+    )
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    try:
+        result = trainer.fit()
+    except Exception:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+
+    checkpoint, _ = _choose(result, job.train.select)
+    with checkpoint.as_directory() as directory:
+        state = load_checkpoint(directory)
+    with result.checkpoint.as_directory() as directory:  # the latest checkpoint holds the whole history
+        history = json.loads((Path(directory) / EPOCH_NAME).read_text())["history"]
+    model = state.model.eval()
+    calibration = calibrate(model, data, job.train.target_tpr, job.train.family_threshold)
+    metrics = {**evaluate(model, calibration, data), "chosen_epoch": float(state.epoch),
+               "epochs_completed": float(len(history))}
+    client.log_batch(run_id, metrics=[_metric(k, v) for k, v in metrics.items()])
+    client.set_terminated(run_id, status="FINISHED")
+    log.info("training %s: epoch %d chosen (%s), %s", job.name, state.epoch, job.train.select, metrics)
+    return TrainResult(name=job.name, model=model, calibration=calibration, data=data, metrics=metrics,
+                       history=history, checkpoint_path=str(checkpoint.path), epochs_completed=len(history),
+                       features=job.data.features, mlflow_run_id=run_id, tracking_uri=tracking_uri, job=job)
+
+
+def _metric(key: str, value: float) -> Any:
+    import mlflow
+    from mlflow.entities import Metric
+
+    return Metric(key, float(value), mlflow.utils.time.get_current_time_millis(), 0)

@@ -1,0 +1,234 @@
+"""Attribution training on Ray Train: data splits, checkpoints in storage, resuming after a worker failure and
+after a rerun of the driver, and calibration of the chosen model.
+
+The extraction output is synthetic (x = A[source] + B @ content + noise, written as real feature parts), so a
+tiny model must beat chance within a couple of epochs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from causalprint.attribution.dataset import DataConfig, load_attribution_data, split_attribution_data
+from causalprint.attribution.training import (
+    TrainJobConfig,
+    TrainResult,
+    load_checkpoint,
+    run_root,
+    run_training,
+    save_checkpoint,
+)
+from causalprint.attribution.model import CausalDecoupler, DecouplerConfig
+from causalprint.extraction.parts import batch_to_table, load_features
+from causalprint.storage import Storage, StorageConfig
+
+SOURCES = {"real": "real", "sd-a": "diffusion", "sd-b": "diffusion", "gan-a": "gan"}
+COLUMNS = {"one_step.dct": 8, "one_step.rgb": 6}
+TINY_MODEL = {"hidden": 32, "fp_dim": 8, "content_dim": 4}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def write_features(storage: Storage, output: str = "features/synth", per_source: tuple[int, int] = (60, 20),
+                   seed: int = 0, reference_ids: tuple[str, ...] = ("ref-1",)) -> str:
+    """A synthetic extraction output: 2 parts, every source with ``per_source`` (train, heldout) rows, 2 rows
+    not ok. Source offsets A live in both columns; content B @ c is shared by all sources."""
+    rng = np.random.default_rng(seed)
+    dim = sum(COLUMNS.values())
+    offsets = {s: 1.5 * rng.normal(size=dim) for s in SOURCES}
+    loadings = rng.normal(size=(3, dim))
+    rows: dict[str, list] = {k: [] for k in ("uri", "source", "family", "split", "ok", "reference_id", "x")}
+    for source, family in SOURCES.items():
+        for split, count in zip(("train", "heldout"), per_source):
+            for i in range(count):
+                rows["uri"].append(f"s3://zoo/{source}/{split}/{i:04d}.png")
+                rows["source"].append(source)
+                rows["family"].append(family)
+                rows["split"].append(split)
+                rows["ok"].append(not (i == 0 and source == "real"))
+                rows["reference_id"].append(reference_ids[i % len(reference_ids)])
+                rows["x"].append(offsets[source] + rng.normal(size=3) @ loadings + 0.5 * rng.normal(size=dim))
+    x = np.asarray(rows.pop("x"), dtype=np.float32)
+    batch = {k: np.asarray(v, dtype=bool if k == "ok" else object) for k, v in rows.items()}
+    start = 0
+    for name, width in COLUMNS.items():
+        batch[name] = x[:, start:start + width]
+        start += width
+    half = len(x) // 2
+    for part, rows_ in enumerate((slice(0, half), slice(half, None))):
+        table = batch_to_table({k: v[rows_] for k, v in batch.items()})
+        storage.write_parquet(f"{storage.resolve(output)}/part-{part:03d}.parquet", table)
+    return output
+
+
+def make_job(root: Path, name: str, **train) -> TrainJobConfig:
+    return TrainJobConfig.model_validate({
+        "name": name,
+        "storage": {"root": str(root)},
+        "ray": {"object_store_mb": 256},
+        "data": {"features": "features/synth", "columns": list(COLUMNS), "held_out_sources": ["gan-a"]},
+        "model": TINY_MODEL,
+        "train": {"epochs": 2, "batch_size": 16, "lr": 1e-2, **train},
+        "scaling": {"num_workers": 1, "max_failures": 1, "keep_checkpoints": None},
+    })
+
+
+# ----- data -----
+
+def test_data_splits_labels_and_reference(tmp_path: Path) -> None:
+    storage = Storage(StorageConfig(root=str(tmp_path)))
+    write_features(storage)
+    cfg = DataConfig(features="features/synth", columns=list(COLUMNS), held_out_sources=["gan-a"])
+    data = load_attribution_data(storage, cfg)
+    assert data.class_names == ["real", "sd-a", "sd-b"] and data.reference_id == "ref-1"
+    assert data.families == SOURCES and data.input_dim == 14 and data.column_dims == [8, 6]
+    # 60 train rows per source (59 ok for real), 10 % of each class to val; test = heldout of known sources.
+    assert np.bincount(data.y_val).tolist() == [6, 6, 6]
+    assert len(data.y_train) + len(data.y_val) == 179 and len(data.y_test) == 59
+    assert len(data.x_unknown) == 20 and set(data.unknown_sources) == {"gan-a"}
+    # Columns keep the configured order, and the val carve-out does not depend on the row order.
+    table = load_features(storage, "features/synth")
+    flipped = split_attribution_data(table.take(np.arange(table.num_rows)[::-1]), cfg)
+    assert sorted(map(tuple, flipped.x_val.tolist())) == sorted(map(tuple, data.x_val.tolist()))
+    swapped = load_attribution_data(storage, cfg.model_copy(update={"columns": list(COLUMNS)[::-1]}))
+    assert np.array_equal(swapped.x_train[:, :6], data.x_train[:, 8:])
+
+    with pytest.raises(ValueError, match="lacks columns.*one_step.nope.*one_step.dct"):
+        load_attribution_data(storage, cfg.model_copy(update={"columns": ["one_step.nope"]}))
+    with pytest.raises(ValueError, match="not sources"):
+        load_attribution_data(storage, cfg.model_copy(update={"held_out_sources": ["nope"]}))
+    mixed = Storage(StorageConfig(root=str(tmp_path / "mixed")))
+    write_features(mixed, reference_ids=("ref-1", "ref-2"))
+    with pytest.raises(ValueError, match=r"2 reference models \['ref-1', 'ref-2'\]"):
+        load_attribution_data(mixed, cfg)
+
+
+def test_checkpoint_folder_round_trip(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = CausalDecoupler(DecouplerConfig(input_dim=5, num_classes=2, **TINY_MODEL))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model.loss(torch.randn(8, 5), torch.arange(8) % 2)["total"].backward()
+    opt.step()
+    save_checkpoint(tmp_path, model, opt, 3, [{"epoch": 1.0}])
+    assert not list(tmp_path.rglob("*.pt")) and not list(tmp_path.rglob("*.pkl"))
+    state = load_checkpoint(tmp_path)
+    assert state.epoch == 3 and state.history == [{"epoch": 1.0}]
+    fresh = torch.optim.AdamW(state.model.parameters(), lr=1.0)
+    fresh.load_state_dict(state.optimizer_state)
+    assert fresh.param_groups[0]["lr"] == 1e-2 and fresh.param_groups[0]["betas"] == (0.9, 0.999)
+    before, after = opt.state_dict()["state"], fresh.state_dict()["state"]
+    assert before.keys() == after.keys()
+    for i in before:
+        assert all(torch.equal(before[i][k], after[i][k]) for k in ("step", "exp_avg", "exp_avg_sq"))
+
+
+# ----- Ray Train -----
+
+def _fail_once(marker: Path, log_file: Path, at_epoch: int):
+    """An on_epoch_end hook: logs every epoch; the first time rank 0 reaches ``at_epoch`` it raises."""
+
+    def hook(epoch: int, rank: int) -> None:
+        with open(log_file, "a") as handle:
+            handle.write(f"{epoch}\n")
+        if rank == 0 and epoch == at_epoch and not marker.exists():
+            marker.touch()
+            raise RuntimeError(f"injected failure after epoch {epoch}")
+
+    return hook
+
+
+def _epochs_logged(log_file: Path) -> list[int]:
+    return [int(line) for line in log_file.read_text().split()]
+
+
+@dataclass
+class FlakyRun:
+    root: Path
+    storage: Storage
+    job: TrainJobConfig
+    result: TrainResult
+    log_file: Path
+
+
+@pytest.fixture(scope="module")
+def flaky_run(tmp_path_factory: pytest.TempPathFactory, ray_session: None) -> FlakyRun:
+    """One Ray Train run of 3 epochs whose rank 0 raises once, right after reporting epoch 2."""
+    root = tmp_path_factory.mktemp("train")
+    storage = Storage(StorageConfig(root=str(root)))
+    write_features(storage)
+    job = make_job(root, "flaky", epochs=3)
+    log_file = root / "epochs.log"
+    result = run_training(job, on_epoch_end=_fail_once(root / "failed", log_file, at_epoch=2))
+    return FlakyRun(root, storage, job, result, log_file)
+
+
+@pytest.mark.slow
+def test_training_checkpoints_to_storage_and_beats_chance(flaky_run: FlakyRun) -> None:
+    import mlflow
+
+    result, storage, job = flaky_run.result, flaky_run.storage, flaky_run.job
+    # Checkpoints are folders of safetensors + JSON in storage, one per epoch.
+    root = run_root(job, storage)
+    names = {f.uri[len(root) + 1:] for f in storage.list_files(root)}
+    for epoch in (1, 2, 3):
+        for file in ("model/config.json", "model/model.safetensors", "optimizer.safetensors", "epoch.json"):
+            assert f"epoch_{epoch:04d}/{file}" in names
+    assert not [n for n in names if n.endswith((".pt", ".pkl"))]
+    assert result.checkpoint_path.startswith(str(flaky_run.root / "train" / "flaky" / "epoch_"))
+
+    # Three known classes: chance is 1/3.
+    assert result.metrics["test_accuracy"] > 0.8, result.metrics
+    assert (result.model.predict(result.data.x_test) == result.data.y_test).mean() == pytest.approx(
+        result.metrics["test_accuracy"])
+    assert 0 <= result.metrics["test_auroc"] <= 1 and 0 <= result.metrics["test_proto_oscr"] <= 1
+    calibration = result.calibration
+    assert calibration.class_names == ["real", "sd-a", "sd-b"] and calibration.temperature > 0
+    assert calibration.prototypes.labels_ == calibration.class_names
+    assert calibration.families == {"real": "real", "sd-a": "diffusion", "sd-b": "diffusion"}
+
+    # Rank 0 logged every epoch into the driver's MLflow run, which also holds params and test metrics.
+    client = mlflow.MlflowClient(result.tracking_uri)
+    assert [m.step for m in client.get_metric_history(result.mlflow_run_id, "val_accuracy")] == [1, 2, 3]
+    run = client.get_run(result.mlflow_run_id)
+    assert run.data.params["reference_id"] == "ref-1" and run.info.status == "FINISHED"
+    assert run.data.metrics["test_accuracy"] == pytest.approx(result.metrics["test_accuracy"])
+
+
+@pytest.mark.slow
+def test_worker_failure_resumes_from_the_checkpoint(flaky_run: FlakyRun) -> None:
+    result = flaky_run.result
+    assert (flaky_run.root / "failed").exists()
+    # Epoch 2's checkpoint was reported before the failure: the restarted worker group trained only epoch 3,
+    # with the model and optimizer of epoch 2 (a start from scratch would log 1, 2, 1, 2, 3).
+    assert _epochs_logged(flaky_run.log_file) == [1, 2, 3]
+    assert [h["epoch"] for h in result.history] == [1, 2, 3]
+    assert [h["start_epoch"] for h in result.history] == [0, 0, 2]
+    assert result.epochs_completed == 3
+
+
+@pytest.mark.slow
+def test_driver_rerun_resumes_the_named_run(flaky_run: FlakyRun) -> None:
+    """A driver run again under the same name (after a kill, or with more epochs) continues the run."""
+    job = flaky_run.job
+    log_file = flaky_run.root / "rerun.log"
+    longer = job.model_copy(update={"train": job.train.model_copy(update={"epochs": 4})})
+    again = run_training(longer, on_epoch_end=_fail_once(flaky_run.root / "never", log_file, at_epoch=99))
+    assert _epochs_logged(log_file) == [4]
+    assert [h["epoch"] for h in again.history] == [1, 2, 3, 4] and again.history[-1]["start_epoch"] == 3
+    assert again.mlflow_run_id == flaky_run.result.mlflow_run_id
+    # Another model under the same name is refused, before any worker starts, rather than mixed with the old
+    # checkpoints.
+    other = job.model_copy(update={"model": job.model.model_copy(update={"fp_dim": 6})})
+    with pytest.raises(ValueError, match=r"'fp_dim': \(8, 6\).*choose a new name"):
+        run_training(other)
