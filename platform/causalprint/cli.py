@@ -81,6 +81,13 @@ def _report(args: argparse.Namespace, key: str, title: str, table: str) -> None:
         update_section(args.results, key, title, table)
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from causalprint.attribution.registry import TrainRegisterJobConfig, train_and_register
+
+    print(train_and_register(_preset_config(TrainRegisterJobConfig, "train", None, args)))
+    return 0
+
+
 def _cmd_ssl_train(args: argparse.Namespace) -> int:
     from causalprint.features.ssl_job import SSLJobConfig, run_ssl_training
 
@@ -149,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench_ext.add_argument("--results", help="also write the tables into this Markdown file")
     _add_config_args(bench_ext)
     bench_ext.set_defaults(func=_cmd_bench_extract)
+
+    train = commands.add_parser("train", help="fit the decoupling model on Ray Train and register it in MLflow")
+    train.add_argument("--preset", default="tiny", help="training preset")
+    _add_config_args(train)
+    train.set_defaults(func=_cmd_train)
 
     probe = commands.add_parser("probe", help="separability of every residual mode x feature space")
     probe.add_argument("--preset", default="tiny", help="tiny or bench")

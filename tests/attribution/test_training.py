@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
 from causalprint.attribution.dataset import DataConfig, load_attribution_data, split_attribution_data
 from causalprint.attribution.training import (
@@ -22,6 +23,7 @@ from causalprint.attribution.training import (
     run_root,
     run_training,
     save_checkpoint,
+    stored_checkpoints,
 )
 from causalprint.attribution.model import CausalDecoupler, DecouplerConfig
 from causalprint.extraction.parts import batch_to_table, load_features
@@ -104,6 +106,10 @@ def test_data_splits_labels_and_reference(tmp_path: Path) -> None:
     swapped = load_attribution_data(storage, cfg.model_copy(update={"columns": list(COLUMNS)[::-1]}))
     assert np.array_equal(swapped.x_train[:, :6], data.x_train[:, 8:])
 
+    dropped = load_attribution_data(storage, cfg.model_copy(update={"held_out_sources": [],
+                                                                     "excluded_sources": ["sd-b"]}))
+    assert dropped.class_names == ["gan-a", "real", "sd-a"] and len(dropped.x_unknown) == 0
+
     with pytest.raises(ValueError, match="lacks columns.*one_step.nope.*one_step.dct"):
         load_attribution_data(storage, cfg.model_copy(update={"columns": ["one_step.nope"]}))
     with pytest.raises(ValueError, match="not sources"):
@@ -112,6 +118,19 @@ def test_data_splits_labels_and_reference(tmp_path: Path) -> None:
     write_features(mixed, reference_ids=("ref-1", "ref-2"))
     with pytest.raises(ValueError, match=r"2 reference models \['ref-1', 'ref-2'\]"):
         load_attribution_data(mixed, cfg)
+
+
+def test_job_config_is_strict_and_builds_the_model_config(tmp_path: Path) -> None:
+    job = make_job(tmp_path, "cfg")
+    assert job.model.fp_dim == 8 and job.model.w_hsic == DecouplerConfig.model_fields["w_hsic"].default
+    assert job.scaling.num_workers == 1 and not job.scaling.use_gpu
+    base = job.model_dump()
+    for section, bad in (("model", {"input_dim": 3}), ("model", {"fp_dim": 0}), ("train", {"epochs": 0}),
+                         ("scaling", {"nope": 1}), ("data", {"columns": ["nodot"]})):
+        with pytest.raises(ValidationError):
+            TrainJobConfig.model_validate({**base, section: {**base[section], **bad}})
+    with pytest.raises(ValidationError, match="both held out and excluded"):
+        DataConfig(features="f", columns=["a.b"], held_out_sources=["x"], excluded_sources=["x"])
 
 
 def test_checkpoint_folder_round_trip(tmp_path: Path) -> None:
@@ -185,7 +204,7 @@ def test_training_checkpoints_to_storage_and_beats_chance(flaky_run: FlakyRun) -
         for file in ("model/config.json", "model/model.safetensors", "optimizer.safetensors", "epoch.json"):
             assert f"epoch_{epoch:04d}/{file}" in names
     assert not [n for n in names if n.endswith((".pt", ".pkl"))]
-    assert result.checkpoint_path.startswith(str(flaky_run.root / "train" / "flaky" / "epoch_"))
+    assert result.checkpoint_uri.startswith(str(flaky_run.root / "train" / "flaky" / "epoch_"))
 
     # Three known classes: chance is 1/3.
     assert result.metrics["test_accuracy"] > 0.8, result.metrics
@@ -227,8 +246,34 @@ def test_driver_rerun_resumes_the_named_run(flaky_run: FlakyRun) -> None:
     assert _epochs_logged(log_file) == [4]
     assert [h["epoch"] for h in again.history] == [1, 2, 3, 4] and again.history[-1]["start_epoch"] == 3
     assert again.mlflow_run_id == flaky_run.result.mlflow_run_id
+    assert set(stored_checkpoints(longer, flaky_run.storage)) == {1, 2, 3, 4}
+    # Once every epoch is done, a rerun starts no worker: it calibrates the same checkpoint again.
+    idle = flaky_run.root / "idle.log"
+    same = run_training(longer, on_epoch_end=_fail_once(flaky_run.root / "never", idle, at_epoch=99))
+    assert not idle.exists() and same.checkpoint_uri == again.checkpoint_uri
+    assert same.metrics["test_accuracy"] == again.metrics["test_accuracy"]
     # Another model under the same name is refused, before any worker starts, rather than mixed with the old
     # checkpoints.
     other = job.model_copy(update={"model": job.model.model_copy(update={"fp_dim": 6})})
     with pytest.raises(ValueError, match=r"'fp_dim': \(8, 6\).*choose a new name"):
         run_training(other)
+
+
+@pytest.mark.slow
+def test_train_and_register_job(flaky_run: FlakyRun) -> None:
+    """The command-line job: the finished run is calibrated (no worker starts), registered and promoted."""
+    import mlflow
+
+    from causalprint.attribution.registry import MODEL_NAME, TrainRegisterJobConfig, train_and_register
+
+    gate = {"minimum": {"test_accuracy": 0.8}}
+    job = TrainRegisterJobConfig.model_validate({**flaky_run.job.model_dump(), "gate": gate})
+    summary = train_and_register(job)
+    assert summary["promoted"] and summary["champion_before"] is None, summary
+    client = mlflow.MlflowClient(flaky_run.result.tracking_uri)
+    champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
+    assert summary["model"] == f"models:/{MODEL_NAME}/{champion.version}"
+    # The version's run is a child of the training run and records which checkpoint it came from.
+    run = client.get_run(champion.run_id)
+    assert run.data.tags["mlflow.parentRunId"] == flaky_run.result.mlflow_run_id
+    assert run.data.params["checkpoint"] == summary["checkpoint"] == flaky_run.result.checkpoint_uri

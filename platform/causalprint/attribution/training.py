@@ -6,8 +6,10 @@ The job (:func:`run_training`):
 2. runs :func:`train_loop_per_worker` on ``scaling.num_workers`` Ray Train workers. Each worker reads the
    extraction output from storage itself, shards every epoch's shuffled rows by world rank, and after every
    epoch reports its validation metrics; rank 0 also reports a checkpoint and logs the epoch to MLflow;
-3. loads the best (or last) checkpoint, fits the calibration on the validation rows and evaluates on the test
-   rows (known sources) and the held-out sources (unknowns).
+3. loads the best (or last) checkpoint from storage, fits the calibration (:class:`Calibration`) on the
+   validation rows and evaluates on the test rows (known sources) and the held-out sources (unknowns).
+
+A run whose checkpoints already reach ``train.epochs`` skips step 2.
 
 Checkpoints are folders, never pickles (``<storage root>/<scaling.checkpoint_prefix>/<name>/epoch_NNNN/``)::
 
@@ -20,8 +22,9 @@ Resuming: a worker restarted by ``FailureConfig(max_failures)`` gets the latest 
 ``ray.train.get_checkpoint()`` and continues with the next epoch, optimizer state included. A killed driver is
 resumed by running the job again under the same ``name``: in Ray 2.60 (Train V2) ``TorchTrainer.can_restore``
 and ``TorchTrainer.restore`` only raise a DeprecationWarning; a new trainer with the same
-``RunConfig(name, storage_path)`` restores the run's checkpoint state itself. Every epoch reseeds torch from
-(seed, epoch, rank), so a resumed run repeats what the uninterrupted run would have done.
+``RunConfig(name, storage_path)`` restores the run's checkpoint state itself, and the MLflow run tagged with the
+name is reopened. Every epoch reseeds the shuffle and torch's generator from (seed, epoch, rank), so a resumed
+run sees the same data order and random draws as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -59,7 +62,8 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "Calibration", "DecouplerOptions", "ScalingOptions", "TrainJobConfig", "TrainOptions", "TrainResult",
-    "calibrate", "evaluate", "load_checkpoint", "run_training", "save_checkpoint", "train_loop_per_worker",
+    "calibrate", "evaluate", "load_checkpoint", "run_root", "run_training", "save_checkpoint", "select_checkpoint",
+    "stored_checkpoints", "train_loop_per_worker",
 ]
 
 MODEL_DIR = "model"
@@ -69,6 +73,8 @@ OPTIMIZER_JSON = "optimizer.json"
 CALIBRATION_NAME = "calibration.json"
 RUN_TAG = "causalprint.train_name"
 SELECT_METRIC = "val_accuracy"
+CHECKPOINT_FILES = (f"{MODEL_DIR}/config.json", f"{MODEL_DIR}/model.safetensors", OPTIMIZER_TENSORS, OPTIMIZER_JSON,
+                    EPOCH_NAME)
 
 # ----- configuration -----
 
@@ -276,7 +282,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     # Equal shards, so that every rank takes the same number of steps (DDP all-reduces once per step).
     usable = len(y_train) - len(y_train) % world
     for epoch in range(start_epoch, opts.epochs):
-        # 3. Shuffle all rows with a seed shared by the ranks, then take every world-th row from this rank's.
+        # 3. Shuffle all rows with a seed shared by the ranks; rank r takes rows r, r + W, r + 2W, ... of that.
         order = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(_epoch_seed(opts.seed, epoch)))
         mine = order[:usable][rank::world].to(device)
         torch.manual_seed(_epoch_seed(opts.seed, epoch, rank + 1))  # latent samples and swap pairings
@@ -387,14 +393,16 @@ def calibrate(model: CausalDecoupler, data: AttributionData, target_tpr: float =
 
 
 def evaluate(model: CausalDecoupler, calibration: Calibration, data: AttributionData) -> dict[str, float]:
-    """Closed-set and open-set metrics on the test rows (``test_*``) and the validation accuracy.
+    """Closed-set and open-set metrics on the test rows (``test_*``) and the validation accuracy of the model
+    (``selected_val_accuracy``: the per-epoch ``val_accuracy`` is the training history's).
 
     ``test_accuracy`` is the argmax accuracy on known test rows; ``test_nll``/``test_ece`` of the calibrated
     probabilities; ``test_known_accept`` the share of known test rows that pass the threshold. With unknowns:
     ``test_auroc`` (known vs unknown by known-ness score), ``test_oscr`` and ``test_unknown_reject``. The
     ``proto_`` variants use the prototype path.
     """
-    metrics = {"val_accuracy": float((model.predict(data.x_val) == data.y_val).mean()) if len(data.y_val) else 0.0}
+    metrics = {"selected_val_accuracy": float((model.predict(data.x_val) == data.y_val).mean())
+               if len(data.y_val) else 0.0}
     if not len(data.y_test):
         return metrics
     test = model.predict_codes(data.x_test)
@@ -433,7 +441,7 @@ class TrainResult:
     data: AttributionData
     metrics: dict[str, float]
     history: list[dict[str, float]]
-    checkpoint_path: str
+    checkpoint_uri: str
     epochs_completed: int
     features: str
     mlflow_run_id: str | None = None
@@ -452,21 +460,51 @@ def run_root(job: TrainJobConfig, storage: Storage) -> str:
     return storage.uri(job.scaling.checkpoint_prefix, job.name)
 
 
+def stored_checkpoints(job: TrainJobConfig, storage: Storage) -> dict[int, str]:
+    """Epoch -> URI of every complete checkpoint folder of the run in storage (a folder that a killed upload
+    left half-written is not complete, and is not listed)."""
+    root = run_root(job, storage)
+    files: dict[str, set[str]] = {}
+    for info in storage.list_files(root):
+        folder, _, rest = info.uri[len(root):].strip("/").partition("/")
+        if folder.startswith("epoch_") and rest:
+            files.setdefault(folder, set()).add(rest)
+    return {int(folder.removeprefix("epoch_")): f"{root}/{folder}" for folder, names in files.items()
+            if set(CHECKPOINT_FILES) <= names}
+
+
 def _check_existing_run(job: TrainJobConfig, storage: Storage, data: AttributionData) -> int:
     """Epochs already checkpointed under this run's name (0 if none); refuses checkpoints of another model."""
-    root = run_root(job, storage)
-    configs = [f.uri for f in storage.list_files(root, (f"/{MODEL_DIR}/config.json",))]
-    if not configs:
+    stored = stored_checkpoints(job, storage)
+    if not stored:
         return 0
-    latest = configs[-1]  # epoch_NNNN sorts by epoch
-    raw = {k: v for k, v in storage.read_json(latest).items() if not k.startswith("_")}
-    found, expected = DecouplerConfig.model_validate(raw), job.decoupler_config(data)
+    latest = max(stored)
+    raw = storage.read_json(f"{stored[latest]}/{MODEL_DIR}/config.json")
+    found = DecouplerConfig.model_validate({k: v for k, v in raw.items() if not k.startswith("_")})
+    expected = job.decoupler_config(data)
     if found != expected:
         changed = {k: (getattr(found, k), getattr(expected, k)) for k in DecouplerConfig.model_fields
                    if getattr(found, k) != getattr(expected, k)}
-        raise ValueError(f"run {job.name!r} already has checkpoints of another model or data under {root} "
-                         f"(changed, as (checkpoint, job): {changed}): choose a new name")
-    return int(latest[len(root):].strip("/").split("/")[0].removeprefix("epoch_"))
+        raise ValueError(f"run {job.name!r} already has checkpoints of another model or data under "
+                         f"{run_root(job, storage)} (changed, as (checkpoint, job): {changed}): choose a new name")
+    return latest
+
+
+def select_checkpoint(job: TrainJobConfig, storage: Storage) -> tuple[int, str, list[dict[str, float]]]:
+    """``(epoch, folder URI, history)`` of the checkpoint that becomes the model: the last one, or the best by
+    val_accuracy (ties: lower val_nll, then the later epoch) among those still stored, up to ``train.epochs``
+    (a run trained further by another job keeps its later checkpoints out of this job's choice)."""
+    stored = {e: uri for e, uri in stored_checkpoints(job, storage).items() if e <= job.train.epochs}
+    if not stored:
+        raise RuntimeError(f"no complete checkpoint of epochs 1..{job.train.epochs} under {run_root(job, storage)}")
+    latest = max(stored)
+    history = storage.read_json(f"{stored[latest]}/{EPOCH_NAME}")["history"]
+    if job.train.select == "last":
+        return latest, stored[latest], history
+    by_epoch = {int(h["epoch"]): h for h in history}
+    best = max(stored, key=lambda e: (by_epoch[e].get(SELECT_METRIC, -np.inf), -by_epoch[e].get("val_nll", np.inf),
+                                      e))
+    return best, stored[best], history
 
 
 def _flat_params(job: TrainJobConfig, data: AttributionData) -> dict[str, str]:
@@ -500,75 +538,69 @@ def _open_mlflow_run(job: TrainJobConfig, storage: Storage, data: AttributionDat
     return mlflow.get_tracking_uri(), run_id
 
 
-def _choose(result: Any, select: str) -> tuple[Any, dict[str, Any]]:
-    """The checkpoint that becomes the model: the last one, or the best by val_accuracy (ties: lower val_nll,
-    then the later epoch)."""
-    if select == "last" or not result.best_checkpoints:
-        if result.checkpoint is None:
-            raise RuntimeError("training reported no checkpoint")
-        return result.checkpoint, dict(result.metrics or {})
-    return max(result.best_checkpoints, key=lambda cm: (cm[1].get(SELECT_METRIC, -np.inf),
-                                                        -cm[1].get("val_nll", np.inf), cm[1].get("epoch", 0)))
-
-
-def run_training(job: TrainJobConfig, *,
-                 on_epoch_end: Callable[[int, int], None] | None = None) -> TrainResult:
-    """Train on Ray Train (resuming the run ``job.name`` if it has checkpoints), calibrate, evaluate, log.
-
-    ``on_epoch_end(epoch, rank)`` runs inside each worker after every epoch's report (telemetry, fault tests);
-    it must be picklable.
-    """
-    import mlflow
+def _fit(job: TrainJobConfig, storage: Storage, tracking_uri: str, run_id: str,
+         on_epoch_end: Callable[[int, int], None] | None) -> None:
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from causalprint.runtime.ray_local import ensure_ray
 
-    storage = Storage(job.storage)
-    data = load_attribution_data(storage, job.data)  # fails fast, before any worker starts
-    done = _check_existing_run(job, storage, data)
-    log.info("training %s on %s (%s): %s", job.name, job.data.features,
-             f"resuming after epoch {done}" if done else "new run", data.summary())
-    tracking_uri, run_id = _open_mlflow_run(job, storage, data)
     ensure_ray(job.ray)
-
     prefix = storage.uri(job.scaling.checkpoint_prefix)
     run_config = RunConfig(
-        name=job.name,
+        name=job.name,  # the same name and storage path: Ray Train restores the run's checkpoint state
         storage_path=storage.fs_path(prefix) if storage.is_s3 else prefix,
         storage_filesystem=storage.filesystem if storage.is_s3 else None,
         failure_config=FailureConfig(max_failures=job.scaling.max_failures),
         checkpoint_config=CheckpointConfig(num_to_keep=job.scaling.keep_checkpoints,
                                            checkpoint_score_attribute=SELECT_METRIC, checkpoint_score_order="max"),
     )
-    trainer = TorchTrainer(
+    TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"job": job, "tracking_uri": tracking_uri, "run_id": run_id, "on_epoch_end": on_epoch_end},
         scaling_config=ScalingConfig(num_workers=job.scaling.num_workers, use_gpu=job.scaling.use_gpu,
                                      resources_per_worker={"CPU": job.scaling.cpus_per_worker}),
         run_config=run_config,
-    )
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    try:
-        result = trainer.fit()
-    except Exception:
-        client.set_terminated(run_id, status="FAILED")
-        raise
+    ).fit()
 
-    checkpoint, _ = _choose(result, job.train.select)
-    with checkpoint.as_directory() as directory:
-        state = load_checkpoint(directory)
-    with result.checkpoint.as_directory() as directory:  # the latest checkpoint holds the whole history
-        history = json.loads((Path(directory) / EPOCH_NAME).read_text())["history"]
-    model = state.model.eval()
+
+def run_training(job: TrainJobConfig, *,
+                 on_epoch_end: Callable[[int, int], None] | None = None) -> TrainResult:
+    """Train on Ray Train (resuming the run ``job.name`` if it has checkpoints), calibrate, evaluate, log.
+
+    A run whose checkpoints already reach ``train.epochs`` is not started again: it is only calibrated and
+    evaluated. ``on_epoch_end(epoch, rank)`` runs inside each worker after every epoch's report (telemetry,
+    fault tests); it must be picklable.
+    """
+    import mlflow
+
+    from causalprint.storage.folders import download_folder
+
+    storage = Storage(job.storage)
+    data = load_attribution_data(storage, job.data)  # fails fast, before any worker starts
+    done = _check_existing_run(job, storage, data)
+    log.info("training %s on %s (%s): %s", job.name, job.data.features,
+             f"{done} epochs already done" if done else "new run", data.summary())
+    tracking_uri, run_id = _open_mlflow_run(job, storage, data)
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    if done < job.train.epochs:
+        try:
+            _fit(job, storage, tracking_uri, run_id, on_epoch_end)
+        except Exception:
+            client.set_terminated(run_id, status="FAILED")
+            raise
+
+    epoch, uri, history = select_checkpoint(job, storage)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = load_checkpoint(download_folder(storage, uri, tmp)).model.eval()
     calibration = calibrate(model, data, job.train.target_tpr, job.train.family_threshold)
-    metrics = {**evaluate(model, calibration, data), "chosen_epoch": float(state.epoch),
+    metrics = {**evaluate(model, calibration, data), "chosen_epoch": float(epoch),
                "epochs_completed": float(len(history))}
     client.log_batch(run_id, metrics=[_metric(k, v) for k, v in metrics.items()])
     client.set_terminated(run_id, status="FINISHED")
-    log.info("training %s: epoch %d chosen (%s), %s", job.name, state.epoch, job.train.select, metrics)
+    log.info("training %s: epoch %d chosen (%s), %s", job.name, epoch, job.train.select, metrics)
     return TrainResult(name=job.name, model=model, calibration=calibration, data=data, metrics=metrics,
-                       history=history, checkpoint_path=str(checkpoint.path), epochs_completed=len(history),
+                       history=history, checkpoint_uri=uri, epochs_completed=len(history),
                        features=job.data.features, mlflow_run_id=run_id, tracking_uri=tracking_uri, job=job)
 
 
