@@ -115,64 +115,50 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _job(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    help_text: str,
+    func,
+    presets: str | None = "tiny or bench",
+    results: bool = False,
+) -> argparse.ArgumentParser:
+    """One job sub-command: an optional ``--preset``, optional ``--results``, and the config arguments."""
+    parser = subparsers.add_parser(name, help=help_text)
+    if presets:
+        parser.add_argument("--preset", default="tiny", help=f"preset: {presets} (default: tiny)")
+    if results:
+        parser.add_argument("--results", help="also write the tables into this Markdown file (docs/results.md)")
+    _add_config_args(parser)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def _group(subparsers: argparse._SubParsersAction, name: str, help_text: str) -> argparse._SubParsersAction:
+    return subparsers.add_parser(name, help=help_text).add_subparsers(dest=f"{name}_command", required=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="causalprint", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-
-    run = commands.add_parser("run", help="the main job: build the demo zoo and read it back into an inventory")
-    run.add_argument("--preset", default="tiny", help="zoo preset (default: tiny)")
-    _add_config_args(run)
-    run.set_defaults(func=_cmd_run)
-
-    zoo = commands.add_parser("zoo", help="the generator zoo").add_subparsers(dest="zoo_command", required=True)
-    build = zoo.add_parser("build", help="train the generators, sample them and write images + manifest")
-    build.add_argument("--preset", default="tiny", help="zoo preset: tiny or bench (default: tiny)")
-    build.add_argument("--results", help="also write the zoo table into this Markdown file (docs/results.md)")
-    _add_config_args(build)
-    build.set_defaults(func=_cmd_zoo_build)
-
-    ref = commands.add_parser("reference", help="the reference diffusion model").add_subparsers(
-        dest="reference_command", required=True)
-    ref_train = ref.add_parser("train", help="train the reference model on real images and register it in MLflow")
-    ref_train.add_argument("--preset", default="tiny", help="reference preset: tiny or bench")
-    _add_config_args(ref_train)
-    ref_train.set_defaults(func=_cmd_reference_train)
-
-    ext = commands.add_parser("extract", help="residuals and feature vectors of a manifest or a prefix")
-    ext.add_argument("--preset", default="tiny", help="extraction preset: tiny, bench or bench-dire")
-    _add_config_args(ext)
-    ext.set_defaults(func=_cmd_extract)
-
-    ssl = commands.add_parser("ssl", help="the self-supervised feature space").add_subparsers(
-        dest="ssl_command", required=True)
-    ssl_train = ssl.add_parser("train", help="train the ssl encoder on residuals of real images")
-    ssl_train.add_argument("--preset", default="tiny", help="ssl preset: tiny or bench")
-    _add_config_args(ssl_train)
-    ssl_train.set_defaults(func=_cmd_ssl_train)
-
-    bench = commands.add_parser("bench", help="benchmarks").add_subparsers(dest="bench_command", required=True)
-    bench_ext = bench.add_parser("extract", help="throughput of residual modes and of the Ray pipeline")
-    bench_ext.add_argument("--preset", default="tiny", help="tiny or bench")
-    bench_ext.add_argument("--results", help="also write the tables into this Markdown file")
-    _add_config_args(bench_ext)
-    bench_ext.set_defaults(func=_cmd_bench_extract)
-
-    train = commands.add_parser("train", help="fit the decoupling model on Ray Train and register it in MLflow")
-    train.add_argument("--preset", default="tiny", help="training preset")
-    _add_config_args(train)
-    train.set_defaults(func=_cmd_train)
-
-    probe = commands.add_parser("probe", help="separability of every residual mode x feature space")
-    probe.add_argument("--preset", default="tiny", help="tiny or bench")
-    probe.add_argument("--results", help="also write the table into this Markdown file")
-    _add_config_args(probe)
-    probe.set_defaults(func=_cmd_probe)
-
-    inv = commands.add_parser("inventory", help="read a folder or bucket prefix of images and report failures")
+    _job(commands, "run", "the main job: build the demo zoo and read it back into an inventory", _cmd_run)
+    _job(_group(commands, "zoo", "the generator zoo"), "build",
+         "train the generators, sample them and write images + manifest", _cmd_zoo_build, results=True)
+    _job(_group(commands, "reference", "the reference diffusion model"), "train",
+         "train the reference model on real images and record it in MLflow", _cmd_reference_train)
+    _job(commands, "extract", "residuals and feature vectors of a manifest or a prefix", _cmd_extract,
+         presets="tiny, bench or bench-dire")
+    _job(_group(commands, "ssl", "the self-supervised feature space"), "train",
+         "train the ssl encoder on residuals of real images", _cmd_ssl_train)
+    _job(_group(commands, "bench", "benchmarks"), "extract", "throughput of residual modes and of the Ray pipeline",
+         _cmd_bench_extract, results=True)
+    _job(commands, "train", "fit the decoupling model on Ray Train and register it in MLflow", _cmd_train,
+         presets="tiny")
+    _job(commands, "probe", "separability of every residual mode x feature space", _cmd_probe, results=True)
+    inv = _job(commands, "inventory", "read a folder or bucket prefix of images and report failures",
+               _cmd_inventory, presets=None)
     inv.add_argument("prefix", help="folder or prefix, inside the configured storage root")
     inv.add_argument("--manifest", help="a zoo manifest, to count images per source")
-    _add_config_args(inv)
-    inv.set_defaults(func=_cmd_inventory)
     return parser
 
 
