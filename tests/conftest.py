@@ -24,6 +24,18 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Test models are tiny: threads only add start-up, and on a busy 2-core machine oversubscribed OpenMP
+    threads stall (an SSL training test took 0.6 s on one thread and over 20 s on two)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """A real S3-protocol HTTP server (moto) on 127.0.0.1 for the whole session."""

@@ -10,14 +10,6 @@ from causalprint.attribution.losses import gaussian_gram, grad_reverse, hsic, kl
 
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems run faster on one thread, and do not fight a busy machine for cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 def _hsic_numpy(x: np.ndarray, y: np.ndarray, sx: float, sy: float) -> float:
     """Gretton et al. 2005, eq. 4, written out with explicit loops and the centring matrix H."""
     n = len(x)

@@ -19,14 +19,6 @@ from causalprint.attribution.openset import (
 
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems run faster on one thread, and do not fight a busy machine for cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 def _clusters(rng: np.random.Generator, centers: np.ndarray, n: int, spread: float = 0.4):
     y = rng.integers(0, len(centers), n)
     return centers[y] + spread * rng.normal(size=(n, centers.shape[1])), y

@@ -35,13 +35,6 @@ from causalprint.tracking.mlflow_setup import MlflowConfig, configure_mlflow
 CHAMPION_URI = f"models:/{MODEL_NAME}@champion"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory):

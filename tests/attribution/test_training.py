@@ -34,13 +34,6 @@ COLUMNS = {"one_step.dct": 8, "one_step.rgb": 6}
 TINY_MODEL = {"hidden": 32, "fp_dim": 8, "content_dim": 4}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def write_features(storage: Storage, output: str = "features/synth", per_source: tuple[int, int] = (60, 20),
                    seed: int = 0, reference_ids: tuple[str, ...] = ("ref-1",)) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -27,16 +26,6 @@ def _spec(arch: str, **overrides) -> GeneratorSpec:
 
 def _fit(gen: GeneratorFamily, images: torch.Tensor) -> dict[str, float]:
     return gen.fit(images, ProgressLogger("test", gen.total_steps(), every_s=1e9))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    # Models this small gain nothing from threads, and on a shared 2-core machine OpenMP spinning makes them
-    # tens of times slower; one thread also fixes the float summation order the thresholds below were set on.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
