@@ -17,6 +17,7 @@ from PIL import Image, ImageOps
 from pydantic import Field, model_validator
 
 from causalprint.config import StrictModel
+from causalprint.storage.config import StorageConfig
 
 # Colour photographs shipped inside scikit-image, split by subject matter.
 SKIMAGE_GROUPS: dict[str, list[str]] = {
@@ -54,18 +55,23 @@ def _decode_photo(data: bytes, name: str, max_pixels: int) -> np.ndarray:
         return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
 
 
-def load_photo_groups(config: PhotoSetConfig, storage_options: dict | None = None) -> dict[str, list[np.ndarray]]:
-    """Decode every photograph, as RGB uint8 arrays, per content group (sorted by name for determinism)."""
+def load_photo_groups(
+    config: PhotoSetConfig, storage: StorageConfig | None = None
+) -> dict[str, list[np.ndarray]]:
+    """Decode every photograph, as RGB uint8 arrays, per content group (sorted by name for determinism).
+
+    A folder source is read with ``storage``'s connection settings (endpoint, credentials) and its own root.
+    """
     if config.source == "skimage":
         import skimage.data
 
         base = Path(skimage.data.data_dir)
         named = {p.name: p.read_bytes for p in base.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES}
     else:
-        from causalprint.storage import Storage, StorageConfig
+        from causalprint.storage import Storage
 
         try:
-            store = Storage(StorageConfig(root=config.uri, **(storage_options or {})))
+            store = Storage((storage or StorageConfig()).model_copy(update={"root": config.uri}))
             infos = store.list_files("", PHOTO_SUFFIXES)
         except Exception as exc:  # a missing local folder or bucket: say what is needed
             raise PhotosUnavailableError(f"cannot list photos at {config.uri}: {exc}") from exc

@@ -13,14 +13,11 @@ from causalprint.extraction.config import SpaceSpec
 from causalprint.features.registry import create_space
 from causalprint.residual.reference import ReferenceModel
 from causalprint.residual.registry import create_mode
+from causalprint.runtime.device import pick_device
 from causalprint.storage import Storage
 from causalprint.storage.folders import download_folder
 
 _PRECISION = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:

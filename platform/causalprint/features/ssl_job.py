@@ -47,8 +47,7 @@ def run_ssl_training(job: SSLJobConfig) -> dict[str, Any]:
 
     storage = Storage(job.storage)
     reference = load_reference(storage, job.reference)
-    options = {k: getattr(job.storage, k) for k in ("endpoint_url", "region", "access_key_id", "secret_access_key")}
-    images = real_training_images(job.real_images, options)
+    images = real_training_images(job.real_images, job.storage)
     mode = create_mode(job.residual_mode, reference, **job.residual_options)
     uint8 = images.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
     residuals = torch.cat([mode(chunk, image_seeds(u8)) for chunk, u8 in

@@ -23,6 +23,7 @@ from causalprint.diffusion.networks import small_autoencoder, small_unet
 from causalprint.diffusion.training import TRAIN_TIMESTEPS, train_autoencoder, train_noise_predictor
 from causalprint.progress import ProgressLogger
 from causalprint.residual.reference import ReferenceModel
+from causalprint.runtime.device import pick_device
 from causalprint.runtime.ray_local import RayConfig
 from causalprint.seeding import derive_seed
 from causalprint.storage import Storage, StorageConfig
@@ -63,9 +64,9 @@ def reference_prefix(name: str) -> str:
     return f"models/reference/{name}"
 
 
-def real_training_images(config: ReferenceTrainConfig, storage_options: dict[str, Any] | None = None) -> torch.Tensor:
+def real_training_images(config: ReferenceTrainConfig, storage: StorageConfig | None = None) -> torch.Tensor:
     """Real crops from every content group, from a seed stream the zoo never uses, in [-1, 1]."""
-    groups = load_photo_groups(config.photos, storage_options)
+    groups = load_photo_groups(config.photos, storage)
     per_group = -(-config.train_crops // len(groups))
     crops = np.concatenate([
         random_crops(photos, per_group, config.image_size, derive_seed(config.seed, "reference", g), config.crops)
@@ -77,7 +78,7 @@ def real_training_images(config: ReferenceTrainConfig, storage_options: dict[str
 def train_reference(config: ReferenceTrainConfig, images: torch.Tensor) -> tuple[ReferenceModel, dict[str, float]]:
     """Fit the UNet (and the autoencoder) on ``images``; returns the frozen model and its final losses."""
     torch.manual_seed(config.seed)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device()
     images = images.to(device)
     unet = small_unet(config.image_size, 3, config.unet_width, config.unet_levels).to(device)
     scheduler = DDIMScheduler(num_train_timesteps=TRAIN_TIMESTEPS, beta_schedule="linear", clip_sample=False)
@@ -101,9 +102,8 @@ def run_pretrain(job: PretrainJobConfig) -> dict[str, Any]:
     storage = Storage(job.storage)
     storage.ensure_bucket()
     cfg = job.reference
-    options = {k: getattr(job.storage, k) for k in ("endpoint_url", "region", "access_key_id", "secret_access_key")}
     start = time.perf_counter()
-    model, metrics = train_reference(cfg, real_training_images(cfg, options))
+    model, metrics = train_reference(cfg, real_training_images(cfg, job.storage))
     seconds = time.perf_counter() - start
     prefix = storage.uri(reference_prefix(cfg.name))
     configure_mlflow(job.mlflow, storage)

@@ -19,7 +19,6 @@ import json
 import logging
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,24 +31,21 @@ from causalprint.data.photos import load_photo_groups
 from causalprint.imaging.encode import encode_image, file_suffix, to_uint8
 from causalprint.progress import ProgressLogger
 from causalprint.seeding import derive_seed
+from causalprint.runtime.device import pick_device
 from causalprint.storage import Storage
+from causalprint.storage.folders import download_folder, upload_folder
 from causalprint.zoo.base import GeneratorFamily, GeneratorSpec
 from causalprint.zoo.config import REAL_SOURCE, ZooConfig
 from causalprint.zoo.manifest import MANIFEST_SCHEMA, manifest_uri
 from causalprint.zoo.registry import GENERATORS, create_generator
 
 log = logging.getLogger(__name__)
-WEIGHT_FILES = ("config.json", "model.safetensors")
 
 
 def config_key(*parts: BaseModel | dict[str, Any] | int | str) -> str:
     """Short hash of everything that determines an artefact; a change of any part invalidates the cache."""
     payload = [p.model_dump(mode="json") if isinstance(p, BaseModel) else p for p in parts]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _training_key(zoo: ZooConfig, spec: GeneratorSpec) -> str:
@@ -67,28 +63,18 @@ def training_images(zoo: ZooConfig, group: str, photos: dict[str, list[np.ndarra
     return torch.from_numpy(crops).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
-def _upload_dir(storage: Storage, local: Path, prefix: str, names: tuple[str, ...]) -> None:
-    for name in names:
-        storage.write_bytes(f"{prefix}/{name}", (local / name).read_bytes())
-
-
-def _download_dir(storage: Storage, prefix: str, local: Path, names: tuple[str, ...]) -> None:
-    for name in names:
-        (local / name).write_bytes(storage.read_bytes(f"{prefix}/{name}"))
-
-
 def train_or_load(storage: Storage, zoo: ZooConfig, spec: GeneratorSpec) -> tuple[GeneratorFamily, dict]:
     """The trained generator for ``spec``, from the cache when its key matches, else trained now."""
     model_prefix = storage.uri(zoo.prefix, "generators", spec.name, _training_key(zoo, spec))
     cls = GENERATORS.get(spec.arch)
     if storage.exists(f"{model_prefix}/train.json"):
         with tempfile.TemporaryDirectory() as tmp:
-            _download_dir(storage, model_prefix, Path(tmp), WEIGHT_FILES)
+            download_folder(storage, model_prefix, tmp)
             generator = cls.from_pretrained(tmp)
         log.info("%s: reusing trained weights at %s", spec.name, model_prefix)
         return generator, {**storage.read_json(f"{model_prefix}/train.json"), "reused_weights": True}
 
-    photos = load_photo_groups(zoo.photos, _storage_options(storage))
+    photos = load_photo_groups(zoo.photos, storage.config)
     device = pick_device()
     images = training_images(zoo, spec.content_group, photos).to(device)
     generator = create_generator(spec, zoo.image_size)
@@ -109,14 +95,9 @@ def train_or_load(storage: Storage, zoo: ZooConfig, spec: GeneratorSpec) -> tupl
     generator.eval()
     with tempfile.TemporaryDirectory() as tmp:
         generator.save_pretrained(tmp)
-        _upload_dir(storage, Path(tmp), model_prefix, WEIGHT_FILES)
+        upload_folder(storage, tmp, model_prefix)
     storage.write_json(f"{model_prefix}/train.json", info)  # last: marks the weights complete
     return generator, {**info, "reused_weights": False}
-
-
-def _storage_options(storage: Storage) -> dict[str, Any]:
-    cfg = storage.config
-    return {k: getattr(cfg, k) for k in ("endpoint_url", "region", "access_key_id", "secret_access_key")}
 
 
 def write_source_images(
@@ -182,7 +163,7 @@ def build_real_source(storage: Storage, zoo: ZooConfig) -> dict[str, Any]:
     if rows is not None:
         return {"rows": rows, "info": {**info, "reused_samples": True}}
     info["reused_samples"] = False
-    photos = load_photo_groups(zoo.photos, _storage_options(storage))
+    photos = load_photo_groups(zoo.photos, storage.config)
     groups = sorted(photos)
     base = storage.uri(zoo.prefix, "images", REAL_SOURCE)
     storage.delete_prefix(base)
