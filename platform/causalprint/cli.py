@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 
 from causalprint.config import ConfigError, build_config
@@ -39,13 +40,16 @@ def _cmd_inventory(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from causalprint.pipeline import MainJobConfig, run_main
-    from causalprint.presets import load_preset
+    from causalprint.pipeline import MainJobConfig, main_presets, run_main
+    from causalprint.scan.errors import ScanError
 
-    config = build_config(MainJobConfig, {"zoo": load_preset("zoo", args.preset)}, yaml_path=args.config,
-                          overrides=args.overrides)
-    _, inventory = run_main(config)
-    return 0 if inventory.total else 1
+    config = build_config(MainJobConfig, main_presets(args.preset), yaml_path=args.config, overrides=args.overrides)
+    try:
+        reports = run_main(config)
+    except ScanError as exc:
+        print(f"causalprint: {exc}", file=sys.stderr)
+        return 2
+    return 0 if reports["scan"]["attributed"] else 1
 
 
 def _preset_config(model, kind: str, key: str | None, args: argparse.Namespace):
@@ -82,9 +86,15 @@ def _report(args: argparse.Namespace, key: str, title: str, table: str) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from causalprint.attribution.registry import TrainRegisterJobConfig, train_and_register
+    from causalprint.attribution.registry import TrainRegisterJobConfig, format_training, train_and_register
 
-    print(train_and_register(_preset_config(TrainRegisterJobConfig, "train", None, args)))
+    config = _preset_config(TrainRegisterJobConfig, "train", None, args)
+    start = time.perf_counter()
+    summary = train_and_register(config)
+    summary["wall_seconds"] = round(time.perf_counter() - start, 1)
+    print(summary)
+    if args.results:
+        _report(args, f"training-{config.name}", f"Training `{config.name}` on Ray Train", format_training(summary))
     return 0
 
 
@@ -115,6 +125,48 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from causalprint.evaluation.evaluate_job import EvaluateJobConfig, format_evaluation, run_evaluation
+
+    result = run_evaluation(_preset_config(EvaluateJobConfig, "evaluate", None, args))
+    table = format_evaluation(result)
+    if result.figures:
+        table += "\n\n" + "\n".join(f"![{name}]({_doc_link(args, path)})" for name, path in result.figures.items())
+    _report(args, f"evaluation-{args.preset}", "Attribution: ours against the baselines", table)
+    return 0
+
+
+def _doc_link(args: argparse.Namespace, path: str) -> str:
+    """``path`` relative to the results file's folder, so the Markdown image resolves on GitHub."""
+    import os
+
+    base = os.path.dirname(os.path.abspath(args.results)) if args.results else os.getcwd()
+    return os.path.relpath(os.path.abspath(path), base)
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from causalprint.presets import load_preset
+    from causalprint.scan.config import ScanJobConfig
+    from causalprint.scan.errors import ScanError
+    from causalprint.scan.job import run_scan
+    from causalprint.scan.report import format_summary, format_throughput
+
+    scan = {**load_preset("scan", args.preset), "source": args.source, **({"model": args.model} if args.model else {})}
+    config = build_config(ScanJobConfig, {"scan": scan}, yaml_path=args.config, overrides=args.overrides)
+    try:
+        summary = run_scan(config)
+    except ScanError as exc:
+        print(f"causalprint: {exc}", file=sys.stderr)
+        return 2
+    print(format_summary(summary))
+    if args.results:
+        from causalprint.results_doc import update_section
+
+        update_section(args.results, f"scan-{args.preset}", "Provenance scan throughput",
+                       format_throughput(summary, config.scan.batch_size, config.scan.actors.max_actors))
+    return 0
+
+
 def _job(
     subparsers: argparse._SubParsersAction,
     name: str,
@@ -141,7 +193,8 @@ def _group(subparsers: argparse._SubParsersAction, name: str, help_text: str) ->
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="causalprint", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    _job(commands, "run", "the main job: build the demo zoo and read it back into an inventory", _cmd_run)
+    _job(commands, "run", "the main job: zoo, reference, features, attributor (registered), scan of the zoo",
+         _cmd_run, presets="tiny")
     _job(_group(commands, "zoo", "the generator zoo"), "build",
          "train the generators, sample them and write images + manifest", _cmd_zoo_build, results=True)
     _job(_group(commands, "reference", "the reference diffusion model"), "train",
@@ -153,8 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
     _job(_group(commands, "bench", "benchmarks"), "extract", "throughput of residual modes and of the Ray pipeline",
          _cmd_bench_extract, results=True)
     _job(commands, "train", "fit the decoupling model on Ray Train and register it in MLflow", _cmd_train,
-         presets="tiny")
+         presets="tiny, bench or bench-openset", results=True)
+    _job(commands, "evaluate", "ours against the baselines: clean, perturbed, content shift, open set",
+         _cmd_evaluate, presets="bench", results=True)
     _job(commands, "probe", "separability of every residual mode x feature space", _cmd_probe, results=True)
+    scan = _job(commands, "scan", "attribute every image of a folder or bucket prefix; a resumable Parquet report",
+                _cmd_scan, results=True)
+    scan.add_argument("source", help="folder or prefix of images, inside the configured storage root")
+    scan.add_argument("--model", help="attributor URI (default: models:/causalprint-attributor@champion)")
     inv = _job(commands, "inventory", "read a folder or bucket prefix of images and report failures",
                _cmd_inventory, presets=None)
     inv.add_argument("prefix", help="folder or prefix, inside the configured storage root")

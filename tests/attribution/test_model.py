@@ -163,3 +163,26 @@ def test_save_load_round_trip(model: CausalDecoupler, data: tuple[Data, Data], t
     with caplog.at_level(logging.WARNING, logger="causalprint.attribution.model"):
         CausalDecoupler.from_pretrained(tmp_path)
     assert "from_the_future" in caplog.text
+
+
+def test_projection_compresses_the_input_and_still_attributes(data: tuple[Data, Data], tmp_path) -> None:
+    train, test = data
+    config = _config().model_copy(update={"projection_dim": 12})
+    model = fit_decoupler(train.x, train.y, config, epochs=60, batch_size=128, lr=3e-3, seed=0, device="cpu")
+    proj = model.x_proj
+    assert proj.shape == (D, 12) and torch.allclose(proj.T @ proj, torch.eye(12), atol=1e-4)
+    assert model.encoder[0].in_features == 12 and model.decode(torch.zeros(1, 8), torch.zeros(1, 8)).shape == (1, 12)
+    assert np.mean(model.predict(test.x) == test.y) > 0.9
+    # Inside the subspace, destandardise inverts standardise exactly.
+    x = torch.from_numpy(test.x[:5])
+    inside = model.destandardise(model.standardise(x))
+    assert torch.allclose(model.standardise(inside), model.standardise(x), atol=1e-4)
+    model.save_pretrained(tmp_path / "m")
+    again = CausalDecoupler.from_pretrained(tmp_path / "m")
+    assert np.array_equal(again.predict_proba(test.x), model.predict_proba(test.x))
+
+
+def test_projection_needs_enough_rows() -> None:
+    config = _config().model_copy(update={"projection_dim": 20})
+    with pytest.raises(ValueError, match="at least that many train rows"):
+        CausalDecoupler(config).fit_input_statistics(torch.randn(10, D))

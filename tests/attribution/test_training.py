@@ -257,7 +257,12 @@ def test_train_and_register_job(flaky_run: FlakyRun) -> None:
     """The command-line job: the finished run is calibrated (no worker starts), registered and promoted."""
     import mlflow
 
-    from causalprint.attribution.registry import MODEL_NAME, TrainRegisterJobConfig, train_and_register
+    from causalprint.attribution.registry import (
+        MODEL_NAME,
+        TrainRegisterJobConfig,
+        format_training,
+        train_and_register,
+    )
 
     gate = {"minimum": {"test_accuracy": 0.8}}
     job = TrainRegisterJobConfig.model_validate({**flaky_run.job.model_dump(), "gate": gate})
@@ -270,3 +275,28 @@ def test_train_and_register_job(flaky_run: FlakyRun) -> None:
     run = client.get_run(champion.run_id)
     assert run.data.tags["mlflow.parentRunId"] == flaky_run.result.mlflow_run_id
     assert run.data.params["checkpoint"] == summary["checkpoint"] == flaky_run.result.checkpoint_uri
+    # Every epoch was timed in its worker; the report names the rows, the time and the gate's decision.
+    assert len(summary["epoch_seconds"]) == job.train.epochs and sum(summary["epoch_seconds"]) > 0
+    summary["wall_seconds"] = 1.0
+    report = format_training(summary)
+    assert f"{summary['data']['train_rows']} train rows" in report and "promoted to champion" in report
+    assert f"| test_accuracy | {summary['metrics']['test_accuracy']:.4f} |" in report
+
+
+def test_several_outputs_read_as_one_and_copies_of_an_image_share_a_split(tmp_path: Path) -> None:
+    """A clean output and a perturbed copy of it (same URIs): rows add up, and every URI's copies fall on the
+    same side of the train/validation carve-out, so validation never sees an image the model trained on."""
+    storage = Storage(StorageConfig(root=str(tmp_path)))
+    write_features(storage, "features/clean", seed=0)
+    write_features(storage, "features/copy", seed=1)
+    one = load_attribution_data(storage, DataConfig(features="features/clean", columns=list(COLUMNS)))
+    both = load_attribution_data(storage, DataConfig(features=["features/clean", "features/copy"],
+                                                     columns=list(COLUMNS)))
+    assert len(both.y_train) + len(both.y_val) == 2 * (len(one.y_train) + len(one.y_val))
+    assert len(both.y_test) == 2 * len(one.y_test)
+    table = load_features(storage, "features/clean", columns=["uri", "split", "ok"])
+    assert both.class_names == one.class_names
+    uris = [u for u, s, ok in zip(*(table[c].to_pylist() for c in ("uri", "split", "ok"))) if s == "train" and ok]
+    assert len(uris) == len(one.y_train) + len(one.y_val)
+    # Same val images in both: the val count doubles exactly (each chosen URI brings its copy).
+    assert len(both.y_val) == 2 * len(one.y_val)

@@ -30,7 +30,7 @@ from causalprint.config import StrictModel
 from causalprint.extraction.parts import list_parts, load_features, vectors
 from causalprint.storage import Storage
 
-__all__ = ["AttributionData", "DataConfig", "load_attribution_data", "split_attribution_data"]
+__all__ = ["AttributionData", "DataConfig", "load_attribution_data", "load_columns", "split_attribution_data"]
 
 META_COLUMNS = ("uri", "source", "family", "split", "ok", "reference_id")
 
@@ -38,7 +38,9 @@ META_COLUMNS = ("uri", "source", "family", "split", "ok", "reference_id")
 class DataConfig(StrictModel):
     """Which extraction output, which vector columns and which sources."""
 
-    features: str = Field(min_length=1, description="extraction output prefix in storage, e.g. features/tiny")
+    features: str | list[str] = Field(
+        min_length=1, description="extraction output prefix(es) in storage, e.g. features/tiny; several (e.g. the "
+        "clean output and an augmented copy of its train split) are read as one table")
     columns: list[str] = Field(min_length=1, description="<mode>.<space> vector columns, concatenated in order")
     held_out_sources: list[str] = Field(
         default_factory=list, description="never trained on: their test-split rows are the open-set unknowns")
@@ -58,6 +60,10 @@ class DataConfig(StrictModel):
         if both:
             raise ValueError(f"sources {both} are both held out and excluded")
         return self
+
+    @property
+    def prefixes(self) -> list[str]:
+        return [self.features] if isinstance(self.features, str) else list(self.features)
 
 
 @dataclass(frozen=True)
@@ -110,14 +116,16 @@ def _uri_rank(uri: str) -> int:
 
 
 def _val_mask(uris: list[str], labels: np.ndarray, fraction: float) -> np.ndarray:
-    """Per class, the ``round(fraction * n)`` rows (at least 1 when the class has 2+) with the smallest URI hash."""
+    """Per class, the ``round(fraction * n)`` images (at least 1 when the class has 2+) with the smallest URI
+    hash, ``n`` counting distinct URIs: every copy of an image (clean and perturbed) lands on the same side."""
     mask = np.zeros(len(uris), dtype=bool)
     for label in np.unique(labels):
         rows = np.flatnonzero(labels == label)
-        take = min(max(int(round(fraction * len(rows))), 1 if len(rows) >= 2 else 0), len(rows) - 1)
+        distinct = sorted({uris[i] for i in rows}, key=_uri_rank)
+        take = min(max(int(round(fraction * len(distinct))), 1 if len(distinct) >= 2 else 0), len(distinct) - 1)
         if take > 0:
-            order = sorted(rows.tolist(), key=lambda i: _uri_rank(uris[i]))
-            mask[order[:take]] = True
+            chosen = set(distinct[:take])
+            mask[[i for i in rows if uris[i] in chosen]] = True
     return mask
 
 
@@ -179,14 +187,19 @@ def split_attribution_data(table: pa.Table, cfg: DataConfig) -> AttributionData:
     )
 
 
-def load_attribution_data(storage: Storage, cfg: DataConfig) -> AttributionData:
-    """Read the extraction output ``cfg.features`` (only the needed columns) and split it."""
-    wanted = [*META_COLUMNS, *cfg.columns]
+def load_columns(storage: Storage, prefix: str, columns: list[str]) -> pa.Table:
+    """The ``columns`` of one extraction output, with a message naming what is there when one is missing."""
     try:
-        table = load_features(storage, cfg.features, columns=wanted)
+        return load_features(storage, prefix, columns=columns)
     except pa.ArrowInvalid as exc:  # a requested column is absent from a part
-        first = list_parts(storage, cfg.features)[0]
+        first = list_parts(storage, prefix)[0]
         names = pq.read_schema(io.BytesIO(storage.read_bytes(first))).names
-        raise ValueError(f"extraction output {cfg.features} lacks columns {[c for c in wanted if c not in names]}; "
+        raise ValueError(f"extraction output {prefix} lacks columns {[c for c in columns if c not in names]}; "
                          f"vector columns there: {sorted(c for c in names if '.' in c)}") from exc
-    return split_attribution_data(table, cfg)
+
+
+def load_attribution_data(storage: Storage, cfg: DataConfig) -> AttributionData:
+    """Read the extraction output(s) ``cfg.features`` (only the needed columns) and split them."""
+    wanted = [*META_COLUMNS, *cfg.columns]
+    tables = [load_columns(storage, prefix, wanted) for prefix in cfg.prefixes]
+    return split_attribution_data(pa.concat_tables(tables) if len(tables) > 1 else tables[0], cfg)

@@ -53,6 +53,9 @@ class DecouplerConfig(StrictModel):
     fp_dim: int = Field(default=32, ge=1, description="size of the fingerprint code z_fp")
     content_dim: int = Field(default=32, ge=1, description="size of the content/style code z_c")
     hidden: int = Field(default=256, ge=1)
+    projection_dim: int | None = Field(
+        default=None, ge=1, description="compress the standardised input onto its first principal components "
+        "(fitted on the train rows) before encoding; the decoder reconstructs that projection. None: no projection")
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     head: Literal["cosine", "linear"] = "cosine"
     cosine_scale: float = Field(default=16.0, gt=0, description="logit scale of the cosine head")
@@ -140,21 +143,55 @@ class CausalDecoupler(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.encoder = _mlp(c.input_dim, c.hidden, 2 * (c.fp_dim + c.content_dim), c.dropout)
-        self.decoder = _mlp(c.fp_dim + c.content_dim, c.hidden, c.input_dim, c.dropout)
+        self.encoder = _mlp(self.code_input_dim, c.hidden, 2 * (c.fp_dim + c.content_dim), c.dropout)
+        self.decoder = _mlp(c.fp_dim + c.content_dim, c.hidden, self.code_input_dim, c.dropout)
         self.head: nn.Module = (CosineHead(c.fp_dim, c.num_classes, c.cosine_scale) if c.head == "cosine"
                                 else nn.Linear(c.fp_dim, c.num_classes))
         self.adversary = nn.Linear(c.content_dim, c.num_classes) if c.w_adv > 0 else None
         self.register_buffer("x_mean", torch.zeros(c.input_dim))
         self.register_buffer("x_std", torch.ones(c.input_dim))
+        if c.projection_dim is not None:
+            self.register_buffer("x_proj", torch.eye(c.input_dim, c.projection_dim))
         self.extras: dict[str, Any] = {}
+
+    @property
+    def code_input_dim(self) -> int:
+        """Width of what the encoder reads and the decoder rebuilds: the input, or its projection."""
+        c = self.config
+        return c.input_dim if c.projection_dim is None else min(c.projection_dim, c.input_dim)
+
+    @torch.no_grad()
+    def fit_input_statistics(self, x: Tensor, max_rows: int = 8192, seed: int = 0) -> None:
+        """Set the standardisation buffers (and the principal directions, with ``projection_dim``) from raw
+        train rows ``[N, D]``. The projection is fitted on at most ``max_rows`` rows chosen with ``seed``."""
+        self.x_mean.copy_(x.mean(0))
+        self.x_std.copy_(x.std(0).clamp_min(1e-6))  # constant features stay at 0 after standardisation
+        if self.config.projection_dim is None:
+            return
+        rows = x
+        if len(x) > max_rows:
+            rows = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:max_rows]]
+        if len(rows) < self.code_input_dim:
+            raise ValueError(f"projection_dim={self.config.projection_dim} needs at least that many train rows, "
+                             f"got {len(rows)}")
+        z = (rows - self.x_mean) / self.x_std
+        # Randomised SVD (Halko et al.): the top right singular vectors of the centred standardised rows are the
+        # principal directions, at a fraction of a full SVD's cost; its random test matrix is seeded locally.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            _, _, v = torch.svd_lowrank(z, q=self.code_input_dim, niter=4)
+        self.x_proj.copy_(v)
 
     # ----- building blocks -----
     def standardise(self, x: Tensor) -> Tensor:
-        return (x - self.x_mean) / self.x_std
+        """Raw inputs -> what the encoder reads (standardised, then projected when ``projection_dim`` is set)."""
+        z = (x - self.x_mean) / self.x_std
+        return z @ self.x_proj if self.config.projection_dim is not None else z
 
     def destandardise(self, x_std: Tensor) -> Tensor:
-        return x_std * self.x_std + self.x_mean
+        """The inverse of :meth:`standardise` (within the projection's subspace)."""
+        z = x_std @ self.x_proj.T if self.config.projection_dim is not None else x_std
+        return z * self.x_std + self.x_mean
 
     def encode_standardised(self, x_std: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """``(mu_fp, logvar_fp, mu_c, logvar_c)`` of standardised inputs ``[N, D]``."""
@@ -349,9 +386,7 @@ def fit_decoupler(
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(seed)
     model = CausalDecoupler(config)
-    # Constant features would divide by zero; a floor keeps them at 0 after standardisation.
-    model.x_mean.copy_(x.mean(0))
-    model.x_std.copy_(x.std(0).clamp_min(1e-6))
+    model.fit_input_statistics(x, seed=seed)
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(seed)

@@ -45,9 +45,10 @@ from causalprint.evaluation.separability import fisher_discriminant_ratio
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "GateConfig", "LoadedAttributor", "MODEL_NAME", "PromotionDecision", "RegisteredVersion", "TrainRegisterJobConfig",
-    "confusion_matrix_png", "fdr_table", "fingerprint_plot_png", "format_fdr", "load_attributor", "promote_if_better",
-    "register_version", "save_attributor", "train_and_register", "write_report",
+    "confusion_matrix_png", "fdr_table", "fingerprint_plot_png", "format_fdr", "format_training", "GateConfig",
+    "load_attributor", "LoadedAttributor", "MODEL_NAME", "promote_if_better", "PromotionDecision",
+    "register_version", "RegisteredVersion", "save_attributor", "train_and_register", "TrainRegisterJobConfig",
+    "write_report",
 ]
 
 MODEL_NAME = "causalprint-attributor"
@@ -399,9 +400,34 @@ def train_and_register(job: TrainRegisterJobConfig) -> dict[str, Any]:
     version = register_version(result, model_name=job.model_name, client=client, experiment=job.mlflow.experiment)
     summary: dict[str, Any] = {
         "name": job.name, "model": version.uri, "run_id": version.run_id, "checkpoint": result.checkpoint_uri,
-        "epochs": result.epochs_completed, "metrics": {k: round(v, 4) for k, v in result.metrics.items()}}
+        "epochs": result.epochs_completed, "metrics": {k: round(v, 4) for k, v in result.metrics.items()},
+        "data": result.data.summary(), "columns": result.data.columns,
+        "epoch_seconds": [round(h["epoch_seconds"], 3) for h in result.history if "epoch_seconds" in h]}
     if job.promote:
         decision = promote_if_better(client, version, thresholds=job.gate, model_name=job.model_name)
         summary.update(promoted=decision.promoted, champion_before=decision.champion_before,
                        gate=decision.reasons)
     return summary
+
+
+def format_training(summary: Mapping[str, Any]) -> str:
+    """Markdown of one training job's summary (:func:`train_and_register`): data, time, metrics, gate."""
+    data, metrics, seconds = summary["data"], summary["metrics"], summary.get("epoch_seconds", [])
+    lines = [f"Registered as `{summary['model']}`; {summary['epochs']} epochs on {data['train_rows']} train rows "
+             f"({data['classes']} classes, input {data['input_dim']} values: {', '.join(summary['columns'])}); "
+             f"{data['val_rows']} validation, {data['test_rows']} test and {data['unknown_rows']} unknown rows.", ""]
+    if seconds:
+        lines.append(f"Training time on this machine: {sum(seconds):.0f} s for {len(seconds)} epochs "
+                     f"({sum(seconds) / len(seconds):.1f} s per epoch, one Ray Train worker); the whole command "
+                     f"(loading, training, calibration, registration) took {summary['wall_seconds']:.0f} s.")
+    else:
+        lines.append(f"The run's checkpoints were already complete: calibrated, evaluated and registered in "
+                     f"{summary['wall_seconds']:.0f} s.")
+    keys = [k for k in ("test_accuracy", "test_proto_accuracy", "test_ece", "test_known_accept", "test_auroc",
+                        "test_oscr", "test_unknown_reject", "test_proto_auroc", "test_proto_oscr",
+                        "test_proto_unknown_reject", "chosen_epoch") if k in metrics]
+    lines += ["", "| metric | value |", "|---|---:|"] + [f"| {k} | {metrics[k]:.4f} |" for k in keys]
+    if "promoted" in summary:
+        lines += ["", f"Gate: {'promoted to champion' if summary['promoted'] else 'refused'} "
+                      f"({'; '.join(summary['gate'])})."]
+    return "\n".join(lines)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -265,9 +266,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     else:
         torch.manual_seed(opts.seed)
         model, start_epoch, history = CausalDecoupler(expected), 0, []
-        x_all = torch.from_numpy(data.x_train)
-        model.x_mean.copy_(x_all.mean(0))
-        model.x_std.copy_(x_all.std(0).clamp_min(1e-6))  # constant features stay at 0, as in fit_decoupler
+        model.fit_input_statistics(torch.from_numpy(data.x_train), seed=opts.seed)
     model.train()
     objective = ray.train.torch.prepare_model(_Objective(model))  # to the device; DDP when world > 1
     optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
@@ -287,7 +286,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         mine = order[:usable][rank::world].to(device)
         torch.manual_seed(_epoch_seed(opts.seed, epoch, rank + 1))  # latent samples and swap pairings
         sums: dict[str, float] = {}
-        steps = 0
+        steps, epoch_start = 0, time.perf_counter()
         for start in range(0, len(mine), per_worker):
             idx = mine[start:start + per_worker]
             if len(idx) < 2:  # same on every rank: the shards have equal sizes
@@ -300,7 +299,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             steps += 1
         # 4. Metrics: train terms are this rank's shard means; validation is on all val rows (same on all ranks).
-        metrics = {"epoch": epoch + 1, "start_epoch": start_epoch,
+        metrics = {"epoch": epoch + 1, "start_epoch": start_epoch, "epoch_seconds": time.perf_counter() - epoch_start,
                    **{f"train_{k}": v / max(steps, 1) for k, v in sums.items()},
                    **_validate(model, data.x_val, data.y_val)}
         history.append(metrics)
@@ -431,6 +430,23 @@ def evaluate(model: CausalDecoupler, calibration: Calibration, data: Attribution
 
 # ----- the driver -----
 
+def extraction_requirements(storage: Storage, features: str | list[str], columns: list[str]
+                            ) -> dict[str, Any] | None:
+    """How ``columns`` were extracted, from ``<features>/_extraction.json`` (of the first prefix, when training
+    read several: the others are perturbed copies of the same extraction): the reference id, the image size and
+    only the modes (with options) and spaces (with weights and options) that ``columns`` use; None if absent."""
+    first = features if isinstance(features, str) else features[0]
+    uri = f"{storage.resolve(first)}/_extraction.json"
+    if not storage.exists(uri):
+        return None
+    spec = storage.read_json(uri)
+    modes = {c.partition(".")[0] for c in columns}
+    spaces = {c.partition(".")[2] for c in columns}
+    return {"reference_id": spec["reference_id"], "image_size": spec["image_size"],
+            "modes": {m: opts for m, opts in spec["modes"].items() if m in modes},
+            "spaces": [s for s in spec["spaces"] if s["name"] in spaces]}
+
+
 @dataclass
 class TrainResult:
     """Everything registration needs: the chosen model (eval mode), its calibration, the data it saw, metrics."""
@@ -443,16 +459,23 @@ class TrainResult:
     history: list[dict[str, float]]
     checkpoint_uri: str
     epochs_completed: int
-    features: str
+    features: str | list[str]
     mlflow_run_id: str | None = None
     tracking_uri: str | None = None
     job: TrainJobConfig | None = field(default=None, repr=False)
 
     @property
     def requirements(self) -> dict[str, Any]:
-        """What an input must match: the reference model and the concatenated feature columns."""
-        return {"reference_id": self.data.reference_id, "columns": self.data.columns,
-                "column_dims": self.data.column_dims, "input_dim": self.data.input_dim, "features": self.features}
+        """What an input must match: the reference model and the concatenated feature columns; ``extraction``
+        (see :func:`extraction_requirements`) tells a scan how to rebuild them, when the job's storage has it."""
+        requirements = {"reference_id": self.data.reference_id, "columns": self.data.columns,
+                        "column_dims": self.data.column_dims, "input_dim": self.data.input_dim,
+                        "features": self.features}
+        if self.job is not None:
+            extraction = extraction_requirements(Storage(self.job.storage), self.features, self.data.columns)
+            if extraction is not None:
+                requirements["extraction"] = extraction
+        return requirements
 
 
 def run_root(job: TrainJobConfig, storage: Storage) -> str:
@@ -576,6 +599,9 @@ def run_training(job: TrainJobConfig, *,
 
     from causalprint.storage.folders import download_folder
 
+    if not job.storage.is_s3:  # workers run in Ray's session folder: a relative root must not follow them there
+        job = job.model_copy(update={"storage": job.storage.model_copy(
+            update={"root": str(Path(job.storage.root).resolve())})})
     storage = Storage(job.storage)
     data = load_attribution_data(storage, job.data)  # fails fast, before any worker starts
     done = _check_existing_run(job, storage, data)

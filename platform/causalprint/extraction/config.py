@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from causalprint.config import StrictModel
 from causalprint.imaging.intake import IntakeConfig
+from causalprint.perturbations import PerturbationSpec
 from causalprint.runtime.ray_local import RayConfig
 from causalprint.storage import StorageConfig
 
@@ -28,6 +29,12 @@ class ActorConfig(StrictModel):
     num_cpus: float = Field(default=0.5, gt=0)
     gpus_per_actor: float | None = Field(default=None, ge=0, description="None: 0.5 where GPUs exist, else 0")
 
+    @model_validator(mode="after")
+    def _sizes(self) -> ActorConfig:
+        if self.min_actors > self.max_actors:
+            raise ValueError(f"min_actors={self.min_actors} is more than max_actors={self.max_actors}")
+        return self
+
 
 class ExtractConfig(StrictModel):
     """What to extract: from which images, against which reference model, in which modes and spaces."""
@@ -38,9 +45,17 @@ class ExtractConfig(StrictModel):
     modes: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"one_step": {}, "latent": {}, "image": {}})
     spaces: list[SpaceSpec] = Field(default_factory=lambda: [SpaceSpec(name=n) for n in ("rgb", "dct", "fourier")])
     splits: list[str] | None = Field(default=None, description="manifest splits to keep (None: all)")
+    sources: list[str] | None = Field(default=None, description="manifest sources to keep (None: all)")
     per_source_limit: int | None = Field(default=None, ge=1, description="deterministic subset per source")
+    perturb: list[PerturbationSpec] = Field(
+        default_factory=list, description="applied after decoding, before the residual: each image gets one of "
+        "these, chosen by a hash of its URI (one entry: every image gets it). Robustness tests and augmentation")
     batch_size: int = Field(default=64, ge=1)
     precision: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    stages: Literal["fused", "split"] = Field(
+        default="fused", description="fused: one actor pool computes residuals and features (``actors``); split: "
+        "a residual pool and a feature pool that scale apart (``residual_actors``, ``feature_actors``)")
+    actors: ActorConfig = ActorConfig(min_actors=2, max_actors=4, num_cpus=0.75)
     residual_actors: ActorConfig = ActorConfig()
     feature_actors: ActorConfig = ActorConfig()
 

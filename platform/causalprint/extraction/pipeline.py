@@ -15,10 +15,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from causalprint.data.collection import IMAGE_SUFFIXES, read_collection
-from causalprint.extraction.actors import FeatureActor, ResidualActor, load_reference
+from causalprint.extraction.actors import ExtractActor, FeatureActor, ResidualActor, load_reference
 from causalprint.extraction.config import ActorConfig, ExtractJobConfig
 from causalprint.extraction.parts import done_uris, write_part
 from causalprint.imaging.intake import IntakeConfig
+from causalprint.perturbations import perturb_batch
 from causalprint.runtime.ray_local import ensure_ray, gpu_count
 from causalprint.storage import Storage
 from causalprint.zoo.manifest import read_manifest
@@ -35,6 +36,8 @@ def select_inputs(storage: Storage, job: ExtractJobConfig) -> pa.Table:
         manifest = read_manifest(storage, source)
         if cfg.splits:
             manifest = manifest.filter(pc.is_in(manifest["split"], pa.array(cfg.splits)))
+        if cfg.sources:
+            manifest = manifest.filter(pc.is_in(manifest["source"], pa.array(cfg.sources)))
         if cfg.per_source_limit:
             manifest = _limit_per_source(manifest, cfg.per_source_limit)
         return manifest.select(["uri", *METADATA_COLUMNS])
@@ -69,6 +72,8 @@ def _check_metadata(storage: Storage, job: ExtractJobConfig, reference_id: str) 
         "spaces": [s.model_dump() for s in cfg.spaces],
         "image_size": job.intake.size,
     }
+    if cfg.perturb:  # only when set, so outputs written before perturbations existed keep their record
+        want["perturb"] = [p.model_dump() for p in cfg.perturb]
     if storage.exists(uri):
         have = storage.read_json(uri)
         if have != want:
@@ -88,21 +93,18 @@ def build_dataset(storage: Storage, job: ExtractJobConfig, pending: pa.Table):
     metadata = {c: pending[c].to_pylist() for c in METADATA_COLUMNS}
     ds = read_collection(storage, "", job.intake, uris=pending["uri"].to_pylist(), metadata=metadata,
                          batch_size=cfg.batch_size)
-    ds = ds.map_batches(
-        ResidualActor,
-        fn_constructor_kwargs={"storage": storage, "reference_uri": cfg.reference, "modes": cfg.modes,
-                               "precision": cfg.precision},
-        compute=ActorPoolStrategy(min_size=cfg.residual_actors.min_actors, max_size=cfg.residual_actors.max_actors),
-        batch_size=cfg.batch_size,
-        **_resources(cfg.residual_actors),
-    )
-    ds = ds.map_batches(
-        FeatureActor,
-        fn_constructor_kwargs={"storage": storage, "spaces": cfg.spaces, "image_size": job.intake.size},
-        compute=ActorPoolStrategy(min_size=cfg.feature_actors.min_actors, max_size=cfg.feature_actors.max_actors),
-        batch_size=cfg.batch_size,
-        **_resources(cfg.feature_actors),
-    )
+    if cfg.perturb:
+        ds = ds.map_batches(perturb_batch, fn_kwargs={"specs": cfg.perturb},
+                            batch_size=cfg.batch_size, num_cpus=0.25)
+    residual_kwargs = {"storage": storage, "reference_uri": cfg.reference, "modes": cfg.modes,
+                       "precision": cfg.precision}
+    feature_kwargs = {"storage": storage, "spaces": cfg.spaces, "image_size": job.intake.size}
+    stages = ([(ExtractActor, {**residual_kwargs, **feature_kwargs}, cfg.actors)] if cfg.stages == "fused" else
+              [(ResidualActor, residual_kwargs, cfg.residual_actors), (FeatureActor, feature_kwargs, cfg.feature_actors)])
+    for actor, kwargs, pool in stages:
+        ds = ds.map_batches(actor, fn_constructor_kwargs=kwargs, batch_size=cfg.batch_size,
+                            compute=ActorPoolStrategy(min_size=pool.min_actors, max_size=pool.max_actors),
+                            **_resources(pool))
     return ds.map_batches(write_part, fn_kwargs={"storage": storage, "output": cfg.output}, batch_size=None,
                           num_cpus=0.25)
 

@@ -1,0 +1,393 @@
+"""The evaluation job: our registered attributor against the baselines, clean, perturbed, shifted and open set.
+
+Every method is scored on the same test rows of the ``bench`` zoo (DIRE on its stated subset):
+- closed set: accuracy, macro-F1, ECE, twin-pair accuracy, clean and under each robustness condition;
+- content shift: the closed-set model on the shift copies (same architectures, trained on the other content
+  group); a prediction counts when its architecture is right;
+- open set: a second instance of every method trained without ``held_out_sources``; AUROC and OSCR of its
+  known-ness score, known test rows against the held-out sources' rows.
+Baselines train on the same rows as ours (train split minus the validation carve-out, clean + augmented copy).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from causalprint.attribution.dataset import DataConfig, load_attribution_data
+from causalprint.attribution.registry import load_attributor
+from causalprint.config import StrictModel
+from causalprint.evaluation.conditions import Condition
+from causalprint.evaluation.eval_rows import EvalRows, load_eval_rows
+from causalprint.evaluation.methods import BaselineMethod, Method, OursMethod
+from causalprint.evaluation.metrics import (
+    architecture_accuracy,
+    closed_set_metrics,
+    open_set_metrics,
+    per_source_precision_recall,
+)
+from causalprint.evaluation.robustness import (
+    RobustnessConfig,
+    condition_extract_jobs,
+    condition_output,
+    extract_conditions,
+)
+from causalprint.evaluation.separability import fisher_discriminant_ratio
+from causalprint.runtime.ray_local import RayConfig, ensure_ray
+from causalprint.storage import Storage, StorageConfig
+from causalprint.storage.folders import download_folder, upload_folder
+from causalprint.tracking.mlflow_setup import MlflowConfig, configure_mlflow, tracking_uri_for
+from causalprint.zoo.manifest import read_manifest
+
+log = logging.getLogger(__name__)
+
+
+class BaselineSpec(StrictModel):
+    """A baseline by registry name (``causalprint.baselines``); ``train_features``/``test_features`` override the
+    job's when its columns live elsewhere (DIRE's residuals are a subset extraction)."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    train_features: list[str] | None = None
+    test_features: str | None = None
+
+
+class EvaluateConfig(StrictModel):
+    name: str = Field(default="bench", pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    model: str = Field(description="our closed-set model, e.g. models:/causalprint-attributor@champion")
+    openset_model: str | None = Field(default=None, description="ours trained without held_out_sources")
+    manifest: str = "zoo/bench/manifest.parquet"
+    reference: str = "models/reference/bench"
+    features: str = Field(description="the clean extraction output: test rows and the content-shift rows")
+    train_features: list[str] = Field(min_length=1, description="what the baselines train on (as ours did)")
+    sources: list[str] = Field(min_length=2, description="the closed-set classes")
+    held_out_sources: list[str] = Field(default_factory=list, description="the open-set instances' unknowns")
+    shift_sources: list[str] = Field(default_factory=list, description="same architectures, other content group")
+    twins: list[str] = Field(default_factory=list)
+    train_split: str = "train"
+    test_split: str = "heldout"
+    ours_paths: list[Literal["prototypes", "logits"]] = Field(
+        default_factory=lambda: ["prototypes", "logits"], min_length=1,
+        description="our decision paths to report, one row each (the first is the one the summary names)")
+    baselines: list[BaselineSpec] = Field(default_factory=list)
+    baseline_cache: str = "evaluation/baselines"
+    robustness: RobustnessConfig = RobustnessConfig()
+    figures: str | None = Field(default=None, description="local folder for the PNGs that docs link to")
+
+    @model_validator(mode="after")
+    def _check(self) -> EvaluateConfig:
+        stray = sorted(set(self.held_out_sources) - set(self.sources))
+        if stray:
+            raise ValueError(f"held_out_sources {stray} must be among sources {self.sources}")
+        return self
+
+
+class EvaluateJobConfig(StrictModel):
+    storage: StorageConfig = StorageConfig()
+    ray: RayConfig = RayConfig()
+    mlflow: MlflowConfig = MlflowConfig(experiment="causalprint-evaluation")
+    evaluate: EvaluateConfig
+
+
+@dataclass
+class MethodScores:
+    """One method's figures; ``conditions[name]`` holds the closed-set metrics under that condition."""
+
+    name: str
+    conditions: dict[str, dict[str, float]] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    shift_architecture_accuracy: float | None = None
+    shift_rows: int = 0
+    open_set: dict[str, dict[str, float]] = field(default_factory=dict)
+    train_seconds: float | None = None
+
+    def mean_accuracy(self) -> float:
+        return float(np.mean([m["accuracy"] for m in self.conditions.values()]))
+
+
+@dataclass
+class EvaluationResult:
+    config: EvaluateConfig
+    scores: list[MethodScores]
+    ours_details: dict[str, Any]
+    figures: dict[str, str]
+    mlflow_run_id: str | None = None
+
+
+# ----- rows -----
+
+class RowCache:
+    """Test rows per (output, sources, split), loaded once with every column any method needs."""
+
+    def __init__(self, storage: Storage, columns_of: dict[str, list[str]]) -> None:
+        self.storage, self.columns_of, self._rows = storage, columns_of, {}
+
+    def get(self, prefix: str, sources: list[str], split: str) -> EvalRows:
+        key = (prefix, tuple(sources), split)
+        if key not in self._rows:
+            self._rows[key] = load_eval_rows(self.storage, prefix, self.columns_of[prefix], sources, split)
+        return self._rows[key]
+
+
+def _is_dire_column(column: str, robust: RobustnessConfig) -> bool:
+    return column.split(".", 1)[0] in robust.dire_modes
+
+
+def _test_prefix(cfg: EvaluateConfig, method_columns: tuple[str, ...], condition: Condition,
+                 clean_prefix: str) -> str:
+    dire = [_is_dire_column(c, cfg.robustness) for c in method_columns]
+    if any(dire) and not all(dire):
+        raise ValueError(f"columns {method_columns} mix the dire subset with the main extraction")
+    if condition.clean:
+        return clean_prefix
+    return condition_output(cfg.robustness, condition, dire=all(dire))
+
+
+# ----- methods -----
+
+def _cache_key(spec: BaselineSpec, data_cfg: DataConfig, reference_id: str) -> str:
+    blob = json.dumps({"spec": spec.model_dump(), "data": data_cfg.model_dump(), "ref": reference_id},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def fit_baseline(storage: Storage, cfg: EvaluateConfig, spec: BaselineSpec, held_out: list[str],
+                 class_names: list[str], all_sources: list[str]) -> tuple[BaselineMethod, float]:
+    """Train ``spec`` on the job's train rows of ``cfg.sources`` (or reuse the copy cached in storage under the
+    same inputs); returns the method and its training seconds (0 when reused)."""
+    from causalprint.baselines.registry import BASELINES
+
+    cls = BASELINES.get(spec.name)
+    others = sorted(set(all_sources) - set(cfg.sources))
+    data_cfg = DataConfig(features=spec.train_features or cfg.train_features, columns=list(cls.columns),
+                          held_out_sources=held_out, excluded_sources=others,
+                          train_split=cfg.train_split, test_split=cfg.test_split)
+    data = load_attribution_data(storage, data_cfg)
+    if data.class_names != class_names:
+        raise ValueError(f"baseline {spec.name} would train on {data.class_names}, ours on {class_names}: "
+                         "evaluate on the same sources")
+    folder = f"{cfg.baseline_cache}/{spec.name}-{_cache_key(spec, data_cfg, data.reference_id)}"
+    if storage.exists(f"{storage.resolve(folder)}/_DONE.json"):
+        with tempfile.TemporaryDirectory() as tmp:
+            baseline = cls.from_pretrained(download_folder(storage, folder, tmp))
+        log.info("baseline %s: reused %s", spec.name, folder)
+        return BaselineMethod(baseline, class_names), 0.0
+    baseline = cls(**spec.options)
+    inputs = {c: data.x_train[:, s] for c, s in data.column_slices().items()}
+    start = time.perf_counter()
+    baseline.fit(inputs, data.y_train, data.num_classes)
+    seconds = time.perf_counter() - start
+    log.info("baseline %s (held out %s): trained on %d rows in %.1f s", spec.name, held_out, len(data.y_train),
+             seconds)
+    with tempfile.TemporaryDirectory() as tmp:
+        baseline.save_pretrained(tmp)
+        (Path(tmp) / "_DONE.json").write_text(json.dumps({"train_seconds": seconds, "rows": len(data.y_train)}))
+        upload_folder(storage, tmp, folder, last="_DONE.json")
+    return BaselineMethod(baseline, class_names), seconds
+
+
+# ----- scoring -----
+
+def _score_closed(method: Method, rows: EvalRows, twins: list[str]) -> dict[str, float]:
+    probs = method.predict_proba(rows.inputs)
+    return closed_set_metrics(rows.labels(method.class_names), probs, method.class_names, twins)
+
+
+def _score_open(method: Method, rows: EvalRows, held_out: list[str]) -> dict[str, float]:
+    unknown = np.isin(rows.source, held_out)
+    known_rows, unknown_rows = rows.subset(~unknown), rows.subset(unknown)
+    probs = method.predict_proba(known_rows.inputs)
+    correct = probs.argmax(1) == known_rows.labels(method.class_names)
+    return open_set_metrics(method.known_score(known_rows.inputs), correct, method.known_score(unknown_rows.inputs))
+
+
+def _ours_details(ours: OursMethod, rows: EvalRows, figures: Path | None) -> tuple[dict[str, Any], dict[str, str]]:
+    from causalprint.attribution.registry import confusion_matrix_png, fingerprint_plot_png
+
+    names = ours.class_names
+    y = rows.labels(names)
+    codes = ours.codes(rows.inputs)
+    pred = ours.predict_proba(rows.inputs).argmax(1)
+    details = {"per_source": per_source_precision_recall(y, pred, names),
+               "fingerprint_fdr": fisher_discriminant_ratio(codes.fp, y),
+               "content_fdr": fisher_discriminant_ratio(codes.content, y)}
+    paths = {}
+    if figures is not None:
+        figures.mkdir(parents=True, exist_ok=True)
+        paths["confusion"] = str(figures / "confusion.png")
+        details["confusion"] = confusion_matrix_png(y, pred, names, paths["confusion"]).tolist()
+        paths["fingerprints"] = str(figures / "fingerprints.png")
+        fingerprint_plot_png(codes.fp, [names[i] for i in y], paths["fingerprints"])
+    return details, paths
+
+
+def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
+    """Extract what is missing, train (or reuse) the baselines, score every method; log to MLflow."""
+    import mlflow
+
+    from causalprint.baselines.registry import BASELINES
+
+    cfg = job.evaluate
+    ensure_ray(job.ray)
+    storage = Storage(job.storage)
+    configure_mlflow(job.mlflow, storage)
+    tracking = tracking_uri_for(job.mlflow, storage)
+    robust = cfg.robustness
+
+    with tempfile.TemporaryDirectory() as tmp:
+        closed_model = load_attributor(cfg.model, dst=f"{tmp}/closed", tracking_uri=tracking)
+        open_model = (load_attributor(cfg.openset_model, dst=f"{tmp}/open", tracking_uri=tracking)
+                      if cfg.openset_model else None)
+    ours_all = [OursMethod(closed_model, path) for path in cfg.ours_paths]
+    ours = ours_all[0]
+    class_names = ours.class_names
+    if sorted(class_names) != sorted(cfg.sources):
+        raise ValueError(f"{cfg.model} knows {class_names}, the evaluation's sources are {cfg.sources}")
+    open_classes = sorted(set(cfg.sources) - set(cfg.held_out_sources))
+    if open_model is not None and list(open_model.calibration.class_names) != open_classes:
+        raise ValueError(f"{cfg.openset_model} knows {open_model.calibration.class_names}; with "
+                         f"{cfg.held_out_sources} held out it should know {open_classes}")
+
+    # The perturbed test sets (a finished one is only listed).
+    needs_dire = any(_is_dire_column(c, robust) for b in cfg.baselines for c in BASELINES.get(b.name).columns)
+    extract_kw = dict(manifest=cfg.manifest, reference=cfg.reference, sources=cfg.sources, split=cfg.test_split,
+                      storage=job.storage, ray=job.ray)
+    extract_conditions(condition_extract_jobs(robust, dire=False, **extract_kw)
+                       + (condition_extract_jobs(robust, dire=True, **extract_kw) if needs_dire else []))
+
+    # The methods: ours, then each baseline closed-set and open-set.
+    closed: list[tuple[Method, str, float | None]] = [(m, cfg.features, None) for m in ours_all]
+    opened: dict[str, Method] = ({m.name: OursMethod(open_model, m.source) for m in ours_all}
+                                 if open_model is not None else {})
+    all_sources = sorted(set(read_manifest(storage, storage.resolve(cfg.manifest))["source"].to_pylist()))
+    for spec in cfg.baselines:
+        method, seconds = fit_baseline(storage, cfg, spec, [], class_names, all_sources)
+        closed.append((method, spec.test_features or cfg.features, seconds))
+        if cfg.held_out_sources:
+            opened[method.name], _ = fit_baseline(storage, cfg, spec, cfg.held_out_sources, open_classes,
+                                                  all_sources)
+
+    columns_of: dict[str, set[str]] = {}
+    for method, clean_prefix, _ in closed:
+        for condition in robust.conditions:
+            columns_of.setdefault(_test_prefix(cfg, method.columns, condition, clean_prefix), set()).update(
+                method.columns)
+    rows = RowCache(storage, {k: sorted(v) for k, v in columns_of.items()})
+
+    arch_of = {}
+    scores = []
+    for method, clean_prefix, seconds in closed:
+        s = MethodScores(method.name, train_seconds=seconds)
+        for condition in robust.conditions:
+            prefix = _test_prefix(cfg, method.columns, condition, clean_prefix)
+            test = rows.get(prefix, cfg.sources, cfg.test_split)
+            s.conditions[condition.name] = _score_closed(method, test, cfg.twins)
+            s.rows[condition.name] = len(test)
+            if condition.clean:
+                arch_of.update(dict(zip(test.source.tolist(), test.arch.tolist())))
+            open_method = opened.get(method.name)
+            if open_method is not None:
+                s.open_set[condition.name] = _score_open(open_method, test, cfg.held_out_sources)
+        if cfg.shift_sources:
+            shift = load_eval_rows(storage, clean_prefix, list(method.columns), cfg.shift_sources, cfg.test_split)
+            pred = method.predict_proba(shift.inputs).argmax(1)
+            s.shift_architecture_accuracy = architecture_accuracy(pred, shift.arch, method.class_names, arch_of)
+            s.shift_rows = len(shift)
+        log.info("evaluated %s: mean accuracy %.4f over %d conditions", s.name, s.mean_accuracy(), len(s.conditions))
+        scores.append(s)
+
+    clean_rows = rows.get(cfg.features, cfg.sources, cfg.test_split)
+    figures = Path(cfg.figures) if cfg.figures else None
+    with tempfile.TemporaryDirectory() as tmp:
+        details, paths = _ours_details(ours, clean_rows, figures or Path(tmp))
+        result = EvaluationResult(cfg, scores, details, paths if figures else {})
+        with mlflow.start_run(run_name=f"evaluate-{cfg.name}") as run:
+            mlflow.set_tags({"model": cfg.model, "openset_model": str(cfg.openset_model)})
+            mlflow.log_params({"sources": ",".join(cfg.sources), "held_out": ",".join(cfg.held_out_sources),
+                               "conditions": ",".join(c.name for c in robust.conditions)})
+            mlflow.log_metrics(_flat_metrics(scores))
+            mlflow.log_text(format_evaluation(result), "evaluation.md")
+            mlflow.log_dict(details, "ours_details.json")
+            for path in paths.values():
+                mlflow.log_artifact(path, "figures")
+            result.mlflow_run_id = run.info.run_id
+    return result
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def _flat_metrics(scores: list[MethodScores]) -> dict[str, float]:
+    out = {}
+    for s in scores:
+        key = _slug(s.name)
+        for condition, metrics in s.conditions.items():
+            out.update({f"{key}.{condition}.{m}": v for m, v in metrics.items() if np.isfinite(v)})
+        for condition, metrics in s.open_set.items():
+            out.update({f"{key}.open.{condition}.{m}": v for m, v in metrics.items()})
+        out[f"{key}.mean_accuracy"] = s.mean_accuracy()
+        if s.shift_architecture_accuracy is not None:
+            out[f"{key}.shift_architecture_accuracy"] = s.shift_architecture_accuracy
+    return out
+
+
+# ----- the report -----
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None or not np.isfinite(x) else f"{100 * x:.1f}"
+
+
+def format_evaluation(result: EvaluationResult) -> str:
+    """Markdown: ours against each baseline (closed set per condition, mean, shift, open set), then ours' details."""
+    cfg, scores = result.config, result.scores
+    conditions = [c.name for c in cfg.robustness.conditions]
+    best = {c: max(s.conditions[c]["accuracy"] for s in scores) for c in conditions}
+    head = ["method", *conditions, "mean", "content shift (arch.)", "open-set AUROC", "OSCR", "twins (clean)"]
+    lines = ["Closed-set accuracy (%) on the held-out split of the "
+             f"{len(cfg.sources)} sources, clean and with each perturbation applied to every class; content shift "
+             f"= architecture-level accuracy on {', '.join(cfg.shift_sources) or 'none'}; open set = instances "
+             f"trained without {', '.join(cfg.held_out_sources) or 'none'}, clean test rows. **Bold**: best in "
+             "its column.", "", "| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
+
+    def bold(value: float | None, top: float | None) -> str:
+        text = _pct(value)
+        return f"**{text}**" if value is not None and top is not None and abs(value - top) < 1e-12 else text
+
+    tops = {"mean": max(s.mean_accuracy() for s in scores),
+            "shift": max((s.shift_architecture_accuracy or 0) for s in scores),
+            "auroc": max((s.open_set.get("clean", {}).get("auroc", 0)) for s in scores),
+            "oscr": max((s.open_set.get("clean", {}).get("oscr", 0)) for s in scores)}
+    for s in scores:
+        cells = [bold(s.conditions[c]["accuracy"], best[c]) for c in conditions]
+        open_clean = s.open_set.get("clean", {})
+        cells += [bold(s.mean_accuracy(), tops["mean"]), bold(s.shift_architecture_accuracy, tops["shift"]),
+                  bold(open_clean.get("auroc"), tops["auroc"]).replace("%", ""),
+                  bold(open_clean.get("oscr"), tops["oscr"]),
+                  _pct(s.conditions["clean"].get("twin_accuracy"))]
+        lines.append(f"| {s.name} | " + " | ".join(cells) + " |")
+    lines += ["", "AUROC and OSCR are shown x100. Test rows per source: " + "; ".join(
+        f"{s.name}: clean {s.rows['clean'] // len(cfg.sources)}, perturbed "
+        f"{next((s.rows[c] for c in conditions if c != 'clean'), 0) // len(cfg.sources)}" for s in scores) + "."]
+    trained = [f"{s.name} {s.train_seconds:.0f} s" for s in scores if s.train_seconds]
+    if trained:
+        lines += ["", "Baseline training time on this machine: " + ", ".join(trained) + "."]
+    ours = scores[0]
+    lines += ["", f"Ours, clean: macro-F1 {_pct(ours.conditions['clean']['macro_f1'])} %, ECE "
+              f"{ours.conditions['clean']['ece']:.4f}, FDR of the fingerprint codes "
+              f"{result.ours_details['fingerprint_fdr']:.3f}. Open set under each condition (AUROC x100): "
+              + ", ".join(f"{c} {_pct(v['auroc'])}" for c, v in ours.open_set.items()) + ".", "",
+              "| source | precision | recall | test rows |", "|---|---:|---:|---:|"]
+    lines += [f"| {r['source']} | {_pct(r['precision'])} | {_pct(r['recall'])} | {r['support']} |"
+              for r in result.ours_details["per_source"]]
+    return "\n".join(lines)

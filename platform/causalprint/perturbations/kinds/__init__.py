@@ -1,0 +1,1 @@
+"""One module per perturbation; each is registered in ``causalprint.perturbations.registry``."""

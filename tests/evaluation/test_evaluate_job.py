@@ -1,0 +1,142 @@
+"""The evaluation job end to end on the tiny zoo (S3 server): perturbed test sets are extracted, our registered
+models and the baselines are scored on the same rows, results land in MLflow, and a rerun reuses everything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from causalprint.attribution.dataset import DataConfig, load_attribution_data
+from causalprint.attribution.model import DecouplerConfig, fit_decoupler
+from causalprint.attribution.registry import register_version
+from causalprint.attribution.training import TrainResult, calibrate, evaluate
+from causalprint.evaluation.conditions import Condition, default_conditions
+from causalprint.evaluation.evaluate_job import (
+    BaselineSpec,
+    EvaluateConfig,
+    EvaluateJobConfig,
+    format_evaluation,
+    run_evaluation,
+)
+from causalprint.evaluation.robustness import RobustnessConfig
+from causalprint.extraction.config import ExtractConfig, ExtractJobConfig, SpaceSpec
+from causalprint.extraction.parts import load_features
+from causalprint.extraction.pipeline import run_extract
+from causalprint.perturbations import PerturbationSpec
+from causalprint.storage import Storage
+from causalprint.storage.folders import upload_folder
+from causalprint.tracking.mlflow_setup import MlflowConfig, configure_mlflow
+
+pytestmark = pytest.mark.slow
+
+SOURCES = ["real", "dcgan", "dcgan-twin", "wgan-gp", "stylegan", "sngan", "ddpm", "ddim", "ldm", "vae"]
+SHIFT = ["dcgan-shift", "stylegan-shift", "ldm-shift", "vae-shift"]
+COLUMNS = ["latent.dct", "image.dct"]
+MODES = {"latent": {}, "image": {}}
+SPACES = [SpaceSpec(name="rgb"), SpaceSpec(name="dct")]
+
+
+def _register(storage: Storage, held_out: list[str], name: str, model_name: str, tracking: str) -> None:
+    data = load_attribution_data(storage, DataConfig(features="features/eval", columns=COLUMNS,
+                                                     held_out_sources=held_out, excluded_sources=SHIFT))
+    torch.manual_seed(0)
+    config = DecouplerConfig(input_dim=data.input_dim, num_classes=data.num_classes, class_names=data.class_names,
+                             hidden=32, fp_dim=8, content_dim=8, projection_dim=16)
+    model = fit_decoupler(data.x_train, data.y_train, config, epochs=5, batch_size=16, lr=3e-3, seed=0)
+    calibration = calibrate(model, data)
+    result = TrainResult(name=name, model=model, calibration=calibration, data=data,
+                         metrics=evaluate(model, calibration, data), history=[], checkpoint_uri="(in-process)",
+                         epochs_completed=5, features="features/eval", tracking_uri=tracking)
+    register_version(result, model_name=model_name, experiment="eval-test")
+
+
+@pytest.fixture(scope="module")
+def evaluation(tiny_zoo_s3: Storage, tiny_reference_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    storage = tiny_zoo_s3
+    upload_folder(storage, tiny_reference_dir, "models/reference/eval")
+    run_extract(ExtractJobConfig(storage=storage.config, extract=ExtractConfig(
+        input="zoo/tiny/manifest.parquet", output="features/eval", reference="models/reference/eval",
+        modes=MODES, spaces=SPACES, batch_size=32)))
+    tmp = tmp_path_factory.mktemp("evaluate")
+    mlflow_cfg = MlflowConfig(tracking_uri=f"sqlite:///{tmp}/mlflow.db", experiment="eval-test",
+                              artifact_location=str(tmp / "artifacts"))
+    configure_mlflow(mlflow_cfg, storage)
+    _register(storage, [], "closed", "eval-closed", mlflow_cfg.tracking_uri)
+    _register(storage, ["sngan"], "open", "eval-open", mlflow_cfg.tracking_uri)
+    conditions = [c for c in default_conditions() if c.name in ("clean", "jpeg75")]
+    job = EvaluateJobConfig(storage=storage.config, mlflow=mlflow_cfg, evaluate=EvaluateConfig(
+        name="tiny", model="models:/eval-closed@candidate", openset_model="models:/eval-open@candidate",
+        manifest="zoo/tiny/manifest.parquet", reference="models/reference/eval", features="features/eval",
+        train_features=["features/eval"], sources=SOURCES, held_out_sources=["sngan"], shift_sources=SHIFT,
+        twins=["dcgan", "dcgan-twin"], baselines=[BaselineSpec(name="frank2020", options={"epochs": 5}),
+                                                   BaselineSpec(name="aeroblade")],
+        baseline_cache="evaluation/cache", figures=str(tmp / "figures"),
+        robustness=RobustnessConfig(output="features/eval-robust", per_source_limit=3, modes=MODES, spaces=SPACES,
+                                    conditions=conditions)))
+    return storage, job, run_evaluation(job)
+
+
+def test_every_method_is_scored_on_every_condition(evaluation) -> None:
+    _, job, result = evaluation
+    assert [s.name for s in result.scores] == ["causalprint (ours, prototypes)", "causalprint (ours, logits)",
+                                               "frank2020", "aeroblade"]
+    for s in result.scores:
+        assert set(s.conditions) == {"clean", "jpeg75"} and set(s.open_set) == {"clean", "jpeg75"}
+        assert s.rows["clean"] == 6 * len(SOURCES) and s.rows["jpeg75"] == 3 * len(SOURCES)
+        assert 0.0 <= s.conditions["clean"]["accuracy"] <= 1.0 and 0.0 <= s.open_set["clean"]["auroc"] <= 1.0
+        assert s.shift_rows == 6 * len(SHIFT) and 0.0 <= s.shift_architecture_accuracy <= 1.0
+    table = format_evaluation(result)
+    assert "| causalprint (ours, prototypes) |" in table and "jpeg75" in table and "| frank2020 |" in table
+    assert Path(result.figures["confusion"]).stat().st_size > 0
+
+
+def test_perturbed_test_set_is_extracted_once_with_its_perturbation(evaluation) -> None:
+    storage, _, _ = evaluation
+    table = load_features(storage, "features/eval-robust/jpeg75", columns=["source", "split", "perturbation"])
+    assert set(table["perturbation"].to_pylist()) == {"jpeg(quality=75)"}
+    assert set(table["split"].to_pylist()) == {"heldout"} and table.num_rows == 3 * len(SOURCES)
+    record = storage.read_json(f"{storage.resolve('features/eval-robust/jpeg75')}/_extraction.json")
+    assert record["perturb"] == [PerturbationSpec(name="jpeg", options={"quality": 75}).model_dump()]
+
+
+def test_results_are_in_mlflow(evaluation) -> None:
+    import mlflow
+
+    _, job, result = evaluation
+    run = mlflow.MlflowClient(job.mlflow.tracking_uri).get_run(result.mlflow_run_id)
+    ours = result.scores[0]
+    assert run.data.metrics["causalprint_ours_prototypes.clean.accuracy"] == pytest.approx(ours.conditions["clean"]["accuracy"])
+    assert "frank2020.open.clean.auroc" in run.data.metrics
+
+
+def test_rerun_reuses_baselines_and_extractions(evaluation) -> None:
+    _, job, first = evaluation
+    again = run_evaluation(job)
+    for a, b in zip(first.scores, again.scores):
+        assert a.conditions == b.conditions and a.open_set == b.open_set
+    assert all(not s.train_seconds for s in again.scores[1:])  # loaded from the cache, not trained
+
+
+def test_a_model_of_other_sources_is_refused(evaluation) -> None:
+    _, job, _ = evaluation
+    other = job.model_copy(update={"evaluate": job.evaluate.model_copy(update={"sources": SOURCES[:-1]})})
+    with pytest.raises(ValueError, match="knows"):
+        run_evaluation(other)
+
+
+def test_perturbed_rows_differ_from_clean_rows(evaluation) -> None:
+    storage, _, _ = evaluation
+    clean = load_features(storage, "features/eval", columns=["uri", "image.rgb"])
+    jpeg = load_features(storage, "features/eval-robust/jpeg75", columns=["uri", "image.rgb"])
+    by_uri = dict(zip(clean["uri"].to_pylist(), np.asarray(clean["image.rgb"].to_pylist())))
+    diffs = [np.abs(by_uri[u] - np.asarray(v)).mean() for u, v in zip(jpeg["uri"].to_pylist(),
+                                                                     jpeg["image.rgb"].to_pylist())]
+    assert min(diffs) > 0
+
+
+def test_condition_names_are_checked() -> None:
+    with pytest.raises(ValueError):
+        Condition(name="JPEG 75!")
