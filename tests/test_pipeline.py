@@ -10,16 +10,24 @@ from causalprint.storage import Storage, StorageConfig
 pytestmark = pytest.mark.slow
 
 
-def test_main_job_builds_and_reads_back_the_demo_zoo(tmp_path, ray_session, capsys) -> None:
+def test_main_job_builds_trains_registers_and_scans_the_demo_zoo(tmp_path, ray_session, capsys) -> None:
+    import mlflow
+
     root = tmp_path / "store"
     assert main(["run", "--set", f"storage.root={root}"]) == 0
     storage = Storage(StorageConfig(root=str(root)))
-    inventory = storage.read_json(storage.uri("zoo/tiny/inventory.json"))
-    assert inventory["failed"] == 0 and inventory["missing"] == []
-    assert inventory["total"] == inventory["ok"] == 14 * 12
-    assert set(inventory["by_source"].values()) == {12}
     out = capsys.readouterr().out
-    assert "dcgan-twin" in out and "real-vs-real floor" in out
+    assert "dcgan-twin" in out and "real-vs-real floor" in out  # the zoo's table
+
+    # The attributor is registered and the gate made it champion; the scan used that version.
+    client = mlflow.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    champion = client.get_model_version_by_alias("causalprint-attributor", "champion")
+    report = storage.uri("scans/tiny", f"model=causalprint-attributor-v{champion.version}")
+    summary = storage.read_json(f"{report}/_summary.json")
+    assert summary["model_version"] == f"models:/causalprint-attributor/{champion.version}"
+    assert summary["images"] == summary["attributed"] == 14 * 12 and summary["errors"] == 0
+    assert sum(summary["by_predicted"].values()) == 14 * 12
+    assert f"scan of {storage.uri('zoo/tiny/images')}" in out and "images/s" in out
 
     # Damage the stored collection: the inventory reports each bad file with its reason, the rest are read.
     images = storage.uri("zoo/tiny/images")
@@ -38,3 +46,11 @@ def test_inventory_refuses_a_prefix_outside_storage(tmp_path, ray_session, capsy
     for prefix in ("../elsewhere", "/etc", "s3://other-bucket/x"):
         assert main(["inventory", prefix, "--set", f"storage.root={tmp_path}"]) == 2
         assert "storage root" in capsys.readouterr().err
+
+
+def test_main_job_refuses_stages_that_do_not_connect(tmp_path, capsys) -> None:
+    assert main(["run", "--set", f"storage.root={tmp_path}", "--set", "scan.reference=models/reference/other",
+                 "--set", "scan.model=models:/someone-else@champion"]) == 2
+    err = capsys.readouterr().err
+    assert "scan.reference='models/reference/other'" in err and "someone-else" in err
+    assert not list(tmp_path.iterdir())  # refused before anything was written

@@ -1,43 +1,112 @@
-"""The platform's main job on embedded defaults: build the demo zoo, then read it back into an inventory."""
+"""The platform's main job on embedded defaults: build the zoo, pretrain the reference model, extract features,
+train and register an attributor (the gate promotes the champion), then scan the zoo's images with it.
+
+Each stage is the library's own job function; this module only wires their configs together.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from pydantic import Field
+from pydantic import create_model
 
-from causalprint.config import StrictModel
-from causalprint.data.collection import read_collection
-from causalprint.imaging.intake import IntakeConfig
-from causalprint.inventory import InventoryReport, build_inventory, format_inventory
+from causalprint.attribution.registry import TrainRegisterJobConfig, train_and_register
+from causalprint.config import ConfigError, StrictModel
+from causalprint.extraction.config import ExtractConfig, ExtractJobConfig
+from causalprint.extraction.pipeline import run_extract
+from causalprint.presets import load_preset
+from causalprint.residual.pretrain import PretrainJobConfig, ReferenceTrainConfig, reference_prefix, run_pretrain
+from causalprint.residual.reference import MANIFEST_FILE
 from causalprint.runtime.ray_local import RayConfig, ensure_ray
+from causalprint.scan.config import ScanConfig, ScanJobConfig, ScanOptions
+from causalprint.scan.job import run_scan
+from causalprint.scan.report import format_summary
 from causalprint.storage import Storage, StorageConfig
+from causalprint.tracking.mlflow_setup import MlflowConfig
 from causalprint.zoo.build import build_zoo
 from causalprint.zoo.config import ZooConfig
-from causalprint.zoo.manifest import read_manifest
 from causalprint.zoo.report import format_zoo_table
+
+log = logging.getLogger(__name__)
+
+_SHARED = ("storage", "ray", "mlflow")
+STAGES = ("zoo", "reference", "extract", "train", "scan")
+
+TrainStage = create_model(
+    "TrainStage",
+    __base__=StrictModel,
+    __module__=__name__,
+    __doc__="The training job's fields (TrainRegisterJobConfig) but the ones the main job shares.",
+    **{name: (info.annotation, info) for name, info in TrainRegisterJobConfig.model_fields.items()
+       if name not in _SHARED},
+)
 
 
 class MainJobConfig(StrictModel):
-    """Config of the main job. ``intake`` defaults to the zoo's image size."""
+    """One section per stage (each the config of that stage's job); storage, Ray and MLflow are shared."""
 
     storage: StorageConfig = StorageConfig()
     ray: RayConfig = RayConfig()
+    mlflow: MlflowConfig = MlflowConfig()
     zoo: ZooConfig
-    intake: IntakeConfig | None = Field(default=None)
+    reference: ReferenceTrainConfig
+    extract: ExtractConfig
+    train: TrainStage  # type: ignore[valid-type]
+    scan: ScanOptions
 
 
-def run_main(config: MainJobConfig) -> tuple[dict[str, Any], InventoryReport]:
-    """Build the zoo, read every stored image back through intake, and report what was read and what failed."""
-    ensure_ray(config.ray)
+def main_presets(name: str) -> dict[str, Any]:
+    """The main job's base config: preset ``name`` of every stage."""
+    return {stage: load_preset(stage, name) for stage in STAGES}
+
+
+def _check_wiring(config: MainJobConfig, storage: Storage) -> None:
+    """Each stage must read what the previous one wrote; a mismatch is refused with the keys named."""
+    features = config.train.data.features  # one prefix, or several read as one table: the first is the clean one
+    expected = {
+        "extract.input": (config.extract.input, f"{config.zoo.prefix}/manifest.parquet"),
+        "extract.reference": (config.extract.reference, reference_prefix(config.reference.name)),
+        "train.data.features": (features if isinstance(features, str) else features[0], config.extract.output),
+        "scan.reference": (config.scan.reference, config.extract.reference),
+    }
+    wrong = [f"{key}={have!r} (expected {want!r})" for key, (have, want) in expected.items()
+             if storage.resolve(have) != storage.resolve(want)]
+    registered = f"models:/{config.train.model_name}"
+    if not config.scan.model.startswith((f"{registered}@", f"{registered}/")):
+        wrong.append(f"scan.model={config.scan.model!r} (expected a version or alias of {registered})")
+    if wrong:
+        raise ConfigError("the main job's stages do not connect: " + "; ".join(wrong))
+
+
+def _reference(config: MainJobConfig, storage: Storage) -> dict[str, Any]:
+    """Pretrain the reference model, or reuse the one stored: features and attributors already made with it
+    stay valid (a retrained model has another identity, which extraction refuses to mix)."""
+    prefix = reference_prefix(config.reference.name)
+    if storage.exists(storage.uri(prefix, MANIFEST_FILE)):  # written last: the folder is complete
+        log.info("reusing the reference model stored at %s (delete it to retrain)", storage.uri(prefix))
+        return {"uri": storage.uri(prefix), "reused": True}
+    return run_pretrain(PretrainJobConfig(storage=config.storage, ray=config.ray, mlflow=config.mlflow,
+                                          reference=config.reference))
+
+
+def run_main(config: MainJobConfig) -> dict[str, Any]:
+    """Run every stage in order on ``config``; prints each stage's report and returns them by stage."""
     storage = Storage(config.storage)
-    zoo_report = build_zoo(storage, config.zoo)
-    print(format_zoo_table(zoo_report))
-    intake = config.intake or IntakeConfig(size=config.zoo.image_size)
-    images_prefix = storage.uri(config.zoo.prefix, "images")
-    manifest = read_manifest(storage, zoo_report["manifest"])
-    dataset = read_collection(storage, images_prefix, intake)
-    inventory = build_inventory(dataset, images_prefix, manifest)
-    storage.write_json(storage.uri(config.zoo.prefix, "inventory.json"), inventory.model_dump(mode="json"))
-    print(format_inventory(inventory))
-    return zoo_report, inventory
+    _check_wiring(config, storage)
+    ensure_ray(config.ray)
+    shared = {"storage": config.storage, "ray": config.ray}
+    zoo = build_zoo(storage, config.zoo)
+    print(format_zoo_table(zoo))
+    reference = _reference(config, storage)
+    print(f"reference model: {reference}")
+    extracted = run_extract(ExtractJobConfig(**shared, extract=config.extract))
+    print(f"features: {extracted}")
+    trained = train_and_register(TrainRegisterJobConfig(**shared, mlflow=config.mlflow,
+                                                        **config.train.model_dump()))
+    print(f"attributor: {trained['model']} (promoted: {trained.get('promoted')}), "
+          f"test accuracy {trained['metrics'].get('test_accuracy')}")
+    scan = run_scan(ScanJobConfig(**shared, mlflow=config.mlflow, scan=ScanConfig(
+        source=storage.uri(config.zoo.prefix, "images"), **config.scan.model_dump())))
+    print(format_summary(scan))
+    return {"zoo": zoo, "reference": reference, "extract": extracted, "train": trained, "scan": scan}

@@ -1,0 +1,115 @@
+"""Images to open-set source decisions: the one code path of the scan's Ray Data actors and of single requests."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+from causalprint.extraction.actors import FeatureActor, ResidualActor
+from causalprint.scan.attributor import (
+    check_reference,
+    decision_classes,
+    extraction_spec,
+    fetch_attributor,
+    resolve_model,
+)
+from causalprint.scan.errors import ScanError
+from causalprint.storage import Storage
+
+# Columns that __call__ adds to a batch. No value is "" in the text columns (an object column of Nones does not
+# survive Ray Data's hand-off between stages: it comes back as NaN, or as "nan" once merged with strings), NaN in
+# the float columns and False in ``unknown``.
+RESULT_COLUMNS = ("predicted", "source_family", "unknown", "confidence", "probabilities", "model_version",
+                  "reference_id")
+
+
+class AttributionPipeline:
+    """uint8 images ``[N, S, S, 3]`` -> residuals -> feature vectors -> the attributor's open-set decisions.
+
+    Built once per process (a Ray Data actor, a Serve replica, a test) from the attributor at ``model_uri`` (an
+    alias is pinned to its version here; ``model_version`` names it), the reference model folder ``reference``
+    (refused unless it is the one the attributor was trained on) and the feature spaces its requirements name.
+    The residual and feature steps are the extraction job's own :class:`ResidualActor` and :class:`FeatureActor`,
+    run in-process, so vectors are made exactly as in training. ``__call__`` serves Ray Data batches;
+    :meth:`attribute_images` wraps it for in-memory images.
+    """
+
+    def __init__(self, storage: Storage, model_uri: str, reference: str, *, tracking_uri: str | None = None,
+                 precision: str = "auto", decision: Literal["logits", "prototypes"] = "logits") -> None:
+        model = resolve_model(model_uri, tracking_uri)
+        self.model_version = model.uri
+        self.attributor = fetch_attributor(model, tracking_uri, storage.endpoint_url)
+        self.spec = extraction_spec(self.attributor, model.uri)
+        self.residuals = ResidualActor(storage, reference, self.spec.modes, precision)
+        self.reference_id = self.residuals.reference.identity.id
+        check_reference(self.spec, self.reference_id, reference)
+        if self.residuals.reference.image_size != self.spec.image_size:
+            raise ScanError(f"reference {reference} works at {self.residuals.reference.image_size} px, the "
+                            f"attributor's features were extracted at {self.spec.image_size} px")
+        self.features = FeatureActor(storage, self.spec.spaces, self.spec.image_size)
+        self.decider = self.attributor.calibration.attributor(decision)
+        self.class_names = decision_classes(self.attributor, decision)
+
+    @property
+    def image_size(self) -> int:
+        return self.spec.image_size
+
+    def vectors(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        """The attributor's input ``[N, D]``: the requirements' columns of every row, concatenated in order."""
+        features = self.features(self.residuals(batch))
+        x = np.concatenate([features[c] for c in self.spec.columns], axis=1)
+        if self.spec.input_dim and x.shape[1] != self.spec.input_dim:
+            raise ScanError(f"columns {self.spec.columns} give {x.shape[1]} dims here, the attributor takes "
+                            f"{self.spec.input_dim}: the feature spaces differ from training")
+        return x
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """A batch with ``ok`` and ``image`` (uint8 ``[N, S, S, 3]``) -> the batch without pixels, plus
+        :data:`RESULT_COLUMNS`; ``probabilities`` is float32 ``[N, K]`` over :attr:`class_names`."""
+        ok = np.asarray(batch["ok"], dtype=bool)
+        n, k = len(ok), len(self.class_names)
+        out = {key: value for key, value in batch.items() if key != "image"}
+        predicted, family = np.full(n, "", dtype=object), np.full(n, "", dtype=object)
+        unknown = np.zeros(n, dtype=bool)
+        confidence = np.full(n, np.nan, dtype=np.float32)
+        probabilities = np.full((n, k), np.nan, dtype=np.float32)
+        if ok.any():
+            codes = self.attributor.model.predict_codes(self.vectors({"ok": ok[ok], "image": batch["image"][ok]}))
+            probabilities[ok] = self.decider.probabilities(codes=codes.fp, logits=codes.logits)
+            rows = np.flatnonzero(ok)
+            for i, decision in zip(rows, self.decider.predict(codes=codes.fp, logits=codes.logits)):
+                predicted[i], family[i], unknown[i] = decision.label, decision.family or "", not decision.known
+                confidence[i] = decision.confidence
+        out.update(predicted=predicted, source_family=family, unknown=unknown, confidence=confidence,
+                   probabilities=probabilities, model_version=np.full(n, self.model_version, dtype=object),
+                   reference_id=np.full(n, self.reference_id, dtype=object))
+        return out
+
+    def attribute_images(self, images: np.ndarray) -> list[dict[str, Any]]:
+        """Decisions for canonical images already in memory (uint8 ``[N, S, S, 3]``, e.g. one upload with
+        ``N = 1``): one dict per image with :data:`RESULT_COLUMNS`, ``probabilities`` as ``{class: p}``."""
+        images = np.asarray(images)
+        size = self.image_size
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (size, size, 3):
+            raise ValueError(f"expected uint8 images [N, {size}, {size}, 3], got {images.dtype} {list(images.shape)}")
+        columns = self({"ok": np.ones(len(images), dtype=bool), "image": images})
+        return result_rows(columns, self.class_names)
+
+
+def result_rows(columns: dict[str, np.ndarray], class_names: list[str]) -> list[dict[str, Any]]:
+    """:data:`RESULT_COLUMNS` of a batch as one JSON-able dict per row (None where a row was not attributed)."""
+    rows = []
+    for i in range(len(columns["unknown"])):
+        probs = columns["probabilities"][i]
+        attributed = bool(columns["predicted"][i])
+        rows.append({
+            "predicted": columns["predicted"][i] or None,
+            "source_family": columns["source_family"][i] or None,
+            "unknown": bool(columns["unknown"][i]) if attributed else None,
+            "confidence": float(columns["confidence"][i]) if attributed else None,
+            "probabilities": dict(zip(class_names, map(float, probs))) if attributed else None,
+            "model_version": str(columns["model_version"][i]),
+            "reference_id": str(columns["reference_id"][i]),
+        })
+    return rows

@@ -1,0 +1,46 @@
+"""Typed configuration of the provenance scan."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from causalprint.attribution.registry import MODEL_NAME
+from causalprint.config import StrictModel
+from causalprint.extraction.config import ActorConfig
+from causalprint.imaging.intake import IntakeConfig
+from causalprint.runtime.ray_local import RayConfig
+from causalprint.storage import StorageConfig
+from causalprint.tracking.mlflow_setup import MlflowConfig
+
+DEFAULT_MODEL = f"models:/{MODEL_NAME}@champion"
+
+
+class ScanOptions(StrictModel):
+    """How to scan: which attributor, against which reference model, where the report goes (a preset holds these)."""
+
+    model: str = Field(default=DEFAULT_MODEL, description="models:/<name>@<alias>, models:/<name>/<version> or "
+                                                          "runs:/<run id>/attributor")
+    reference: str = Field(description="storage folder of the reference model the attributor's features came from")
+    output: str = Field(description="report prefix in storage; each model version has its own model=<...>/ folder")
+    decision: Literal["logits", "prototypes"] = Field(
+        default="logits", description="class scores of the open-set decision: the classifier's logits, or the "
+                                      "distance to class prototypes (which includes enrolled sources)")
+    batch_size: int = Field(default=64, ge=1)
+    precision: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    actors: ActorConfig = ActorConfig()
+
+
+class ScanConfig(ScanOptions):
+    """A scan of one folder or bucket prefix."""
+
+    source: str = Field(min_length=1, description="folder or bucket prefix of images, inside storage")
+
+
+class ScanJobConfig(StrictModel):
+    storage: StorageConfig = StorageConfig()
+    ray: RayConfig = RayConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    intake: IntakeConfig | None = Field(default=None, description="default: at the reference model's size")
+    scan: ScanConfig

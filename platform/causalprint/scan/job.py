@@ -1,0 +1,150 @@
+"""The provenance scan: a folder or bucket prefix -> read/decode -> residual -> features -> attributor -> report.
+
+Everything is checked before an image is read: SOURCE and the output lie inside storage, the model URI pins one
+version, that version records how its features were extracted, and the reference model is the one it was
+trained on. Then the files under SOURCE not yet in the report are read and decoded on Ray Data (a bad file is
+an error row), attributed by :class:`~causalprint.scan.attribution_pipeline.AttributionPipeline` actors and
+written as report parts (:mod:`causalprint.scan.report`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from causalprint.data.collection import IMAGE_SUFFIXES, read_collection
+from causalprint.extraction.actors import load_reference
+from causalprint.extraction.config import ActorConfig
+from causalprint.extraction.parts import done_uris
+from causalprint.imaging.intake import IntakeConfig
+from causalprint.progress import ProgressLogger
+from causalprint.runtime.ray_local import ensure_ray, gpu_count
+from causalprint.scan.attribution_pipeline import AttributionPipeline
+from causalprint.scan.attributor import (
+    ModelRef,
+    check_reference,
+    decision_classes,
+    extraction_spec,
+    fetch_attributor,
+    resolve_model,
+)
+from causalprint.scan.config import ScanJobConfig
+from causalprint.scan.errors import ScanError
+from causalprint.scan.report import (
+    SUMMARY_NAME,
+    PartHook,
+    new_run_id,
+    pin_scan,
+    report_prefix,
+    summarize,
+    write_report_part,
+)
+from causalprint.storage import Storage
+from causalprint.tracking.mlflow_setup import tracking_uri_for
+
+log = logging.getLogger(__name__)
+
+
+def _resources(actors: ActorConfig) -> dict[str, Any]:
+    gpus = actors.gpus_per_actor if actors.gpus_per_actor is not None else (0.5 if gpu_count() else 0)
+    resources: dict[str, Any] = {"num_cpus": actors.num_cpus}
+    if gpus:  # num_gpus=0 is still read as a GPU request by Ray Data, so leave it out on CPU
+        resources["num_gpus"] = gpus
+    return resources
+
+
+def _prepare(job: ScanJobConfig, storage: Storage, tracking_uri: str) -> tuple[ModelRef, dict[str, Any], int]:
+    """Pin the model and check it against the reference before any actor starts; returns the model, the
+    report's pinned metadata and the intake size."""
+    cfg = job.scan
+    model = resolve_model(cfg.model, tracking_uri)
+    attributor = fetch_attributor(model, tracking_uri, storage.endpoint_url)
+    spec = extraction_spec(attributor, model.uri)
+    reference = load_reference(storage, cfg.reference)
+    check_reference(spec, reference.identity.id, cfg.reference)
+    size = job.intake.size if job.intake else reference.image_size
+    if size != spec.image_size:
+        raise ScanError(f"intake.size is {size} but the attributor's features were extracted at {spec.image_size} "
+                        f"px; set intake.size={spec.image_size}")
+    meta = {"source": storage.resolve(cfg.source), "model_version": model.uri, "reference_id": spec.reference_id,
+            "columns": spec.columns, "decision": cfg.decision,
+            "class_names": decision_classes(attributor, cfg.decision)}
+    return model, meta, size
+
+
+def build_dataset(storage: Storage, job: ScanJobConfig, pending: list[str], *, model: ModelRef, tracking_uri: str,
+                  intake: IntakeConfig, prefix: str, run: str, class_names: list[str],
+                  on_part: PartHook | None = None):
+    """The lazy Ray Data pipeline over ``pending`` URIs (returns the counts of each written part)."""
+    from ray.data import ActorPoolStrategy
+
+    cfg = job.scan
+    ds = read_collection(storage, "", intake, uris=pending, batch_size=cfg.batch_size)
+    ds = ds.map_batches(
+        AttributionPipeline,
+        fn_constructor_kwargs={"storage": storage, "model_uri": model.uri, "reference": cfg.reference,
+                               "tracking_uri": tracking_uri, "precision": cfg.precision, "decision": cfg.decision},
+        compute=ActorPoolStrategy(min_size=cfg.actors.min_actors, max_size=cfg.actors.max_actors),
+        batch_size=cfg.batch_size,
+        **_resources(cfg.actors),
+    )
+    return ds.map_batches(write_report_part, batch_size=None, num_cpus=0.25,
+                          fn_kwargs={"storage": storage, "prefix": prefix, "run": run, "class_names": class_names,
+                                     "on_part": on_part})
+
+
+def _execute(ds, total: int) -> dict[str, Any]:
+    """Run the pipeline, logging progress; returns the rows written and the rates: overall (actor start-up
+    included) and steady (after the first part, which is what more images would cost)."""
+    progress = ProgressLogger("scan", total, unit="images")
+    written, first_rows, first_s, start = 0, 0, 0.0, time.perf_counter()
+    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        count = int(batch["written"].sum())
+        if not written:
+            first_rows, first_s = count, time.perf_counter() - start
+        written += count
+        progress.update(count)
+    seconds = time.perf_counter() - start
+    steady = (written - first_rows) / (seconds - first_s) if written > first_rows and seconds > first_s else 0.0
+    return {"written": written, "seconds": round(seconds, 2), "images_per_second": round(written / seconds, 2),
+            "first_part_seconds": round(first_s, 2), "steady_images_per_second": round(steady, 2)}
+
+
+def run_scan(job: ScanJobConfig, *, on_part: PartHook | None = None) -> dict[str, Any]:
+    """Scan every image under ``scan.source`` not yet in the report; returns (and stores) the summary.
+
+    ``on_part(storage, prefix)`` runs in the writer before each part (telemetry, fault tests); it must be
+    picklable.
+    """
+    storage = Storage(job.storage)
+    cfg = job.scan
+    source, output = storage.resolve(cfg.source), storage.resolve(cfg.output)  # refuse what lies outside storage
+    tracking_uri = tracking_uri_for(job.mlflow, storage)
+    model, meta, size = _prepare(job, storage, tracking_uri)
+    intake = job.intake or IntakeConfig(size=size)
+    prefix = report_prefix(output, model.slug)
+    pin_scan(storage, prefix, meta)
+
+    listed = [f.uri for f in storage.list_files(source, IMAGE_SUFFIXES)]
+    done = done_uris(storage, prefix)
+    pending = [uri for uri in listed if uri not in done]
+    run = new_run_id()
+    log.info("scan %s with %s: %d files, %d already in the report, %d to do (run %s)", source, model.uri,
+             len(listed), len(listed) - len(pending), len(pending), run)
+    timing = dict.fromkeys(("seconds", "images_per_second", "first_part_seconds", "steady_images_per_second"), 0.0)
+    timing["written"] = 0
+    if pending:
+        ensure_ray(job.ray)  # before the clock starts: images/s is the pipeline's rate, not Ray's start-up
+        ds = build_dataset(storage, job, pending, model=model, tracking_uri=tracking_uri, intake=intake,
+                           prefix=prefix, run=run, class_names=meta["class_names"], on_part=on_part)
+        timing = _execute(ds, len(pending))
+    summary = {
+        "source": source, "report": prefix, "model_version": model.uri, "reference_id": meta["reference_id"],
+        **summarize(storage, prefix),
+        "run": {"id": run, "listed": len(listed), "skipped": len(listed) - len(pending), **timing},
+    }
+    storage.write_json(f"{prefix}/{SUMMARY_NAME}", summary)
+    log.info("scan: %d images in the report, %d errors, %d unknown; this run %s", summary["images"],
+             summary["errors"], summary["unknown"], summary["run"])
+    return summary

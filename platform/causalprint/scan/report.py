@@ -1,0 +1,179 @@
+"""The scan report in storage: Hive-style partitioned Parquet parts, its pinned metadata and its summary.
+
+Layout under the scan's ``output`` prefix::
+
+    model=<model slug>/                 one report per attributor version (causalprint-attributor-v3, run-...)
+        _scan.json                      source, model version, reference, columns, class names: pinned at first run
+        _summary.json                   counts over the whole report and the throughput of the latest run
+        run=<run id>/part-<hash>.parquet   the rows one scan invocation wrote (a resumed scan adds a new run)
+
+Each part is written atomically and named by a hash of its URIs (:func:`causalprint.extraction.parts.part_name`),
+so a killed scan leaves only whole parts and a retried batch rewrites the same file. A rerun skips every URI
+already in the report, so across runs each image appears exactly once. Read the report with
+``pyarrow.dataset.dataset(prefix, partitioning="hive")`` (files starting with ``_`` are skipped), or part by part.
+
+Columns: ``uri``, ``predicted`` (label: a source, ``"<family> (exact model unknown)"`` or ``"unknown"``),
+``source_family``, ``probabilities`` (one float per class; the class names are the schema metadata
+``causalprint.class_names`` and ``_scan.json``'s ``class_names``), ``confidence``, ``unknown``, ``model_version``,
+``reference_id``, ``ok``, ``error_kind``, ``error``. Rows that could not be read or decoded have ``ok=false``, the
+reason, and nulls in the decision columns.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from causalprint.extraction.parts import list_parts, load_features, part_name
+from causalprint.scan.errors import ScanError
+from causalprint.storage import Storage
+
+CLASS_NAMES_KEY = b"causalprint.class_names"
+SCAN_NAME = "_scan.json"
+SUMMARY_NAME = "_summary.json"
+MAX_ERROR_EXAMPLES = 20
+
+PartHook = Callable[[Storage, str], None]
+
+
+def report_prefix(output: str, model_slug: str) -> str:
+    """The folder of one attributor version's report below the scan's ``output`` (a full URI)."""
+    return f"{output}/model={model_slug}"
+
+
+def new_run_id() -> str:
+    """A sortable, unique name for one scan invocation."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def report_schema(class_names: list[str]) -> pa.Schema:
+    return pa.schema([
+        ("uri", pa.string()), ("predicted", pa.string()), ("source_family", pa.string()),
+        # A plain list: pyarrow 25 cannot read back a null row of a fixed-size list from Parquet.
+        ("probabilities", pa.list_(pa.float32())), ("confidence", pa.float32()),
+        ("unknown", pa.bool_()), ("model_version", pa.string()), ("reference_id", pa.string()),
+        ("ok", pa.bool_()), ("error_kind", pa.string()), ("error", pa.string()),
+    ], metadata={CLASS_NAMES_KEY: json.dumps(class_names).encode()})
+
+
+def report_table(batch: dict[str, np.ndarray], class_names: list[str]) -> pa.Table:
+    """The report rows of one batch of :class:`~causalprint.scan.attribution_pipeline.AttributionPipeline`
+    output; the decision columns are null where ``ok`` is false."""
+    ok = np.asarray(batch["ok"], dtype=bool)
+    missing = ~ok
+
+    def strings(name: str, mask: np.ndarray | None = None) -> list[str | None]:
+        # "" is the pipeline's "no value" (see RESULT_COLUMNS); None and NaN are accepted as the same.
+        return [None if (mask is not None and not mask[i]) or v is None or v == "" or (isinstance(v, float) and v != v)
+                else str(v) for i, v in enumerate(batch[name])]
+
+    probabilities = [row.tolist() if good else None for row, good in zip(batch["probabilities"], ok)]
+    columns = {
+        "uri": strings("uri"), "predicted": strings("predicted", ok), "source_family": strings("source_family", ok),
+        "probabilities": probabilities,
+        "confidence": pa.array(np.asarray(batch["confidence"], dtype=np.float32), mask=missing),
+        "unknown": pa.array(np.asarray(batch["unknown"], dtype=bool), mask=missing),
+        "model_version": strings("model_version"), "reference_id": strings("reference_id"), "ok": ok,
+        "error_kind": strings("error_kind"), "error": strings("error"),
+    }
+    return pa.table(columns, schema=report_schema(class_names))
+
+
+def write_report_part(batch: dict[str, np.ndarray], storage: Storage, prefix: str, run: str,
+                      class_names: list[str], on_part: PartHook | None = None) -> dict[str, np.ndarray]:
+    """Ray Data stage: write one batch as a part of run ``run``; pass on only its counts.
+
+    ``on_part(storage, prefix)`` runs before each write (telemetry, fault injection in tests).
+    """
+    if on_part is not None:
+        on_part(storage, prefix)
+    uris = [str(u) for u in batch["uri"]]
+    storage.write_parquet(f"{prefix}/run={run}/{part_name(uris)}", report_table(batch, class_names))
+    return {"written": np.array([len(uris)]), "ok": np.array([int(np.sum(batch["ok"]))])}
+
+
+def pin_scan(storage: Storage, prefix: str, meta: dict[str, Any]) -> None:
+    """Record what the report at ``prefix`` is a scan of, or refuse to add rows of another scan to it."""
+    uri = f"{prefix}/{SCAN_NAME}"
+    if not storage.exists(uri):
+        storage.write_json(uri, meta)
+        return
+    have = storage.read_json(uri)
+    changed = {k: (have.get(k), v) for k, v in meta.items() if have.get(k) != v}
+    if changed:
+        raise ScanError(f"the report {prefix} holds another scan (changed, as (report, now): {changed}); "
+                        f"choose another scan.output")
+
+
+def _counts(values: pa.ChunkedArray) -> dict[str, int]:
+    """Value -> count, most frequent first (ties by value)."""
+    pairs = [(str(v["values"]), int(v["counts"])) for v in values.value_counts().to_pylist()]
+    return dict(sorted(pairs, key=lambda kv: (-kv[1], kv[0])))
+
+
+def summarize(storage: Storage, prefix: str) -> dict[str, Any]:
+    """Counts over every row of the report: per predicted source, unknowns, errors (with examples)."""
+    if not list_parts(storage, prefix):
+        return {"images": 0, "attributed": 0, "unknown": 0, "errors": 0, "by_predicted": {}, "errors_by_kind": {},
+                "error_examples": []}
+    # Arrow compute, not Python rows: a report holds a row per image of an archive.
+    table = load_features(storage, prefix, columns=["uri", "predicted", "unknown", "ok", "error_kind", "error"])
+    attributed, failed = table.filter(table["ok"]), table.filter(pc.invert(table["ok"]))
+    examples = failed.sort_by("uri").slice(0, MAX_ERROR_EXAMPLES).select(["uri", "error_kind", "error"])
+    return {
+        "images": table.num_rows, "attributed": attributed.num_rows,
+        "unknown": int(pc.sum(attributed["unknown"]).as_py() or 0), "errors": failed.num_rows,
+        "by_predicted": _counts(attributed["predicted"]),
+        "errors_by_kind": dict(sorted(_counts(failed["error_kind"]).items())),
+        "error_examples": examples.to_pylist(),
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The printed summary of a scan: counts per predicted source, unknowns, errors, throughput."""
+    run = summary["run"]
+    lines = [
+        f"scan of {summary['source']} with {summary['model_version']} (reference {summary['reference_id']})",
+        f"report: {summary['report']}",
+        f"{summary['images']} images: {summary['attributed']} attributed ({summary['unknown']} unknown), "
+        f"{summary['errors']} errors",
+        "",
+        "| predicted source | images |",
+        "|---|---:|",
+        *[f"| {label} | {count} |" for label, count in summary["by_predicted"].items()],
+    ]
+    if summary["errors"]:
+        kinds = ", ".join(f"{kind} {count}" for kind, count in summary["errors_by_kind"].items())
+        lines += ["", f"errors by kind: {kinds}"]
+        lines += [f"  {e['uri']}: {e['error_kind']}: {e['error']}" for e in summary["error_examples"]]
+        if summary["errors"] > len(summary["error_examples"]):
+            lines.append(f"  ... and {summary['errors'] - len(summary['error_examples'])} more in the report")
+    lines += ["", f"this run ({run['id']}): {run['listed']} files listed, {run['skipped']} already in the report, "
+                  f"{run['written']} scanned in {run['seconds']:.1f} s = {run['images_per_second']:.1f} images/s"]
+    if run["written"]:
+        lines.append(f"  ({run['first_part_seconds']:.1f} s to the first part, actor start-up included; then "
+                     f"{run['steady_images_per_second']:.1f} images/s)")
+    return "\n".join(lines)
+
+
+def format_throughput(summary: dict[str, Any], batch_size: int, max_actors: int) -> str:
+    """The results-document table of one scan run."""
+    run = summary["run"]
+    return "\n".join([
+        "| images scanned | errors | seconds | images/s | to first part (s) | images/s after it | batch size | "
+        "actors (max) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {run['written']} | {summary['errors']} | {run['seconds']:.1f} | {run['images_per_second']:.1f} | "
+        f"{run.get('first_part_seconds', 0.0):.1f} | {run.get('steady_images_per_second', 0.0):.1f} | {batch_size} | "
+        f"{max_actors} |",
+        "",
+        "Wall-clock time of the Ray Data pipeline (read, decode, residual, features, attributor, write), Ray already "
+        "started; the first part waits for the actors to load their models.",
+    ])

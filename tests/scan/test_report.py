@@ -1,0 +1,133 @@
+"""The scan's pieces without Ray: report rows and their round trip, the pinned report, model URIs, and what an
+attributor's requirements must say before a scan starts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pytest
+
+from causalprint.extraction.config import SpaceSpec
+from causalprint.scan.attributor import check_reference, extraction_spec, resolve_model
+from causalprint.scan.errors import ScanError
+from causalprint.scan.report import (
+    CLASS_NAMES_KEY,
+    format_summary,
+    pin_scan,
+    report_prefix,
+    report_table,
+    summarize,
+    write_report_part,
+)
+from causalprint.storage import Storage, StorageConfig
+
+CLASSES = ["gan-a", "real", "sd-a"]
+
+
+def _batch(uris: list[str], ok: list[bool]) -> dict[str, np.ndarray]:
+    n = len(uris)
+    good = np.asarray(ok)
+    probs = np.where(good[:, None], np.array([[0.7, 0.2, 0.1]], np.float32), np.nan).astype(np.float32)
+    return {
+        "uri": np.array(uris, dtype=object), "ok": good,
+        "error_kind": np.array(["" if g else "truncated" for g in ok], dtype=object),
+        "error": np.array(["" if g else "image data ends early" for g in ok], dtype=object),
+        "predicted": np.array(["gan-a" if g else "" for g in ok], dtype=object),
+        "source_family": np.array(["gan" if g else "" for g in ok], dtype=object),
+        "unknown": np.zeros(n, dtype=bool), "confidence": np.where(good, 0.7, np.nan).astype(np.float32),
+        "probabilities": probs, "model_version": np.full(n, "models:/m/1", dtype=object),
+        "reference_id": np.full(n, "tiny@0123", dtype=object),
+    }
+
+
+def test_report_parts_round_trip_with_null_decisions_on_error_rows(tmp_path) -> None:
+    storage = Storage(StorageConfig(root=str(tmp_path)))
+    prefix = report_prefix(storage.uri("scans"), "m-v1")
+    uris = [storage.uri("in", f"{i}.png") for i in range(5)]
+    counts = write_report_part(_batch(uris[:3], [True, False, True]), storage, prefix, "r1", CLASSES)
+    assert counts["written"].tolist() == [3] and counts["ok"].tolist() == [2]
+    write_report_part(_batch(uris[3:], [True, True]), storage, prefix, "r2", CLASSES)
+
+    # Hive-style: the model and run folders become columns; _scan.json and _summary.json are not data.
+    storage.write_json(f"{prefix}/_summary.json", {})
+    table = pads.dataset(storage.uri("scans"), format="parquet", partitioning="hive").to_table()
+    assert sorted(table["uri"].to_pylist()) == uris and set(table["run"].to_pylist()) == {"r1", "r2"}
+    assert json.loads(table.schema.metadata[CLASS_NAMES_KEY]) == CLASSES
+    bad = table.filter(pc.equal(table["uri"], uris[1])).to_pylist()[0]
+    assert (bad["ok"], bad["error_kind"], bad["predicted"], bad["probabilities"], bad["confidence"]) == (
+        False, "truncated", None, None, None)
+    good = table.filter(pc.equal(table["uri"], uris[0])).to_pylist()[0]
+    assert good["probabilities"] == pytest.approx([0.7, 0.2, 0.1]) and good["source_family"] == "gan"
+
+    summary = summarize(storage, prefix)
+    assert (summary["images"], summary["attributed"], summary["errors"]) == (5, 4, 1)
+    assert summary["by_predicted"] == {"gan-a": 4} and summary["errors_by_kind"] == {"truncated": 1}
+    assert summary["error_examples"] == [{"uri": uris[1], "error_kind": "truncated",
+                                          "error": "image data ends early"}]
+    run = {"id": "r2", "listed": 5, "skipped": 3, "written": 2, "seconds": 1.0, "images_per_second": 2.0,
+           "first_part_seconds": 0.5, "steady_images_per_second": 2.0}
+    text = format_summary({**summary, "source": "in", "report": prefix, "model_version": "models:/m/1",
+                           "reference_id": "tiny@0123", "run": run})
+    assert "| gan-a | 4 |" in text and uris[1] in text and "3 already in the report" in text
+
+
+def test_no_value_is_null_in_the_report() -> None:
+    """The pipeline marks "no value" with "" (an unknown has no family); None and NaN, which is what Ray Data makes
+    of an object column of Nones, mean the same."""
+    for missing in ("", None, np.nan):
+        batch = _batch(["a.png", "b.png"], [True, False])
+        batch["source_family"] = np.full(2, missing, dtype=object)
+        rows = report_table(batch, CLASSES).to_pylist()
+        assert [(r["predicted"], r["source_family"], r["unknown"]) for r in rows] == [("gan-a", None, False),
+                                                                                     (None, None, None)]
+
+
+def test_a_report_holds_one_scan(tmp_path) -> None:
+    storage = Storage(StorageConfig(root=str(tmp_path)))
+    meta = {"source": storage.uri("in"), "model_version": "models:/m/1", "class_names": CLASSES}
+    pin_scan(storage, storage.uri("scans/m"), meta)
+    pin_scan(storage, storage.uri("scans/m"), meta)  # the same scan, resumed
+    with pytest.raises(ScanError, match=r"holds another scan.*'source'"):
+        pin_scan(storage, storage.uri("scans/m"), {**meta, "source": storage.uri("elsewhere")})
+
+
+def test_model_uris_are_pinned_or_refused() -> None:
+    pinned = resolve_model("runs:/0123456789abcdef0123/attributor")
+    assert pinned.uri == pinned.artifacts == "runs:/0123456789abcdef0123/attributor"
+    assert pinned.slug == "run-0123456789ab"
+    for bad in ("/some/folder", "models:/name", "models:/name/latest", "s3://bucket/attributor"):
+        with pytest.raises(ScanError, match="not an MLflow model URI"):
+            resolve_model(bad)
+
+
+@dataclass
+class _Attributor:
+    requirements: dict[str, Any]
+    calibration: Any = field(default=None)
+
+
+def _requirements(**extraction: Any) -> dict[str, Any]:
+    spec = {"reference_id": "tiny@0123", "image_size": 16, "modes": {"one_step": {"t": 200}},
+            "spaces": [{"name": "dct", "weights": None, "options": {}}], **extraction}
+    return {"reference_id": "tiny@0123", "columns": ["one_step.dct"], "input_dim": 768, "extraction": spec}
+
+
+def test_requirements_must_say_how_to_rebuild_the_columns() -> None:
+    spec = extraction_spec(_Attributor(_requirements()), "models:/m/1")
+    assert spec.modes == {"one_step": {"t": 200}} and spec.spaces == [SpaceSpec(name="dct")]
+    assert spec.columns == ["one_step.dct"] and spec.image_size == 16
+    check_reference(spec, "tiny@0123", "models/reference/tiny")
+    with pytest.raises(ScanError, match="models/reference/other is tiny@9999.*residuals of tiny@0123"):
+        check_reference(spec, "tiny@9999", "models/reference/other")
+
+    legacy = _requirements()
+    del legacy["extraction"]
+    with pytest.raises(ScanError, match=r"does not record how its features were extracted.*register it again"):
+        extraction_spec(_Attributor(legacy), "models:/m/1")
+    with pytest.raises(ScanError, match=r"columns \['one_step.dct'\] are not made"):
+        extraction_spec(_Attributor(_requirements(modes={"latent": {}})), "models:/m/1")

@@ -1,0 +1,276 @@
+"""The provenance scan: one attribution code path for Ray batches and single images, error rows, resuming
+without duplicates, refusals before any image is read, and S3.
+
+The world is small and real: synthetic images of three "sources", features extracted by the extraction job
+against the tiny reference model, a decoupler fitted in-process and registered in a sqlite MLflow registry.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+from PIL import Image
+
+from causalprint.attribution.dataset import DataConfig, load_attribution_data
+from causalprint.attribution.model import DecouplerConfig, fit_decoupler
+from causalprint.attribution.registry import MODEL_NAME, register_version
+from causalprint.attribution.training import TrainJobConfig, TrainResult, calibrate, evaluate
+from causalprint.cli import main
+from causalprint.extraction.config import ActorConfig, ExtractConfig, ExtractJobConfig, SpaceSpec
+from causalprint.extraction.parts import list_parts, load_features
+from causalprint.extraction.pipeline import run_extract
+from causalprint.imaging.intake import IntakeConfig, decode_image
+from causalprint.residual.reference import ReferenceModel
+from causalprint.scan.attribution_pipeline import AttributionPipeline
+from causalprint.scan.config import ScanConfig, ScanJobConfig
+from causalprint.scan.errors import ScanError
+from causalprint.scan.job import run_scan
+from causalprint.scan.report import CLASS_NAMES_KEY
+from causalprint.storage import Storage, StorageConfig
+from causalprint.storage.folders import upload_folder
+from causalprint.tracking.mlflow_setup import MlflowConfig, configure_mlflow, tracking_uri_for
+from causalprint.zoo.manifest import MANIFEST_SCHEMA
+
+pytestmark = pytest.mark.slow
+
+REFERENCE = "models/reference/tiny"
+CHAMPION = f"models:/{MODEL_NAME}@champion"
+LEGACY = "legacy-attributor"
+SOURCES = {"smooth": "gan", "noisy": "diffusion", "blocky": "diffusion"}
+COLUMNS = ["one_step.dct", "one_step.fourier"]
+SIZE = 16
+
+
+def _image(source: str, rng: np.random.Generator) -> np.ndarray:
+    """A 16x16 RGB image whose texture depends on its source."""
+    if source == "smooth":
+        ramp = np.linspace(0, 1, SIZE)
+        base = rng.uniform(0, 255, 3) * np.add.outer(ramp, ramp)[..., None] / 2
+    elif source == "noisy":
+        base = rng.normal(128, 60, (SIZE, SIZE, 3))
+    else:
+        base = np.kron(rng.uniform(0, 255, (4, 4, 3)), np.ones((4, 4, 1)))
+    return np.clip(base, 0, 255).astype(np.uint8)
+
+
+def _png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@dataclass
+class World:
+    storage: Storage
+    tracking_uri: str
+    inbox: str  # the folder the scans read: heldout images and two bad files
+    good: list[str]
+    bad: dict[str, str]  # uri -> expected error kind
+
+    def job(self, output: str, *, source: str | None = None, storage: StorageConfig | None = None,
+            batch_size: int = 4) -> ScanJobConfig:
+        return ScanJobConfig(
+            storage=storage or self.storage.config, ray={"object_store_mb": 256},
+            mlflow=MlflowConfig(tracking_uri=self.tracking_uri),
+            scan=ScanConfig(source=source or self.inbox, reference=REFERENCE, output=output, batch_size=batch_size,
+                            actors=ActorConfig(max_actors=1)))
+
+
+def _write_images(storage: Storage) -> tuple[pa.Table, list[str], dict[str, str]]:
+    rng = np.random.default_rng(0)
+    rows, inbox = [], []
+    for source, family in SOURCES.items():
+        for split, count in (("train", 12), ("heldout", 4)):
+            for i in range(count):
+                data = _png(_image(source, rng))
+                uri = storage.uri("images", source, split, f"{i:03d}.png")
+                storage.write_bytes(uri, data)
+                rows.append({"uri": uri, "source": source, "arch": source, "family": family,
+                             "content_group": "synthetic", "seed": 0, "split": split, "index": i})
+                if split == "heldout":
+                    inbox.append(storage.uri("inbox", f"{source}-{i:03d}.png"))
+                    storage.write_bytes(inbox[-1], data)
+    png = storage.read_bytes(inbox[0])
+    bad = {storage.uri("inbox", "truncated.png"): "truncated", storage.uri("inbox", "notes.jpg"): "not_an_image"}
+    storage.write_bytes(storage.uri("inbox", "truncated.png"), png[: len(png) // 2])
+    storage.write_bytes(storage.uri("inbox", "notes.jpg"), b"plain text, not a JPEG")
+    return pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA), sorted(inbox), bad
+
+
+def _register(storage: Storage, tracking_uri: str, job: TrainJobConfig | None, model_name: str) -> None:
+    """Fit a small decoupler in-process, register it and make it the champion of ``model_name``."""
+    import mlflow
+
+    data = load_attribution_data(storage, job.data if job else DataConfig(features="features/scan",
+                                                                           columns=COLUMNS))
+    torch.manual_seed(0)
+    config = DecouplerConfig(input_dim=data.input_dim, num_classes=data.num_classes, class_names=data.class_names,
+                             hidden=32, fp_dim=8, content_dim=4)
+    model = fit_decoupler(data.x_train, data.y_train, config, epochs=20, batch_size=16, lr=1e-2, seed=0)
+    calibration = calibrate(model, data)
+    result = TrainResult(name="scan-test", model=model, calibration=calibration, data=data,
+                         metrics=evaluate(model, calibration, data), history=[], checkpoint_uri="(in-process)",
+                         epochs_completed=20, features="features/scan", tracking_uri=tracking_uri, job=job)
+    client = mlflow.MlflowClient(tracking_uri)
+    version = register_version(result, model_name=model_name, client=client)
+    client.set_registered_model_alias(model_name, "champion", version.version)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, ray_session: None, tiny_reference_dir: Path) -> World:
+    storage = Storage(StorageConfig(root=str(tmp_path_factory.mktemp("scan-world"))))
+    upload_folder(storage, tiny_reference_dir, REFERENCE)
+    manifest, good, bad = _write_images(storage)
+    storage.write_parquet(storage.uri("manifest.parquet"), manifest)
+    one = ActorConfig(max_actors=1)
+    run_extract(ExtractJobConfig(storage=storage.config, ray={"object_store_mb": 256}, extract=ExtractConfig(
+        input="manifest.parquet", output="features/scan", reference=REFERENCE, modes={"one_step": {}},
+        spaces=[SpaceSpec(name="dct"), SpaceSpec(name="fourier")], batch_size=16, actors=one)))
+    configure_mlflow(MlflowConfig(), storage)  # the experiment keeps its artifacts in storage
+    tracking_uri = tracking_uri_for(MlflowConfig(), storage)
+    train = TrainJobConfig(storage=storage.config, data=DataConfig(features="features/scan", columns=COLUMNS))
+    _register(storage, tracking_uri, train, MODEL_NAME)
+    _register(storage, tracking_uri, None, LEGACY)  # as registered before requirements held the extraction
+    return World(storage, tracking_uri, storage.uri("inbox"), good, bad)
+
+
+def test_ray_batches_and_single_images_give_the_same_decisions(world: World) -> None:
+    storage = world.storage
+    summary = run_scan(world.job("scans/local", batch_size=1))
+    assert summary["model_version"] == f"models:/{MODEL_NAME}/1"
+    assert summary["images"] == summary["run"]["written"] == len(world.good) + len(world.bad)
+    assert summary["errors"] == 2 and summary["errors_by_kind"] == {"not_an_image": 1, "truncated": 1}
+    assert sum(summary["by_predicted"].values()) == summary["attributed"] == len(world.good)
+    assert storage.read_json(f"{summary['report']}/_summary.json")["images"] == summary["images"]
+
+    table = load_features(storage, summary["report"])
+    assert len(list_parts(storage, summary["report"])) >= 3
+    class_names = json.loads(table.schema.metadata[CLASS_NAMES_KEY])
+    rows = {r["uri"]: r for r in table.to_pylist()}
+    assert sorted(rows) == sorted([*world.good, *world.bad])
+    for uri, kind in world.bad.items():
+        row = rows[uri]
+        assert not row["ok"] and row["error_kind"] == kind and row["error"]
+        assert row["predicted"] is None and row["probabilities"] is None and row["confidence"] is None
+
+    # The same images through the in-memory path, one at a time (what the Serve endpoint calls with N = 1): the
+    # scan ran Ray batches of one image, so every decision and probability is bit-identical.
+    pipeline = AttributionPipeline(storage, CHAMPION, REFERENCE, tracking_uri=world.tracking_uri)
+    assert pipeline.model_version == summary["model_version"] and pipeline.class_names == class_names
+    intake = IntakeConfig(size=SIZE)
+    images = np.stack([decode_image(storage.read_bytes(uri), uri, intake) for uri in world.good])
+    singles = [pipeline.attribute_images(image[None])[0] for image in images]
+    reference_id = ReferenceModel.from_pretrained(Path(storage.root) / REFERENCE).identity.id
+    for uri, single in zip(world.good, singles):
+        row = rows[uri]
+        assert row["ok"] and row["model_version"] == single["model_version"]
+        assert row["reference_id"] == single["reference_id"] == reference_id
+        assert (row["predicted"], row["source_family"], row["unknown"]) == (
+            single["predicted"], single["source_family"], single["unknown"])
+        assert row["confidence"] == np.float32(single["confidence"])
+        assert row["probabilities"] == [np.float32(single["probabilities"][c]) for c in class_names]
+
+    # Other batch sizes agree to float precision only: CPU convolution and matmul kernels sum in an order that
+    # depends on the batch size (residuals differ by ~1e-6 between N = 1 and N = 12). A decision can then differ
+    # only for an image whose calibrated score sits on a threshold, which saturated probabilities make possible.
+    for single, together in zip(singles, pipeline.attribute_images(images)):
+        np.testing.assert_allclose([together["probabilities"][c] for c in class_names],
+                                   [single["probabilities"][c] for c in class_names], atol=1e-4)
+
+    # A rerun finds everything in the report and writes nothing.
+    again = run_scan(world.job("scans/local", batch_size=1))
+    assert again["run"]["written"] == 0 and again["run"]["skipped"] == again["images"] == summary["images"]
+    assert load_features(storage, summary["report"]).num_rows == summary["images"]
+
+
+def _fail_after(parts: int):
+    """An on_part hook: the writer dies once ``parts`` parts are in the report (as a killed scan would)."""
+
+    def hook(storage: Storage, prefix: str) -> None:
+        if len(list_parts(storage, prefix)) >= parts:
+            raise RuntimeError(f"injected failure after {parts} parts")
+
+    return hook
+
+
+def test_an_interrupted_scan_resumes_and_writes_each_file_once(world: World, tmp_path: Path, capsys) -> None:
+    storage = world.storage
+    with pytest.raises(Exception, match="injected failure after 2 parts"):
+        run_scan(world.job("scans/interrupted"), on_part=_fail_after(2))
+    prefix = storage.uri("scans/interrupted", f"model={MODEL_NAME}-v1")
+    first = load_features(storage, prefix)["uri"].to_pylist()
+    total = len(world.good) + len(world.bad)
+    assert 0 < len(first) < total
+
+    # The rerun is the command a user types (tiny preset), recording its throughput in a results file.
+    results = tmp_path / "results.md"
+    assert main(["scan", "inbox", "--set", f"storage.root={storage.root}", "--set", "scan.output=scans/interrupted",
+                 "--set", f"mlflow.tracking_uri={world.tracking_uri}", "--results", str(results)]) == 0
+    assert "2 errors" in capsys.readouterr().out and "Provenance scan throughput" in results.read_text()
+    resumed = storage.read_json(f"{prefix}/_summary.json")
+    assert resumed["run"]["skipped"] == len(first) and resumed["run"]["written"] == total - len(first)
+    uris = load_features(storage, prefix)["uri"].to_pylist()
+    assert len(uris) == len(set(uris)) == total and set(uris) == {*world.good, *world.bad}
+    assert resumed["images"] == total and resumed["errors"] == 2
+
+
+def test_refusals_come_before_any_image_is_read(world: World, tmp_path: Path, capsys) -> None:
+    storage = world.storage
+    root = ["--set", f"storage.root={storage.root}", "--set", f"mlflow.tracking_uri={world.tracking_uri}"]
+    for source in ("../elsewhere", "/etc", "s3://other-bucket/x"):
+        assert main(["scan", source, *root]) == 2
+        assert "storage root" in capsys.readouterr().err
+    assert main(["scan", "inbox", *root, "--set", "scan.output=../out"]) == 2
+    assert "storage root" in capsys.readouterr().err
+
+    # A reference model with another identity than the one the attributor was trained on.
+    other = ReferenceModel.from_pretrained(Path(storage.root) / REFERENCE)
+    with torch.no_grad():
+        next(other.unet.parameters()).add_(0.5)
+    other.save_pretrained(tmp_path / "other", name="tiny")
+    upload_folder(storage, tmp_path / "other", "models/reference/other")
+    assert main(["scan", "inbox", *root, "--set", "scan.reference=models/reference/other"]) == 2
+    err = capsys.readouterr().err
+    assert "models/reference/other is tiny@" in err and "trained on residuals of tiny@" in err
+    with pytest.raises(ScanError, match="trained on residuals of"):
+        AttributionPipeline(storage, CHAMPION, "models/reference/other", tracking_uri=world.tracking_uri)
+
+    # A version registered before requirements recorded the extraction; a model URI that is not one.
+    assert main(["scan", "inbox", *root, "--model", f"models:/{LEGACY}@champion"]) == 2
+    assert "does not record how its features were extracted" in capsys.readouterr().err
+    assert main(["scan", "inbox", *root, "--model", "models:/nope@champion"]) == 2
+    assert "cannot be resolved" in capsys.readouterr().err
+    assert main(["scan", "inbox", *root, "--model", "/some/folder"]) == 2
+    assert "not an MLflow model URI" in capsys.readouterr().err
+
+    # A report holds one scan: another source into the same output is refused.
+    run_scan(world.job("scans/pinned", source="inbox/truncated.png"))
+    with pytest.raises(ScanError, match="holds another scan"):
+        run_scan(world.job("scans/pinned"))
+
+
+def test_scan_reads_and_writes_s3(world: World, s3_endpoint: str, s3_bucket: str) -> None:
+    s3 = Storage(StorageConfig(root=f"s3://{s3_bucket}/cp", endpoint_url=s3_endpoint))
+    upload_folder(s3, Path(world.storage.root) / REFERENCE, REFERENCE)
+    for info in world.storage.list_files(world.inbox):
+        s3.write_bytes(s3.uri("inbox", info.uri.rsplit("/", 1)[1]), world.storage.read_bytes(info.uri))
+    job = world.job("scans/s3", source="inbox", storage=s3.config)
+    summary = run_scan(job)
+    assert summary["report"].startswith(f"s3://{s3_bucket}/cp/scans/s3/model=")
+    assert summary["images"] == len(world.good) + len(world.bad) and summary["errors"] == 2
+    local = {r["uri"].rsplit("/", 1)[1]: r for r in load_features(
+        world.storage, world.storage.uri("scans/local", f"model={MODEL_NAME}-v1")).to_pylist()}
+    for row in load_features(s3, summary["report"]).to_pylist():
+        assert row["uri"].startswith(f"s3://{s3_bucket}/cp/inbox/")
+        name = row["uri"].rsplit("/", 1)[1]
+        assert row["ok"] == local[name]["ok"]  # the local scan ran first in this module
+        if row["ok"]:
+            np.testing.assert_allclose(row["probabilities"], local[name]["probabilities"], atol=1e-4)
+    assert run_scan(job)["run"]["written"] == 0
