@@ -21,10 +21,10 @@ def test_main_job_builds_trains_registers_and_scans_the_demo_zoo(tmp_path, ray_s
 
     # The attributor is registered and the gate made it champion; the scan used that version.
     client = mlflow.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
-    champion = client.get_model_version_by_alias("causalprint-attributor", "champion")
-    report = storage.uri("scans/tiny", f"model=causalprint-attributor-v{champion.version}")
+    champion = client.get_model_version_by_alias("causalprint-attributor-tiny", "champion")
+    report = storage.uri("scans/tiny", f"model=causalprint-attributor-tiny-v{champion.version}")
     summary = storage.read_json(f"{report}/_summary.json")
-    assert summary["model_version"] == f"models:/causalprint-attributor/{champion.version}"
+    assert summary["model_version"] == f"models:/causalprint-attributor-tiny/{champion.version}"
     assert summary["images"] == summary["attributed"] == 14 * 12 and summary["errors"] == 0
     assert sum(summary["by_predicted"].values()) == 14 * 12
     assert f"scan of {storage.uri('zoo/tiny/images')}" in out and "images/s" in out

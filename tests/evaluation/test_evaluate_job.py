@@ -88,6 +88,8 @@ def test_every_method_is_scored_on_every_condition(evaluation) -> None:
         assert s.rows["clean"] == 6 * len(SOURCES) and s.rows["jpeg75"] == 3 * len(SOURCES)
         assert 0.0 <= s.conditions["clean"]["accuracy"] <= 1.0 and 0.0 <= s.open_set["clean"]["auroc"] <= 1.0
         assert s.shift_rows == 6 * len(SHIFT) and 0.0 <= s.shift_architecture_accuracy <= 1.0
+        assert set(s.shift_by_source) == set(SHIFT)
+        assert sum(sum(v["predicted"].values()) for v in s.shift_by_source.values()) == s.shift_rows
     table = format_evaluation(result)
     assert "| causalprint (ours, prototypes) |" in table and "jpeg75" in table and "| frank2020 |" in table
     assert Path(result.figures["confusion"]).stat().st_size > 0
@@ -117,7 +119,9 @@ def test_rerun_reuses_baselines_and_extractions(evaluation) -> None:
     again = run_evaluation(job)
     for a, b in zip(first.scores, again.scores):
         assert a.conditions == b.conditions and a.open_set == b.open_set
-    assert all(not s.train_seconds for s in again.scores[1:])  # loaded from the cache, not trained
+    baselines = [(a, b) for a, b in zip(first.scores, again.scores) if a.train_seconds is not None]
+    assert baselines and all(b.reused and not a.reused for a, b in baselines)  # loaded from the cache
+    assert all(a.train_seconds == pytest.approx(b.train_seconds) for a, b in baselines)
 
 
 def test_a_model_of_other_sources_is_refused(evaluation) -> None:

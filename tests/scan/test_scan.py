@@ -20,7 +20,7 @@ from PIL import Image
 
 from causalprint.attribution.dataset import DataConfig, load_attribution_data
 from causalprint.attribution.model import DecouplerConfig, fit_decoupler
-from causalprint.attribution.registry import MODEL_NAME, register_version
+from causalprint.attribution.registry import register_version
 from causalprint.attribution.training import TrainJobConfig, TrainResult, calibrate, evaluate
 from causalprint.cli import main
 from causalprint.extraction.config import ActorConfig, ExtractConfig, ExtractJobConfig, SpaceSpec
@@ -41,7 +41,9 @@ from causalprint.zoo.manifest import MANIFEST_SCHEMA
 pytestmark = pytest.mark.slow
 
 REFERENCE = "models/reference/tiny"
-CHAMPION = f"models:/{MODEL_NAME}@champion"
+# What presets/train/tiny.yaml registers and presets/scan/tiny.yaml scans with.
+TINY_MODEL = "causalprint-attributor-tiny"
+CHAMPION = f"models:/{TINY_MODEL}@champion"
 LEGACY = "legacy-attributor"
 SOURCES = {"smooth": "gan", "noisy": "diffusion", "blocky": "diffusion"}
 COLUMNS = ["one_step.dct", "one_step.fourier"]
@@ -79,8 +81,8 @@ class World:
         return ScanJobConfig(
             storage=storage or self.storage.config, ray={"object_store_mb": 256},
             mlflow=MlflowConfig(tracking_uri=self.tracking_uri),
-            scan=ScanConfig(source=source or self.inbox, reference=REFERENCE, output=output, batch_size=batch_size,
-                            actors=ActorConfig(max_actors=1)))
+            scan=ScanConfig(source=source or self.inbox, model=CHAMPION, reference=REFERENCE, output=output,
+                            batch_size=batch_size, actors=ActorConfig(max_actors=1)))
 
 
 def _write_images(storage: Storage) -> tuple[pa.Table, list[str], dict[str, str]]:
@@ -136,7 +138,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, ray_session: None, tiny_refe
     configure_mlflow(MlflowConfig(), storage)  # the experiment keeps its artifacts in storage
     tracking_uri = tracking_uri_for(MlflowConfig(), storage)
     train = TrainJobConfig(storage=storage.config, data=DataConfig(features="features/scan", columns=COLUMNS))
-    _register(storage, tracking_uri, train, MODEL_NAME)
+    _register(storage, tracking_uri, train, TINY_MODEL)
     _register(storage, tracking_uri, None, LEGACY)  # as registered before requirements held the extraction
     return World(storage, tracking_uri, storage.uri("inbox"), good, bad)
 
@@ -144,7 +146,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, ray_session: None, tiny_refe
 def test_ray_batches_and_single_images_give_the_same_decisions(world: World) -> None:
     storage = world.storage
     summary = run_scan(world.job("scans/local", batch_size=1))
-    assert summary["model_version"] == f"models:/{MODEL_NAME}/1"
+    assert summary["model_version"] == f"models:/{TINY_MODEL}/1"
     assert summary["images"] == summary["run"]["written"] == len(world.good) + len(world.bad)
     assert summary["errors"] == 2 and summary["errors_by_kind"] == {"not_an_image": 1, "truncated": 1}
     assert sum(summary["by_predicted"].values()) == summary["attributed"] == len(world.good)
@@ -204,7 +206,7 @@ def test_an_interrupted_scan_resumes_and_writes_each_file_once(world: World, tmp
     storage = world.storage
     with pytest.raises(Exception, match="injected failure after 2 parts"):
         run_scan(world.job("scans/interrupted"), on_part=_fail_after(2))
-    prefix = storage.uri("scans/interrupted", f"model={MODEL_NAME}-v1")
+    prefix = storage.uri("scans/interrupted", f"model={TINY_MODEL}-v1")
     first = load_features(storage, prefix)["uri"].to_pylist()
     total = len(world.good) + len(world.bad)
     assert 0 < len(first) < total
@@ -266,7 +268,7 @@ def test_scan_reads_and_writes_s3(world: World, s3_endpoint: str, s3_bucket: str
     assert summary["report"].startswith(f"s3://{s3_bucket}/cp/scans/s3/model=")
     assert summary["images"] == len(world.good) + len(world.bad) and summary["errors"] == 2
     local = {r["uri"].rsplit("/", 1)[1]: r for r in load_features(
-        world.storage, world.storage.uri("scans/local", f"model={MODEL_NAME}-v1")).to_pylist()}
+        world.storage, world.storage.uri("scans/local", f"model={TINY_MODEL}-v1")).to_pylist()}
     for row in load_features(s3, summary["report"]).to_pylist():
         assert row["uri"].startswith(f"s3://{s3_bucket}/cp/inbox/")
         name = row["uri"].rsplit("/", 1)[1]

@@ -112,6 +112,14 @@ def load_attributor(uri: str, dst: str | Path | None = None, tracking_uri: str |
     ``runs:/<id>/attributor`` URI) and rebuild it with our own loaders."""
     import mlflow
 
+    if uri.startswith("models:/") and tracking_uri:
+        # download_artifacts resolves models:/ through the global registry URI, not ``tracking_uri``: resolve it
+        # here against the registry that lives in the tracking store.
+        name, _, ref = uri.removeprefix("models:/").partition("/")
+        name, _, alias = name.partition("@")
+        client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        version = client.get_model_version_by_alias(name, alias).version if alias else ref
+        uri = client.get_model_version_download_uri(name, version)
     local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst) if dst else None,
                                                 tracking_uri=tracking_uri)
     return LoadedAttributor.from_folder(local)

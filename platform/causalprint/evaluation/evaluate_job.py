@@ -108,8 +108,10 @@ class MethodScores:
     rows: dict[str, int] = field(default_factory=dict)
     shift_architecture_accuracy: float | None = None
     shift_rows: int = 0
+    shift_by_source: dict[str, dict[str, Any]] = field(default_factory=dict)
     open_set: dict[str, dict[str, float]] = field(default_factory=dict)
     train_seconds: float | None = None
+    reused: bool = False
 
     def mean_accuracy(self) -> float:
         return float(np.mean([m["accuracy"] for m in self.conditions.values()]))
@@ -162,9 +164,10 @@ def _cache_key(spec: BaselineSpec, data_cfg: DataConfig, reference_id: str) -> s
 
 
 def fit_baseline(storage: Storage, cfg: EvaluateConfig, spec: BaselineSpec, held_out: list[str],
-                 class_names: list[str], all_sources: list[str]) -> tuple[BaselineMethod, float]:
+                 class_names: list[str], all_sources: list[str]) -> tuple[BaselineMethod, float, bool]:
     """Train ``spec`` on the job's train rows of ``cfg.sources`` (or reuse the copy cached in storage under the
-    same inputs); returns the method and its training seconds (0 when reused)."""
+    same inputs); returns the method, its training seconds (as measured when it was trained) and whether it was
+    reused."""
     from causalprint.baselines.registry import BASELINES
 
     cls = BASELINES.get(spec.name)
@@ -177,11 +180,12 @@ def fit_baseline(storage: Storage, cfg: EvaluateConfig, spec: BaselineSpec, held
         raise ValueError(f"baseline {spec.name} would train on {data.class_names}, ours on {class_names}: "
                          "evaluate on the same sources")
     folder = f"{cfg.baseline_cache}/{spec.name}-{_cache_key(spec, data_cfg, data.reference_id)}"
-    if storage.exists(f"{storage.resolve(folder)}/_DONE.json"):
+    done = f"{storage.resolve(folder)}/_DONE.json"
+    if storage.exists(done):
         with tempfile.TemporaryDirectory() as tmp:
             baseline = cls.from_pretrained(download_folder(storage, folder, tmp))
         log.info("baseline %s: reused %s", spec.name, folder)
-        return BaselineMethod(baseline, class_names), 0.0
+        return BaselineMethod(baseline, class_names), float(storage.read_json(done)["train_seconds"]), True
     baseline = cls(**spec.options)
     inputs = {c: data.x_train[:, s] for c, s in data.column_slices().items()}
     start = time.perf_counter()
@@ -193,7 +197,7 @@ def fit_baseline(storage: Storage, cfg: EvaluateConfig, spec: BaselineSpec, held
         baseline.save_pretrained(tmp)
         (Path(tmp) / "_DONE.json").write_text(json.dumps({"train_seconds": seconds, "rows": len(data.y_train)}))
         upload_folder(storage, tmp, folder, last="_DONE.json")
-    return BaselineMethod(baseline, class_names), seconds
+    return BaselineMethod(baseline, class_names), seconds, False
 
 
 # ----- scoring -----
@@ -266,19 +270,19 @@ def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
                        + (condition_extract_jobs(robust, dire=True, **extract_kw) if needs_dire else []))
 
     # The methods: ours, then each baseline closed-set and open-set.
-    closed: list[tuple[Method, str, float | None]] = [(m, cfg.features, None) for m in ours_all]
+    closed: list[tuple[Method, str, float | None, bool]] = [(m, cfg.features, None, False) for m in ours_all]
     opened: dict[str, Method] = ({m.name: OursMethod(open_model, m.source) for m in ours_all}
                                  if open_model is not None else {})
     all_sources = sorted(set(read_manifest(storage, storage.resolve(cfg.manifest))["source"].to_pylist()))
     for spec in cfg.baselines:
-        method, seconds = fit_baseline(storage, cfg, spec, [], class_names, all_sources)
-        closed.append((method, spec.test_features or cfg.features, seconds))
+        method, seconds, reused = fit_baseline(storage, cfg, spec, [], class_names, all_sources)
+        closed.append((method, spec.test_features or cfg.features, seconds, reused))
         if cfg.held_out_sources:
-            opened[method.name], _ = fit_baseline(storage, cfg, spec, cfg.held_out_sources, open_classes,
-                                                  all_sources)
+            opened[method.name], _, _ = fit_baseline(storage, cfg, spec, cfg.held_out_sources, open_classes,
+                                                     all_sources)
 
     columns_of: dict[str, set[str]] = {}
-    for method, clean_prefix, _ in closed:
+    for method, clean_prefix, _, _ in closed:
         for condition in robust.conditions:
             columns_of.setdefault(_test_prefix(cfg, method.columns, condition, clean_prefix), set()).update(
                 method.columns)
@@ -286,8 +290,8 @@ def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
 
     arch_of = {}
     scores = []
-    for method, clean_prefix, seconds in closed:
-        s = MethodScores(method.name, train_seconds=seconds)
+    for method, clean_prefix, seconds, reused in closed:
+        s = MethodScores(method.name, train_seconds=seconds, reused=reused)
         for condition in robust.conditions:
             prefix = _test_prefix(cfg, method.columns, condition, clean_prefix)
             test = rows.get(prefix, cfg.sources, cfg.test_split)
@@ -303,6 +307,13 @@ def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
             pred = method.predict_proba(shift.inputs).argmax(1)
             s.shift_architecture_accuracy = architecture_accuracy(pred, shift.arch, method.class_names, arch_of)
             s.shift_rows = len(shift)
+            for source in cfg.shift_sources:
+                rows_of = shift.source == source
+                names, counts = np.unique([method.class_names[i] for i in pred[rows_of]], return_counts=True)
+                s.shift_by_source[source] = {
+                    "architecture_accuracy": architecture_accuracy(pred[rows_of], shift.arch[rows_of],
+                                                                   method.class_names, arch_of),
+                    "predicted": {str(n): int(c) for n, c in sorted(zip(names, counts), key=lambda t: -t[1])}}
         log.info("evaluated %s: mean accuracy %.4f over %d conditions", s.name, s.mean_accuracy(), len(s.conditions))
         scores.append(s)
 
@@ -381,8 +392,15 @@ def format_evaluation(result: EvaluationResult) -> str:
         f"{next((s.rows[c] for c in conditions if c != 'clean'), 0) // len(cfg.sources)}" for s in scores) + "."]
     trained = [f"{s.name} {s.train_seconds:.0f} s" for s in scores if s.train_seconds]
     if trained:
-        lines += ["", "Baseline training time on this machine: " + ", ".join(trained) + "."]
+        lines += ["", "Baseline training time on this machine (closed-set instance, measured when trained; a rerun "
+                  "reuses the trained baselines stored under a hash of their inputs): " + ", ".join(trained) + "."]
     ours = scores[0]
+    if ours.shift_by_source:
+        lines += ["", f"Content shift, {ours.name}, per shift copy (architecture-level accuracy; most frequent "
+                  "predictions): " + "; ".join(
+                      f"{src} {_pct(v['architecture_accuracy'])} % (" + ", ".join(
+                          f"{n} {c}" for n, c in list(v["predicted"].items())[:3]) + ")"
+                      for src, v in ours.shift_by_source.items()) + "."]
     lines += ["", f"Ours, clean: macro-F1 {_pct(ours.conditions['clean']['macro_f1'])} %, ECE "
               f"{ours.conditions['clean']['ece']:.4f}, FDR of the fingerprint codes "
               f"{result.ours_details['fingerprint_fdr']:.3f}. Open set under each condition (AUROC x100): "

@@ -25,8 +25,9 @@ class ScanOptions(StrictModel):
     reference: str = Field(description="storage folder of the reference model the attributor's features came from")
     output: str = Field(description="report prefix in storage; each model version has its own model=<...>/ folder")
     decision: Literal["logits", "prototypes"] = Field(
-        default="logits", description="class scores of the open-set decision: the classifier's logits, or the "
-                                      "distance to class prototypes (which includes enrolled sources)")
+        default="prototypes", description="class scores of the open-set decision: the distance to class "
+        "prototypes (which includes enrolled sources; the better open-set AUROC on the bench, docs/results.md) "
+        "or the classifier's logits")
     batch_size: int = Field(default=64, ge=1)
     precision: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     actors: ActorConfig = ActorConfig()
