@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from causalprint.extraction.config import SpaceSpec
+from causalprint.extraction.parts import write_part
 from causalprint.features.registry import create_space
 from causalprint.residual.reference import ReferenceModel
 from causalprint.residual.registry import create_mode
@@ -101,14 +102,17 @@ class FeatureActor:
 
 
 class ExtractActor:
-    """Residual and features in one actor: one model load per worker and no residual tensors through the object
-    store. On a few CPU cores this is the faster layout (each worker runs whole batches on one thread, with no
-    hand-off between pools); with GPUs, or when the feature spaces dwarf the residual, two pools scale apart."""
+    """Residual, features and (with ``output``) the Parquet part, in one actor: one model load per worker, no
+    residual tensors through the object store, and no separate write stage competing for the CPU budget. On a
+    few CPU cores this is the faster layout (each worker runs whole batches on one thread); with GPUs, or when
+    the feature spaces dwarf the residual, two pools scale apart."""
 
     def __init__(self, storage: Storage, reference_uri: str, modes: dict[str, dict[str, Any]], precision: str,
-                 spaces: list[SpaceSpec], image_size: int):
+                 spaces: list[SpaceSpec], image_size: int, output: str | None = None):
         self.residual = ResidualActor(storage, reference_uri, modes, precision)
         self.features = FeatureActor(storage, spaces, image_size)
+        self.storage, self.output = storage, output
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self.features(self.residual(batch))
+        vectors = self.features(self.residual(batch))
+        return write_part(vectors, self.storage, self.output) if self.output else vectors

@@ -99,12 +99,15 @@ def build_dataset(storage: Storage, job: ExtractJobConfig, pending: pa.Table):
     residual_kwargs = {"storage": storage, "reference_uri": cfg.reference, "modes": cfg.modes,
                        "precision": cfg.precision}
     feature_kwargs = {"storage": storage, "spaces": cfg.spaces, "image_size": job.intake.size}
-    stages = ([(ExtractActor, {**residual_kwargs, **feature_kwargs}, cfg.actors)] if cfg.stages == "fused" else
+    fused = cfg.stages == "fused"
+    stages = ([(ExtractActor, {**residual_kwargs, **feature_kwargs, "output": cfg.output}, cfg.actors)] if fused else
               [(ResidualActor, residual_kwargs, cfg.residual_actors), (FeatureActor, feature_kwargs, cfg.feature_actors)])
     for actor, kwargs, pool in stages:
         ds = ds.map_batches(actor, fn_constructor_kwargs=kwargs, batch_size=cfg.batch_size,
                             compute=ActorPoolStrategy(min_size=pool.min_actors, max_size=pool.max_actors),
                             **_resources(pool))
+    if fused:  # the actors wrote their parts
+        return ds
     return ds.map_batches(write_part, fn_kwargs={"storage": storage, "output": cfg.output}, batch_size=None,
                           num_cpus=0.25)
 
