@@ -71,10 +71,13 @@ class ResidualActor:
 
 
 class FeatureActor:
-    """Turns every ``residual.<mode>`` column into ``<mode>.<space>`` vectors and drops the pixel columns."""
+    """Turns every ``residual.<mode>`` column into ``<mode>.<space>`` vectors and drops the pixel columns;
+    with ``columns``, only those vectors are computed (a scan needs only its attributor's)."""
 
-    def __init__(self, storage: Storage, spaces: list[SpaceSpec], image_size: int):
+    def __init__(self, storage: Storage, spaces: list[SpaceSpec], image_size: int,
+                 columns: list[str] | None = None):
         self.device = pick_device()
+        self.columns = set(columns) if columns is not None else None
         self._tmp = tempfile.TemporaryDirectory()
         self.spaces = {}
         for spec in spaces:
@@ -91,6 +94,8 @@ class FeatureActor:
             mode = column.removeprefix("residual.")
             residual = torch.from_numpy(batch[column]).to(self.device)
             for name, space in self.spaces.items():
+                if self.columns is not None and f"{mode}.{name}" not in self.columns:
+                    continue
                 vectors = np.zeros((len(ok), space.dim), np.float32)
                 if ok.any():
                     vectors[ok] = space.embed(residual[ok]).float().cpu().numpy()

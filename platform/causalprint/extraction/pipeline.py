@@ -55,7 +55,8 @@ def _limit_per_source(manifest: pa.Table, limit: int) -> pa.Table:
     return manifest.take(keep)
 
 
-def _resources(actors: ActorConfig) -> dict[str, Any]:
+def actor_resources(actors: ActorConfig) -> dict[str, Any]:
+    """Ray resources of one actor of a pool: its CPUs, and GPUs where there are any."""
     gpus = actors.gpus_per_actor if actors.gpus_per_actor is not None else (0.5 if gpu_count() else 0)
     resources: dict[str, Any] = {"num_cpus": actors.num_cpus}
     if gpus:  # num_gpus=0 is still read as a GPU request by Ray Data, so leave it out on CPU
@@ -100,12 +101,15 @@ def build_dataset(storage: Storage, job: ExtractJobConfig, pending: pa.Table):
                        "precision": cfg.precision}
     feature_kwargs = {"storage": storage, "spaces": cfg.spaces, "image_size": job.intake.size}
     fused = cfg.stages == "fused"
-    stages = ([(ExtractActor, {**residual_kwargs, **feature_kwargs, "output": cfg.output}, cfg.actors)] if fused else
-              [(ResidualActor, residual_kwargs, cfg.residual_actors), (FeatureActor, feature_kwargs, cfg.feature_actors)])
+    if fused:
+        stages = [(ExtractActor, {**residual_kwargs, **feature_kwargs, "output": cfg.output}, cfg.actors)]
+    else:
+        stages = [(ResidualActor, residual_kwargs, cfg.residual_actors),
+                  (FeatureActor, feature_kwargs, cfg.feature_actors)]
     for actor, kwargs, pool in stages:
         ds = ds.map_batches(actor, fn_constructor_kwargs=kwargs, batch_size=cfg.batch_size,
                             compute=ActorPoolStrategy(min_size=pool.min_actors, max_size=pool.max_actors),
-                            **_resources(pool))
+                            **actor_resources(pool))
     if fused:  # the actors wrote their parts
         return ds
     return ds.map_batches(write_part, fn_kwargs={"storage": storage, "output": cfg.output}, batch_size=None,

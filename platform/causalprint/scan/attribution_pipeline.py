@@ -47,7 +47,7 @@ class AttributionPipeline:
         if self.residuals.reference.image_size != self.spec.image_size:
             raise ScanError(f"reference {reference} works at {self.residuals.reference.image_size} px, the "
                             f"attributor's features were extracted at {self.spec.image_size} px")
-        self.features = FeatureActor(storage, self.spec.spaces, self.spec.image_size)
+        self.features = FeatureActor(storage, self.spec.spaces, self.spec.image_size, columns=self.spec.columns)
         self.decider = self.attributor.calibration.attributor(decision)
         self.class_names = decision_classes(self.attributor, decision)
 

@@ -13,13 +13,15 @@ import logging
 import time
 from typing import Any
 
+import numpy as np
+
 from causalprint.data.collection import IMAGE_SUFFIXES, read_collection
 from causalprint.extraction.actors import load_reference
-from causalprint.extraction.config import ActorConfig
+from causalprint.extraction.pipeline import actor_resources
 from causalprint.extraction.parts import done_uris
 from causalprint.imaging.intake import IntakeConfig
 from causalprint.progress import ProgressLogger
-from causalprint.runtime.ray_local import ensure_ray, gpu_count
+from causalprint.runtime.ray_local import ensure_ray
 from causalprint.scan.attribution_pipeline import AttributionPipeline
 from causalprint.scan.attributor import (
     ModelRef,
@@ -46,12 +48,19 @@ from causalprint.tracking.mlflow_setup import tracking_uri_for
 log = logging.getLogger(__name__)
 
 
-def _resources(actors: ActorConfig) -> dict[str, Any]:
-    gpus = actors.gpus_per_actor if actors.gpus_per_actor is not None else (0.5 if gpu_count() else 0)
-    resources: dict[str, Any] = {"num_cpus": actors.num_cpus}
-    if gpus:  # num_gpus=0 is still read as a GPU request by Ray Data, so leave it out on CPU
-        resources["num_gpus"] = gpus
-    return resources
+class ScanActor:
+    """The scan's Ray Data actor: the one attribution path (:class:`AttributionPipeline`, also what a single
+    request calls), then the batch's report part, in the same worker. A separate write stage would wait behind
+    the actors' CPU budget and run as a tail once they finish."""
+
+    def __init__(self, *, prefix: str, run: str, class_names: list[str], on_part: PartHook | None,
+                 **pipeline: Any) -> None:
+        self.pipeline = AttributionPipeline(**pipeline)
+        self.write = {"storage": pipeline["storage"], "prefix": prefix, "run": run, "class_names": class_names,
+                      "on_part": on_part}
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return write_report_part(self.pipeline(batch), **self.write)
 
 
 def _prepare(job: ScanJobConfig, storage: Storage, tracking_uri: str) -> tuple[ModelRef, dict[str, Any], int]:
@@ -81,17 +90,15 @@ def build_dataset(storage: Storage, job: ScanJobConfig, pending: list[str], *, m
 
     cfg = job.scan
     ds = read_collection(storage, "", intake, uris=pending, batch_size=cfg.batch_size)
-    ds = ds.map_batches(
-        AttributionPipeline,
+    return ds.map_batches(
+        ScanActor,
         fn_constructor_kwargs={"storage": storage, "model_uri": model.uri, "reference": cfg.reference,
-                               "tracking_uri": tracking_uri, "precision": cfg.precision, "decision": cfg.decision},
+                               "tracking_uri": tracking_uri, "precision": cfg.precision, "decision": cfg.decision,
+                               "prefix": prefix, "run": run, "class_names": class_names, "on_part": on_part},
         compute=ActorPoolStrategy(min_size=cfg.actors.min_actors, max_size=cfg.actors.max_actors),
         batch_size=cfg.batch_size,
-        **_resources(cfg.actors),
+        **actor_resources(cfg.actors),
     )
-    return ds.map_batches(write_report_part, batch_size=None, num_cpus=0.25,
-                          fn_kwargs={"storage": storage, "prefix": prefix, "run": run, "class_names": class_names,
-                                     "on_part": on_part})
 
 
 def _execute(ds, total: int) -> dict[str, Any]:
