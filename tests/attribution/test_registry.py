@@ -128,7 +128,8 @@ def test_champion_loads_identically_in_a_fresh_process(registry, tmp_path: Path)
 
     # In-process: the artifacts are safetensors + JSON, and the rebuilt attributor predicts the same.
     loaded = load_attributor(CHAMPION_URI, dst=tmp_path / "here", tracking_uri=uri)
-    files = {p.relative_to(tmp_path / "here").as_posix() for p in (tmp_path / "here").rglob("*") if p.is_file()}
+    folder = next((tmp_path / "here").rglob("requirements.json")).parent  # the attributor folder, under dst
+    files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
     assert {"model/config.json", "model/model.safetensors", "calibration.json", "prototypes.safetensors",
             "requirements.json", "metrics.json"} <= files
     assert not [f for f in files if f.endswith((".pkl", ".pt", ".pth", "MLmodel"))]
