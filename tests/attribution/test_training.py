@@ -15,7 +15,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from causalprint.attribution.dataset import DataConfig, load_attribution_data, split_attribution_data
+from causalprint.attribution.dataset import DataConfig, _val_mask, load_attribution_data, split_attribution_data
 from causalprint.attribution.training import (
     TrainJobConfig,
     TrainResult,
@@ -203,7 +203,9 @@ def test_training_checkpoints_to_storage_and_beats_chance(flaky_run: FlakyRun) -
     assert result.metrics["test_accuracy"] > 0.8, result.metrics
     assert (result.model.predict(result.data.x_test) == result.data.y_test).mean() == pytest.approx(
         result.metrics["test_accuracy"])
-    assert 0 <= result.metrics["test_auroc"] <= 1 and 0 <= result.metrics["test_proto_oscr"] <= 1
+    # The unknown source is told apart by the distance to the prototypes (measured 0.95 here); the logits'
+    # calibrated confidence does not separate it on this synthetic data, so only its presence is checked.
+    assert result.metrics["test_proto_auroc"] > 0.8 and "test_auroc" in result.metrics, result.metrics
     calibration = result.calibration
     assert calibration.class_names == ["real", "sd-a", "sd-b"] and calibration.temperature > 0
     assert calibration.prototypes.labels_ == calibration.class_names
@@ -283,20 +285,23 @@ def test_train_and_register_job(flaky_run: FlakyRun) -> None:
     assert f"| test_accuracy | {summary['metrics']['test_accuracy']:.4f} |" in report
 
 
-def test_several_outputs_read_as_one_and_copies_of_an_image_share_a_split(tmp_path: Path) -> None:
-    """A clean output and a perturbed copy of it (same URIs): rows add up, and every URI's copies fall on the
-    same side of the train/validation carve-out, so validation never sees an image the model trained on."""
+def test_several_outputs_read_as_one(tmp_path: Path) -> None:
+    """A clean output and a perturbed copy of it (same URIs) are read as one table: every split doubles."""
     storage = Storage(StorageConfig(root=str(tmp_path)))
     write_features(storage, "features/clean", seed=0)
     write_features(storage, "features/copy", seed=1)
     one = load_attribution_data(storage, DataConfig(features="features/clean", columns=list(COLUMNS)))
     both = load_attribution_data(storage, DataConfig(features=["features/clean", "features/copy"],
                                                      columns=list(COLUMNS)))
-    assert len(both.y_train) + len(both.y_val) == 2 * (len(one.y_train) + len(one.y_val))
-    assert len(both.y_test) == 2 * len(one.y_test)
-    table = load_features(storage, "features/clean", columns=["uri", "split", "ok"])
     assert both.class_names == one.class_names
-    uris = [u for u, s, ok in zip(*(table[c].to_pylist() for c in ("uri", "split", "ok"))) if s == "train" and ok]
-    assert len(uris) == len(one.y_train) + len(one.y_val)
-    # Same val images in both: the val count doubles exactly (each chosen URI brings its copy).
-    assert len(both.y_val) == 2 * len(one.y_val)
+    assert (len(both.y_train), len(both.y_val), len(both.y_test)) == (
+        2 * len(one.y_train), 2 * len(one.y_val), 2 * len(one.y_test))
+
+
+def test_copies_of_an_image_fall_on_the_same_side_of_the_validation_carve_out() -> None:
+    """Validation never sees an image whose other copy trained the model: the carve-out is per URI."""
+    uris = [f"s3://zoo/s/{i:04d}.png" for i in range(60)]
+    labels = np.repeat([0, 1, 2], 20)
+    mask = _val_mask(uris + uris, np.r_[labels, labels], 0.1)
+    assert mask.any() and (mask[:60] == mask[60:]).all()
+    assert [int(mask[:60][labels == k].sum()) for k in range(3)] == [2, 2, 2]  # round(0.1 * 20) per class

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -72,6 +73,8 @@ class DecouplerConfig(StrictModel):
     def _names_match(self) -> DecouplerConfig:
         if self.class_names is not None and len(self.class_names) != self.num_classes:
             raise ValueError(f"class_names has {len(self.class_names)} names but num_classes={self.num_classes}")
+        if self.projection_dim is not None and self.projection_dim > self.input_dim:
+            raise ValueError(f"projection_dim={self.projection_dim} exceeds input_dim={self.input_dim}")
         return self
 
 
@@ -158,7 +161,7 @@ class CausalDecoupler(nn.Module):
     def code_input_dim(self) -> int:
         """Width of what the encoder reads and the decoder rebuilds: the input, or its projection."""
         c = self.config
-        return c.input_dim if c.projection_dim is None else min(c.projection_dim, c.input_dim)
+        return c.input_dim if c.projection_dim is None else c.projection_dim
 
     @torch.no_grad()
     def fit_input_statistics(self, x: Tensor, max_rows: int = 8192, seed: int = 0) -> None:
@@ -357,6 +360,26 @@ class CausalDecoupler(nn.Module):
         return model.to(map_location).eval()
 
 
+def train_epoch(loss: Callable[[Tensor, Tensor], dict[str, Tensor]], optimizer: torch.optim.Optimizer,
+                x: Tensor, y: Tensor, rows: Tensor, batch_size: int) -> dict[str, float]:
+    """One pass over ``rows`` of ``(x, y)`` in minibatches: step on ``loss(x, y)["total"]``; returns each loss
+    term's mean over the steps. A last batch of one row is skipped (HSIC and the swap pairing need two)."""
+    sums: dict[str, Tensor] = {}  # tensors: one device sync per epoch, not one per term and step
+    steps = 0
+    for start in range(0, len(rows), batch_size):
+        idx = rows[start:start + batch_size]
+        if len(idx) < 2:
+            continue
+        terms = loss(x[idx], y[idx])
+        optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        optimizer.step()
+        for k, v in terms.items():
+            sums[k] = sums[k] + v.detach() if k in sums else v.detach()
+        steps += 1
+    return {k: float(v) / max(steps, 1) for k, v in sums.items()}
+
+
 def fit_decoupler(
     X_train: np.ndarray | Tensor,
     y_train: np.ndarray | Tensor,
@@ -394,20 +417,7 @@ def fit_decoupler(
     history: list[dict[str, float]] = []
     for epoch in range(epochs):
         order = torch.randperm(x.shape[0], generator=gen).to(device)
-        sums: dict[str, float] = {}
-        steps = 0
-        for start in range(0, x.shape[0], batch_size):
-            idx = order[start:start + batch_size]
-            if idx.numel() < 2:  # HSIC and the swap pairing need two samples
-                continue
-            terms = model.loss(x[idx], y[idx])
-            opt.zero_grad(set_to_none=True)
-            terms["total"].backward()
-            opt.step()
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            steps += 1
-        history.append({k: v / max(steps, 1) for k, v in sums.items()})
+        history.append(train_epoch(model.loss, opt, x, y, order, batch_size))
         if epoch == epochs - 1 or (epoch + 1) % max(1, epochs // 5) == 0:
             log.info("decoupler epoch %d/%d: %s", epoch + 1, epochs,
                      " ".join(f"{k}={v:.4f}" for k, v in history[-1].items()))

@@ -46,7 +46,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from causalprint.attribution.dataset import AttributionData, DataConfig, load_attribution_data
-from causalprint.attribution.model import CausalDecoupler, DecouplerConfig
+from causalprint.attribution.model import CausalDecoupler, DecouplerConfig, train_epoch
 from causalprint.attribution.openset import (
     OpenSetAttributor,
     Prototypes,
@@ -285,22 +285,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         order = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(_epoch_seed(opts.seed, epoch)))
         mine = order[:usable][rank::world].to(device)
         torch.manual_seed(_epoch_seed(opts.seed, epoch, rank + 1))  # latent samples and swap pairings
-        sums: dict[str, float] = {}
-        steps, epoch_start = 0, time.perf_counter()
-        for start in range(0, len(mine), per_worker):
-            idx = mine[start:start + per_worker]
-            if len(idx) < 2:  # same on every rank: the shards have equal sizes
-                continue
-            terms = objective(x_train[idx], y_train[idx])
-            optimizer.zero_grad(set_to_none=True)
-            terms["total"].backward()
-            optimizer.step()
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            steps += 1
+        # The shards have equal sizes, so every rank takes (and skips) the same steps.
+        epoch_start = time.perf_counter()
+        terms = train_epoch(objective, optimizer, x_train, y_train, mine, per_worker)
         # 4. Metrics: train terms are this rank's shard means; validation is on all val rows (same on all ranks).
         metrics = {"epoch": epoch + 1, "start_epoch": start_epoch, "epoch_seconds": time.perf_counter() - epoch_start,
-                   **{f"train_{k}": v / max(steps, 1) for k, v in sums.items()},
+                   **{f"train_{k}": v for k, v in terms.items()},
                    **_validate(model, data.x_val, data.y_val)}
         history.append(metrics)
         model.train()
@@ -609,20 +599,19 @@ def run_training(job: TrainJobConfig, *,
              f"{done} epochs already done" if done else "new run", data.summary())
     tracking_uri, run_id = _open_mlflow_run(job, storage, data)
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    if done < job.train.epochs:
-        try:
+    try:  # whatever fails after the run is opened marks it FAILED, not left RUNNING
+        if done < job.train.epochs:
             _fit(job, storage, tracking_uri, run_id, on_epoch_end)
-        except Exception:
-            client.set_terminated(run_id, status="FAILED")
-            raise
-
-    epoch, uri, history = select_checkpoint(job, storage)
-    with tempfile.TemporaryDirectory() as tmp:
-        model = load_checkpoint(download_folder(storage, uri, tmp)).model.eval()
-    calibration = calibrate(model, data, job.train.target_tpr, job.train.family_threshold)
-    metrics = {**evaluate(model, calibration, data), "chosen_epoch": float(epoch),
-               "epochs_completed": float(len(history))}
-    client.log_batch(run_id, metrics=[_metric(k, v) for k, v in metrics.items()])
+        epoch, uri, history = select_checkpoint(job, storage)
+        with tempfile.TemporaryDirectory() as tmp:
+            model = load_checkpoint(download_folder(storage, uri, tmp)).model.eval()
+        calibration = calibrate(model, data, job.train.target_tpr, job.train.family_threshold)
+        metrics = {**evaluate(model, calibration, data), "chosen_epoch": float(epoch),
+                   "epochs_completed": float(len(history))}
+        client.log_batch(run_id, metrics=[_metric(k, v) for k, v in metrics.items()])
+    except Exception:
+        client.set_terminated(run_id, status="FAILED")
+        raise
     client.set_terminated(run_id, status="FINISHED")
     log.info("training %s: epoch %d chosen (%s), %s", job.name, epoch, job.train.select, metrics)
     return TrainResult(name=job.name, model=model, calibration=calibration, data=data, metrics=metrics,
