@@ -93,8 +93,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     summary = train_and_register(config)
     summary["wall_seconds"] = round(time.perf_counter() - start, 1)
     print(summary)
-    if args.results:
-        _report(args, f"training-{config.name}", f"Training `{config.name}` on Ray Train", format_training(summary))
+    _report(args, f"training-{config.name}", f"Training `{config.name}` on Ray Train", format_training(summary))
     return 0
 
 
@@ -159,11 +158,8 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         print(f"causalprint: {exc}", file=sys.stderr)
         return 2
     print(format_summary(summary))
-    if args.results:
-        from causalprint.results_doc import update_section
-
-        update_section(args.results, f"scan-{args.preset}", "Provenance scan throughput",
-                       format_throughput(summary, config.scan.batch_size, config.scan.actors.max_actors))
+    _report(args, f"scan-{args.preset}", "Provenance scan throughput",
+            format_throughput(summary, config.scan.batch_size, config.scan.actors.max_actors))
     return 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -96,18 +95,3 @@ def test_refuses_to_mix_reference_models(extraction_inputs, tiny_reference_dir, 
     with pytest.raises(ValueError, match="another extraction"):
         run_extract(_job(storage, output="features/mixed", reference="models/reference/other"))
 
-
-def test_split_stages_write_the_same_rows_as_the_fused_actor(extraction_inputs) -> None:
-    """Two layouts of one computation: separate residual/feature pools and a write stage, or one fused actor
-    that also writes. Same images, same vectors (per-image seeds do not depend on the batch or the worker)."""
-    storage, inputs = extraction_inputs
-    fused, split = _job(storage, output="features/fused"), _job(storage, output="features/split")
-    split = split.model_copy(update={"extract": split.extract.model_copy(update={"stages": "split"})})
-    run_extract(fused)
-    run_extract(split)
-    a = {r["uri"]: r for r in load_features(storage, "features/fused").to_pylist()}
-    b = {r["uri"]: r for r in load_features(storage, "features/split").to_pylist()}
-    assert sorted(a) == sorted(b) == sorted(inputs["uri"].to_pylist())
-    for uri, row in a.items():
-        assert row["ok"] == b[uri]["ok"]
-        np.testing.assert_allclose(row["one_step.dct"], b[uri]["one_step.dct"], rtol=1e-5, atol=1e-5)

@@ -47,8 +47,8 @@ log = logging.getLogger(__name__)
 __all__ = [
     "confusion_matrix_png", "fdr_table", "fingerprint_plot_png", "format_fdr", "format_training", "GateConfig",
     "load_attributor", "LoadedAttributor", "MODEL_NAME", "promote_if_better", "PromotionDecision",
-    "register_version", "RegisteredVersion", "save_attributor", "train_and_register", "TrainRegisterJobConfig",
-    "write_report",
+    "register_version", "RegisteredVersion", "resolve_version", "save_attributor", "train_and_register",
+    "TrainRegisterJobConfig", "write_report",
 ]
 
 MODEL_NAME = "causalprint-attributor"
@@ -107,19 +107,28 @@ class LoadedAttributor:
         return self.calibration.attributor(source).predict(codes=codes.fp, logits=codes.logits)
 
 
+def resolve_version(name: str, *, version: str | None = None, alias: str | None = None,
+                    tracking_uri: str | None = None) -> tuple[str, str]:
+    """``(version, artifact URI)`` of the registered version ``version`` of ``name``, or of the one ``alias``
+    points at now. The registry is the one in the tracking store ``tracking_uri`` (MLflow would otherwise use its
+    global registry URI)."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    if alias:
+        version = str(client.get_model_version_by_alias(name, alias).version)
+    return str(version), client.get_model_version_download_uri(name, version)
+
+
 def load_attributor(uri: str, dst: str | Path | None = None, tracking_uri: str | None = None) -> LoadedAttributor:
     """Download ``uri`` (``models:/causalprint-attributor@champion``, ``models:/<name>/<version>``, or a
     ``runs:/<id>/attributor`` URI) and rebuild it with our own loaders."""
     import mlflow
 
     if uri.startswith("models:/") and tracking_uri:
-        # download_artifacts resolves models:/ through the global registry URI, not ``tracking_uri``: resolve it
-        # here against the registry that lives in the tracking store.
-        name, _, ref = uri.removeprefix("models:/").partition("/")
+        name, _, version = uri.removeprefix("models:/").partition("/")
         name, _, alias = name.partition("@")
-        client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-        version = client.get_model_version_by_alias(name, alias).version if alias else ref
-        uri = client.get_model_version_download_uri(name, version)
+        _, uri = resolve_version(name, version=version or None, alias=alias or None, tracking_uri=tracking_uri)
     local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst) if dst else None,
                                                 tracking_uri=tracking_uri)
     return LoadedAttributor.from_folder(local)

@@ -129,15 +129,20 @@ class EvaluationResult:
 # ----- rows -----
 
 class RowCache:
-    """Test rows per (output, sources, split), loaded once with every column any method needs."""
+    """Test rows per (output, sources, split), loaded once with every column any method needs; every output must
+    come from the reference model the attributors were trained with."""
 
-    def __init__(self, storage: Storage, columns_of: dict[str, list[str]]) -> None:
-        self.storage, self.columns_of, self._rows = storage, columns_of, {}
+    def __init__(self, storage: Storage, columns_of: dict[str, list[str]], reference_id: str) -> None:
+        self.storage, self.columns_of, self.reference_id, self._rows = storage, columns_of, reference_id, {}
 
     def get(self, prefix: str, sources: list[str], split: str) -> EvalRows:
         key = (prefix, tuple(sources), split)
         if key not in self._rows:
-            self._rows[key] = load_eval_rows(self.storage, prefix, self.columns_of[prefix], sources, split)
+            rows = load_eval_rows(self.storage, prefix, self.columns_of[prefix], sources, split)
+            if rows.reference_id != self.reference_id:
+                raise ValueError(f"{prefix} holds vectors of reference {rows.reference_id!r}; the attributors were "
+                                 f"trained on {self.reference_id!r}: extract with that reference model")
+            self._rows[key] = rows
         return self._rows[key]
 
 
@@ -157,9 +162,14 @@ def _test_prefix(cfg: EvaluateConfig, method_columns: tuple[str, ...], condition
 
 # ----- methods -----
 
-def _cache_key(spec: BaselineSpec, data_cfg: DataConfig, reference_id: str) -> str:
-    blob = json.dumps({"spec": spec.model_dump(), "data": data_cfg.model_dump(), "ref": reference_id},
-                      sort_keys=True)
+def _cache_key(cls: Any, spec: BaselineSpec, data_cfg: DataConfig, reference_id: str) -> str:
+    """What a trained baseline depends on: its resolved options (a changed default retrains), the format of its
+    folder, its training rows and the reference model; not where it is tested."""
+    from causalprint.baselines.base import FORMAT_VERSION
+
+    blob = json.dumps({"baseline": spec.name, "format": FORMAT_VERSION, "data": data_cfg.model_dump(),
+                       "options": cls.Options.model_validate(spec.options).model_dump(mode="json"),
+                       "ref": reference_id}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -179,7 +189,7 @@ def fit_baseline(storage: Storage, cfg: EvaluateConfig, spec: BaselineSpec, held
     if data.class_names != class_names:
         raise ValueError(f"baseline {spec.name} would train on {data.class_names}, ours on {class_names}: "
                          "evaluate on the same sources")
-    folder = f"{cfg.baseline_cache}/{spec.name}-{_cache_key(spec, data_cfg, data.reference_id)}"
+    folder = f"{cfg.baseline_cache}/{spec.name}-{_cache_key(cls, spec, data_cfg, data.reference_id)}"
     done = f"{storage.resolve(folder)}/_DONE.json"
     if storage.exists(done):
         with tempfile.TemporaryDirectory() as tmp:
@@ -286,7 +296,8 @@ def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
         for condition in robust.conditions:
             columns_of.setdefault(_test_prefix(cfg, method.columns, condition, clean_prefix), set()).update(
                 method.columns)
-    rows = RowCache(storage, {k: sorted(v) for k, v in columns_of.items()})
+    rows = RowCache(storage, {k: sorted(v) for k, v in columns_of.items()},
+                    str(closed_model.requirements["reference_id"]))
 
     arch_of = {}
     scores = []
@@ -303,7 +314,7 @@ def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
             if open_method is not None:
                 s.open_set[condition.name] = _score_open(open_method, test, cfg.held_out_sources)
         if cfg.shift_sources:
-            shift = load_eval_rows(storage, clean_prefix, list(method.columns), cfg.shift_sources, cfg.test_split)
+            shift = rows.get(clean_prefix, cfg.shift_sources, cfg.test_split)
             pred = method.predict_proba(shift.inputs).argmax(1)
             s.shift_architecture_accuracy = architecture_accuracy(pred, shift.arch, method.class_names, arch_of)
             s.shift_rows = len(shift)
@@ -383,7 +394,7 @@ def format_evaluation(result: EvaluationResult) -> str:
         cells = [bold(s.conditions[c]["accuracy"], best[c]) for c in conditions]
         open_clean = s.open_set.get("clean", {})
         cells += [bold(s.mean_accuracy(), tops["mean"]), bold(s.shift_architecture_accuracy, tops["shift"]),
-                  bold(open_clean.get("auroc"), tops["auroc"]).replace("%", ""),
+                  bold(open_clean.get("auroc"), tops["auroc"]),
                   bold(open_clean.get("oscr"), tops["oscr"]),
                   _pct(s.conditions["clean"].get("twin_accuracy"))]
         lines.append(f"| {s.name} | " + " | ".join(cells) + " |")

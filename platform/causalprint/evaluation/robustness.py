@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from causalprint.config import StrictModel
-from causalprint.evaluation.conditions import Condition, default_conditions
+from causalprint.evaluation.conditions import CLEAN, Condition, default_conditions
 from causalprint.extraction.config import ExtractConfig, ExtractJobConfig, SpaceSpec
 from causalprint.runtime.ray_local import RayConfig
 from causalprint.storage import StorageConfig
@@ -37,6 +37,16 @@ class RobustnessConfig(StrictModel):
     dire_spaces: list[SpaceSpec] = Field(default_factory=lambda: _spaces("rgb"))
     conditions: list[Condition] = Field(default_factory=default_conditions)
     batch_size: int = Field(default=128, ge=1)
+
+    @model_validator(mode="after")
+    def _one_clean_condition(self) -> RobustnessConfig:
+        names = [c.name for c in self.conditions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"condition names repeat: {names}")
+        clean = [c.name for c in self.conditions if c.clean]
+        if clean != [CLEAN]:
+            raise ValueError(f"conditions need exactly one without perturbations, named {CLEAN!r}; got {clean}")
+        return self
 
 
 def condition_output(robust: RobustnessConfig, condition: Condition, dire: bool = False) -> str:

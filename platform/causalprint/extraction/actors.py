@@ -107,17 +107,14 @@ class FeatureActor:
 
 
 class ExtractActor:
-    """Residual, features and (with ``output``) the Parquet part, in one actor: one model load per worker, no
-    residual tensors through the object store, and no separate write stage competing for the CPU budget. On a
-    few CPU cores this is the faster layout (each worker runs whole batches on one thread); with GPUs, or when
-    the feature spaces dwarf the residual, two pools scale apart."""
+    """The extraction job's actor: residual, features, then the batch's Parquet part under ``output`` (one model
+    load per worker; no residual tensors through the object store)."""
 
     def __init__(self, storage: Storage, reference_uri: str, modes: dict[str, dict[str, Any]], precision: str,
-                 spaces: list[SpaceSpec], image_size: int, output: str | None = None):
+                 spaces: list[SpaceSpec], image_size: int, output: str):
         self.residual = ResidualActor(storage, reference_uri, modes, precision)
         self.features = FeatureActor(storage, spaces, image_size)
         self.storage, self.output = storage, output
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        vectors = self.features(self.residual(batch))
-        return write_part(vectors, self.storage, self.output) if self.output else vectors
+        return write_part(self.features(self.residual(batch)), self.storage, self.output)

@@ -52,12 +52,9 @@ class ExtractConfig(StrictModel):
         "these, chosen by a hash of its URI (one entry: every image gets it). Robustness tests and augmentation")
     batch_size: int = Field(default=64, ge=1)
     precision: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
-    stages: Literal["fused", "split"] = Field(
-        default="fused", description="fused: one actor pool computes residuals and features (``actors``); split: "
-        "a residual pool and a feature pool that scale apart (``residual_actors``, ``feature_actors``)")
-    actors: ActorConfig = ActorConfig(min_actors=2, max_actors=4, num_cpus=0.75)
-    residual_actors: ActorConfig = ActorConfig()
-    feature_actors: ActorConfig = ActorConfig()
+    actors: ActorConfig = Field(
+        default=ActorConfig(min_actors=2, max_actors=4, num_cpus=0.75),
+        description="the extraction actors: each computes residuals and features and writes its parts")
 
 
 class ExtractJobConfig(StrictModel):

@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from causalprint.data.collection import IMAGE_SUFFIXES, read_collection
-from causalprint.extraction.actors import ExtractActor, FeatureActor, ResidualActor, load_reference
+from causalprint.extraction.actors import ExtractActor, load_reference
 from causalprint.extraction.config import ActorConfig, ExtractJobConfig
-from causalprint.extraction.parts import done_uris, write_part
+from causalprint.extraction.parts import done_uris
 from causalprint.imaging.intake import IntakeConfig
 from causalprint.perturbations import perturb_batch
 from causalprint.runtime.ray_local import ensure_ray, gpu_count
@@ -97,23 +97,15 @@ def build_dataset(storage: Storage, job: ExtractJobConfig, pending: pa.Table):
     if cfg.perturb:
         ds = ds.map_batches(perturb_batch, fn_kwargs={"specs": cfg.perturb},
                             batch_size=cfg.batch_size, num_cpus=0.25)
-    residual_kwargs = {"storage": storage, "reference_uri": cfg.reference, "modes": cfg.modes,
-                       "precision": cfg.precision}
-    feature_kwargs = {"storage": storage, "spaces": cfg.spaces, "image_size": job.intake.size}
-    fused = cfg.stages == "fused"
-    if fused:
-        stages = [(ExtractActor, {**residual_kwargs, **feature_kwargs, "output": cfg.output}, cfg.actors)]
-    else:
-        stages = [(ResidualActor, residual_kwargs, cfg.residual_actors),
-                  (FeatureActor, feature_kwargs, cfg.feature_actors)]
-    for actor, kwargs, pool in stages:
-        ds = ds.map_batches(actor, fn_constructor_kwargs=kwargs, batch_size=cfg.batch_size,
-                            compute=ActorPoolStrategy(min_size=pool.min_actors, max_size=pool.max_actors),
-                            **actor_resources(pool))
-    if fused:  # the actors wrote their parts
-        return ds
-    return ds.map_batches(write_part, fn_kwargs={"storage": storage, "output": cfg.output}, batch_size=None,
-                          num_cpus=0.25)
+    # One pool does residual, features and the part write: on few cores a separate write stage waits behind
+    # the actors' CPU budget and runs as a tail, and residual tensors would cross the object store.
+    return ds.map_batches(
+        ExtractActor,
+        fn_constructor_kwargs={"storage": storage, "reference_uri": cfg.reference, "modes": cfg.modes,
+                               "precision": cfg.precision, "spaces": cfg.spaces, "image_size": job.intake.size,
+                               "output": cfg.output},
+        compute=ActorPoolStrategy(min_size=cfg.actors.min_actors, max_size=cfg.actors.max_actors),
+        batch_size=cfg.batch_size, **actor_resources(cfg.actors))
 
 
 def run_extract(job: ExtractJobConfig) -> dict[str, Any]:

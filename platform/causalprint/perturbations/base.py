@@ -23,7 +23,3 @@ class Perturbation(ABC):
 
     @abstractmethod
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray: ...
-
-    def describe(self) -> str:
-        """A short label for tables, e.g. ``jpeg q75``."""
-        return self.name

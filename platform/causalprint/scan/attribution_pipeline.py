@@ -48,6 +48,10 @@ class AttributionPipeline:
             raise ScanError(f"reference {reference} works at {self.residuals.reference.image_size} px, the "
                             f"attributor's features were extracted at {self.spec.image_size} px")
         self.features = FeatureActor(storage, self.spec.spaces, self.spec.image_size, columns=self.spec.columns)
+        width = sum(self.features.spaces[c.partition(".")[2]].dim for c in self.spec.columns)
+        if self.spec.input_dim and width != self.spec.input_dim:  # refused before any image is read
+            raise ScanError(f"columns {self.spec.columns} give {width} dims here, the attributor takes "
+                            f"{self.spec.input_dim}: the feature spaces differ from training")
         self.decider = self.attributor.calibration.attributor(decision)
         self.class_names = decision_classes(self.attributor, decision)
 
@@ -58,11 +62,7 @@ class AttributionPipeline:
     def vectors(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         """The attributor's input ``[N, D]``: the requirements' columns of every row, concatenated in order."""
         features = self.features(self.residuals(batch))
-        x = np.concatenate([features[c] for c in self.spec.columns], axis=1)
-        if self.spec.input_dim and x.shape[1] != self.spec.input_dim:
-            raise ScanError(f"columns {self.spec.columns} give {x.shape[1]} dims here, the attributor takes "
-                            f"{self.spec.input_dim}: the feature spaces differ from training")
-        return x
+        return np.concatenate([features[c] for c in self.spec.columns], axis=1)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """A batch with ``ok`` and ``image`` (uint8 ``[N, S, S, 3]``) -> the batch without pixels, plus

@@ -8,7 +8,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from causalprint.attribution.registry import LoadedAttributor, load_attributor
+from causalprint.attribution.registry import LoadedAttributor, load_attributor, resolve_version
 from causalprint.extraction.config import SpaceSpec
 from causalprint.scan.errors import ScanError
 
@@ -36,16 +36,12 @@ def resolve_model(uri: str, tracking_uri: str | None = None) -> ModelRef:
     if match is None:
         raise ScanError(f"model {uri!r} is not an MLflow model URI; use models:/<name>@<alias>, "
                         f"models:/<name>/<version> or runs:/<run id>/attributor")
-    import mlflow
     from mlflow.exceptions import MlflowException
 
-    # The registry is the tracking store here (sqlite by default); name it, or MLflow uses its global default.
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    name, version = match["name"], match["version"]
+    name = match["name"]
     try:
-        if match["alias"]:
-            version = client.get_model_version_by_alias(name, match["alias"]).version
-        source = client.get_model_version_download_uri(name, version)
+        version, source = resolve_version(name, version=match["version"], alias=match["alias"],
+                                          tracking_uri=tracking_uri)
     except MlflowException as exc:
         raise ScanError(f"model {uri!r} cannot be resolved in the registry {tracking_uri}: {exc.message}") from exc
     return ModelRef(f"models:/{name}/{version}", f"{name}-v{version}", source)

@@ -171,9 +171,10 @@ def format_throughput(summary: dict[str, Any], batch_size: int, max_actors: int)
         "actors (max) |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
         f"| {run['written']} | {summary['errors']} | {run['seconds']:.1f} | {run['images_per_second']:.1f} | "
-        f"{run.get('first_part_seconds', 0.0):.1f} | {run.get('steady_images_per_second', 0.0):.1f} | {batch_size} | "
+        f"{run['first_part_seconds']:.1f} | {run['steady_images_per_second']:.1f} | {batch_size} | "
         f"{max_actors} |",
         "",
-        "Wall-clock time of the Ray Data pipeline (read, decode, residual, features, attributor, write), Ray already "
-        "started; the first part waits for the actors to load their models.",
+        f"Model `{summary['model_version']}`. Wall-clock time of the Ray Data pipeline (read, decode, residual, "
+        "features, attributor, write), Ray already started; the first part waits for the actors to load their "
+        "models.",
     ])

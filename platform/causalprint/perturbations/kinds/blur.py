@@ -22,6 +22,3 @@ class GaussianBlur(Perturbation):
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return to_array(to_pil(image).filter(ImageFilter.GaussianBlur(radius=self.sigma)))
-
-    def describe(self) -> str:
-        return f"blur sigma {self.sigma:g}"

@@ -26,6 +26,3 @@ class CenterCrop(Perturbation):
         top, left = (h - ch) // 2, (w - cw) // 2
         crop = to_pil(np.ascontiguousarray(image[top:top + ch, left:left + cw]))
         return to_array(crop.resize((w, h), Image.BICUBIC))
-
-    def describe(self) -> str:
-        return f"{self.fraction:.0%} centre crop"

@@ -27,6 +27,3 @@ class Jpeg(Perturbation):
         buffer.seek(0)
         with Image.open(buffer) as decoded:
             return to_array(decoded)
-
-    def describe(self) -> str:
-        return f"jpeg q{self.quality}"

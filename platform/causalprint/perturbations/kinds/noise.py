@@ -21,6 +21,3 @@ class GaussianNoise(Perturbation):
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         noisy = image.astype(np.float32) + rng.normal(0.0, self.sigma, image.shape).astype(np.float32)
         return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
-
-    def describe(self) -> str:
-        return f"noise sigma {self.sigma:g}/255"

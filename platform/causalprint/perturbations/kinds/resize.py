@@ -24,6 +24,3 @@ class ResizeRoundTrip(Perturbation):
         h, w = image.shape[:2]
         small = (max(1, round(w * self.scale)), max(1, round(h * self.scale)))
         return to_array(to_pil(image).resize(small, Image.BICUBIC, reducing_gap=None).resize((w, h), Image.BICUBIC))
-
-    def describe(self) -> str:
-        return f"resize {self.scale:g}x and back"
