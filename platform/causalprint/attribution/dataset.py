@@ -194,7 +194,10 @@ def load_columns(storage: Storage, prefix: str, columns: list[str]) -> pa.Table:
     except pa.ArrowInvalid as exc:  # a requested column is absent from a part
         first = list_parts(storage, prefix)[0]
         names = pq.read_schema(io.BytesIO(storage.read_bytes(first))).names
-        raise ValueError(f"extraction output {prefix} lacks columns {[c for c in columns if c not in names]}; "
+        missing = [c for c in columns if c not in names]
+        if not missing:  # not a missing column (a damaged part, say): the original error says what
+            raise
+        raise ValueError(f"extraction output {prefix} lacks columns {missing}; "
                          f"vector columns there: {sorted(c for c in names if '.' in c)}") from exc
 
 
