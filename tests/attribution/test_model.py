@@ -122,7 +122,7 @@ def test_forward_shapes_loss_terms_and_eval_determinism() -> None:
     assert out.z_c.shape == out.mu_c.shape == (10, cfg.content_dim) and out.logits.shape == (10, K)
     assert not torch.equal(out.z_fp, out.mu_fp)  # training mode samples
     terms = net.loss(x, y)
-    expected = {"cls", "rec", "kl", "hsic", "adv", "swap_cls", "swap_content", "swap_rec", "swap", "total"}
+    expected = {"cls", "rec", "kl", "hsic", "adv", "arch", "swap_cls", "swap_content", "swap_rec", "swap", "total"}
     assert set(terms) == expected and all(torch.isfinite(v) for v in terms.values())
     terms["total"].backward()
     assert net.adversary is not None and net.adversary.weight.grad is not None
@@ -140,6 +140,8 @@ def test_config_is_strict() -> None:
         DecouplerConfig(input_dim=4, num_classes=2, surprise=1)
     with pytest.raises(ValidationError, match="class_names"):
         DecouplerConfig(input_dim=4, num_classes=2, class_names=["a"])
+    with pytest.raises(ValidationError, match="architectures"):
+        DecouplerConfig(input_dim=4, num_classes=2, architectures=["a"])
     cfg = DecouplerConfig(input_dim=4, num_classes=2)
     with pytest.raises(ValidationError):
         cfg.fp_dim = 3  # frozen
@@ -186,3 +188,59 @@ def test_projection_needs_enough_rows() -> None:
     config = _config().model_copy(update={"projection_dim": 20})
     with pytest.raises(ValueError, match="at least that many train rows"):
         CausalDecoupler(config).fit_input_statistics(torch.randn(10, D))
+
+
+ARCHS = ["gan", "gan", "diffusion", "vae"]  # classes 0 and 1: two instances of one architecture
+
+
+def test_architecture_head_names_the_architecture_and_round_trips(data: tuple[Data, Data], tmp_path) -> None:
+    train, test = data
+    config = _config().model_copy(update={"architectures": ARCHS})
+    model = fit_decoupler(train.x, train.y, config, epochs=60, batch_size=128, lr=3e-3, seed=0, device="cpu")
+    assert model.arch_names == ["diffusion", "gan", "vae"] and model.arch_head is not None
+    truth = np.array(ARCHS, dtype=object)[test.y]
+    predicted = model.predict_architecture(test.x)
+    assert np.mean(predicted == truth) > 0.9
+    assert model.predict_codes(test.x[:3]).arch_logits.shape == (3, 3)
+    model.save_pretrained(tmp_path / "m")
+    again = CausalDecoupler.from_pretrained(tmp_path / "m")
+    assert np.array_equal(again.predict_architecture(test.x), predicted)
+
+
+def test_without_an_architecture_head_the_best_class_names_it() -> None:
+    torch.manual_seed(0)
+    no_head = CausalDecoupler(_config(w_arch=0.0).model_copy(update={"architectures": ARCHS}))
+    with torch.no_grad():
+        assert no_head.arch_head is None and float(no_head.loss(torch.randn(8, D), torch.arange(8) % K)["arch"]) == 0
+    x = np.random.default_rng(0).normal(size=(5, D)).astype(np.float32)
+    expected = np.array(ARCHS, dtype=object)[no_head.predict(x)]
+    assert np.array_equal(no_head.predict_architecture(x), expected)
+    with pytest.raises(ValueError, match="without class architectures"):
+        CausalDecoupler(_config()).predict_architecture(x)
+
+
+def test_architecture_only_rows_count_in_the_architecture_term_only() -> None:
+    torch.manual_seed(0)
+    net = CausalDecoupler(_config().model_copy(update={"architectures": ARCHS}))  # arch_names: diffusion, gan, vae
+    x = torch.randn(8, D)
+    with torch.no_grad():
+        only = net.loss(x, torch.full((8,), -2))  # eight rows of another gan instance, no class of their own
+        mixed = net.loss(x, torch.tensor([0, 1, 2, 3, -1, -2, -3, -2]))
+    assert float(only["cls"]) == float(only["swap"]) == 0 and float(only["arch"]) > 0
+    assert float(only["rec"]) > 0 and torch.isfinite(only["total"])
+    assert float(mixed["cls"]) > 0 and float(mixed["swap"]) > 0 and torch.isfinite(mixed["total"])
+    with pytest.raises(ValueError, match=r"in \[-3, 4\)"):
+        net.loss(x, torch.full((8,), -4))
+    with pytest.raises(ValueError, match=r"in \[0, 4\)"):  # no architecture head: no architecture-only rows
+        CausalDecoupler(_config()).loss(x, torch.full((8,), -1))
+
+
+def test_architecture_only_instances_teach_the_architecture_head(data: tuple[Data, Data]) -> None:
+    train, test = data
+    # Class 1 is held back as a class: its rows only say "gan" (index 1 of diffusion, gan, vae).
+    y = np.where(train.y == 1, -2, train.y)
+    config = _config().model_copy(update={"architectures": ARCHS})
+    model = fit_decoupler(train.x, y, config, epochs=60, batch_size=128, lr=3e-3, seed=0, device="cpu")
+    of_class_1 = test.y == 1
+    assert np.mean(model.predict_architecture(test.x[of_class_1]) == "gan") > 0.9
+    assert np.mean(model.predict(test.x[~of_class_1]) == test.y[~of_class_1]) > 0.9

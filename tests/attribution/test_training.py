@@ -43,12 +43,13 @@ def write_features(storage: Storage, output: str = "features/synth", per_source:
     dim = sum(COLUMNS.values())
     offsets = {s: 1.5 * rng.normal(size=dim) for s in SOURCES}
     loadings = rng.normal(size=(3, dim))
-    rows: dict[str, list] = {k: [] for k in ("uri", "source", "family", "split", "ok", "reference_id", "x")}
+    rows: dict[str, list] = {k: [] for k in ("uri", "source", "arch", "family", "split", "ok", "reference_id", "x")}
     for source, family in SOURCES.items():
         for split, count in zip(("train", "heldout"), per_source):
             for i in range(count):
                 rows["uri"].append(f"s3://zoo/{source}/{split}/{i:04d}.png")
                 rows["source"].append(source)
+                rows["arch"].append(source.split("-")[0])  # sd-a and sd-b: two instances of one architecture
                 rows["family"].append(family)
                 rows["split"].append(split)
                 rows["ok"].append(not (i == 0 and source == "real"))
@@ -113,6 +114,28 @@ def test_data_splits_labels_and_reference(tmp_path: Path) -> None:
         load_attribution_data(mixed, cfg)
 
 
+def test_architecture_only_sources_train_the_architecture_and_are_no_class(tmp_path: Path) -> None:
+    storage = Storage(StorageConfig(root=str(tmp_path)))
+    write_features(storage)
+    cfg = DataConfig(features="features/synth", columns=list(COLUMNS), held_out_sources=["gan-a"],
+                     architecture_only_sources=["sd-b"])
+    data = load_attribution_data(storage, cfg)
+    assert data.class_names == ["real", "sd-a"] and data.arch_names == ["real", "sd"]
+    # All 60 train rows of sd-b join the train rows (none goes to val), labelled -1 - index("sd") = -2.
+    assert (data.y_train == -2).sum() == 60 and set(data.y_train[data.known_train]) == {0, 1}
+    assert data.summary()["architecture_only_rows"] == 60
+    assert set(data.y_val) == {0, 1} and set(data.y_test) == {0, 1} and set(data.unknown_sources) == {"gan-a"}
+    assert len(data.y_test) == 39  # real (19 ok) and sd-a: sd-b's held-out rows are in no split
+    model_cfg = make_job(tmp_path, "arch").decoupler_config(data)
+    assert model_cfg.architectures == ["real", "sd"]
+
+    with pytest.raises(ValueError, match=r"gan-a \(gan\)'\] have an architecture of no class"):
+        load_attribution_data(storage, cfg.model_copy(update={"held_out_sources": [],
+                                                              "architecture_only_sources": ["gan-a"]}))
+    with pytest.raises(ValidationError, match=r"\['sd-b'\] are named in more than one"):
+        DataConfig(features="f", columns=list(COLUMNS), excluded_sources=["sd-b"], architecture_only_sources=["sd-b"])
+
+
 def test_job_config_is_strict_and_builds_the_model_config(tmp_path: Path) -> None:
     job = make_job(tmp_path, "cfg")
     assert job.model.fp_dim == 8 and job.model.w_hsic == DecouplerConfig.model_fields["w_hsic"].default
@@ -122,7 +145,7 @@ def test_job_config_is_strict_and_builds_the_model_config(tmp_path: Path) -> Non
                          ("scaling", {"nope": 1}), ("data", {"columns": ["nodot"]})):
         with pytest.raises(ValidationError):
             TrainJobConfig.model_validate({**base, section: {**base[section], **bad}})
-    with pytest.raises(ValidationError, match="both held out and excluded"):
+    with pytest.raises(ValidationError, match=r"\[.x.\] are named in more than one"):
         DataConfig(features="f", columns=["a.b"], held_out_sources=["x"], excluded_sources=["x"])
 
 

@@ -47,3 +47,16 @@ def test_group_without_match_is_an_error(tmp_path) -> None:
     cfg = PhotoSetConfig(source="folder", uri=str(tmp_path), groups={"a": ["one.*"], "b": ["two-*"]})
     with pytest.raises(PhotosUnavailableError, match="group 'b'"):
         load_photo_groups(cfg)
+
+
+def test_within_narrows_a_group_to_matching_files() -> None:
+    objects = {"objects": ["astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png"]}
+    whole = load_photo_groups(PhotoSetConfig(groups=objects))["objects"]
+    narrowed = load_photo_groups(PhotoSetConfig(groups=objects), within=["astro*", "coffee*"])["objects"]
+    assert len(whole) == 4 and len(narrowed) == 2
+    assert np.array_equal(narrowed[0], whole[0]) and np.array_equal(narrowed[1], whole[2])  # sorted by name
+
+
+def test_within_that_leaves_a_group_empty_is_an_error() -> None:
+    with pytest.raises(PhotosUnavailableError, match=r"group 'objects'.*narrowed to \['rocket\*'\]"):
+        load_photo_groups(PhotoSetConfig(groups={"objects": ["astronaut.png"]}), within=["rocket*"])

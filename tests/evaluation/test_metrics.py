@@ -10,6 +10,7 @@ from causalprint.evaluation.metrics import (
     closed_set_metrics,
     open_set_metrics,
     per_source_precision_recall,
+    pooled_architecture,
 )
 
 NAMES = ["real", "dcgan", "dcgan-twin"]
@@ -46,7 +47,17 @@ def test_per_source_precision_and_recall() -> None:
 def test_architecture_accuracy_forgives_twin_confusion_only() -> None:
     arch_of = {"real": "real", "dcgan": "dcgan", "dcgan-twin": "dcgan"}
     # Shift copies of dcgan: predicted as dcgan-twin is right at the architecture level, as real is wrong.
-    assert architecture_accuracy(np.array([1, 2, 0, 2]), ["dcgan"] * 4, NAMES, arch_of) == 0.75
+    one_hot = np.eye(3)[[1, 2, 0, 2]]
+    predicted = pooled_architecture(one_hot, NAMES, arch_of)
+    assert predicted.tolist() == ["dcgan", "dcgan", "real", "dcgan"]
+    assert architecture_accuracy(predicted, ["dcgan"] * 4) == 0.75
+
+
+def test_pooled_architecture_sums_the_instances_evidence() -> None:
+    arch_of = {"real": "real", "dcgan": "dcgan", "dcgan-twin": "dcgan"}
+    # real is the single most likely class, but the two dcgan instances together outweigh it.
+    probs = np.array([[0.4, 0.3, 0.3], [0.8, 0.1, 0.1]])
+    assert pooled_architecture(probs, NAMES, arch_of).tolist() == ["dcgan", "real"]
 
 
 def test_open_set_metrics_separate_and_mix() -> None:

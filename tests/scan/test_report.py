@@ -39,6 +39,7 @@ def _batch(uris: list[str], ok: list[bool]) -> dict[str, np.ndarray]:
         "error": np.array(["" if g else "image data ends early" for g in ok], dtype=object),
         "predicted": np.array(["gan-a" if g else "" for g in ok], dtype=object),
         "source_family": np.array(["gan" if g else "" for g in ok], dtype=object),
+        "architecture": np.array(["dcgan" if g else "" for g in ok], dtype=object),
         "unknown": np.zeros(n, dtype=bool), "confidence": np.where(good, 0.7, np.nan).astype(np.float32),
         "probabilities": probs, "model_version": np.full(n, "models:/m/1", dtype=object),
         "reference_id": np.full(n, "tiny@0123", dtype=object),
@@ -63,6 +64,7 @@ def test_report_parts_round_trip_with_null_decisions_on_error_rows(tmp_path) -> 
         False, "truncated", None, None, None)
     good = table.filter(pc.equal(table["uri"], uris[0])).to_pylist()[0]
     assert good["probabilities"] == pytest.approx([0.7, 0.2, 0.1]) and good["source_family"] == "gan"
+    assert good["architecture"] == "dcgan" and bad["architecture"] is None
 
     summary = summarize(storage, prefix)
     assert (summary["images"], summary["attributed"], summary["errors"]) == (5, 4, 1)

@@ -114,6 +114,7 @@ def _register(storage: Storage, tracking_uri: str, job: TrainJobConfig | None, m
                                                                            columns=COLUMNS))
     torch.manual_seed(0)
     config = DecouplerConfig(input_dim=data.input_dim, num_classes=data.num_classes, class_names=data.class_names,
+                             architectures=[data.architectures[n] for n in data.class_names],
                              hidden=32, fp_dim=8, content_dim=4)
     model = fit_decoupler(data.x_train, data.y_train, config, epochs=20, batch_size=16, lr=1e-2, seed=0)
     calibration = calibrate(model, data)
@@ -174,9 +175,10 @@ def test_ray_batches_and_single_images_give_the_same_decisions(world: World) -> 
         row = rows[uri]
         assert row["ok"] and row["model_version"] == single["model_version"]
         assert row["reference_id"] == single["reference_id"] == reference_id
-        assert (row["predicted"], row["source_family"], row["unknown"]) == (
-            single["predicted"], single["source_family"], single["unknown"])
+        assert (row["predicted"], row["source_family"], row["architecture"], row["unknown"]) == (
+            single["predicted"], single["source_family"], single["architecture"], single["unknown"])
         assert row["confidence"] == np.float32(single["confidence"])
+        assert row["architecture"] in class_names  # this world's sources are each their own architecture
         assert row["probabilities"] == [np.float32(single["probabilities"][c]) for c in class_names]
 
     # Other batch sizes agree to float precision only: CPU convolution and matmul kernels sum in an order that

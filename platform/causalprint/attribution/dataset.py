@@ -32,7 +32,7 @@ from causalprint.storage import Storage
 
 __all__ = ["AttributionData", "DataConfig", "load_attribution_data", "load_columns", "split_attribution_data"]
 
-META_COLUMNS = ("uri", "source", "family", "split", "ok", "reference_id")
+META_COLUMNS = ("uri", "source", "arch", "family", "split", "ok", "reference_id")
 
 
 class DataConfig(StrictModel):
@@ -45,6 +45,9 @@ class DataConfig(StrictModel):
     held_out_sources: list[str] = Field(
         default_factory=list, description="never trained on: their test-split rows are the open-set unknowns")
     excluded_sources: list[str] = Field(default_factory=list, description="dropped entirely")
+    architecture_only_sources: list[str] = Field(
+        default_factory=list, description="further instances of the classes' architectures: their train rows "
+        "train the architecture head only, they are no class of their own (see AttributionData.y_train)")
     train_split: str = "train"
     test_split: str = "heldout"
     val_fraction: float = Field(default=0.1, gt=0.0, lt=1.0, description="of each class's train rows")
@@ -56,9 +59,11 @@ class DataConfig(StrictModel):
         bad = [c for c in self.columns if "." not in c]
         if bad:
             raise ValueError(f"columns must look like <mode>.<space>, got {bad}")
-        both = sorted(set(self.held_out_sources) & set(self.excluded_sources))
-        if both:
-            raise ValueError(f"sources {both} are both held out and excluded")
+        named = [*self.held_out_sources, *self.excluded_sources, *self.architecture_only_sources]
+        twice = sorted({s for s in named if named.count(s) > 1})
+        if twice:
+            raise ValueError(f"sources {twice} are named in more than one of held_out_sources, excluded_sources "
+                             "and architecture_only_sources")
         return self
 
     @property
@@ -70,13 +75,16 @@ class DataConfig(StrictModel):
 class AttributionData:
     """Arrays of one extraction output, ready to train on (``D`` = input dimension, ``K`` = classes).
 
-    ``x_*`` are float32 ``[N, D]`` raw vectors; ``y_*`` int64 ``[N]`` indices into ``class_names``. ``x_unknown``
+    ``x_*`` are float32 ``[N, D]`` raw vectors; ``y_*`` int64 ``[N]`` indices into ``class_names``. In
+    ``y_train`` only, a negative label ``-1 - a`` marks a row of an architecture-only source, whose architecture
+    is ``arch_names[a]`` (``arch_names``: the classes' architectures, sorted); ``known_train`` selects the others. ``x_unknown``
     holds the held-out sources' test rows (``unknown_sources`` names each row's source). ``column_dims`` gives
     each input column's width, in order, so a slice of ``x`` can be mapped back to its space.
     """
 
     class_names: list[str]
     families: dict[str, str]
+    architectures: dict[str, str]
     reference_id: str
     columns: list[str]
     column_dims: list[int]
@@ -97,6 +105,15 @@ class AttributionData:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def arch_names(self) -> list[str]:
+        return sorted({self.architectures[n] for n in self.class_names})
+
+    @property
+    def known_train(self) -> np.ndarray:
+        """Mask of the train rows that belong to a class (not to an architecture-only source)."""
+        return self.y_train >= 0
+
     def column_slices(self) -> dict[str, slice]:
         """Where each input column lies in ``x``: ``{"one_step.dct": slice(0, 64), ...}``."""
         out, start = {}, 0
@@ -108,6 +125,7 @@ class AttributionData:
     def summary(self) -> dict[str, object]:
         """Counts for logs and MLflow params."""
         return {"classes": self.num_classes, "input_dim": self.input_dim, "train_rows": len(self.y_train),
+                "architecture_only_rows": int((self.y_train < 0).sum()),
                 "val_rows": len(self.y_val), "test_rows": len(self.y_test), "unknown_rows": len(self.x_unknown)}
 
 
@@ -129,6 +147,21 @@ def _val_mask(uris: list[str], labels: np.ndarray, fraction: float) -> np.ndarra
     return mask
 
 
+def _gather(table: pa.Table, columns: list[str], dims: list[int], rows_index: np.ndarray) -> np.ndarray:
+    """Rows ``rows_index`` of ``columns``, concatenated, as float32 ``[rows, sum(dims)]``. Filled one column at a
+    time: the bench input (tens of thousands of rows x 13,568 floats) would otherwise be copied whole several
+    times over, which is what ran a training worker out of memory."""
+    rows = pa.array(rows_index)
+    out = np.empty((len(rows), sum(dims)), dtype=np.float32)
+    if not len(rows):
+        return out
+    start = 0
+    for column, dim in zip(columns, dims):
+        out[:, start:start + dim] = vectors(table.select([column]).take(rows), column)
+        start += dim
+    return out
+
+
 def split_attribution_data(table: pa.Table, cfg: DataConfig) -> AttributionData:
     """Build :class:`AttributionData` from a loaded extraction table (see the module docstring for the rules)."""
     missing = [c for c in (*META_COLUMNS, *cfg.columns) if c not in table.column_names]
@@ -136,11 +169,15 @@ def split_attribution_data(table: pa.Table, cfg: DataConfig) -> AttributionData:
         vector_columns = sorted(c for c in table.column_names if "." in c)
         raise ValueError(f"extraction output {cfg.features} lacks columns {missing}; vector columns there: "
                          f"{vector_columns}")
-    table = table.filter(pc.field("ok"))
+    # Rows are chosen by index, in the metadata only: filtering the whole table would copy every vector column.
+    keep = pc.fill_null(table["ok"], False)
     if cfg.excluded_sources:
-        table = table.filter(pc.invert(pc.is_in(table["source"], pa.array(cfg.excluded_sources))))
-    if table.num_rows == 0:
+        keep = pc.and_(keep, pc.invert(pc.is_in(table["source"], pa.array(cfg.excluded_sources))))
+    kept = np.flatnonzero(keep.to_numpy(zero_copy_only=False))
+    if len(kept) == 0:
         raise ValueError(f"no ok rows in {cfg.features} (after excluding {cfg.excluded_sources})")
+    vector_table = table.select(list(cfg.columns))
+    table = table.select(list(META_COLUMNS)).take(pa.array(kept))
     references = sorted(set(table["reference_id"].to_pylist()))
     if len(references) != 1:
         raise ValueError(f"rows of {cfg.features} come from {len(references)} reference models {references}; "
@@ -150,11 +187,13 @@ def split_attribution_data(table: pa.Table, cfg: DataConfig) -> AttributionData:
     split = np.array(table["split"].to_pylist(), dtype=object)
     uris = table["uri"].to_pylist()
     families = {str(s): str(f) for s, f in zip(source, table["family"].to_pylist())}
+    architectures = {str(s): str(a) for s, a in zip(source, table["arch"].to_pylist())}
     held_out = set(cfg.held_out_sources)
     unknown_held = sorted(held_out - set(families))
     if unknown_held:
         raise ValueError(f"held_out_sources {unknown_held} are not sources of {cfg.features}: {sorted(families)}")
-    known = np.array([s not in held_out for s in source])
+    arch_only = np.isin(source, cfg.architecture_only_sources)
+    known = np.array([s not in held_out for s in source]) & ~arch_only
     class_names = sorted({str(s) for s in source[known & (split == cfg.train_split)]})
     if len(class_names) < 2:
         raise ValueError(f"need at least two known sources with {cfg.train_split!r} rows, got {class_names}")
@@ -162,28 +201,36 @@ def split_attribution_data(table: pa.Table, cfg: DataConfig) -> AttributionData:
     if untrained:
         raise ValueError(f"sources {untrained} have no {cfg.train_split!r} rows: hold them out or exclude them")
 
-    parts = [vectors(table, column) for column in cfg.columns]
-    x = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
     index = {name: i for i, name in enumerate(class_names)}
     y = np.array([index.get(str(s), -1) for s in source], dtype=np.int64)
+    arch_names = sorted({architectures[n] for n in class_names})
+    strangers = sorted({f"{s} ({architectures[s]})" for s in source[arch_only]
+                        if architectures[s] not in arch_names})
+    if strangers:
+        raise ValueError(f"architecture_only_sources {strangers} have an architecture of no class: {arch_names}")
+    y[arch_only] = [-1 - arch_names.index(architectures[s]) for s in source[arch_only]]
 
     train_rows = known & (split == cfg.train_split)
     val = np.zeros(len(y), dtype=bool)
     rows = np.flatnonzero(train_rows)
     val[rows] = _val_mask([uris[i] for i in rows], y[rows], cfg.val_fraction)
-    train = train_rows & ~val
+    train = (train_rows & ~val) | (arch_only & (split == cfg.train_split))
     test = known & (split == cfg.test_split)
-    unknown = ~known & (split == cfg.test_split)
+    unknown = np.isin(source, cfg.held_out_sources) & (split == cfg.test_split)
+    dims = [vectors(vector_table.slice(0, 1), c).shape[1] for c in cfg.columns]
+    x_train, x_val, x_test, x_unknown = (_gather(vector_table, cfg.columns, dims, kept[m])
+                                         for m in (train, val, test, unknown))
     return AttributionData(
         class_names=class_names,
         families=families,
+        architectures=architectures,
         reference_id=str(references[0]),
         columns=list(cfg.columns),
-        column_dims=[p.shape[1] for p in parts],
-        x_train=x[train], y_train=y[train],
-        x_val=x[val], y_val=y[val],
-        x_test=x[test], y_test=y[test],
-        x_unknown=x[unknown], unknown_sources=[str(s) for s in source[unknown]],
+        column_dims=dims,
+        x_train=x_train, y_train=y[train],
+        x_val=x_val, y_val=y[val],
+        x_test=x_test, y_test=y[test],
+        x_unknown=x_unknown, unknown_sources=[str(s) for s in source[unknown]],
     )
 
 

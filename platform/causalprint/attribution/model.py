@@ -22,7 +22,7 @@ import json
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -66,13 +66,21 @@ class DecouplerConfig(StrictModel):
     w_hsic: float = Field(default=10.0, ge=0, description="HSIC values are small (~1e-2): a large weight")
     w_adv: float = Field(default=0.0, ge=0, description="0 disables the adversary (no head is built)")
     w_swap: float = Field(default=1.0, ge=0, description="counterfactual terms: swap_cls + swap_content + swap_rec")
+    w_arch: float = Field(default=1.0, ge=0, description="architecture head on z_fp (built when the classes' "
+                                                          "architectures are known and at least two differ)")
     hsic_sigma: float | None = Field(default=None, gt=0, description="kernel width; None: median heuristic")
     class_names: list[str] | None = None
+    architectures: list[str] | None = Field(
+        default=None, description="the architecture of each class, in class order (instances of one architecture "
+        "share it); None: no architecture head")
 
     @model_validator(mode="after")
     def _names_match(self) -> DecouplerConfig:
         if self.class_names is not None and len(self.class_names) != self.num_classes:
             raise ValueError(f"class_names has {len(self.class_names)} names but num_classes={self.num_classes}")
+        if self.architectures is not None and len(self.architectures) != self.num_classes:
+            raise ValueError(f"architectures has {len(self.architectures)} entries but "
+                             f"num_classes={self.num_classes}")
         if self.projection_dim is not None and self.projection_dim > self.input_dim:
             raise ValueError(f"projection_dim={self.projection_dim} exceeds input_dim={self.input_dim}")
         return self
@@ -85,7 +93,7 @@ class DecouplerOutput:
     ``x_std`` ``[N, D]`` is the standardised input and ``recon`` ``[N, D]`` its reconstruction (same space);
     ``mu_*``/``logvar_*`` ``[N, F]`` or ``[N, C]`` are the posterior parameters; ``z_fp`` ``[N, F]`` and ``z_c``
     ``[N, C]`` the codes (samples in training mode, the means in eval mode); ``logits`` ``[N, K]`` the source
-    logits from ``z_fp``.
+    logits from ``z_fp``; ``arch_logits`` ``[N, A]`` the architecture logits (None without an architecture head).
     """
 
     x_std: Tensor
@@ -97,16 +105,18 @@ class DecouplerOutput:
     z_c: Tensor
     recon: Tensor
     logits: Tensor
+    arch_logits: Tensor | None = None
 
 
 @dataclass(frozen=True)
 class Codes:
     """Deterministic codes of ``N`` raw inputs as numpy arrays: ``fp`` ``[N, F]``, ``content`` ``[N, C]``,
-    ``logits`` ``[N, K]``."""
+    ``logits`` ``[N, K]``, and ``arch_logits`` ``[N, A]`` (None without an architecture head)."""
 
     fp: np.ndarray
     content: np.ndarray
     logits: np.ndarray
+    arch_logits: np.ndarray | None = None
 
 
 def _as_float_tensor(x: np.ndarray | Tensor) -> Tensor:
@@ -151,6 +161,13 @@ class CausalDecoupler(nn.Module):
         self.head: nn.Module = (CosineHead(c.fp_dim, c.num_classes, c.cosine_scale) if c.head == "cosine"
                                 else nn.Linear(c.fp_dim, c.num_classes))
         self.adversary = nn.Linear(c.content_dim, c.num_classes) if c.w_adv > 0 else None
+        # Instances of one architecture differ (seed, data); an architecture head trained across them learns
+        # what they share, which is what a new instance of that architecture still carries.
+        self.arch_names: list[str] = sorted(set(c.architectures)) if c.architectures else []
+        self.arch_head: nn.Module | None = None
+        if len(self.arch_names) >= 2 and c.w_arch > 0:
+            self.arch_head = CosineHead(c.fp_dim, len(self.arch_names), c.cosine_scale)
+            self.register_buffer("class_arch", torch.tensor([self.arch_names.index(a) for a in c.architectures]))
         self.register_buffer("x_mean", torch.zeros(c.input_dim))
         self.register_buffer("x_std", torch.ones(c.input_dim))
         if c.projection_dim is not None:
@@ -216,6 +233,9 @@ class CausalDecoupler(nn.Module):
     def classify(self, z_fp: Tensor) -> Tensor:
         return self.head(z_fp)
 
+    def classify_architecture(self, z_fp: Tensor) -> Tensor | None:
+        return self.arch_head(z_fp) if self.arch_head is not None else None
+
     def forward(self, x: Tensor) -> DecouplerOutput:
         """Encode raw inputs ``x`` ``[N, D]``, sample codes (training) or take the means (eval), decode, classify."""
         if x.ndim != 2 or x.shape[1] != self.config.input_dim:
@@ -224,36 +244,58 @@ class CausalDecoupler(nn.Module):
         mu_fp, logvar_fp, mu_c, logvar_c = self.encode_standardised(x_std)
         z_fp, z_c = self._sample(mu_fp, logvar_fp), self._sample(mu_c, logvar_c)
         return DecouplerOutput(x_std=x_std, mu_fp=mu_fp, logvar_fp=logvar_fp, mu_c=mu_c, logvar_c=logvar_c,
-                               z_fp=z_fp, z_c=z_c, recon=self.decode(z_fp, z_c), logits=self.classify(z_fp))
+                               z_fp=z_fp, z_c=z_c, recon=self.decode(z_fp, z_c), logits=self.classify(z_fp),
+                               arch_logits=self.classify_architecture(z_fp))
 
     # ----- training objective -----
     def loss(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
-        """Every loss term on a batch of raw inputs ``x`` ``[N, D]`` with labels ``y`` ``[N]``, and ``"total"``."""
+        """Every loss term on a batch of raw inputs ``x`` ``[N, D]`` with labels ``y`` ``[N]``, and ``"total"``.
+
+        ``y >= 0`` is a class. ``y = -1 - a`` marks a row of an architecture-only source of architecture
+        ``arch_names[a]``: it counts in the reconstruction, KL and architecture terms, and in no source term."""
         c = self.config
         y = y.long().to(x.device)
-        if y.shape != (x.shape[0],) or int(y.min()) < 0 or int(y.max()) >= c.num_classes:
-            raise ValueError(f"labels must be [N={x.shape[0]}] in [0, {c.num_classes}); got shape "
+        lowest = -len(self.arch_names) if self.arch_head is not None else 0
+        if y.shape != (x.shape[0],) or int(y.min()) < lowest or int(y.max()) >= c.num_classes:
+            raise ValueError(f"labels must be [N={x.shape[0]}] in [{lowest}, {c.num_classes}); got shape "
                              f"{tuple(y.shape)}, range [{int(y.min())}, {int(y.max())}]")
         if x.shape[0] < 2:
             raise ValueError("the decoupler loss needs a batch of at least 2 (HSIC and the swap pair samples)")
         out = self(x)
+        known = y >= 0
+        all_known = bool(known.all())
+        src = out if all_known else DecouplerOutput(**{
+            f.name: None if getattr(out, f.name) is None else getattr(out, f.name)[known] for f in fields(out)})
+        y_src = y if all_known else y[known]
+        zero = torch.zeros((), device=x.device)
         terms: dict[str, Tensor] = {
-            "cls": F.cross_entropy(out.logits, y),
+            "cls": F.cross_entropy(src.logits, y_src) if len(y_src) else zero,
             "rec": F.mse_loss(out.recon, out.x_std),
             "kl": kl_standard_normal(out.mu_fp, out.logvar_fp) + kl_standard_normal(out.mu_c, out.logvar_c),
         }
         # Independence on the means: they are the codes used at inference, and sampling noise would only make
         # the dependence look smaller than it is.
-        terms["hsic"] = (hsic(out.mu_c, one_hot(y, c.num_classes, out.mu_c.dtype), c.hsic_sigma)
-                         + hsic(out.mu_c, out.mu_fp, c.hsic_sigma))
-        if self.adversary is not None:
-            terms["adv"] = F.cross_entropy(self.adversary(grad_reverse(out.mu_c)), y)
+        terms["hsic"] = hsic(out.mu_c, out.mu_fp, c.hsic_sigma)
+        if len(y_src) >= 2:
+            terms["hsic"] = terms["hsic"] + hsic(src.mu_c, one_hot(y_src, c.num_classes, out.mu_c.dtype),
+                                                 c.hsic_sigma)
+        if self.adversary is not None and len(y_src):
+            terms["adv"] = F.cross_entropy(self.adversary(grad_reverse(src.mu_c)), y_src)
         else:
-            terms["adv"] = torch.zeros((), device=x.device)
-        terms.update(self._swap_terms(out, y))
+            terms["adv"] = zero
+        if out.arch_logits is not None:
+            arch = torch.where(known, self.class_arch[y.clamp(min=0)], -1 - y)
+            terms["arch"] = F.cross_entropy(out.arch_logits, arch)
+        else:
+            terms["arch"] = zero
+        if len(y_src) >= 2:
+            terms.update(self._swap_terms(src, y_src))
+        else:
+            terms.update(swap_cls=zero, swap_content=zero, swap_rec=zero)
         terms["swap"] = terms["swap_cls"] + terms["swap_content"] + terms["swap_rec"]
         terms["total"] = (c.w_cls * terms["cls"] + c.w_rec * terms["rec"] + c.w_kl * terms["kl"]
-                          + c.w_hsic * terms["hsic"] + c.w_adv * terms["adv"] + c.w_swap * terms["swap"])
+                          + c.w_hsic * terms["hsic"] + c.w_adv * terms["adv"] + c.w_swap * terms["swap"]
+                          + c.w_arch * terms["arch"])
         return terms
 
     def _swap_terms(self, out: DecouplerOutput, y: Tensor) -> dict[str, Tensor]:
@@ -291,7 +333,7 @@ class CausalDecoupler(nn.Module):
         """Deterministic codes (posterior means) and logits of raw inputs ``[N, D]``."""
         was_training = self.training
         self.eval()
-        fp, content, logits = [], [], []
+        fp, content, logits, arch = [], [], [], []
         x_all = _as_float_tensor(X)
         for start in range(0, x_all.shape[0], batch_size):
             xb = self.standardise(x_all[start:start + batch_size].to(self._device()))
@@ -299,10 +341,30 @@ class CausalDecoupler(nn.Module):
             fp.append(mu_fp.cpu())
             content.append(mu_c.cpu())
             logits.append(self.classify(mu_fp).cpu())
+            if self.arch_head is not None:
+                arch.append(self.arch_head(mu_fp).cpu())
         self.train(was_training)
         c = self.config
         return Codes(fp=_stack(fp, c.fp_dim), content=_stack(content, c.content_dim),
-                     logits=_stack(logits, c.num_classes))
+                     logits=_stack(logits, c.num_classes),
+                     arch_logits=_stack(arch, len(self.arch_names)) if self.arch_head is not None else None)
+
+    def architectures_of(self, codes: Codes) -> np.ndarray | None:
+        """Each row's most likely architecture name (object array) from its :class:`Codes`: the architecture
+        head's answer, or without one the architecture of the most likely class; None when the model was trained
+        without class architectures."""
+        if codes.arch_logits is not None:
+            return np.array(self.arch_names, dtype=object)[codes.arch_logits.argmax(-1)]
+        if not self.arch_names:
+            return None
+        return np.array(self.config.architectures, dtype=object)[codes.logits.argmax(-1)]
+
+    def predict_architecture(self, X: np.ndarray | Tensor) -> np.ndarray:
+        """The most likely architecture name ``[N]`` of raw inputs (see :meth:`architectures_of`)."""
+        names = self.architectures_of(self.predict_codes(X))
+        if names is None:
+            raise ValueError("this model was trained without class architectures")
+        return names
 
     def predict_proba(self, X: np.ndarray | Tensor, temperature: float = 1.0) -> np.ndarray:
         """Source probabilities ``[N, K]``, softmax of the logits divided by ``temperature``."""

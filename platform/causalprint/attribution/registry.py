@@ -430,8 +430,10 @@ def train_and_register(job: TrainRegisterJobConfig) -> dict[str, Any]:
 def format_training(summary: Mapping[str, Any]) -> str:
     """Markdown of one training job's summary (:func:`train_and_register`): data, time, metrics, gate."""
     data, metrics, seconds = summary["data"], summary["metrics"], summary.get("epoch_seconds", [])
+    arch_only = data.get("architecture_only_rows", 0)
+    of_which = f", {arch_only} of them of architecture-only sources" if arch_only else ""
     lines = [f"Registered as `{summary['model']}`; {summary['epochs']} epochs on {data['train_rows']} train rows "
-             f"({data['classes']} classes, input {data['input_dim']} values: {', '.join(summary['columns'])}); "
+             f"({data['classes']} classes{of_which}, input {data['input_dim']} values: {', '.join(summary['columns'])}); "
              f"{data['val_rows']} validation, {data['test_rows']} test and {data['unknown_rows']} unknown rows.", ""]
     if seconds:
         lines.append(f"Training time on this machine: {sum(seconds):.0f} s for {len(seconds)} epochs "

@@ -79,13 +79,13 @@ CHECKPOINT_FILES = (f"{MODEL_DIR}/config.json", f"{MODEL_DIR}/model.safetensors"
 
 # ----- configuration -----
 
-_DERIVED = ("input_dim", "num_classes", "class_names")  # come from the data, not from the config
+_DERIVED = ("input_dim", "num_classes", "class_names", "architectures")  # come from the data, not the config
 
 DecouplerOptions = create_model(
     "DecouplerOptions",
     __base__=StrictModel,
     __module__=__name__,
-    __doc__="The fields of DecouplerConfig that a job sets: all but input_dim, num_classes and class_names.",
+    __doc__="The fields of DecouplerConfig that a job sets: all but those the data gives (_DERIVED).",
     **{name: (info.annotation, info) for name, info in DecouplerConfig.model_fields.items() if name not in _DERIVED},
 )
 
@@ -131,7 +131,9 @@ class TrainJobConfig(StrictModel):
 
     def decoupler_config(self, data: AttributionData) -> DecouplerConfig:
         return DecouplerConfig(input_dim=data.input_dim, num_classes=data.num_classes,
-                               class_names=data.class_names, **self.model.model_dump())
+                               class_names=data.class_names,
+                               architectures=[data.architectures[n] for n in data.class_names],
+                               **self.model.model_dump())
 
 
 # ----- checkpoints: folders of safetensors + JSON -----
@@ -248,9 +250,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     torch.set_num_threads(max(1, int(job.scaling.cpus_per_worker)))
     device = ray.train.torch.get_device()
 
-    # 1. Data: every worker reads the extraction output itself (the driver ships no arrays).
+    # 1. Data: every worker reads the extraction output itself (the driver ships no arrays), and keeps only the
+    #    train and val rows.
     data = load_attribution_data(Storage(job.storage), job.data)
     expected = job.decoupler_config(data)
+    x_train_np, y_train_np, x_val, y_val = data.x_train, data.y_train, data.x_val, data.y_val
+    del data
 
     # 2. Model and optimizer: from the latest checkpoint when there is one, else fresh with the train statistics.
     checkpoint = ray.train.get_checkpoint()
@@ -266,7 +271,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     else:
         torch.manual_seed(opts.seed)
         model, start_epoch, history = CausalDecoupler(expected), 0, []
-        model.fit_input_statistics(torch.from_numpy(data.x_train), seed=opts.seed)
+        model.fit_input_statistics(torch.from_numpy(x_train_np), seed=opts.seed)
     model.train()
     objective = ray.train.torch.prepare_model(_Objective(model))  # to the device; DDP when world > 1
     optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
@@ -275,8 +280,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     log_epoch = _rank_zero_mlflow(config.get("tracking_uri"), config.get("run_id")) if rank == 0 else None
     on_epoch_end = config.get("on_epoch_end")
 
-    x_train = torch.from_numpy(data.x_train).to(device)
-    y_train = torch.from_numpy(data.y_train).to(device)
+    x_train = torch.from_numpy(x_train_np).to(device)
+    y_train = torch.from_numpy(y_train_np).to(device)
     per_worker = max(2, opts.batch_size // world)
     # Equal shards, so that every rank takes the same number of steps (DDP all-reduces once per step).
     usable = len(y_train) - len(y_train) % world
@@ -291,7 +296,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         # 4. Metrics: train terms are this rank's shard means; validation is on all val rows (same on all ranks).
         metrics = {"epoch": epoch + 1, "start_epoch": start_epoch, "epoch_seconds": time.perf_counter() - epoch_start,
                    **{f"train_{k}": v for k, v in terms.items()},
-                   **_validate(model, data.x_val, data.y_val)}
+                   **_validate(model, x_val, y_val)}
         history.append(metrics)
         model.train()
         # 5. Report: rank 0 attaches the checkpoint (uploaded to storage before report returns).
@@ -368,7 +373,8 @@ def calibrate(model: CausalDecoupler, data: AttributionData, target_tpr: float =
               family_threshold: float = 0.9) -> Calibration:
     """Prototypes from the train codes; temperatures and unknown thresholds from the validation rows."""
     names = data.class_names
-    prototypes = Prototypes().fit(model.predict_codes(data.x_train).fp, [names[i] for i in data.y_train])
+    mine = data.known_train  # architecture-only rows have no class, hence no prototype
+    prototypes = Prototypes().fit(model.predict_codes(data.x_train[mine]).fp, [names[i] for i in data.y_train[mine]])
     val = model.predict_codes(data.x_val)
     families = {n: data.families[n] for n in names}  # known classes only: unknowns have no family to fall back on
     by_logits = OpenSetAttributor(names, families=families).fit(data.y_val, logits_val=val.logits,
@@ -601,7 +607,9 @@ def run_training(job: TrainJobConfig, *,
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     try:  # whatever fails after the run is opened marks it FAILED, not left RUNNING
         if done < job.train.epochs:
+            del data  # the workers read their own copy; holding this one too doubles the node's memory
             _fit(job, storage, tracking_uri, run_id, on_epoch_end)
+            data = load_attribution_data(storage, job.data)
         epoch, uri, history = select_checkpoint(job, storage)
         with tempfile.TemporaryDirectory() as tmp:
             model = load_checkpoint(download_folder(storage, uri, tmp)).model.eval()

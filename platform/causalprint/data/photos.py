@@ -56,11 +56,12 @@ def _decode_photo(data: bytes, name: str, max_pixels: int) -> np.ndarray:
 
 
 def load_photo_groups(
-    config: PhotoSetConfig, storage: StorageConfig | None = None
+    config: PhotoSetConfig, storage: StorageConfig | None = None, within: list[str] | None = None
 ) -> dict[str, list[np.ndarray]]:
     """Decode every photograph, as RGB uint8 arrays, per content group (sorted by name for determinism).
 
     A folder source is read with ``storage``'s connection settings (endpoint, credentials) and its own root.
+    ``within`` narrows every group to the files that also match one of these patterns.
     """
     if config.source == "skimage":
         import skimage.data
@@ -84,8 +85,10 @@ def load_photo_groups(
         )
     groups: dict[str, list[np.ndarray]] = {}
     for group, patterns in config.groups.items():
-        names = sorted(n for n in named if any(fnmatch.fnmatch(n, p) for p in patterns))
+        names = sorted(n for n in named if any(fnmatch.fnmatch(n, p) for p in patterns)
+                       and (within is None or any(fnmatch.fnmatch(n, p) for p in within)))
         if not names:
-            raise PhotosUnavailableError(f"photo group {group!r} matches no file for patterns {patterns}")
+            narrowed = f" narrowed to {within}" if within is not None else ""
+            raise PhotosUnavailableError(f"photo group {group!r} matches no file for patterns {patterns}{narrowed}")
         groups[group] = [_decode_photo(named[n](), n, config.max_pixels) for n in names]
     return groups

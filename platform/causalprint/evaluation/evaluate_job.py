@@ -315,15 +315,14 @@ def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
                 s.open_set[condition.name] = _score_open(open_method, test, cfg.held_out_sources)
         if cfg.shift_sources:
             shift = rows.get(clean_prefix, cfg.shift_sources, cfg.test_split)
-            pred = method.predict_proba(shift.inputs).argmax(1)
-            s.shift_architecture_accuracy = architecture_accuracy(pred, shift.arch, method.class_names, arch_of)
+            pred = method.predict_architecture(shift.inputs, arch_of)
+            s.shift_architecture_accuracy = architecture_accuracy(pred, shift.arch)
             s.shift_rows = len(shift)
             for source in cfg.shift_sources:
                 rows_of = shift.source == source
-                names, counts = np.unique([method.class_names[i] for i in pred[rows_of]], return_counts=True)
+                names, counts = np.unique(pred[rows_of].astype(str), return_counts=True)
                 s.shift_by_source[source] = {
-                    "architecture_accuracy": architecture_accuracy(pred[rows_of], shift.arch[rows_of],
-                                                                   method.class_names, arch_of),
+                    "architecture_accuracy": architecture_accuracy(pred[rows_of], shift.arch[rows_of]),
                     "predicted": {str(n): int(c) for n, c in sorted(zip(names, counts), key=lambda t: -t[1])}}
         log.info("evaluated %s: mean accuracy %.4f over %d conditions", s.name, s.mean_accuracy(), len(s.conditions))
         scores.append(s)
@@ -408,7 +407,7 @@ def format_evaluation(result: EvaluationResult) -> str:
     ours = scores[0]
     if ours.shift_by_source:
         lines += ["", f"Content shift, {ours.name}, per shift copy (architecture-level accuracy; most frequent "
-                  "predictions): " + "; ".join(
+                  "predicted architectures): " + "; ".join(
                       f"{src} {_pct(v['architecture_accuracy'])} % (" + ", ".join(
                           f"{n} {c}" for n, c in list(v["predicted"].items())[:3]) + ")"
                       for src, v in ours.shift_by_source.items()) + "."]

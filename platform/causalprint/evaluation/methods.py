@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from causalprint.attribution.registry import LoadedAttributor
+from causalprint.evaluation.metrics import pooled_architecture
 
 
 class Method(Protocol):
@@ -23,6 +24,8 @@ class Method(Protocol):
     def predict_proba(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray: ...
 
     def known_score(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray: ...
+
+    def predict_architecture(self, inputs: Mapping[str, np.ndarray], arch_of: Mapping[str, str]) -> np.ndarray: ...
 
 
 @dataclass
@@ -60,6 +63,13 @@ class OursMethod:
         codes = self.codes(inputs)
         return self.attributor.calibration.attributor(self.source).scores(codes=codes.fp, logits=codes.logits)
 
+    def predict_architecture(self, inputs: Mapping[str, np.ndarray], arch_of: Mapping[str, str]) -> np.ndarray:
+        """The model's architecture head where it has one, else the pooled class probabilities."""
+        model = self.attributor.model
+        if model.arch_head is not None:
+            return model.predict_architecture(self._x(inputs))
+        return pooled_architecture(self.predict_proba(inputs), self.class_names, arch_of)
+
 
 @dataclass
 class BaselineMethod:
@@ -81,3 +91,7 @@ class BaselineMethod:
 
     def known_score(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         return self.baseline.known_score(inputs)
+
+    def predict_architecture(self, inputs: Mapping[str, np.ndarray], arch_of: Mapping[str, str]) -> np.ndarray:
+        """Pooled class probabilities: a baseline is trained on sources and has no architecture head."""
+        return pooled_architecture(self.predict_proba(inputs), self.class_names, arch_of)

@@ -35,11 +35,17 @@ def per_source_precision_recall(y: np.ndarray, pred: np.ndarray, class_names: Se
             for i, name in enumerate(class_names)]
 
 
-def architecture_accuracy(pred: np.ndarray, true_arch: Sequence[str], class_names: Sequence[str],
-                          arch_of: Mapping[str, str]) -> float:
-    """Share of rows whose predicted class has the row's architecture (twins share one architecture)."""
-    predicted = np.array([arch_of[class_names[i]] for i in pred], dtype=object)
-    return float((predicted == np.asarray(true_arch, dtype=object)).mean())
+def pooled_architecture(probs: np.ndarray, class_names: Sequence[str], arch_of: Mapping[str, str]) -> np.ndarray:
+    """Each row's most likely architecture ``[N]`` (object array): class probabilities summed per architecture,
+    the best architecture answer a source classifier gives (instances of one architecture pool their evidence)."""
+    archs = sorted({arch_of[n] for n in class_names})
+    member = np.array([[arch_of[n] == a for a in archs] for n in class_names], dtype=probs.dtype)  # [K, A]
+    return np.array(archs, dtype=object)[(probs @ member).argmax(1)]
+
+
+def architecture_accuracy(predicted_arch: Sequence[str], true_arch: Sequence[str]) -> float:
+    """Share of rows whose predicted architecture is the row's (instances of one architecture are one answer)."""
+    return float((np.asarray(predicted_arch, dtype=object) == np.asarray(true_arch, dtype=object)).mean())
 
 
 def open_set_metrics(known_scores: np.ndarray, known_correct: np.ndarray, unknown_scores: np.ndarray

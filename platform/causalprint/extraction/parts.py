@@ -65,5 +65,5 @@ def load_features(storage: Storage, output: str, columns: list[str] | None = Non
 def vectors(table: pa.Table, column: str) -> np.ndarray:
     """A fixed-size-list column as a float32 matrix ``[rows, dim]``."""
     chunked = table[column].combine_chunks()
-    return chunked.flatten().to_numpy(zero_copy_only=False).reshape(len(table), -1).astype(np.float32)
+    return chunked.flatten().to_numpy(zero_copy_only=False).reshape(len(table), -1).astype(np.float32, copy=False)
 

@@ -20,8 +20,8 @@ from causalprint.storage import Storage
 # Columns that __call__ adds to a batch. No value is "" in the text columns (an object column of Nones does not
 # survive Ray Data's hand-off between stages: it comes back as NaN, or as "nan" once merged with strings), NaN in
 # the float columns and False in ``unknown``.
-RESULT_COLUMNS = ("predicted", "source_family", "unknown", "confidence", "probabilities", "model_version",
-                  "reference_id")
+RESULT_COLUMNS = ("predicted", "source_family", "architecture", "unknown", "confidence", "probabilities",
+                  "model_version", "reference_id")
 
 
 class AttributionPipeline:
@@ -71,6 +71,7 @@ class AttributionPipeline:
         n, k = len(ok), len(self.class_names)
         out = {key: value for key, value in batch.items() if key != "image"}
         predicted, family = np.full(n, "", dtype=object), np.full(n, "", dtype=object)
+        architecture = np.full(n, "", dtype=object)
         unknown = np.zeros(n, dtype=bool)
         confidence = np.full(n, np.nan, dtype=np.float32)
         probabilities = np.full((n, k), np.nan, dtype=np.float32)
@@ -78,10 +79,15 @@ class AttributionPipeline:
             codes = self.attributor.model.predict_codes(self.vectors({"ok": ok[ok], "image": batch["image"][ok]}))
             probabilities[ok] = self.decider.probabilities(codes=codes.fp, logits=codes.logits)
             rows = np.flatnonzero(ok)
+            # Named even when the source is "unknown": a new instance of a known architecture still shows it.
+            archs = self.attributor.model.architectures_of(codes)
+            if archs is not None:
+                architecture[rows] = archs
             for i, decision in zip(rows, self.decider.predict(codes=codes.fp, logits=codes.logits)):
                 predicted[i], family[i], unknown[i] = decision.label, decision.family or "", not decision.known
                 confidence[i] = decision.confidence
-        out.update(predicted=predicted, source_family=family, unknown=unknown, confidence=confidence,
+        out.update(predicted=predicted, source_family=family, architecture=architecture, unknown=unknown,
+                   confidence=confidence,
                    probabilities=probabilities, model_version=np.full(n, self.model_version, dtype=object),
                    reference_id=np.full(n, self.reference_id, dtype=object))
         return out
@@ -106,6 +112,7 @@ def result_rows(columns: dict[str, np.ndarray], class_names: list[str]) -> list[
         rows.append({
             "predicted": columns["predicted"][i] or None,
             "source_family": columns["source_family"][i] or None,
+            "architecture": columns["architecture"][i] or None,
             "unknown": bool(columns["unknown"][i]) if attributed else None,
             "confidence": float(columns["confidence"][i]) if attributed else None,
             "probabilities": dict(zip(class_names, map(float, probs))) if attributed else None,

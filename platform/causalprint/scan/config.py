@@ -26,8 +26,8 @@ class ScanOptions(StrictModel):
     output: str = Field(description="report prefix in storage; each model version has its own model=<...>/ folder")
     decision: Literal["logits", "prototypes"] = Field(
         default="prototypes", description="class scores of the open-set decision: the distance to class "
-        "prototypes (which includes enrolled sources; the better open-set AUROC on the bench, docs/results.md) "
-        "or the classifier's logits")
+        "prototypes (the only path that knows enrolled sources) or the classifier's logits (which know the trained "
+        "classes only; on the bench they score about a point higher in open-set AUROC, docs/results.md)")
     batch_size: int = Field(default=64, ge=1)
     precision: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     actors: ActorConfig = ActorConfig()

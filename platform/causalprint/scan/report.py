@@ -13,7 +13,8 @@ already in the report, so across runs each image appears exactly once. Read the 
 ``pyarrow.dataset.dataset(prefix, partitioning="hive")`` (files starting with ``_`` are skipped), or part by part.
 
 Columns: ``uri``, ``predicted`` (label: a source, ``"<family> (exact model unknown)"`` or ``"unknown"``),
-``source_family``, ``probabilities`` (one float per class; the class names are the schema metadata
+``source_family``, ``architecture`` (the attributor's architecture answer, also for unknown sources; null for a
+model trained without class architectures), ``probabilities`` (one float per class; the class names are the schema metadata
 ``causalprint.class_names`` and ``_scan.json``'s ``class_names``), ``confidence``, ``unknown``, ``model_version``,
 ``reference_id``, ``ok``, ``error_kind``, ``error``. Rows that could not be read or decoded have ``ok=false``, the
 reason, and nulls in the decision columns.
@@ -56,6 +57,7 @@ def new_run_id() -> str:
 def report_schema(class_names: list[str]) -> pa.Schema:
     return pa.schema([
         ("uri", pa.string()), ("predicted", pa.string()), ("source_family", pa.string()),
+        ("architecture", pa.string()),
         # A plain list: pyarrow 25 cannot read back a null row of a fixed-size list from Parquet.
         ("probabilities", pa.list_(pa.float32())), ("confidence", pa.float32()),
         ("unknown", pa.bool_()), ("model_version", pa.string()), ("reference_id", pa.string()),
@@ -77,7 +79,7 @@ def report_table(batch: dict[str, np.ndarray], class_names: list[str]) -> pa.Tab
     probabilities = [row.tolist() if good else None for row, good in zip(batch["probabilities"], ok)]
     columns = {
         "uri": strings("uri"), "predicted": strings("predicted", ok), "source_family": strings("source_family", ok),
-        "probabilities": probabilities,
+        "architecture": strings("architecture", ok), "probabilities": probabilities,
         "confidence": pa.array(np.asarray(batch["confidence"], dtype=np.float32), mask=missing),
         "unknown": pa.array(np.asarray(batch["unknown"], dtype=bool), mask=missing),
         "model_version": strings("model_version"), "reference_id": strings("reference_id"), "ok": ok,

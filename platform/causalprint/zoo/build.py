@@ -49,7 +49,9 @@ def config_key(*parts: BaseModel | dict[str, Any] | int | str) -> str:
 
 
 def _training_key(zoo: ZooConfig, spec: GeneratorSpec) -> str:
-    return config_key(spec, zoo.image_size, zoo.photos, zoo.crops, zoo.train_crops_per_group, zoo.seed)
+    # An unset ``photos`` stays out of the key, so generators cached before the field existed stay valid.
+    dumped = spec.model_dump(mode="json", exclude={"photos"} if spec.photos is None else None)
+    return config_key(dumped, zoo.image_size, zoo.photos, zoo.crops, zoo.train_crops_per_group, zoo.seed)
 
 
 def _sampling_key(zoo: ZooConfig, spec_key: str) -> str:
@@ -74,7 +76,8 @@ def train_or_load(storage: Storage, zoo: ZooConfig, spec: GeneratorSpec) -> tupl
         log.info("%s: reusing trained weights at %s", spec.name, model_prefix)
         return generator, {**storage.read_json(f"{model_prefix}/train.json"), "reused_weights": True}
 
-    photos = load_photo_groups(zoo.photos, storage.config)
+    group_only = zoo.photos.model_copy(update={"groups": {spec.content_group: zoo.photos.groups[spec.content_group]}})
+    photos = load_photo_groups(group_only, storage.config, within=spec.photos)
     device = pick_device()
     images = training_images(zoo, spec.content_group, photos).to(device)
     generator = create_generator(spec, zoo.image_size)
