@@ -69,13 +69,23 @@ def test_report_parts_round_trip_with_null_decisions_on_error_rows(tmp_path) -> 
     summary = summarize(storage, prefix)
     assert (summary["images"], summary["attributed"], summary["errors"]) == (5, 4, 1)
     assert summary["by_predicted"] == {"gan-a": 4} and summary["errors_by_kind"] == {"truncated": 1}
+    assert summary["by_architecture"] == {"dcgan": 4}
     assert summary["error_examples"] == [{"uri": uris[1], "error_kind": "truncated",
                                           "error": "image data ends early"}]
     run = {"id": "r2", "listed": 5, "skipped": 3, "written": 2, "seconds": 1.0, "images_per_second": 2.0,
            "first_part_seconds": 0.5, "steady_images_per_second": 2.0}
     text = format_summary({**summary, "source": "in", "report": prefix, "model_version": "models:/m/1",
                            "reference_id": "tiny@0123", "run": run})
-    assert "| gan-a | 4 |" in text and uris[1] in text and "3 already in the report" in text
+    assert "| gan-a | 4 |" in text and "| dcgan | 4 |" in text and uris[1] in text and "3 already in the report" in text
+
+
+def test_a_report_from_before_the_architecture_column_still_summarizes(tmp_path) -> None:
+    storage = Storage(StorageConfig(root=str(tmp_path)))
+    prefix = report_prefix(storage.uri("scans"), "m-v1")
+    old = report_table(_batch([storage.uri("in", "0.png")], [True]), CLASSES).drop_columns(["architecture"])
+    storage.write_parquet(f"{prefix}/run=r1/part-0.parquet", old)
+    summary = summarize(storage, prefix)
+    assert summary["by_predicted"] == {"gan-a": 1} and summary["by_architecture"] == {}
 
 
 def test_no_value_is_null_in_the_report() -> None:
