@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
 
 from causalprint.config import ConfigError, build_config
 from causalprint.logging_setup import configure_logging
+from causalprint.scan.errors import ScanError
 from causalprint.storage import StorageError
 
 
@@ -41,14 +41,9 @@ def _cmd_inventory(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from causalprint.pipeline import MainJobConfig, main_presets, run_main
-    from causalprint.scan.errors import ScanError
 
     config = build_config(MainJobConfig, main_presets(args.preset), yaml_path=args.config, overrides=args.overrides)
-    try:
-        reports = run_main(config)
-    except ScanError as exc:
-        print(f"causalprint: {exc}", file=sys.stderr)
-        return 2
+    reports = run_main(config)
     return 0 if reports["scan"]["attributed"] else 1
 
 
@@ -89,9 +84,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from causalprint.attribution.registry import TrainRegisterJobConfig, format_training, train_and_register
 
     config = _preset_config(TrainRegisterJobConfig, "train", None, args)
-    start = time.perf_counter()
     summary = train_and_register(config)
-    summary["wall_seconds"] = round(time.perf_counter() - start, 1)
     print(summary)
     _report(args, f"training-{config.name}", f"Training `{config.name}` on Ray Train", format_training(summary))
     return 0
@@ -146,17 +139,12 @@ def _doc_link(args: argparse.Namespace, path: str) -> str:
 def _cmd_scan(args: argparse.Namespace) -> int:
     from causalprint.presets import load_preset
     from causalprint.scan.config import ScanJobConfig
-    from causalprint.scan.errors import ScanError
     from causalprint.scan.job import run_scan
     from causalprint.scan.report import format_summary, format_throughput
 
     scan = {**load_preset("scan", args.preset), "source": args.source, **({"model": args.model} if args.model else {})}
     config = build_config(ScanJobConfig, {"scan": scan}, yaml_path=args.config, overrides=args.overrides)
-    try:
-        summary = run_scan(config)
-    except ScanError as exc:
-        print(f"causalprint: {exc}", file=sys.stderr)
-        return 2
+    summary = run_scan(config)
     print(format_summary(summary))
     _report(args, f"scan-{args.preset}", "Provenance scan throughput",
             format_throughput(summary, config.scan.batch_size, config.scan.actors.max_actors))
@@ -222,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ConfigError, StorageError) as exc:
+    except (ConfigError, StorageError, ScanError) as exc:  # refusals that say what to change: no traceback
         print(f"causalprint: {exc}", file=sys.stderr)
         return 2
 

@@ -19,13 +19,14 @@ from causalprint.attribution.dataset import DataConfig, _val_mask, load_attribut
 from causalprint.attribution.training import (
     TrainJobConfig,
     TrainResult,
+    calibrate,
     load_checkpoint,
     run_root,
     run_training,
     save_checkpoint,
     stored_checkpoints,
 )
-from causalprint.attribution.model import CausalDecoupler, DecouplerConfig
+from causalprint.attribution.model import CausalDecoupler, DecouplerConfig, fit_decoupler
 from causalprint.extraction.parts import batch_to_table, load_features
 from causalprint.storage import Storage, StorageConfig
 
@@ -126,8 +127,17 @@ def test_architecture_only_sources_train_the_architecture_and_are_no_class(tmp_p
     assert data.summary()["architecture_only_rows"] == 60
     assert set(data.y_val) == {0, 1} and set(data.y_test) == {0, 1} and set(data.unknown_sources) == {"gan-a"}
     assert len(data.y_test) == 39  # real (19 ok) and sd-a: sd-b's held-out rows are in no split
-    model_cfg = make_job(tmp_path, "arch").decoupler_config(data)
+    job = make_job(tmp_path, "arch")
+    model_cfg = job.decoupler_config(data)
     assert model_cfg.architectures == ["real", "sd"]
+    # Trained and calibrated: sd-b's rows shape the architecture head but get no prototype of their own.
+    model = fit_decoupler(data.x_train, data.y_train, model_cfg, epochs=3, batch_size=32, lr=1e-2, seed=0)
+    assert model.arch_names == data.arch_names
+    assert calibrate(model, data).prototypes.labels_ == data.class_names
+    # Without an architecture head the rows have nowhere to go: refused before any worker starts.
+    no_head = job.model_copy(update={"model": job.model.model_copy(update={"w_arch": 0.0})})
+    with pytest.raises(ValueError, match="needs model.w_arch > 0"):
+        no_head.decoupler_config(data)
 
     with pytest.raises(ValueError, match=r"gan-a \(gan\)'\] have an architecture of no class"):
         load_attribution_data(storage, cfg.model_copy(update={"held_out_sources": [],

@@ -79,15 +79,6 @@ def test_report_parts_round_trip_with_null_decisions_on_error_rows(tmp_path) -> 
     assert "| gan-a | 4 |" in text and "| dcgan | 4 |" in text and uris[1] in text and "3 already in the report" in text
 
 
-def test_a_report_from_before_the_architecture_column_still_summarizes(tmp_path) -> None:
-    storage = Storage(StorageConfig(root=str(tmp_path)))
-    prefix = report_prefix(storage.uri("scans"), "m-v1")
-    old = report_table(_batch([storage.uri("in", "0.png")], [True]), CLASSES).drop_columns(["architecture"])
-    storage.write_parquet(f"{prefix}/run=r1/part-0.parquet", old)
-    summary = summarize(storage, prefix)
-    assert summary["by_predicted"] == {"gan-a": 1} and summary["by_architecture"] == {}
-
-
 def test_no_value_is_null_in_the_report() -> None:
     """The pipeline marks "no value" with "" (an unknown has no family); None and NaN, which is what Ray Data makes
     of an object column of Nones, mean the same."""

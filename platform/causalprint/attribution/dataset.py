@@ -217,7 +217,8 @@ def split_attribution_data(table: pa.Table, cfg: DataConfig) -> AttributionData:
     train = (train_rows & ~val) | (arch_only & (split == cfg.train_split))
     test = known & (split == cfg.test_split)
     unknown = np.isin(source, cfg.held_out_sources) & (split == cfg.test_split)
-    dims = [vectors(vector_table.slice(0, 1), c).shape[1] for c in cfg.columns]
+    first_kept = vector_table.take(pa.array(kept[:1]))
+    dims = [vectors(first_kept, c).shape[1] for c in cfg.columns]
     x_train, x_val, x_test, x_unknown = (_gather(vector_table, cfg.columns, dims, kept[m])
                                          for m in (train, val, test, unknown))
     return AttributionData(

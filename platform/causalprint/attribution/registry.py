@@ -410,8 +410,11 @@ class TrainRegisterJobConfig(TrainJobConfig):
 def train_and_register(job: TrainRegisterJobConfig) -> dict[str, Any]:
     """Train (or resume) ``job``, register the result as a new ``candidate`` version and run the gate for
     ``champion``; returns a summary for the command line."""
+    import time
+
     import mlflow
 
+    start = time.perf_counter()
     result = run_training(job)
     client = mlflow.MlflowClient(tracking_uri=result.tracking_uri)
     version = register_version(result, model_name=job.model_name, client=client, experiment=job.mlflow.experiment)
@@ -424,6 +427,7 @@ def train_and_register(job: TrainRegisterJobConfig) -> dict[str, Any]:
         decision = promote_if_better(client, version, thresholds=job.gate, model_name=job.model_name)
         summary.update(promoted=decision.promoted, champion_before=decision.champion_before,
                        gate=decision.reasons)
+    summary["wall_seconds"] = round(time.perf_counter() - start, 1)
     return summary
 
 

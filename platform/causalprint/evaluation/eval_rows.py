@@ -8,11 +8,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from causalprint.attribution.dataset import load_columns
+from causalprint.attribution.dataset import META_COLUMNS, load_columns
 from causalprint.extraction.parts import vectors
 from causalprint.storage import Storage
-
-LABEL_COLUMNS = ("uri", "source", "arch", "family", "split", "ok", "reference_id")
 
 
 @dataclass(frozen=True)
@@ -42,7 +40,7 @@ class EvalRows:
 
 def load_eval_rows(storage: Storage, prefix: str, columns: list[str], sources: list[str], split: str) -> EvalRows:
     """The ``ok`` rows of ``sources`` in ``split`` of the extraction output ``prefix``."""
-    table = load_columns(storage, prefix, sorted({*LABEL_COLUMNS, *columns}))
+    table = load_columns(storage, prefix, sorted({*META_COLUMNS, *columns}))
     table = table.filter(pc.field("ok") & pc.is_in(pc.field("source"), pa.array(sources))
                          & (pc.field("split") == split))
     if table.num_rows == 0:

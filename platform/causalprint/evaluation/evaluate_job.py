@@ -6,7 +6,8 @@ Every method is scored on the same test rows of the ``bench`` zoo (DIRE on its s
   group); a prediction counts when its architecture is right;
 - open set: a second instance of every method trained without ``held_out_sources``; AUROC and OSCR of its
   known-ness score, known test rows against the held-out sources' rows.
-Baselines train on the same rows as ours (train split minus the validation carve-out, clean + augmented copy).
+Baselines train on the same rows as ours (train split minus the validation carve-out, clean + augmented copy),
+except the rows of ours' ``architecture_only_sources``: a baseline is a source classifier and gets none.
 """
 
 from __future__ import annotations

@@ -33,16 +33,17 @@ class PerturbationSpec(StrictModel):
         return f"{self.name}({opts})" if opts else self.name
 
 
-def _key(uri: str, salt: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"{salt}\0{uri}".encode()).digest()[:8], "little")
+def _key(uri: str) -> int:
+    # The leading NUL is part of the key of every stored perturbed output: dropping it would change their picks.
+    return int.from_bytes(hashlib.sha256(f"\0{uri}".encode()).digest()[:8], "little")
 
 
-def perturb_image(image: np.ndarray, uri: str, specs: Sequence[PerturbationSpec], salt: str = "",
+def perturb_image(image: np.ndarray, uri: str, specs: Sequence[PerturbationSpec],
                   built: Sequence[Perturbation] | None = None) -> tuple[np.ndarray, str]:
     """The perturbed image and the label of the spec that was applied."""
     if not specs:
         raise ValueError("perturb_image needs at least one perturbation spec")
-    key = _key(uri, salt)
+    key = _key(uri)
     index = key % len(specs)
     perturbation = built[index] if built is not None else specs[index].build()
     out = perturbation(image, np.random.default_rng(key))
@@ -51,8 +52,7 @@ def perturb_image(image: np.ndarray, uri: str, specs: Sequence[PerturbationSpec]
     return out, specs[index].label()
 
 
-def perturb_batch(batch: dict[str, np.ndarray], specs: Sequence[PerturbationSpec], salt: str = ""
-                  ) -> dict[str, np.ndarray]:
+def perturb_batch(batch: dict[str, np.ndarray], specs: Sequence[PerturbationSpec]) -> dict[str, np.ndarray]:
     """Perturb the ``image`` column of the ``ok`` rows of a Ray Data batch; adds a ``perturbation`` column
     (empty for error rows)."""
     built = [s.build() for s in specs]
@@ -61,7 +61,7 @@ def perturb_batch(batch: dict[str, np.ndarray], specs: Sequence[PerturbationSpec
     labels = [""] * len(images)
     for i, (ok, uri) in enumerate(zip(batch["ok"], batch["uri"])):
         if ok:
-            images[i], labels[i] = perturb_image(images[i], str(uri), specs, salt, built)
+            images[i], labels[i] = perturb_image(images[i], str(uri), specs, built)
     out["image"] = images
     out["perturbation"] = np.array(labels, dtype=object)
     return out

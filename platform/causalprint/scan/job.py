@@ -53,11 +53,10 @@ class ScanActor:
     request calls), then the batch's report part, in the same worker. A separate write stage would wait behind
     the actors' CPU budget and run as a tail once they finish."""
 
-    def __init__(self, *, prefix: str, run: str, class_names: list[str], on_part: PartHook | None,
-                 **pipeline: Any) -> None:
+    def __init__(self, *, prefix: str, run: str, on_part: PartHook | None, **pipeline: Any) -> None:
         self.pipeline = AttributionPipeline(**pipeline)
-        self.write = {"storage": pipeline["storage"], "prefix": prefix, "run": run, "class_names": class_names,
-                      "on_part": on_part}
+        self.write = {"storage": pipeline["storage"], "prefix": prefix, "run": run,
+                      "class_names": self.pipeline.class_names, "on_part": on_part}
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return write_report_part(self.pipeline(batch), **self.write)
@@ -83,8 +82,7 @@ def _prepare(job: ScanJobConfig, storage: Storage, tracking_uri: str) -> tuple[M
 
 
 def build_dataset(storage: Storage, job: ScanJobConfig, pending: list[str], *, model: ModelRef, tracking_uri: str,
-                  intake: IntakeConfig, prefix: str, run: str, class_names: list[str],
-                  on_part: PartHook | None = None):
+                  intake: IntakeConfig, prefix: str, run: str, on_part: PartHook | None = None):
     """The lazy Ray Data pipeline over ``pending`` URIs (returns the counts of each written part)."""
     from ray.data import ActorPoolStrategy
 
@@ -94,7 +92,7 @@ def build_dataset(storage: Storage, job: ScanJobConfig, pending: list[str], *, m
         ScanActor,
         fn_constructor_kwargs={"storage": storage, "model_uri": model.uri, "reference": cfg.reference,
                                "tracking_uri": tracking_uri, "precision": cfg.precision, "decision": cfg.decision,
-                               "prefix": prefix, "run": run, "class_names": class_names, "on_part": on_part},
+                               "prefix": prefix, "run": run, "on_part": on_part},
         compute=ActorPoolStrategy(min_size=cfg.actors.min_actors, max_size=cfg.actors.max_actors),
         batch_size=cfg.batch_size,
         **actor_resources(cfg.actors),
@@ -144,7 +142,7 @@ def run_scan(job: ScanJobConfig, *, on_part: PartHook | None = None) -> dict[str
     if pending:
         ensure_ray(job.ray)  # before the clock starts: images/s is the pipeline's rate, not Ray's start-up
         ds = build_dataset(storage, job, pending, model=model, tracking_uri=tracking_uri, intake=intake,
-                           prefix=prefix, run=run, class_names=meta["class_names"], on_part=on_part)
+                           prefix=prefix, run=run, on_part=on_part)
         timing = _execute(ds, len(pending))
     summary = {
         "source": source, "report": prefix, "model_version": model.uri, "reference_id": meta["reference_id"],

@@ -22,7 +22,6 @@ reason, and nulls in the decision columns.
 
 from __future__ import annotations
 
-import io
 import json
 import secrets
 from collections.abc import Callable
@@ -32,7 +31,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from causalprint.extraction.parts import list_parts, load_features, part_name
 from causalprint.scan.errors import ScanError
@@ -127,19 +125,16 @@ def summarize(storage: Storage, prefix: str) -> dict[str, Any]:
     if not list_parts(storage, prefix):
         return {"images": 0, "attributed": 0, "unknown": 0, "errors": 0, "by_predicted": {}, "by_architecture": {},
                 "errors_by_kind": {}, "error_examples": []}
-    columns = ["uri", "predicted", "unknown", "ok", "error_kind", "error"]
-    # Reports written before the architecture column existed have none to count.
-    first = list_parts(storage, prefix)[0]
-    has_architecture = "architecture" in pq.read_schema(io.BytesIO(storage.read_bytes(first))).names
     # Arrow compute, not Python rows: a report holds a row per image of an archive.
-    table = load_features(storage, prefix, columns=columns + (["architecture"] if has_architecture else []))
+    table = load_features(storage, prefix,
+                          columns=["uri", "predicted", "architecture", "unknown", "ok", "error_kind", "error"])
     attributed, failed = table.filter(table["ok"]), table.filter(pc.invert(table["ok"]))
     examples = failed.sort_by("uri").slice(0, MAX_ERROR_EXAMPLES).select(["uri", "error_kind", "error"])
     return {
         "images": table.num_rows, "attributed": attributed.num_rows,
         "unknown": int(pc.sum(attributed["unknown"]).as_py() or 0), "errors": failed.num_rows,
         "by_predicted": _counts(attributed["predicted"]),
-        "by_architecture": _counts(attributed["architecture"].drop_null()) if has_architecture else {},
+        "by_architecture": _counts(attributed["architecture"].drop_null()),
         "errors_by_kind": dict(sorted(_counts(failed["error_kind"]).items())),
         "error_examples": examples.to_pylist(),
     }
