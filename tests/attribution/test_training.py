@@ -27,6 +27,7 @@ from causalprint.attribution.training import (
     stored_checkpoints,
 )
 from causalprint.attribution.model import CausalDecoupler, DecouplerConfig, fit_decoupler
+from causalprint.attribution.schedule import epoch_lr
 from causalprint.extraction.parts import batch_to_table, load_features
 from causalprint.storage import Storage, StorageConfig
 
@@ -262,6 +263,10 @@ def test_worker_failure_resumes_from_the_checkpoint(flaky_run: FlakyRun) -> None
     assert [h["epoch"] for h in result.history] == [1, 2, 3]
     assert [h["start_epoch"] for h in result.history] == [0, 0, 2]
     assert result.epochs_completed == 3
+    # The restarted worker followed the learning-rate schedule from epoch 3 on, not the restored optimizer's rate.
+    train = flaky_run.job.train
+    assert train.schedule == "cosine"
+    assert [h["lr"] for h in result.history] == pytest.approx([epoch_lr(train.lr, e, 3, "cosine") for e in range(3)])
 
 
 @pytest.mark.slow
@@ -285,6 +290,14 @@ def test_driver_rerun_resumes_the_named_run(flaky_run: FlakyRun) -> None:
     other = job.model_copy(update={"model": job.model.model_copy(update={"fp_dim": 6})})
     with pytest.raises(ValueError, match=r"'fp_dim': \(8, 6\).*choose a new name"):
         run_training(other)
+    # So is another training recipe (a schedule or rate would silently change mid-run).
+    faster = job.model_copy(update={"train": job.train.model_copy(update={"lr": 0.05})})
+    with pytest.raises(ValueError, match=r"another recipe .*'lr': \(0\.01, 0\.05\).*choose a new name"):
+        run_training(faster)
+    # And other rows: a changed data config (here the validation share) would train a different run.
+    other_rows = job.model_copy(update={"data": job.data.model_copy(update={"val_fraction": 0.2})})
+    with pytest.raises(ValueError, match=r"another recipe .*'data\.val_fraction': \(0\.1, 0\.2\)"):
+        run_training(other_rows)
 
 
 @pytest.mark.slow

@@ -70,7 +70,8 @@ def evaluation(tiny_zoo_s3: Storage, tiny_reference_dir: Path, tmp_path_factory:
     job = EvaluateJobConfig(storage=storage.config, mlflow=mlflow_cfg, evaluate=EvaluateConfig(
         name="tiny", model="models:/eval-closed@candidate", openset_model="models:/eval-open@candidate",
         manifest="zoo/tiny/manifest.parquet", reference="models/reference/eval", features="features/eval",
-        train_features=["features/eval"], sources=SOURCES, held_out_sources=["sngan"], shift_sources=SHIFT,
+        train_features=["features/eval"], sources=SOURCES, held_out_sources=["sngan"], shift_sources=SHIFT[:2],
+        fresh_shift_sources=SHIFT[2:],
         twins=["dcgan", "dcgan-twin"], baselines=[BaselineSpec(name="frank2020", options={"epochs": 5}),
                                                    BaselineSpec(name="aeroblade")],
         baseline_cache="evaluation/cache", figures=str(tmp / "figures"),
@@ -87,11 +88,19 @@ def test_every_method_is_scored_on_every_condition(evaluation) -> None:
         assert set(s.conditions) == {"clean", "jpeg75"} and set(s.open_set) == {"clean", "jpeg75"}
         assert s.rows["clean"] == 6 * len(SOURCES) and s.rows["jpeg75"] == 3 * len(SOURCES)
         assert 0.0 <= s.conditions["clean"]["accuracy"] <= 1.0 and 0.0 <= s.open_set["clean"]["auroc"] <= 1.0
-        assert s.shift_rows == 6 * len(SHIFT) and 0.0 <= s.shift_architecture_accuracy <= 1.0
-        assert set(s.shift_by_source) == set(SHIFT)
-        assert sum(sum(v["predicted"].values()) for v in s.shift_by_source.values()) == s.shift_rows
+        assert s.shift_rows == s.fresh_shift_rows == 6 * 2
+        assert 0.0 <= s.shift_architecture_accuracy <= 1.0 and 0.0 <= s.fresh_shift_architecture_accuracy <= 1.0
+        assert set(s.shift_by_source) == set(SHIFT)  # each copy's line: shift and fresh shift copies
+        assert sum(sum(v["predicted"].values()) for v in s.shift_by_source.values()) == 6 * len(SHIFT)
+        fresh = [s.shift_by_source[c]["architecture_accuracy"] for c in SHIFT[2:]]
+        assert s.fresh_shift_architecture_accuracy == pytest.approx(np.mean(fresh))  # equal rows per copy
     table = format_evaluation(result)
     assert "| causalprint (ours, prototypes) |" in table and "jpeg75" in table and "| frank2020 |" in table
+    assert "| fresh shift (arch.) |" in table and "fresh shift = the same on ldm-shift, vae-shift" in table
+    header = next(line for line in table.splitlines() if line.startswith("| method |")).split(" | ")
+    row = next(line for line in table.splitlines() if line.startswith("| frank2020 |")).split(" | ")
+    frank = next(s for s in result.scores if s.name == "frank2020")
+    assert row[header.index("fresh shift (arch.)")].strip("* ") == f"{100 * frank.fresh_shift_architecture_accuracy:.1f}"
     assert Path(result.figures["confusion"]).stat().st_size > 0
 
 
@@ -112,6 +121,8 @@ def test_results_are_in_mlflow(evaluation) -> None:
     ours = result.scores[0]
     assert run.data.metrics["causalprint_ours_prototypes.clean.accuracy"] == pytest.approx(ours.conditions["clean"]["accuracy"])
     assert "frank2020.open.clean.auroc" in run.data.metrics
+    assert run.data.metrics["frank2020.fresh_shift_architecture_accuracy"] == pytest.approx(
+        result.scores[2].fresh_shift_architecture_accuracy)
 
 
 def test_rerun_reuses_baselines_and_extractions(evaluation) -> None:
@@ -144,3 +155,9 @@ def test_perturbed_rows_differ_from_clean_rows(evaluation) -> None:
 def test_condition_names_are_checked() -> None:
     with pytest.raises(ValueError):
         Condition(name="JPEG 75!")
+
+
+def test_a_source_has_one_role() -> None:
+    with pytest.raises(ValueError, match="'ldm-shift' is in both shift_sources and fresh_shift_sources"):
+        EvaluateConfig(model="models:/m@champion", features="f", train_features=["f"], sources=SOURCES,
+                       shift_sources=SHIFT, fresh_shift_sources=["ldm-shift"])

@@ -34,6 +34,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from causalprint.attribution.losses import grad_reverse, hsic, kl_standard_normal, one_hot
+from causalprint.attribution.schedule import Schedule, epoch_lr, set_lr
 from causalprint.config import StrictModel
 
 log = logging.getLogger(__name__)
@@ -452,6 +453,7 @@ def fit_decoupler(
     lr: float = 1e-3,
     weight_decay: float = 1e-4,
     seed: int = 0,
+    schedule: Schedule = "constant",
     device: str | torch.device | None = None,
 ) -> CausalDecoupler:
     """Train a :class:`CausalDecoupler` on raw vectors ``[N, D]`` with integer labels ``[N]`` in ``[0, K)``.
@@ -478,6 +480,7 @@ def fit_decoupler(
     x, y = x.to(device), y.to(device)
     history: list[dict[str, float]] = []
     for epoch in range(epochs):
+        set_lr(opt, epoch_lr(lr, epoch, epochs, schedule))
         order = torch.randperm(x.shape[0], generator=gen).to(device)
         history.append(train_epoch(model.loss, opt, x, y, order, batch_size))
         if epoch == epochs - 1 or (epoch + 1) % max(1, epochs // 5) == 0:

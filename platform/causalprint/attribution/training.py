@@ -16,7 +16,8 @@ Checkpoints are folders, never pickles (``<storage root>/<scaling.checkpoint_pre
     model/                    config.json + model.safetensors (+ extras.json): CausalDecoupler.save_pretrained
     optimizer.safetensors     every tensor of the optimizer state, keyed "<param index>.<name>"
     optimizer.json            the rest: param groups (lr, betas, ...) and non-tensor state
-    epoch.json                {"epoch": epochs done, "history": [per-epoch metrics]}
+    epoch.json                {"epoch": epochs done, "history": [per-epoch metrics], "recipe": the data config
+                              and the train options that shape the trajectory (TrainJobConfig.recipe)}
 
 Resuming: a worker restarted by ``FailureConfig(max_failures)`` gets the latest checkpoint from
 ``ray.train.get_checkpoint()`` and continues with the next epoch, optimizer state included. A killed driver is
@@ -54,6 +55,7 @@ from causalprint.attribution.openset import (
     expected_calibration_error,
     oscr,
 )
+from causalprint.attribution.schedule import Schedule, epoch_lr, set_lr
 from causalprint.config import StrictModel
 from causalprint.runtime.ray_local import RayConfig
 from causalprint.storage import Storage, StorageConfig
@@ -96,6 +98,8 @@ class TrainOptions(StrictModel):
     epochs: int = Field(default=20, ge=1)
     batch_size: int = Field(default=128, ge=2, description="global: each of W workers takes batch_size // W")
     lr: float = Field(default=1e-3, gt=0)
+    schedule: Schedule = Field(default="cosine", description="learning rate per epoch: constant, or a cosine "
+                                                             "decay from lr towards 0 over the epochs")
     weight_decay: float = Field(default=1e-4, ge=0)
     seed: int = 0
     select: Literal["best", "last"] = Field(
@@ -128,6 +132,12 @@ class TrainJobConfig(StrictModel):
     model: DecouplerOptions = Field(default_factory=DecouplerOptions)  # type: ignore[valid-type]
     train: TrainOptions = TrainOptions()
     scaling: ScalingOptions = ScalingOptions()
+
+    def recipe(self) -> dict[str, Any]:
+        """What a resumed run must share with its checkpoints besides the model config: the rows it trains on
+        (``data``) and the train options that shape the trajectory (``epochs`` may grow)."""
+        return {"data": self.data.model_dump(mode="json"),
+                **{k: getattr(self.train, k) for k in ("lr", "schedule", "batch_size", "weight_decay", "seed")}}
 
     def decoupler_config(self, data: AttributionData) -> DecouplerConfig:
         config = DecouplerConfig(input_dim=data.input_dim, num_classes=data.num_classes,
@@ -169,14 +179,15 @@ def _optimizer_from_files(tensors: dict[str, Tensor], meta: dict[str, Any]) -> d
 
 
 def save_checkpoint(directory: str | Path, model: CausalDecoupler, optimizer: torch.optim.Optimizer,
-                    epoch: int, history: list[dict[str, float]]) -> Path:
+                    epoch: int, history: list[dict[str, float]], recipe: dict[str, Any] | None = None) -> Path:
     """Write a checkpoint folder (layout in the module docstring)."""
     directory = Path(directory)
     model.save_pretrained(directory / MODEL_DIR)
     tensors, meta = _optimizer_to_files(optimizer)
     save_file(tensors, str(directory / OPTIMIZER_TENSORS))
     (directory / OPTIMIZER_JSON).write_text(json.dumps(meta, indent=2))
-    (directory / EPOCH_NAME).write_text(json.dumps({"epoch": epoch, "history": history}, indent=2))
+    info = {"epoch": epoch, "history": history, **({"recipe": recipe} if recipe is not None else {})}
+    (directory / EPOCH_NAME).write_text(json.dumps(info, indent=2))
     return directory
 
 
@@ -295,11 +306,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         order = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(_epoch_seed(opts.seed, epoch)))
         mine = order[:usable][rank::world].to(device)
         torch.manual_seed(_epoch_seed(opts.seed, epoch, rank + 1))  # latent samples and swap pairings
+        lr = epoch_lr(opts.lr, epoch, opts.epochs, opts.schedule)
+        set_lr(optimizer, lr)  # after a resume too: the restored param groups hold the last epoch's rate
         # The shards have equal sizes, so every rank takes (and skips) the same steps.
         epoch_start = time.perf_counter()
         terms = train_epoch(objective, optimizer, x_train, y_train, mine, per_worker)
         # 4. Metrics: train terms are this rank's shard means; validation is on all val rows (same on all ranks).
         metrics = {"epoch": epoch + 1, "start_epoch": start_epoch, "epoch_seconds": time.perf_counter() - epoch_start,
+                   "lr": lr,
                    **{f"train_{k}": v for k, v in terms.items()},
                    **_validate(model, x_val, y_val)}
         history.append(metrics)
@@ -308,7 +322,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         if rank == 0:
             log_epoch(metrics, epoch + 1)
             with tempfile.TemporaryDirectory() as tmp:
-                save_checkpoint(tmp, model, optimizer, epoch + 1, history)
+                save_checkpoint(tmp, model, optimizer, epoch + 1, history, recipe=job.recipe())
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp),
                                  checkpoint_dir_name=f"epoch_{epoch + 1:04d}")
         else:
@@ -498,7 +512,9 @@ def stored_checkpoints(job: TrainJobConfig, storage: Storage) -> dict[int, str]:
 
 
 def _check_existing_run(job: TrainJobConfig, storage: Storage, data: AttributionData) -> int:
-    """Epochs already checkpointed under this run's name (0 if none); refuses checkpoints of another model."""
+    """Epochs already checkpointed under this run's name (0 if none); refuses checkpoints of another model, or
+    of the same model trained on other data or with other train options (more epochs are allowed: that is how a
+    run is extended)."""
     stored = stored_checkpoints(job, storage)
     if not stored:
         return 0
@@ -510,6 +526,17 @@ def _check_existing_run(job: TrainJobConfig, storage: Storage, data: Attribution
         changed = {k: (getattr(found, k), getattr(expected, k)) for k in DecouplerConfig.model_fields
                    if getattr(found, k) != getattr(expected, k)}
         raise ValueError(f"run {job.name!r} already has checkpoints of another model or data under "
+                         f"{run_root(job, storage)} (changed, as (checkpoint, job): {changed}): choose a new name")
+    # Checkpoints from before recipes were recorded all trained at a constant rate.
+    found_recipe = storage.read_json(f"{stored[latest]}/{EPOCH_NAME}").get("recipe", {"schedule": "constant"})
+    wanted = job.recipe()
+    changed = {k: (v, wanted[k]) for k, v in found_recipe.items() if wanted.get(k) != v}
+    if "data" in changed:  # name the fields, not two whole configs
+        have, want = changed.pop("data")
+        changed.update({f"data.{k}": (have.get(k), want.get(k)) for k in sorted({*have, *want})
+                        if have.get(k) != want.get(k)})
+    if changed:
+        raise ValueError(f"run {job.name!r} already has checkpoints trained with another recipe under "
                          f"{run_root(job, storage)} (changed, as (checkpoint, job): {changed}): choose a new name")
     return latest
 

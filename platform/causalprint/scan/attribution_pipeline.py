@@ -38,6 +38,7 @@ class AttributionPipeline:
     def __init__(self, storage: Storage, model_uri: str, reference: str, *, tracking_uri: str | None = None,
                  precision: str = "auto", decision: Literal["logits", "prototypes"] = "prototypes") -> None:
         model = resolve_model(model_uri, tracking_uri)
+        self.model = model
         self.model_version = model.uri
         self.attributor = fetch_attributor(model, tracking_uri, storage.endpoint_url)
         self.spec = extraction_spec(self.attributor, model.uri)

@@ -16,21 +16,13 @@ from typing import Any
 import numpy as np
 
 from causalprint.data.collection import IMAGE_SUFFIXES, read_collection
-from causalprint.extraction.actors import load_reference
 from causalprint.extraction.pipeline import actor_resources
 from causalprint.extraction.parts import done_uris
 from causalprint.imaging.intake import IntakeConfig
 from causalprint.progress import ProgressLogger
 from causalprint.runtime.ray_local import ensure_ray
 from causalprint.scan.attribution_pipeline import AttributionPipeline
-from causalprint.scan.attributor import (
-    ModelRef,
-    check_reference,
-    decision_classes,
-    extraction_spec,
-    fetch_attributor,
-    resolve_model,
-)
+from causalprint.scan.attributor import ModelRef
 from causalprint.scan.config import ScanJobConfig
 from causalprint.scan.errors import ScanError
 from causalprint.scan.report import (
@@ -63,22 +55,20 @@ class ScanActor:
 
 
 def _prepare(job: ScanJobConfig, storage: Storage, tracking_uri: str) -> tuple[ModelRef, dict[str, Any], int]:
-    """Pin the model and check it against the reference before any actor starts; returns the model, the
+    """Pin the model and build the attribution path once in the driver, so that every check an actor would make
+    (reference, image size, feature widths) refuses the scan before its report is pinned; returns the model, the
     report's pinned metadata and the intake size."""
     cfg = job.scan
-    model = resolve_model(cfg.model, tracking_uri)
-    attributor = fetch_attributor(model, tracking_uri, storage.endpoint_url)
-    spec = extraction_spec(attributor, model.uri)
-    reference = load_reference(storage, cfg.reference)
-    check_reference(spec, reference.identity.id, cfg.reference)
-    size = job.intake.size if job.intake else reference.image_size
-    if size != spec.image_size:
-        raise ScanError(f"intake.size is {size} but the attributor's features were extracted at {spec.image_size} "
-                        f"px; set intake.size={spec.image_size}")
-    meta = {"source": storage.resolve(cfg.source), "model_version": model.uri, "reference_id": spec.reference_id,
-            "columns": spec.columns, "decision": cfg.decision,
-            "class_names": decision_classes(attributor, cfg.decision)}
-    return model, meta, size
+    pipeline = AttributionPipeline(storage, cfg.model, cfg.reference, tracking_uri=tracking_uri,
+                                   precision=cfg.precision, decision=cfg.decision)
+    size = job.intake.size if job.intake else pipeline.image_size
+    if size != pipeline.image_size:
+        raise ScanError(f"intake.size is {size} but the attributor's features were extracted at "
+                        f"{pipeline.image_size} px; set intake.size={pipeline.image_size}")
+    meta = {"source": storage.resolve(cfg.source), "model_version": pipeline.model_version,
+            "reference_id": pipeline.reference_id, "columns": pipeline.spec.columns, "decision": cfg.decision,
+            "class_names": pipeline.class_names}
+    return pipeline.model, meta, size
 
 
 def build_dataset(storage: Storage, job: ScanJobConfig, pending: list[str], *, model: ModelRef, tracking_uri: str,
