@@ -124,7 +124,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     table = format_evaluation(result)
     if result.figures:
         table += "\n\n" + "\n".join(f"![{name}]({_doc_link(args, path)})" for name, path in result.figures.items())
-    _report(args, f"evaluation-{args.preset}", "Attribution: ours against the baselines", table)
+    # Keyed by the evaluation's name, so that another model scored under another name gets its own section.
+    name = result.config.name
+    title = "Attribution: ours against the baselines" + (f" (`{name}`)" if name != args.preset else "")
+    _report(args, f"evaluation-{name}", title, table)
     return 0
 
 

@@ -97,6 +97,9 @@ def test_every_method_is_scored_on_every_condition(evaluation) -> None:
     table = format_evaluation(result)
     assert "| causalprint (ours, prototypes) |" in table and "jpeg75" in table and "| frank2020 |" in table
     assert "| fresh shift (arch.) |" in table and "fresh shift = the same on ldm-shift, vae-shift" in table
+    # The report names the versions scored, with the aliases they were asked by.
+    assert result.models == {"closed set": "models:/eval-closed/1", "open set": "models:/eval-open/1"}
+    assert "Ours: closed set `models:/eval-closed/1` (`models:/eval-closed@candidate`)" in table
     header = next(line for line in table.splitlines() if line.startswith("| method |")).split(" | ")
     row = next(line for line in table.splitlines() if line.startswith("| frank2020 |")).split(" | ")
     frank = next(s for s in result.scores if s.name == "frank2020")
@@ -125,8 +128,14 @@ def test_results_are_in_mlflow(evaluation) -> None:
         result.scores[2].fresh_shift_architecture_accuracy)
 
 
-def test_rerun_reuses_baselines_and_extractions(evaluation) -> None:
+def test_rerun_reuses_baselines_and_extractions(evaluation, monkeypatch) -> None:
+    from causalprint.evaluation import evaluate_job
+
+    def no_training_rows(*args, **kwargs):
+        raise AssertionError("a cached baseline should not read its training rows")
+
     _, job, first = evaluation
+    monkeypatch.setattr(evaluate_job, "load_attribution_data", no_training_rows)
     again = run_evaluation(job)
     for a, b in zip(first.scores, again.scores):
         assert a.conditions == b.conditions and a.open_set == b.open_set

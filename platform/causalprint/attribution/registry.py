@@ -120,15 +120,28 @@ def resolve_version(name: str, *, version: str | None = None, alias: str | None 
     return str(version), client.get_model_version_download_uri(name, version)
 
 
+def _split_models_uri(uri: str) -> tuple[str, str | None, str | None]:
+    name, _, version = uri.removeprefix("models:/").partition("/")
+    name, _, alias = name.partition("@")
+    return name, version or None, alias or None
+
+
+def pin_model_uri(uri: str, tracking_uri: str | None = None) -> str:
+    """``models:/<name>@<alias>`` -> ``models:/<name>/<version>`` it points at now; other URIs unchanged."""
+    if not uri.startswith("models:/"):
+        return uri
+    name, version, alias = _split_models_uri(uri)
+    return f"models:/{name}/{resolve_version(name, version=version, alias=alias, tracking_uri=tracking_uri)[0]}"
+
+
 def load_attributor(uri: str, dst: str | Path | None = None, tracking_uri: str | None = None) -> LoadedAttributor:
     """Download ``uri`` (``models:/causalprint-attributor@champion``, ``models:/<name>/<version>``, or a
     ``runs:/<id>/attributor`` URI) and rebuild it with our own loaders."""
     import mlflow
 
     if uri.startswith("models:/") and tracking_uri:
-        name, _, version = uri.removeprefix("models:/").partition("/")
-        name, _, alias = name.partition("@")
-        _, uri = resolve_version(name, version=version or None, alias=alias or None, tracking_uri=tracking_uri)
+        name, version, alias = _split_models_uri(uri)
+        _, uri = resolve_version(name, version=version, alias=alias, tracking_uri=tracking_uri)
     local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst) if dst else None,
                                                 tracking_uri=tracking_uri)
     return LoadedAttributor.from_folder(local)

@@ -26,7 +26,8 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from causalprint.attribution.dataset import DataConfig, load_attribution_data
-from causalprint.attribution.registry import load_attributor
+from causalprint.attribution.registry import load_attributor, pin_model_uri
+from causalprint.attribution.training import extraction_requirements
 from causalprint.config import StrictModel
 from causalprint.evaluation.conditions import Condition
 from causalprint.evaluation.eval_rows import EvalRows, load_eval_rows
@@ -137,6 +138,7 @@ class EvaluationResult:
     scores: list[MethodScores]
     ours_details: dict[str, Any]
     figures: dict[str, str]
+    models: dict[str, str] = field(default_factory=dict)  # ours: role -> the pinned model URI scored
     mlflow_run_id: str | None = None
 
 
@@ -199,17 +201,22 @@ def fit_baseline(storage: Storage, cfg: EvaluateConfig, spec: BaselineSpec, held
     data_cfg = DataConfig(features=spec.train_features or cfg.train_features, columns=list(cls.columns),
                           held_out_sources=held_out, excluded_sources=others,
                           train_split=cfg.train_split, test_split=cfg.test_split)
-    data = load_attribution_data(storage, data_cfg)
-    if data.class_names != class_names:
-        raise ValueError(f"baseline {spec.name} would train on {data.class_names}, ours on {class_names}: "
-                         "evaluate on the same sources")
-    folder = f"{cfg.baseline_cache}/{spec.name}-{_cache_key(cls, spec, data_cfg, data.reference_id)}"
+    # The cache key needs only the extraction record; the rows are read when the baseline must train.
+    record = extraction_requirements(storage, data_cfg.features, data_cfg.columns)
+    data = None if record else load_attribution_data(storage, data_cfg)
+    reference_id = record["reference_id"] if record else data.reference_id
+    folder = f"{cfg.baseline_cache}/{spec.name}-{_cache_key(cls, spec, data_cfg, reference_id)}"
     done = f"{storage.resolve(folder)}/_DONE.json"
-    if storage.exists(done):
+    stored = storage.read_json(done) if storage.exists(done) else None
+    if stored is not None and stored.get("class_names") == class_names:
         with tempfile.TemporaryDirectory() as tmp:
             baseline = cls.from_pretrained(download_folder(storage, folder, tmp))
         log.info("baseline %s: reused %s", spec.name, folder)
-        return BaselineMethod(baseline, class_names), float(storage.read_json(done)["train_seconds"]), True
+        return BaselineMethod(baseline, class_names), float(stored["train_seconds"]), True
+    data = data or load_attribution_data(storage, data_cfg)
+    if data.class_names != class_names:
+        raise ValueError(f"baseline {spec.name} would train on {data.class_names}, ours on {class_names}: "
+                         "evaluate on the same sources")
     baseline = cls(**spec.options)
     inputs = {c: data.x_train[:, s] for c, s in data.column_slices().items()}
     start = time.perf_counter()
@@ -219,7 +226,8 @@ def fit_baseline(storage: Storage, cfg: EvaluateConfig, spec: BaselineSpec, held
              seconds)
     with tempfile.TemporaryDirectory() as tmp:
         baseline.save_pretrained(tmp)
-        (Path(tmp) / "_DONE.json").write_text(json.dumps({"train_seconds": seconds, "rows": len(data.y_train)}))
+        (Path(tmp) / "_DONE.json").write_text(json.dumps({"train_seconds": seconds, "rows": len(data.y_train),
+                                                          "class_names": data.class_names}))
         upload_folder(storage, tmp, folder, last="_DONE.json")
     return BaselineMethod(baseline, class_names), seconds, False
 
@@ -231,12 +239,12 @@ def _score_closed(method: Method, rows: EvalRows, twins: list[str]) -> dict[str,
     return closed_set_metrics(rows.labels(method.class_names), probs, method.class_names, twins)
 
 
-def _score_shift(method: Method, shift: EvalRows, arch_of: dict[str, str],
+def _score_shift(method: Method, shift: EvalRows, sources: list[str], arch_of: dict[str, str],
                  by_source: dict[str, dict[str, Any]]) -> tuple[float, int]:
     """Architecture-level accuracy over the shift rows and their count; adds each copy's accuracy and most
-    frequent answers to ``by_source``."""
+    frequent answers to ``by_source``, in the order of ``sources``."""
     pred = method.predict_architecture(shift.inputs, arch_of)
-    for source in dict.fromkeys(shift.source.tolist()):
+    for source in sources:
         rows_of = shift.source == source
         names, counts = np.unique(pred[rows_of].astype(str), return_counts=True)
         by_source[source] = {
@@ -286,9 +294,13 @@ def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
     tracking = tracking_uri_for(job.mlflow, storage)
     robust = cfg.robustness
 
+    # Pinned first, so that the report names the versions scored even if an alias moves meanwhile.
+    models = {"closed set": pin_model_uri(cfg.model, tracking)}
+    if cfg.openset_model:
+        models["open set"] = pin_model_uri(cfg.openset_model, tracking)
     with tempfile.TemporaryDirectory() as tmp:
-        closed_model = load_attributor(cfg.model, dst=f"{tmp}/closed", tracking_uri=tracking)
-        open_model = (load_attributor(cfg.openset_model, dst=f"{tmp}/open", tracking_uri=tracking)
+        closed_model = load_attributor(models["closed set"], dst=f"{tmp}/closed", tracking_uri=tracking)
+        open_model = (load_attributor(models["open set"], dst=f"{tmp}/open", tracking_uri=tracking)
                       if cfg.openset_model else None)
     ours_all = [OursMethod(closed_model, path) for path in cfg.ours_paths]
     ours = ours_all[0]
@@ -343,10 +355,12 @@ def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
                 s.open_set[condition.name] = _score_open(open_method, test, cfg.held_out_sources)
         if cfg.shift_sources:
             s.shift_architecture_accuracy, s.shift_rows = _score_shift(
-                method, rows.get(clean_prefix, cfg.shift_sources, cfg.test_split), arch_of, s.shift_by_source)
+                method, rows.get(clean_prefix, cfg.shift_sources, cfg.test_split), cfg.shift_sources, arch_of,
+                s.shift_by_source)
         if cfg.fresh_shift_sources:
             s.fresh_shift_architecture_accuracy, s.fresh_shift_rows = _score_shift(
-                method, rows.get(clean_prefix, cfg.fresh_shift_sources, cfg.test_split), arch_of, s.shift_by_source)
+                method, rows.get(clean_prefix, cfg.fresh_shift_sources, cfg.test_split), cfg.fresh_shift_sources,
+                arch_of, s.shift_by_source)
         log.info("evaluated %s: mean accuracy %.4f over %d conditions", s.name, s.mean_accuracy(), len(s.conditions))
         scores.append(s)
 
@@ -354,9 +368,10 @@ def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
     figures = Path(cfg.figures) if cfg.figures else None
     with tempfile.TemporaryDirectory() as tmp:
         details, paths = _ours_details(ours, clean_rows, figures or Path(tmp))
-        result = EvaluationResult(cfg, scores, details, paths if figures else {})
+        result = EvaluationResult(cfg, scores, details, paths if figures else {}, models=models)
         with mlflow.start_run(run_name=f"evaluate-{cfg.name}") as run:
-            mlflow.set_tags({"model": cfg.model, "openset_model": str(cfg.openset_model)})
+            mlflow.set_tags({"model": cfg.model, "openset_model": str(cfg.openset_model),
+                             **{f"scored.{role.replace(' ', '_')}": uri for role, uri in models.items()}})
             mlflow.log_params({"sources": ",".join(cfg.sources), "held_out": ",".join(cfg.held_out_sources),
                                "conditions": ",".join(c.name for c in robust.conditions)})
             mlflow.log_metrics(_flat_metrics(scores))
@@ -394,6 +409,12 @@ def _pct(x: float | None) -> str:
     return "–" if x is None or not np.isfinite(x) else f"{100 * x:.1f}"
 
 
+def _models_text(cfg: EvaluateConfig, models: dict[str, str]) -> str:
+    asked = {"closed set": cfg.model, "open set": cfg.openset_model}
+    return (" Ours: " + "; ".join(f"{role} `{uri}`" + (f" (`{asked[role]}`)" if asked[role] != uri else "")
+                                  for role, uri in models.items()) + ".") if models else ""
+
+
 def format_evaluation(result: EvaluationResult) -> str:
     """Markdown: ours against each baseline (closed set per condition, mean, shift, open set), then ours' details."""
     cfg, scores = result.config, result.scores
@@ -408,7 +429,7 @@ def format_evaluation(result: EvaluationResult) -> str:
              f"{len(cfg.sources)} sources, clean and with each perturbation applied to every class; content shift "
              f"= architecture-level accuracy on {', '.join(cfg.shift_sources) or 'none'}{fresh_text}; open set = "
              f"instances trained without {', '.join(cfg.held_out_sources) or 'none'}, clean test rows. **Bold**: "
-             "best in its column.", "", "| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
+             "best in its column." + _models_text(cfg, result.models), "", "| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
 
     def bold(value: float | None, top: float | None) -> str:
         text = _pct(value)
