@@ -267,19 +267,28 @@ def test_worker_failure_resumes_from_the_checkpoint(flaky_run: FlakyRun) -> None
     train = flaky_run.job.train
     assert train.schedule == "cosine"
     assert [h["lr"] for h in result.history] == pytest.approx([epoch_lr(train.lr, e, 3, "cosine") for e in range(3)])
+    optimizer = flaky_run.storage.read_json(f"{run_root(flaky_run.job, flaky_run.storage)}/epoch_0003/optimizer.json")
+    assert optimizer["param_groups"][0]["lr"] == pytest.approx(epoch_lr(train.lr, 2, 3, "cosine"))
 
 
 @pytest.mark.slow
 def test_driver_rerun_resumes_the_named_run(flaky_run: FlakyRun) -> None:
     """A driver run again under the same name (after a kill, or with more epochs) continues the run."""
     job = flaky_run.job
+    # A cosine run's length is part of its schedule: more epochs would restart the decay midway, so are refused.
+    longer_cosine = job.model_copy(update={"train": job.train.model_copy(update={"epochs": 4})})
+    with pytest.raises(ValueError, match=r"another recipe .*'epochs': \(3, 4\)"):
+        run_training(longer_cosine)
+    # At a constant rate a run is extended under its name: 2 epochs, then the same run to 3.
+    steady = make_job(flaky_run.root, "steady", epochs=2, schedule="constant")
+    first = run_training(steady)
     log_file = flaky_run.root / "rerun.log"
-    longer = job.model_copy(update={"train": job.train.model_copy(update={"epochs": 4})})
+    longer = steady.model_copy(update={"train": steady.train.model_copy(update={"epochs": 3})})
     again = run_training(longer, on_epoch_end=_fail_once(flaky_run.root / "never", log_file, at_epoch=99))
-    assert _epochs_logged(log_file) == [4]
-    assert [h["epoch"] for h in again.history] == [1, 2, 3, 4] and again.history[-1]["start_epoch"] == 3
-    assert again.mlflow_run_id == flaky_run.result.mlflow_run_id
-    assert set(stored_checkpoints(longer, flaky_run.storage)) == {1, 2, 3, 4}
+    assert _epochs_logged(log_file) == [3]
+    assert [h["epoch"] for h in again.history] == [1, 2, 3] and again.history[-1]["start_epoch"] == 2
+    assert again.mlflow_run_id == first.mlflow_run_id
+    assert set(stored_checkpoints(longer, flaky_run.storage)) == {1, 2, 3}
     # Once every epoch is done, a rerun starts no worker: it calibrates the same checkpoint again.
     idle = flaky_run.root / "idle.log"
     same = run_training(longer, on_epoch_end=_fail_once(flaky_run.root / "never", idle, at_epoch=99))

@@ -170,3 +170,25 @@ def test_a_source_has_one_role() -> None:
     with pytest.raises(ValueError, match="'ldm-shift' is in both shift_sources and fresh_shift_sources"):
         EvaluateConfig(model="models:/m@champion", features="f", train_features=["f"], sources=SOURCES,
                        shift_sources=SHIFT, fresh_shift_sources=["ldm-shift"])
+    with pytest.raises(ValueError, match="'vae-shift' is twice in shift_sources"):
+        EvaluateConfig(model="models:/m@champion", features="f", train_features=["f"], sources=SOURCES,
+                       shift_sources=["vae-shift", "vae-shift"])
+
+
+def test_a_missing_shift_copy_is_an_error() -> None:
+    from causalprint.evaluation.eval_rows import EvalRows
+    from causalprint.evaluation.evaluate_job import _score_shift
+
+    class AlwaysDcgan:
+        name = "always-dcgan"
+
+        def predict_architecture(self, inputs, arch_of):
+            return np.array(["dcgan"] * len(inputs["c"]), dtype=object)
+
+    rows = EvalRows({"c": np.zeros((3, 1), np.float32)}, np.array(["dcgan-shift"] * 2 + ["vae-shift"], dtype=object),
+                    np.array(["dcgan", "dcgan", "vae"], dtype=object), "ref")
+    by_source: dict = {}
+    assert _score_shift(AlwaysDcgan(), rows, ["dcgan-shift", "vae-shift"], {}, by_source) == (pytest.approx(2 / 3), 3)
+    assert by_source["dcgan-shift"]["rows"] == 2 and by_source["vae-shift"]["architecture_accuracy"] == 0.0
+    with pytest.raises(ValueError, match="always-dcgan has no test rows of shift copy 'ldm-shift'"):
+        _score_shift(AlwaysDcgan(), rows, ["dcgan-shift", "ldm-shift"], {}, {})

@@ -460,7 +460,8 @@ def fit_decoupler(
 
     The standardisation statistics of ``X_train`` become the model's buffers, so the returned model (eval mode)
     takes raw vectors. Per-epoch mean loss terms are kept in ``model.extras["history"]``. ``config=None`` builds
-    the default config from the data's shape.
+    the default config from the data's shape. ``schedule`` is the learning-rate schedule (constant here, so that
+    small fits behave as before; the training job's default is cosine).
     """
     x = _as_float_tensor(X_train)
     y = torch.as_tensor(np.asarray(y_train) if not isinstance(y_train, Tensor) else y_train).long()

@@ -12,8 +12,8 @@ Schedule = Literal["constant", "cosine"]
 
 def epoch_lr(base: float, epoch: int, epochs: int, schedule: Schedule) -> float:
     """The learning rate of epoch ``epoch`` (0-based) of ``epochs``: ``base`` throughout, or a cosine decay from
-    ``base`` towards 0. A function of the epoch alone, so a run resumed from a checkpoint follows the same
-    schedule as one that never stopped."""
+    ``base`` towards 0. A function of the epoch and the run's length only, so a run resumed from a checkpoint
+    follows the same schedule as one that never stopped (a cosine run's length is therefore fixed)."""
     if schedule == "constant":
         return base
     if schedule == "cosine":

@@ -135,9 +135,11 @@ class TrainJobConfig(StrictModel):
 
     def recipe(self) -> dict[str, Any]:
         """What a resumed run must share with its checkpoints besides the model config: the rows it trains on
-        (``data``) and the train options that shape the trajectory (``epochs`` may grow)."""
-        return {"data": self.data.model_dump(mode="json"),
-                **{k: getattr(self.train, k) for k in ("lr", "schedule", "batch_size", "weight_decay", "seed")}}
+        (``data``) and the train options that shape the trajectory. ``epochs`` may grow at a constant rate; a
+        cosine schedule's length is part of it (more epochs would restart the decay midway), so it is pinned."""
+        keys = ("lr", "schedule", "batch_size", "weight_decay", "seed")
+        return {"data": self.data.model_dump(mode="json"), **{k: getattr(self.train, k) for k in keys},
+                **({"epochs": self.train.epochs} if self.train.schedule == "cosine" else {})}
 
     def decoupler_config(self, data: AttributionData) -> DecouplerConfig:
         config = DecouplerConfig(input_dim=data.input_dim, num_classes=data.num_classes,
@@ -313,7 +315,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         terms = train_epoch(objective, optimizer, x_train, y_train, mine, per_worker)
         # 4. Metrics: train terms are this rank's shard means; validation is on all val rows (same on all ranks).
         metrics = {"epoch": epoch + 1, "start_epoch": start_epoch, "epoch_seconds": time.perf_counter() - epoch_start,
-                   "lr": lr,
+                   "lr": optimizer.param_groups[0]["lr"],  # what the steps used
                    **{f"train_{k}": v for k, v in terms.items()},
                    **_validate(model, x_val, y_val)}
         history.append(metrics)
@@ -513,8 +515,8 @@ def stored_checkpoints(job: TrainJobConfig, storage: Storage) -> dict[int, str]:
 
 def _check_existing_run(job: TrainJobConfig, storage: Storage, data: AttributionData) -> int:
     """Epochs already checkpointed under this run's name (0 if none); refuses checkpoints of another model, or
-    of the same model trained on other data or with other train options (more epochs are allowed: that is how a
-    run is extended)."""
+    of the same model trained on other data or with other train options (:meth:`TrainJobConfig.recipe`; more
+    epochs extend a constant-rate run)."""
     stored = stored_checkpoints(job, storage)
     if not stored:
         return 0
@@ -536,8 +538,11 @@ def _check_existing_run(job: TrainJobConfig, storage: Storage, data: Attribution
         changed.update({f"data.{k}": (have.get(k), want.get(k)) for k in sorted({*have, *want})
                         if have.get(k) != want.get(k)})
     if changed:
+        legacy = "" if "recipe" in storage.read_json(f"{stored[latest]}/{EPOCH_NAME}") else (
+            " (these checkpoints predate recorded recipes: train.schedule=constant resumes them)")
         raise ValueError(f"run {job.name!r} already has checkpoints trained with another recipe under "
-                         f"{run_root(job, storage)} (changed, as (checkpoint, job): {changed}): choose a new name")
+                         f"{run_root(job, storage)} (changed, as (checkpoint, job): {changed}){legacy}: choose a "
+                         f"new name")
     return latest
 
 

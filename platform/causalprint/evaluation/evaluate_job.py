@@ -3,7 +3,8 @@
 Every method is scored on the same test rows of the ``bench`` zoo (DIRE on its stated subset):
 - closed set: accuracy, macro-F1, ECE, twin-pair accuracy, clean and under each robustness condition;
 - content shift: the closed-set model on the shift copies (same architectures, trained on the other content
-  group); a prediction counts when its architecture is right;
+  group); a prediction counts when its architecture is right. Fresh shift copies (added after the model's
+  design was chosen) are scored the same way, in a column of their own;
 - open set: a second instance of every method trained without ``held_out_sources``; AUROC and OSCR of its
   known-ness score, known test rows against the held-out sources' rows.
 Baselines train on the same rows as ours (train split minus the validation carve-out, clean + augmented copy),
@@ -100,7 +101,8 @@ class EvaluateConfig(StrictModel):
         for name, values in lists.items():
             for value in values:
                 if value in seen:
-                    raise ValueError(f"{value!r} is in both {seen[value]} and {name}: each source has one role")
+                    where = f"twice in {name}" if seen[value] == name else f"in both {seen[value]} and {name}"
+                    raise ValueError(f"{value!r} is {where}: each source has one role")
                 seen[value] = name
         return self
 
@@ -208,7 +210,10 @@ def fit_baseline(storage: Storage, cfg: EvaluateConfig, spec: BaselineSpec, held
     folder = f"{cfg.baseline_cache}/{spec.name}-{_cache_key(cls, spec, data_cfg, reference_id)}"
     done = f"{storage.resolve(folder)}/_DONE.json"
     stored = storage.read_json(done) if storage.exists(done) else None
-    if stored is not None and stored.get("class_names") == class_names:
+    if stored is not None and "class_names" not in stored:  # cached before _DONE.json named its classes
+        data = data or load_attribution_data(storage, data_cfg)
+        stored["class_names"] = data.class_names
+    if stored is not None and stored["class_names"] == class_names:
         with tempfile.TemporaryDirectory() as tmp:
             baseline = cls.from_pretrained(download_folder(storage, folder, tmp))
         log.info("baseline %s: reused %s", spec.name, folder)
@@ -246,10 +251,12 @@ def _score_shift(method: Method, shift: EvalRows, sources: list[str], arch_of: d
     pred = method.predict_architecture(shift.inputs, arch_of)
     for source in sources:
         rows_of = shift.source == source
+        if not rows_of.any():  # a copy missing from a method's test features would shrink its figure unseen
+            raise ValueError(f"{method.name} has no test rows of shift copy {source!r}: extract it first")
         names, counts = np.unique(pred[rows_of].astype(str), return_counts=True)
         by_source[source] = {
             "architecture_accuracy": architecture_accuracy(pred[rows_of], shift.arch[rows_of]),
-            "predicted": {str(n): int(c) for n, c in sorted(zip(names, counts), key=lambda t: -t[1])}}
+            "rows": int(rows_of.sum()), "predicted": {str(n): int(c) for n, c in sorted(zip(names, counts), key=lambda t: -t[1])}}
     return architecture_accuracy(pred, shift.arch), len(shift)
 
 

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import numpy as np
+import torch
 
 from causalprint.data.collection import IMAGE_SUFFIXES, read_collection
 from causalprint.extraction.pipeline import actor_resources
@@ -68,7 +69,11 @@ def _prepare(job: ScanJobConfig, storage: Storage, tracking_uri: str) -> tuple[M
     meta = {"source": storage.resolve(cfg.source), "model_version": pipeline.model_version,
             "reference_id": pipeline.reference_id, "columns": pipeline.spec.columns, "decision": cfg.decision,
             "class_names": pipeline.class_names}
-    return pipeline.model, meta, size
+    model = pipeline.model
+    del pipeline  # the actors hold the models from here on; free what the driver's check took (GPU memory too)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return model, meta, size
 
 
 def build_dataset(storage: Storage, job: ScanJobConfig, pending: list[str], *, model: ModelRef, tracking_uri: str,
