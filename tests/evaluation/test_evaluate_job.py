@@ -105,6 +105,11 @@ def test_every_method_is_scored_on_every_condition(evaluation) -> None:
     frank = next(s for s in result.scores if s.name == "frank2020")
     assert row[header.index("fresh shift (arch.)")].strip("* ") == f"{100 * frank.fresh_shift_architecture_accuracy:.1f}"
     assert Path(result.figures["confusion"]).stat().st_size > 0
+    # Example images of every shift copy, one row each (read from the zoo by the rows' URIs).
+    from PIL import Image
+
+    with Image.open(result.figures["shift_examples"]) as png:
+        assert png.size[1] > 50 * len(SHIFT) and png.size[0] > png.size[1]
 
 
 def test_perturbed_test_set_is_extracted_once_with_its_perturbation(evaluation) -> None:

@@ -15,19 +15,20 @@ from causalprint.storage import Storage
 
 @dataclass(frozen=True)
 class EvalRows:
-    """``inputs[column]`` is float32 ``[N, D]``; ``source``/``arch`` name each row's origin."""
+    """``inputs[column]`` is float32 ``[N, D]``; ``source``/``arch`` name each row's origin, ``uri`` its image."""
 
     inputs: dict[str, np.ndarray]
     source: np.ndarray
     arch: np.ndarray
     reference_id: str
+    uri: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.source)
 
     def subset(self, mask: np.ndarray) -> EvalRows:
         return EvalRows({k: v[mask] for k, v in self.inputs.items()}, self.source[mask], self.arch[mask],
-                        self.reference_id)
+                        self.reference_id, None if self.uri is None else self.uri[mask])
 
     def labels(self, class_names: list[str]) -> np.ndarray:
         """Class index of each row (every row's source must be a class)."""
@@ -50,4 +51,5 @@ def load_eval_rows(storage: Storage, prefix: str, columns: list[str], sources: l
         raise ValueError(f"{prefix} mixes reference models {references}")
     return EvalRows({c: vectors(table, c) for c in columns},
                     np.array(table["source"].to_pylist(), dtype=object),
-                    np.array(table["arch"].to_pylist(), dtype=object), references[0])
+                    np.array(table["arch"].to_pylist(), dtype=object), references[0],
+                    np.array(table["uri"].to_pylist(), dtype=object))

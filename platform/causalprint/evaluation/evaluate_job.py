@@ -32,6 +32,7 @@ from causalprint.attribution.training import extraction_requirements
 from causalprint.config import StrictModel
 from causalprint.evaluation.conditions import Condition
 from causalprint.evaluation.eval_rows import EvalRows, load_eval_rows
+from causalprint.evaluation.figures import shift_examples_png
 from causalprint.evaluation.methods import BaselineMethod, Method, OursMethod
 from causalprint.evaluation.metrics import (
     architecture_accuracy,
@@ -256,7 +257,8 @@ def _score_shift(method: Method, shift: EvalRows, sources: list[str], arch_of: d
         names, counts = np.unique(pred[rows_of].astype(str), return_counts=True)
         by_source[source] = {
             "architecture_accuracy": architecture_accuracy(pred[rows_of], shift.arch[rows_of]),
-            "rows": int(rows_of.sum()), "predicted": {str(n): int(c) for n, c in sorted(zip(names, counts), key=lambda t: -t[1])}}
+            "rows": int(rows_of.sum()),
+            "predicted": {str(n): int(c) for n, c in sorted(zip(names, counts), key=lambda t: -t[1])}}
     return architecture_accuracy(pred, shift.arch), len(shift)
 
 
@@ -286,6 +288,20 @@ def _ours_details(ours: OursMethod, rows: EvalRows, figures: Path | None) -> tup
         paths["fingerprints"] = str(figures / "fingerprints.png")
         fingerprint_plot_png(codes.fp, [names[i] for i in y], paths["fingerprints"])
     return details, paths
+
+
+def _shift_examples(storage: Storage, cfg: EvaluateConfig, rows: RowCache, ours: MethodScores, path: str,
+                    per_copy: int = 8) -> None:
+    """The first ``per_copy`` images of every shift copy, captioned with how often ours named the architecture."""
+    examples: dict[str, list[str]] = {}
+    for sources in (cfg.shift_sources, cfg.fresh_shift_sources):
+        if sources:
+            shift = rows.get(cfg.features, sources, cfg.test_split)
+            for source in sources:
+                examples[source] = [str(u) for u in shift.uri[shift.source == source][:per_copy]]
+    captions = {c: f"{_pct(v['architecture_accuracy'])} % named" + (" (fresh)" if c in cfg.fresh_shift_sources else "")
+                for c, v in ours.shift_by_source.items()}
+    shift_examples_png(storage, examples, captions, path)
 
 
 def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
@@ -375,6 +391,10 @@ def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
     figures = Path(cfg.figures) if cfg.figures else None
     with tempfile.TemporaryDirectory() as tmp:
         details, paths = _ours_details(ours, clean_rows, figures or Path(tmp))
+        shift_copies = [*cfg.shift_sources, *cfg.fresh_shift_sources]
+        if shift_copies:
+            paths["shift_examples"] = str((figures or Path(tmp)) / "shift_examples.png")
+            _shift_examples(storage, cfg, rows, scores[0], paths["shift_examples"])
         result = EvaluationResult(cfg, scores, details, paths if figures else {}, models=models)
         with mlflow.start_run(run_name=f"evaluate-{cfg.name}") as run:
             mlflow.set_tags({"model": cfg.model, "openset_model": str(cfg.openset_model),
@@ -436,7 +456,8 @@ def format_evaluation(result: EvaluationResult) -> str:
              f"{len(cfg.sources)} sources, clean and with each perturbation applied to every class; content shift "
              f"= architecture-level accuracy on {', '.join(cfg.shift_sources) or 'none'}{fresh_text}; open set = "
              f"instances trained without {', '.join(cfg.held_out_sources) or 'none'}, clean test rows. **Bold**: "
-             "best in its column." + _models_text(cfg, result.models), "", "| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
+             "best in its column." + _models_text(cfg, result.models), "", "| " + " | ".join(head) + " |",
+             "|---" + "|---:" * (len(head) - 1) + "|"]
 
     def bold(value: float | None, top: float | None) -> str:
         text = _pct(value)
