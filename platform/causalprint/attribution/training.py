@@ -394,8 +394,10 @@ def calibrate(model: CausalDecoupler, data: AttributionData, target_tpr: float =
               family_threshold: float = 0.9) -> Calibration:
     """Prototypes from the train codes; temperatures and unknown thresholds from the validation rows."""
     names = data.class_names
-    mine = data.known_train  # architecture-only rows have no class, hence no prototype
-    prototypes = Prototypes().fit(model.predict_codes(data.x_train[mine]).fp, [names[i] for i in data.y_train[mine]])
+    mine = np.flatnonzero(data.known_train)  # architecture-only rows have no class, hence no prototype
+    # In slices: a boolean index would copy the whole known part of the train matrix (gigabytes on the bench).
+    codes = np.concatenate([model.predict_codes(data.x_train[mine[i:i + 8192]]).fp for i in range(0, len(mine), 8192)])
+    prototypes = Prototypes().fit(codes, [names[i] for i in data.y_train[mine]])
     val = model.predict_codes(data.x_val)
     families = {n: data.families[n] for n in names}  # known classes only: unknowns have no family to fall back on
     by_logits = OpenSetAttributor(names, families=families).fit(data.y_val, logits_val=val.logits,
@@ -530,7 +532,8 @@ def _check_existing_run(job: TrainJobConfig, storage: Storage, data: Attribution
         raise ValueError(f"run {job.name!r} already has checkpoints of another model or data under "
                          f"{run_root(job, storage)} (changed, as (checkpoint, job): {changed}): choose a new name")
     # Checkpoints from before recipes were recorded all trained at a constant rate.
-    found_recipe = storage.read_json(f"{stored[latest]}/{EPOCH_NAME}").get("recipe", {"schedule": "constant"})
+    recorded = storage.read_json(f"{stored[latest]}/{EPOCH_NAME}").get("recipe")
+    found_recipe = recorded or {"schedule": "constant"}
     wanted = job.recipe()
     changed = {k: (v, wanted[k]) for k, v in found_recipe.items() if wanted.get(k) != v}
     if "data" in changed:  # name the fields, not two whole configs
@@ -538,8 +541,8 @@ def _check_existing_run(job: TrainJobConfig, storage: Storage, data: Attribution
         changed.update({f"data.{k}": (have.get(k), want.get(k)) for k in sorted({*have, *want})
                         if have.get(k) != want.get(k)})
     if changed:
-        legacy = "" if "recipe" in storage.read_json(f"{stored[latest]}/{EPOCH_NAME}") else (
-            " (these checkpoints predate recorded recipes: train.schedule=constant resumes them)")
+        legacy = "" if recorded else (" (these checkpoints predate recorded recipes: train.schedule=constant "
+                                      "resumes them)")
         raise ValueError(f"run {job.name!r} already has checkpoints trained with another recipe under "
                          f"{run_root(job, storage)} (changed, as (checkpoint, job): {changed}){legacy}: choose a "
                          f"new name")

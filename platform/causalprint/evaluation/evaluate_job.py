@@ -32,7 +32,6 @@ from causalprint.attribution.training import extraction_requirements
 from causalprint.config import StrictModel
 from causalprint.evaluation.conditions import Condition
 from causalprint.evaluation.eval_rows import EvalRows, load_eval_rows
-from causalprint.evaluation.figures import shift_examples_png
 from causalprint.evaluation.methods import BaselineMethod, Method, OursMethod
 from causalprint.evaluation.metrics import (
     architecture_accuracy,
@@ -47,6 +46,7 @@ from causalprint.evaluation.robustness import (
     extract_conditions,
 )
 from causalprint.evaluation.separability import fisher_discriminant_ratio
+from causalprint.plots import confusion_matrix_png, fingerprint_plot_png, shift_examples_png
 from causalprint.runtime.ray_local import RayConfig, ensure_ray
 from causalprint.storage import Storage, StorageConfig
 from causalprint.storage.folders import download_folder, upload_folder
@@ -271,8 +271,6 @@ def _score_open(method: Method, rows: EvalRows, held_out: list[str]) -> dict[str
 
 
 def _ours_details(ours: OursMethod, rows: EvalRows, figures: Path | None) -> tuple[dict[str, Any], dict[str, str]]:
-    from causalprint.attribution.registry import confusion_matrix_png, fingerprint_plot_png
-
     names = ours.class_names
     y = rows.labels(names)
     codes = ours.codes(rows.inputs)
@@ -299,7 +297,7 @@ def _shift_examples(storage: Storage, cfg: EvaluateConfig, rows: RowCache, ours:
             shift = rows.get(cfg.features, sources, cfg.test_split)
             for source in sources:
                 examples[source] = [str(u) for u in shift.uri[shift.source == source][:per_copy]]
-    captions = {c: f"{_pct(v['architecture_accuracy'])} % named" + (" (fresh)" if c in cfg.fresh_shift_sources else "")
+    captions = {c: f"{_pct(v['architecture_accuracy'])} % named" + (" (fresh)" * (c in cfg.fresh_shift_sources))
                 for c, v in ours.shift_by_source.items()}
     shift_examples_png(storage, examples, captions, path)
 
@@ -391,8 +389,7 @@ def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
     figures = Path(cfg.figures) if cfg.figures else None
     with tempfile.TemporaryDirectory() as tmp:
         details, paths = _ours_details(ours, clean_rows, figures or Path(tmp))
-        shift_copies = [*cfg.shift_sources, *cfg.fresh_shift_sources]
-        if shift_copies:
+        if cfg.shift_sources or cfg.fresh_shift_sources:
             paths["shift_examples"] = str((figures or Path(tmp)) / "shift_examples.png")
             _shift_examples(storage, cfg, rows, scores[0], paths["shift_examples"])
         result = EvaluationResult(cfg, scores, details, paths if figures else {}, models=models)
