@@ -360,3 +360,10 @@ def test_copies_of_an_image_fall_on_the_same_side_of_the_validation_carve_out() 
     mask = _val_mask(uris + uris, np.r_[labels, labels], 0.1)
     assert mask.any() and (mask[:60] == mask[60:]).all()
     assert [int(mask[:60][labels == k].sum()) for k in range(3)] == [2, 2, 2]  # round(0.1 * 20) per class
+
+
+def test_a_source_named_twice_in_one_role_is_refused() -> None:
+    with pytest.raises(ValidationError, match="architecture_only_sources names a source twice"):
+        DataConfig(features="f", columns=["latent.dct"], architecture_only_sources=["vae-a", "vae-a"])
+    with pytest.raises(ValidationError, match=r"\['vae-a'\] are named in more than one"):
+        DataConfig(features="f", columns=["latent.dct"], held_out_sources=["vae-a"], excluded_sources=["vae-a"])

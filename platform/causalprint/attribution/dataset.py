@@ -59,7 +59,12 @@ class DataConfig(StrictModel):
         bad = [c for c in self.columns if "." not in c]
         if bad:
             raise ValueError(f"columns must look like <mode>.<space>, got {bad}")
-        named = [*self.held_out_sources, *self.excluded_sources, *self.architecture_only_sources]
+        roles = {"held_out_sources": self.held_out_sources, "excluded_sources": self.excluded_sources,
+                 "architecture_only_sources": self.architecture_only_sources}
+        for role, names in roles.items():
+            if len(set(names)) != len(names):
+                raise ValueError(f"{role} names a source twice: {names}")
+        named = [s for names in roles.values() for s in names]
         twice = sorted({s for s in named if named.count(s) > 1})
         if twice:
             raise ValueError(f"sources {twice} are named in more than one of held_out_sources, excluded_sources "
@@ -188,12 +193,12 @@ def split_attribution_data(table: pa.Table, cfg: DataConfig) -> AttributionData:
     uris = table["uri"].to_pylist()
     families = {str(s): str(f) for s, f in zip(source, table["family"].to_pylist())}
     architectures = {str(s): str(a) for s, a in zip(source, table["arch"].to_pylist())}
-    held_out = set(cfg.held_out_sources)
-    unknown_held = sorted(held_out - set(families))
+    unknown_held = sorted(set(cfg.held_out_sources) - set(families))
     if unknown_held:
         raise ValueError(f"held_out_sources {unknown_held} are not sources of {cfg.features}: {sorted(families)}")
     arch_only = np.isin(source, cfg.architecture_only_sources)
-    known = np.array([s not in held_out for s in source]) & ~arch_only
+    held = np.isin(source, cfg.held_out_sources)
+    known = ~held & ~arch_only
     class_names = sorted({str(s) for s in source[known & (split == cfg.train_split)]})
     if len(class_names) < 2:
         raise ValueError(f"need at least two known sources with {cfg.train_split!r} rows, got {class_names}")
@@ -216,9 +221,8 @@ def split_attribution_data(table: pa.Table, cfg: DataConfig) -> AttributionData:
     val[rows] = _val_mask([uris[i] for i in rows], y[rows], cfg.val_fraction)
     train = (train_rows & ~val) | (arch_only & (split == cfg.train_split))
     test = known & (split == cfg.test_split)
-    unknown = np.isin(source, cfg.held_out_sources) & (split == cfg.test_split)
-    first_kept = vector_table.take(pa.array(kept[:1]))
-    dims = [vectors(first_kept, c).shape[1] for c in cfg.columns]
+    unknown = held & (split == cfg.test_split)
+    dims = [vector_table.schema.field(c).type.list_size for c in cfg.columns]  # fixed-size-list columns
     x_train, x_val, x_test, x_unknown = (_gather(vector_table, cfg.columns, dims, kept[m])
                                          for m in (train, val, test, unknown))
     return AttributionData(
