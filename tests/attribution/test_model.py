@@ -11,10 +11,13 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from pydantic import ValidationError
 from sklearn.linear_model import LogisticRegression, Ridge
 
-from causalprint.attribution import CausalDecoupler, DecouplerConfig, fit_decoupler
+from causalprint.attribution import CausalDecoupler, Codes, DecouplerConfig, fit_decoupler
+from causalprint.attribution.losses import hsic, kl_standard_normal, one_hot
+from causalprint.attribution.model import architecture_names
 
 D, K, CONTENT = 32, 4, 4
 
@@ -201,22 +204,50 @@ def test_architecture_head_names_the_architecture_and_round_trips(data: tuple[Da
     truth = np.array(ARCHS, dtype=object)[test.y]
     predicted = model.predict_architecture(test.x)
     assert np.mean(predicted == truth) > 0.9
-    assert model.predict_codes(test.x[:3]).arch_logits.shape == (3, 3)
+    codes = model.predict_codes(test.x[:3])
+    assert codes.arch_logits.shape == (3, 3)
+    probs = model.architecture_probabilities(codes, temperature=5.0)  # the temperature is for class logits only
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-6)
+    assert np.array_equal(probs.argmax(1), codes.arch_logits.argmax(1))
     model.save_pretrained(tmp_path / "m")
     again = CausalDecoupler.from_pretrained(tmp_path / "m")
     assert np.array_equal(again.predict_architecture(test.x), predicted)
 
 
-def test_without_an_architecture_head_the_best_class_names_it() -> None:
+def test_the_architecture_list_and_the_head_rule() -> None:
+    assert architecture_names(["vae", "gan", "gan", "diffusion"]) == ["diffusion", "gan", "vae"]
+    assert architecture_names(None) == architecture_names([]) == []
+    cases = {(None, 1.0): False, (("gan",) * K, 1.0): False, (tuple(ARCHS), 0.0): False, (tuple(ARCHS), 1.0): True}
+    for (archs, w_arch), built in cases.items():
+        config = _config(w_arch=w_arch).model_copy(update={"architectures": list(archs) if archs else None})
+        assert config.has_architecture_head is built
+        assert (CausalDecoupler(config).arch_head is not None) is built
+    assert "has_architecture_head" not in _config().model_dump()  # config.json keys are unchanged
+
+
+def test_without_an_architecture_head_pooled_class_probabilities_name_it() -> None:
     torch.manual_seed(0)
     no_head = CausalDecoupler(_config(w_arch=0.0).model_copy(update={"architectures": ARCHS}))
     with torch.no_grad():
         assert no_head.arch_head is None and float(no_head.loss(torch.randn(8, D), torch.arange(8) % K)["arch"]) == 0
-    x = np.random.default_rng(0).normal(size=(5, D)).astype(np.float32)
-    expected = np.array(ARCHS, dtype=object)[no_head.predict(x)]
-    assert np.array_equal(no_head.predict_architecture(x), expected)
+    # By hand: class probabilities 0.25 and 0.3 (the two gan instances), 0.35 (diffusion), 0.1 (vae). The best
+    # class is diffusion's, but gan holds 0.55 of the mass: pooled, gan wins. Sharpened to T = 0.1 (p^10), the
+    # diffusion class dominates: 0.35^10 = 2.8e-5 against 0.25^10 + 0.3^10 = 6.8e-6.
+    codes = Codes(fp=np.zeros((1, 8), np.float32), content=np.zeros((1, 8), np.float32),
+                  logits=np.log(np.array([[0.25, 0.3, 0.35, 0.1]], np.float32)))
+    np.testing.assert_allclose(no_head.architecture_probabilities(codes), [[0.35, 0.55, 0.1]], rtol=1e-5)
+    assert no_head.architectures_of(codes).tolist() == ["gan"]
+    assert no_head.architectures_of(codes, temperature=0.1).tolist() == ["diffusion"]
+    # Raw inputs take the same rule: class probabilities summed over diffusion, gan (classes 0, 1) and vae.
+    x = np.random.default_rng(0).normal(size=(64, D)).astype(np.float32)
+    probs = no_head.predict_proba(x, temperature=2.0)
+    pooled = np.stack([probs[:, 2], probs[:, 0] + probs[:, 1], probs[:, 3]], axis=1)
+    expected = np.array(["diffusion", "gan", "vae"], dtype=object)[pooled.argmax(1)]
+    assert np.array_equal(no_head.predict_architecture(x, temperature=2.0), expected)
+    unknown = CausalDecoupler(_config())
+    assert unknown.architecture_probabilities(codes) is None and unknown.architectures_of(codes) is None
     with pytest.raises(ValueError, match="without class architectures"):
-        CausalDecoupler(_config()).predict_architecture(x)
+        unknown.predict_architecture(x)
 
 
 def test_architecture_only_rows_count_in_the_architecture_term_only() -> None:
@@ -233,6 +264,47 @@ def test_architecture_only_rows_count_in_the_architecture_term_only() -> None:
         net.loss(x, torch.full((8,), -4))
     with pytest.raises(ValueError, match=r"in \[0, 4\)"):  # no architecture head: no architecture-only rows
         CausalDecoupler(_config()).loss(x, torch.full((8,), -1))
+
+
+def test_loss_terms_on_a_batch_with_architecture_only_rows_match_a_reference() -> None:
+    torch.manual_seed(0)
+    # Eval mode: the codes are the means, so the reference can rebuild them; w_adv > 0 builds the adversary.
+    net = CausalDecoupler(_config(w_adv=0.5).model_copy(update={"architectures": ARCHS})).eval()
+    x = torch.randn(10, D)
+    y = torch.tensor([0, -2, 1, 2, -1, 3, 0, -3, 1, 2])
+    with torch.no_grad():
+        torch.manual_seed(1)
+        terms = net.loss(x, y)
+        # By hand: the source terms over the rows with a class, the others over every row.
+        out = net(x)
+        k = y >= 0
+        yk, fp, c, xs = y[k], out.mu_fp[k], out.mu_c[k], out.x_std[k]
+        torch.manual_seed(1)  # the swap pairing draws the same permutation and partners
+        perm = torch.randperm(len(yk))
+        mu_fp_ab, _, mu_c_ab, _ = net.encode_standardised(net.decode(fp, c[perm]))
+        score = torch.rand(len(yk), len(yk)).masked_fill(yk[None] != yk[:, None], -2.0)
+        score.fill_diagonal_(-1.0)
+        partner = score.argmax(1)
+        expected = {
+            "cls": F.cross_entropy(out.logits[k], yk),
+            "rec": F.mse_loss(out.recon, out.x_std),
+            "kl": kl_standard_normal(out.mu_fp, out.logvar_fp) + kl_standard_normal(out.mu_c, out.logvar_c),
+            "hsic": hsic(out.mu_c, out.mu_fp) + hsic(c, one_hot(yk, K, c.dtype)),
+            "adv": F.cross_entropy(net.adversary(c), yk),
+            # arch_names diffusion, gan, vae: classes 0, 1 -> gan, 2 -> diffusion, 3 -> vae; row -1 - a -> a.
+            "arch": F.cross_entropy(out.arch_logits, torch.tensor([1, 1, 1, 0, 0, 2, 1, 2, 1, 0])),
+            "swap_cls": F.cross_entropy(net.classify(mu_fp_ab), yk),
+            "swap_content": F.mse_loss(mu_c_ab, c[perm]),
+            "swap_rec": F.mse_loss(net.decode(fp[partner], c), xs),
+        }
+    expected["swap"] = expected["swap_cls"] + expected["swap_content"] + expected["swap_rec"]
+    cfg = net.config
+    expected["total"] = (cfg.w_cls * expected["cls"] + cfg.w_rec * expected["rec"] + cfg.w_kl * expected["kl"]
+                         + cfg.w_hsic * expected["hsic"] + cfg.w_adv * expected["adv"]
+                         + cfg.w_swap * expected["swap"] + cfg.w_arch * expected["arch"])
+    assert terms.keys() == expected.keys()
+    for name, value in expected.items():
+        torch.testing.assert_close(terms[name], value, msg=name)
 
 
 def test_architecture_only_instances_teach_the_architecture_head(data: tuple[Data, Data]) -> None:

@@ -25,6 +25,8 @@ from causalprint.attribution.registry import (
     GateConfig,
     LoadedAttributor,
     load_attributor,
+    parse_model_uri,
+    pin_model_uri,
     promote_if_better,
     register_version,
 )
@@ -33,6 +35,19 @@ from causalprint.storage import Storage, StorageConfig
 from causalprint.tracking.mlflow_setup import MlflowConfig, configure_mlflow
 
 CHAMPION_URI = f"models:/{MODEL_NAME}@champion"
+
+
+def test_model_uris_have_one_parser() -> None:
+    assert parse_model_uri("models:/causalprint-attributor@champion") == ("causalprint-attributor", None, "champion")
+    assert parse_model_uri("models:/causalprint-attributor/12") == ("causalprint-attributor", "12", None)
+    for bad in ("models:/attr", "models:/attr/", "models:/attr@", "models:/attr/latest", "models:/attr/1/2",
+                "models:/attr@champion/1", "runs:/0a1b/attributor", "/some/folder"):
+        with pytest.raises(ValueError, match="use models:/<name>@<alias> or models:/<name>/<version>"):
+            parse_model_uri(bad)
+    # Other URIs are not the registry's: pinned as they are, without asking it.
+    assert pin_model_uri("runs:/0a1b/attributor", tracking_uri="sqlite:///nowhere.db") == "runs:/0a1b/attributor"
+    with pytest.raises(ValueError, match="is not a registered model URI"):
+        pin_model_uri("models:/attr/latest", tracking_uri="sqlite:///nowhere.db")
 
 
 

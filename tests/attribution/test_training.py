@@ -130,7 +130,7 @@ def test_architecture_only_sources_train_the_architecture_and_are_no_class(tmp_p
     assert len(data.y_test) == 39  # real (19 ok) and sd-a: sd-b's held-out rows are in no split
     job = make_job(tmp_path, "arch")
     model_cfg = job.decoupler_config(data)
-    assert model_cfg.architectures == ["real", "sd"]
+    assert model_cfg.architectures == data.class_architectures == ["real", "sd"] and model_cfg.has_architecture_head
     # Trained and calibrated: sd-b's rows shape the architecture head but get no prototype of their own.
     model = fit_decoupler(data.x_train, data.y_train, model_cfg, epochs=3, batch_size=32, lr=1e-2, seed=0)
     assert model.arch_names == data.arch_names

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from causalprint.data.crops import CropConfig
 from causalprint.zoo.base import GeneratorSpec
-from causalprint.zoo.build import _training_key, config_key
+from causalprint.zoo.build import _training_key, config_key, training_images
 from causalprint.zoo.config import load_zoo_job
 
 
-def test_unset_photos_leaves_the_key_as_before_the_field_existed() -> None:
+def test_unset_photos_and_crops_leave_the_key_as_before_the_fields_existed() -> None:
     zoo = load_zoo_job("tiny", environ={}).zoo
     spec = zoo.generators[0]
-    assert spec.photos is None
+    assert spec.photos is None and spec.crops is None
     legacy = spec.model_dump(mode="json")
     legacy.pop("photos")
+    legacy.pop("crops")
     assert _training_key(zoo, spec) == config_key(legacy, zoo.image_size, zoo.photos, zoo.crops,
                                                   zoo.train_crops_per_group, zoo.seed)
 
@@ -24,3 +28,18 @@ def test_a_photo_subset_is_another_instance() -> None:
     other = GeneratorSpec(**{**spec.model_dump(), "photos": ["coffee*"]})
     keys = {_training_key(zoo, s) for s in (spec, narrowed, other)}
     assert len(keys) == 3
+
+
+def test_own_crop_scales_are_another_instance_trained_on_other_crops() -> None:
+    zoo = load_zoo_job("tiny", environ={}).zoo
+    spec = zoo.generators[0]
+    wide = CropConfig(min_side_frac=0.6, max_side_frac=1.0)
+    rescaled = GeneratorSpec(**{**spec.model_dump(), "crops": wide.model_dump()})
+    assert _training_key(zoo, rescaled) != _training_key(zoo, spec)
+    rng = np.random.default_rng(0)
+    photos = {spec.content_group: [rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)]}
+    default, own = (training_images(zoo, spec.content_group, photos, crops) for crops in (None, wide))
+    assert default.shape == own.shape == (zoo.train_crops_per_group, 3, zoo.image_size, zoo.image_size)
+    assert not np.allclose(default.numpy(), own.numpy())
+    # The zoo's own scales are what an unset override means.
+    assert np.array_equal(default.numpy(), training_images(zoo, spec.content_group, photos, zoo.crops).numpy())

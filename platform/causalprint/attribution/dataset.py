@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
+from causalprint.attribution.model import architecture_names
 from causalprint.config import StrictModel
 from causalprint.extraction.parts import list_parts, load_features, vectors
 from causalprint.storage import Storage
@@ -82,9 +83,9 @@ class AttributionData:
 
     ``x_*`` are float32 ``[N, D]`` raw vectors; ``y_*`` int64 ``[N]`` indices into ``class_names``. In
     ``y_train`` only, a negative label ``-1 - a`` marks a row of an architecture-only source, whose architecture
-    is ``arch_names[a]`` (``arch_names``: the classes' architectures, sorted); ``known_train`` selects the others. ``x_unknown``
-    holds the held-out sources' test rows (``unknown_sources`` names each row's source). ``column_dims`` gives
-    each input column's width, in order, so a slice of ``x`` can be mapped back to its space.
+    is ``arch_names[a]`` (``arch_names``: the classes' architectures, sorted); ``known_train`` selects the
+    others. ``x_unknown`` holds the held-out sources' test rows (``unknown_sources`` names each row's source).
+    ``column_dims`` gives each input column's width, in order, so a slice of ``x`` can be mapped back to its space.
     """
 
     class_names: list[str]
@@ -111,8 +112,13 @@ class AttributionData:
         return len(self.class_names)
 
     @property
+    def class_architectures(self) -> list[str]:
+        """The architecture of each class, in class order (``DecouplerConfig.architectures``)."""
+        return [self.architectures[n] for n in self.class_names]
+
+    @property
     def arch_names(self) -> list[str]:
-        return sorted({self.architectures[n] for n in self.class_names})
+        return architecture_names(self.class_architectures)
 
     @property
     def known_train(self) -> np.ndarray:
@@ -208,7 +214,7 @@ def split_attribution_data(table: pa.Table, cfg: DataConfig) -> AttributionData:
 
     index = {name: i for i, name in enumerate(class_names)}
     y = np.array([index.get(str(s), -1) for s in source], dtype=np.int64)
-    arch_names = sorted({architectures[n] for n in class_names})
+    arch_names = architecture_names(architectures[n] for n in class_names)
     strangers = sorted({f"{s} ({architectures[s]})" for s in source[arch_only]
                         if architectures[s] not in arch_names})
     if strangers:
@@ -257,4 +263,9 @@ def load_attribution_data(storage: Storage, cfg: DataConfig) -> AttributionData:
     """Read the extraction output(s) ``cfg.features`` (only the needed columns) and split them."""
     wanted = [*META_COLUMNS, *cfg.columns]
     tables = [load_columns(storage, prefix, wanted) for prefix in cfg.prefixes]
-    return split_attribution_data(pa.concat_tables(tables) if len(tables) > 1 else tables[0], cfg)
+    data = split_attribution_data(pa.concat_tables(tables) if len(tables) > 1 else tables[0], cfg)
+    del tables
+    # Arrow's allocator (mimalloc) keeps freed buffers: without this a training driver held ~9 GB of the bench's
+    # tables while its worker loaded its own copy, and Ray's memory monitor killed the worker.
+    pa.default_memory_pool().release_unused()
+    return data

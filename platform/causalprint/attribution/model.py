@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -39,12 +39,18 @@ from causalprint.config import StrictModel
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CausalDecoupler", "Codes", "DecouplerConfig", "DecouplerOutput", "fit_decoupler"]
+__all__ = ["CausalDecoupler", "Codes", "DecouplerConfig", "DecouplerOutput", "architecture_names", "fit_decoupler"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 EXTRAS_NAME = "extras.json"
 FORMAT_VERSION = 1
+
+
+def architecture_names(architectures: Iterable[str] | None) -> list[str]:
+    """The distinct architectures, sorted: the order of architecture indices everywhere (the architecture head's
+    outputs, the labels ``-1 - a`` of architecture-only rows). None or empty: ``[]``."""
+    return sorted(set(architectures or ()))
 
 
 class DecouplerConfig(StrictModel):
@@ -86,6 +92,12 @@ class DecouplerConfig(StrictModel):
             raise ValueError(f"projection_dim={self.projection_dim} exceeds input_dim={self.input_dim}")
         return self
 
+    @property
+    def has_architecture_head(self) -> bool:
+        """Whether the model builds an architecture head: the classes' architectures are known, at least two
+        differ (one architecture leaves nothing to tell apart) and ``w_arch > 0``."""
+        return len(architecture_names(self.architectures)) >= 2 and self.w_arch > 0
+
 
 @dataclass(frozen=True)
 class DecouplerOutput:
@@ -118,6 +130,25 @@ class Codes:
     content: np.ndarray
     logits: np.ndarray
     arch_logits: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class _ClassRows:
+    """The parts of a :class:`DecouplerOutput` that the source terms (``cls``, the class HSIC, ``adv``, ``swap``)
+    read, over the rows that have a class. Fields keep :class:`DecouplerOutput`'s order: slicing in that order
+    keeps autograd's accumulation order (in eval mode ``z_c`` is ``mu_c``), hence bit-identical gradients."""
+
+    x_std: Tensor
+    mu_c: Tensor
+    z_fp: Tensor
+    z_c: Tensor
+    logits: Tensor
+
+    @classmethod
+    def of(cls, out: DecouplerOutput, rows: Tensor | None = None) -> _ClassRows:
+        """``out``'s fields that the source terms read, restricted to the boolean mask ``rows`` (None: all)."""
+        return cls(**{f.name: getattr(out, f.name) if rows is None else getattr(out, f.name)[rows]
+                      for f in fields(cls)})
 
 
 def _as_float_tensor(x: np.ndarray | Tensor) -> Tensor:
@@ -164,9 +195,9 @@ class CausalDecoupler(nn.Module):
         self.adversary = nn.Linear(c.content_dim, c.num_classes) if c.w_adv > 0 else None
         # Instances of one architecture differ (seed, data); an architecture head trained across them learns
         # what they share, which is what a new instance of that architecture still carries.
-        self.arch_names: list[str] = sorted(set(c.architectures)) if c.architectures else []
+        self.arch_names: list[str] = architecture_names(c.architectures)
         self.arch_head: nn.Module | None = None
-        if len(self.arch_names) >= 2 and c.w_arch > 0:
+        if c.has_architecture_head:
             self.arch_head = CosineHead(c.fp_dim, len(self.arch_names), c.cosine_scale)
             self.register_buffer("class_arch", torch.tensor([self.arch_names.index(a) for a in c.architectures]))
         self.register_buffer("x_mean", torch.zeros(c.input_dim))
@@ -265,8 +296,8 @@ class CausalDecoupler(nn.Module):
         out = self(x)
         known = y >= 0
         all_known = bool(known.all())
-        src = out if all_known else DecouplerOutput(**{
-            f.name: None if getattr(out, f.name) is None else getattr(out, f.name)[known] for f in fields(out)})
+        # Only what the source terms read is sliced: the other fields are used over all rows, or not at all.
+        src = _ClassRows.of(out, None if all_known else known)
         y_src = y if all_known else y[known]
         zero = torch.zeros((), device=x.device)
         terms: dict[str, Tensor] = {
@@ -299,7 +330,7 @@ class CausalDecoupler(nn.Module):
                           + c.w_arch * terms["arch"])
         return terms
 
-    def _swap_terms(self, out: DecouplerOutput, y: Tensor) -> dict[str, Tensor]:
+    def _swap_terms(self, out: _ClassRows, y: Tensor) -> dict[str, Tensor]:
         """Counterfactual consistency: the intervention do(F = f_A) with C = c_B fixed must yield a vector that
         is attributed to A's source and still holds B's content (science.md §3.4); steps 1-5. Step 6 is the null
         intervention, which is what makes z_fp hold the source and nothing else: without it the swapped vector
@@ -350,19 +381,30 @@ class CausalDecoupler(nn.Module):
                      logits=_stack(logits, c.num_classes),
                      arch_logits=_stack(arch, len(self.arch_names)) if self.arch_head is not None else None)
 
-    def architectures_of(self, codes: Codes) -> np.ndarray | None:
-        """Each row's most likely architecture name (object array) from its :class:`Codes`: the architecture
-        head's answer, or without one the architecture of the most likely class; None when the model was trained
-        without class architectures."""
+    def architecture_probabilities(self, codes: Codes, temperature: float = 1.0) -> np.ndarray | None:
+        """Each row's architecture probabilities ``[N, A]`` over :attr:`arch_names`, from its :class:`Codes`: the
+        softmax of the architecture head's logits, or without a head the class probabilities (softmax of the
+        logits divided by ``temperature``) summed over each architecture's classes, so that instances of one
+        architecture pool their evidence. ``temperature`` applies to class logits only. None when the model was
+        trained without class architectures. This is the one rule of the scan and of the evaluation."""
         if codes.arch_logits is not None:
-            return np.array(self.arch_names, dtype=object)[codes.arch_logits.argmax(-1)]
+            return torch.softmax(torch.from_numpy(codes.arch_logits), dim=-1).numpy()
         if not self.arch_names:
             return None
-        return np.array(self.config.architectures, dtype=object)[codes.logits.argmax(-1)]
+        probs = torch.softmax(torch.from_numpy(codes.logits) / temperature, dim=-1).numpy()
+        member = np.zeros((self.config.num_classes, len(self.arch_names)), dtype=probs.dtype)  # [K, A]
+        member[np.arange(self.config.num_classes), [self.arch_names.index(a) for a in self.config.architectures]] = 1
+        return probs @ member
 
-    def predict_architecture(self, X: np.ndarray | Tensor) -> np.ndarray:
-        """The most likely architecture name ``[N]`` of raw inputs (see :meth:`architectures_of`)."""
-        names = self.architectures_of(self.predict_codes(X))
+    def architectures_of(self, codes: Codes, temperature: float = 1.0) -> np.ndarray | None:
+        """Each row's most likely architecture name (object array): the argmax of
+        :meth:`architecture_probabilities`; None when the model was trained without class architectures."""
+        probs = self.architecture_probabilities(codes, temperature)
+        return None if probs is None else np.array(self.arch_names, dtype=object)[probs.argmax(-1)]
+
+    def predict_architecture(self, X: np.ndarray | Tensor, temperature: float = 1.0) -> np.ndarray:
+        """The most likely architecture name ``[N]`` of raw inputs (see :meth:`architecture_probabilities`)."""
+        names = self.architectures_of(self.predict_codes(X), temperature)
         if names is None:
             raise ValueError("this model was trained without class architectures")
         return names

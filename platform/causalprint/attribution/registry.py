@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from causalprint.attribution.model import CausalDecoupler
+from causalprint.attribution.model import CausalDecoupler, Codes
 from causalprint.attribution.openset import Attribution
 from causalprint.attribution.training import (
     MODEL_DIR,
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "fdr_table", "format_fdr", "format_training", "GateConfig",
-    "load_attributor", "LoadedAttributor", "MODEL_NAME", "promote_if_better", "PromotionDecision",
+    "load_attributor", "LoadedAttributor", "MODEL_NAME", "parse_model_uri", "promote_if_better", "PromotionDecision",
     "register_version", "RegisteredVersion", "resolve_version", "save_attributor", "train_and_register",
     "TrainRegisterJobConfig", "write_report",
 ]
@@ -107,6 +108,13 @@ class LoadedAttributor:
         codes = self.model.predict_codes(X)
         return self.calibration.attributor(source).predict(codes=codes.fp, logits=codes.logits)
 
+    def architectures_of(self, codes: Codes) -> np.ndarray | None:
+        """Each row's most likely architecture (:meth:`CausalDecoupler.architectures_of`), its class logits at
+        the logits path's calibrated temperature whatever the decision path (the prototype path's classes may
+        include enrolled sources, whose architecture the model does not know); None when the model records no
+        class architectures. The scan and the evaluation both ask here, so that they give one answer."""
+        return self.model.architectures_of(codes, temperature=self.calibration.temperature)
+
 
 def resolve_version(name: str, *, version: str | None = None, alias: str | None = None,
                     tracking_uri: str | None = None) -> tuple[str, str]:
@@ -121,17 +129,24 @@ def resolve_version(name: str, *, version: str | None = None, alias: str | None 
     return str(version), client.get_model_version_download_uri(name, version)
 
 
-def _split_models_uri(uri: str) -> tuple[str, str | None, str | None]:
-    name, _, version = uri.removeprefix("models:/").partition("/")
-    name, _, alias = name.partition("@")
-    return name, version or None, alias or None
+_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
+
+
+def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
+    """``(name, version, alias)`` of ``models:/<name>/<version>`` (alias None) or ``models:/<name>@<alias>``
+    (version None); a ValueError names the two forms for anything else."""
+    match = _MODELS_URI.match(uri)
+    if match is None:
+        raise ValueError(f"{uri!r} is not a registered model URI: use models:/<name>@<alias> or "
+                         f"models:/<name>/<version>")
+    return match["name"], match["version"], match["alias"]
 
 
 def pin_model_uri(uri: str, tracking_uri: str | None = None) -> str:
     """``models:/<name>@<alias>`` -> ``models:/<name>/<version>`` it points at now; other URIs unchanged."""
     if not uri.startswith("models:/"):
         return uri
-    name, version, alias = _split_models_uri(uri)
+    name, version, alias = parse_model_uri(uri)
     return f"models:/{name}/{resolve_version(name, version=version, alias=alias, tracking_uri=tracking_uri)[0]}"
 
 
@@ -141,7 +156,7 @@ def load_attributor(uri: str, dst: str | Path | None = None, tracking_uri: str |
     import mlflow
 
     if uri.startswith("models:/") and tracking_uri:
-        name, version, alias = _split_models_uri(uri)
+        name, version, alias = parse_model_uri(uri)
         _, uri = resolve_version(name, version=version, alias=alias, tracking_uri=tracking_uri)
     local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst) if dst else None,
                                                 tracking_uri=tracking_uri)

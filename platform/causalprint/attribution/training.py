@@ -143,10 +143,9 @@ class TrainJobConfig(StrictModel):
 
     def decoupler_config(self, data: AttributionData) -> DecouplerConfig:
         config = DecouplerConfig(input_dim=data.input_dim, num_classes=data.num_classes,
-                                 class_names=data.class_names,
-                                 architectures=[data.architectures[n] for n in data.class_names],
+                                 class_names=data.class_names, architectures=data.class_architectures,
                                  **self.model.model_dump())
-        if not data.known_train.all() and (config.w_arch == 0 or len(data.arch_names) < 2):
+        if not data.known_train.all() and not config.has_architecture_head:
             raise ValueError(f"data.architecture_only_sources {self.data.architecture_only_sources} train only the "
                              f"architecture head, which needs model.w_arch > 0 and two architectures among the "
                              f"classes (w_arch={config.w_arch}, architectures {data.arch_names})")

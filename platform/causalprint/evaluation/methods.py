@@ -64,11 +64,15 @@ class OursMethod:
         return self.attributor.calibration.attributor(self.source).scores(codes=codes.fp, logits=codes.logits)
 
     def predict_architecture(self, inputs: Mapping[str, np.ndarray], arch_of: Mapping[str, str]) -> np.ndarray:
-        """The model's architecture head where it has one, else the pooled class probabilities."""
-        model = self.attributor.model
-        if model.arch_head is not None:
-            return model.predict_architecture(self._x(inputs))
-        return pooled_architecture(self.predict_proba(inputs), self.class_names, arch_of)
+        """The model's own answer, the one a scan gives (:meth:`LoadedAttributor.architectures_of`): its
+        architecture head, or without one its calibrated class probabilities pooled per architecture. A model
+        saved without class architectures pools the same probabilities by the evaluation's ``arch_of``."""
+        codes = self.codes(inputs)
+        names = self.attributor.architectures_of(codes)
+        if names is not None:
+            return names
+        probs = self.attributor.calibration.attributor("logits").probabilities(logits=codes.logits)
+        return pooled_architecture(probs, self.class_names, arch_of)
 
 
 @dataclass

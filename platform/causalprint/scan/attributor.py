@@ -8,11 +8,10 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from causalprint.attribution.registry import LoadedAttributor, load_attributor, resolve_version
+from causalprint.attribution.registry import LoadedAttributor, load_attributor, parse_model_uri, resolve_version
 from causalprint.extraction.config import SpaceSpec
 from causalprint.scan.errors import ScanError
 
-_MODELS = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 _RUNS = re.compile(r"^runs:/(?P<run>[0-9a-f]+)/.+$")
 
 
@@ -32,16 +31,15 @@ def resolve_model(uri: str, tracking_uri: str | None = None) -> ModelRef:
     a scan loads the same model even if the alias moves during the scan."""
     if match := _RUNS.match(uri):
         return ModelRef(uri, f"run-{match['run'][:12]}", uri)
-    match = _MODELS.match(uri)
-    if match is None:
+    try:
+        name, version, alias = parse_model_uri(uri)
+    except ValueError:
         raise ScanError(f"model {uri!r} is not an MLflow model URI; use models:/<name>@<alias>, "
-                        f"models:/<name>/<version> or runs:/<run id>/attributor")
+                        f"models:/<name>/<version> or runs:/<run id>/attributor") from None
     from mlflow.exceptions import MlflowException
 
-    name = match["name"]
     try:
-        version, source = resolve_version(name, version=match["version"], alias=match["alias"],
-                                          tracking_uri=tracking_uri)
+        version, source = resolve_version(name, version=version, alias=alias, tracking_uri=tracking_uri)
     except MlflowException as exc:
         raise ScanError(f"model {uri!r} cannot be resolved in the registry {tracking_uri}: {exc.message}") from exc
     return ModelRef(f"models:/{name}/{version}", f"{name}-v{version}", source)

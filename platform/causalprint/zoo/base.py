@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from causalprint.config import StrictModel
+from causalprint.data.crops import CropConfig
 from causalprint.progress import ProgressLogger
 from causalprint.seeding import derive_seed, seeded_noise
 
@@ -42,6 +43,9 @@ class GeneratorSpec(StrictModel):
     photos: list[str] | None = Field(
         default=None, min_length=1, description="file-name patterns that narrow the content group to a subset of "
         "its photographs (another instance of an architecture on other scenes of the same group)")
+    crops: CropConfig | None = Field(
+        default=None, description="crop scales of this generator's training images, in place of the zoo's "
+        "(another instance of an architecture on the same photographs seen at another scale)")
 
 
 class GeneratorFamily(ABC):

@@ -26,7 +26,7 @@ import pyarrow as pa
 import torch
 from pydantic import BaseModel
 
-from causalprint.data.crops import random_crops
+from causalprint.data.crops import CropConfig, random_crops
 from causalprint.data.photos import load_photo_groups
 from causalprint.imaging.encode import encode_image, file_suffix, to_uint8
 from causalprint.progress import ProgressLogger
@@ -49,8 +49,8 @@ def config_key(*parts: BaseModel | dict[str, Any] | int | str) -> str:
 
 
 def _training_key(zoo: ZooConfig, spec: GeneratorSpec) -> str:
-    # An unset ``photos`` stays out of the key, so generators cached before the field existed stay valid.
-    dumped = spec.model_dump(mode="json", exclude={"photos"} if spec.photos is None else None)
+    # Unset ``photos``/``crops`` stay out of the key, so generators cached before those fields existed stay valid.
+    dumped = spec.model_dump(mode="json", exclude={k for k in ("photos", "crops") if getattr(spec, k) is None})
     return config_key(dumped, zoo.image_size, zoo.photos, zoo.crops, zoo.train_crops_per_group, zoo.seed)
 
 
@@ -58,10 +58,12 @@ def _sampling_key(zoo: ZooConfig, spec_key: str) -> str:
     return config_key(spec_key, zoo.splits, zoo.encoding)
 
 
-def training_images(zoo: ZooConfig, group: str, photos: dict[str, list[np.ndarray]]) -> torch.Tensor:
-    """The real crops a generator of ``group`` trains on, as ``[N, 3, S, S]`` floats in [-1, 1]."""
+def training_images(zoo: ZooConfig, group: str, photos: dict[str, list[np.ndarray]],
+                    crops: CropConfig | None = None) -> torch.Tensor:
+    """The real crops a generator of ``group`` trains on, as ``[N, 3, S, S]`` floats in [-1, 1]; ``crops``
+    replaces the zoo's crop scales."""
     crops = random_crops(photos[group], zoo.train_crops_per_group, zoo.image_size,
-                         derive_seed(zoo.seed, "train", group), zoo.crops)
+                         derive_seed(zoo.seed, "train", group), crops or zoo.crops)
     return torch.from_numpy(crops).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
@@ -79,7 +81,7 @@ def train_or_load(storage: Storage, zoo: ZooConfig, spec: GeneratorSpec) -> tupl
     group_only = zoo.photos.model_copy(update={"groups": {spec.content_group: zoo.photos.groups[spec.content_group]}})
     photos = load_photo_groups(group_only, storage.config, within=spec.photos)
     device = pick_device()
-    images = training_images(zoo, spec.content_group, photos).to(device)
+    images = training_images(zoo, spec.content_group, photos, spec.crops).to(device)
     generator = create_generator(spec, zoo.image_size)
     progress = ProgressLogger(f"train {spec.name}", generator.total_steps(), unit="step", every_s=30)
     start = time.perf_counter()
