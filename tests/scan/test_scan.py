@@ -7,6 +7,7 @@ against the tiny reference model, a decoupler fitted in-process and registered i
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from causalprint.extraction.parts import list_parts, load_features
 from causalprint.extraction.pipeline import run_extract
 from causalprint.imaging.intake import IntakeConfig, decode_image
 from causalprint.residual.reference import ReferenceModel
+from causalprint.scan import attribution_pipeline
 from causalprint.scan.attribution_pipeline import AttributionPipeline
 from causalprint.scan.config import ScanConfig, ScanJobConfig
 from causalprint.scan.errors import ScanError
@@ -225,7 +227,8 @@ def test_an_interrupted_scan_resumes_and_writes_each_file_once(world: World, tmp
     assert resumed["images"] == total and resumed["errors"] == 2
 
 
-def test_refusals_come_before_any_image_is_read(world: World, tmp_path: Path, capsys) -> None:
+def test_refusals_come_before_any_image_is_read(world: World, tmp_path: Path, capsys,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     storage = world.storage
     root = ["--set", f"storage.root={storage.root}", "--set", f"mlflow.tracking_uri={world.tracking_uri}"]
     for source in ("../elsewhere", "/etc", "s3://other-bucket/x"):
@@ -250,6 +253,23 @@ def test_refusals_come_before_any_image_is_read(world: World, tmp_path: Path, ca
     assert main(["scan", "inbox", *root, "--set", "intake.size=24", "--set", "scan.output=scans/size"]) == 2
     assert f"set intake.size={SIZE}" in capsys.readouterr().err
     assert not storage.list_files(storage.uri("scans/size"))
+
+    # Feature spaces that make another width here than in training (a space whose defaults changed between
+    # versions, simulated by the spec asking the Fourier space for its 3-channel FFT): refused before the
+    # report is pinned, and so is the pipeline a Serve replica would build.
+    def wider(attributor, uri):  # noqa: ANN001, ANN202 - the signature of extraction_spec
+        spec = recorded(attributor, uri)
+        return dataclasses.replace(spec, spaces=[SpaceSpec(name=s.name, options={"mode": "fft"})
+                                                 if s.name == "fourier" else s for s in spec.spaces])
+
+    recorded = attribution_pipeline.extraction_spec
+    monkeypatch.setattr(attribution_pipeline, "extraction_spec", wider)
+    assert main(["scan", "inbox", *root, "--set", "scan.output=scans/width"]) == 2
+    assert "dims here, the attributor takes" in capsys.readouterr().err
+    assert not storage.list_files(storage.uri("scans/width"))
+    with pytest.raises(ScanError, match=r"give \d+ dims here, the attributor takes \d+"):
+        AttributionPipeline(storage, CHAMPION, REFERENCE, tracking_uri=world.tracking_uri)
+    monkeypatch.undo()
 
     # A version registered before requirements recorded the extraction; a model URI that is not one.
     assert main(["scan", "inbox", *root, "--model", f"models:/{LEGACY}@champion"]) == 2

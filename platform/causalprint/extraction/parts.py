@@ -35,11 +35,19 @@ def part_name(uris: list[str]) -> str:
     return "part-" + hashlib.sha256("\n".join(sorted(uris)).encode()).hexdigest()[:20] + PART_SUFFIX
 
 
+def write_rows_part(storage: Storage, folder: str, uris: np.ndarray, table: pa.Table) -> int:
+    """Write ``table``, the rows of ``uris``, as one part under ``folder``; returns its row count. The part's
+    name is a hash of its URIs, so a batch written again after an interruption replaces its part, never adds
+    a second one."""
+    names = [str(u) for u in uris]
+    storage.write_parquet(f"{folder}/{part_name(names)}", table)
+    return len(names)
+
+
 def write_part(batch: dict[str, np.ndarray], storage: Storage, output: str) -> dict[str, np.ndarray]:
     """Ray Data stage: write one batch as a part; pass on only the row count."""
-    uris = [str(u) for u in batch["uri"]]
-    storage.write_parquet(f"{storage.resolve(output)}/{part_name(uris)}", batch_to_table(batch))
-    return {"written": np.array([len(uris)])}
+    written = write_rows_part(storage, storage.resolve(output), batch["uri"], batch_to_table(batch))
+    return {"written": np.array([written])}
 
 
 def list_parts(storage: Storage, output: str) -> list[str]:

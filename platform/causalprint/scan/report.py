@@ -7,7 +7,7 @@ Layout under the scan's ``output`` prefix::
         _summary.json                   counts over the whole report and the throughput of the latest run
         run=<run id>/part-<hash>.parquet   the rows one scan invocation wrote (a resumed scan adds a new run)
 
-Each part is written atomically and named by a hash of its URIs (:func:`causalprint.extraction.parts.part_name`),
+Each part is written atomically and named by a hash of its URIs (:func:`causalprint.extraction.parts.write_rows_part`),
 so a killed scan leaves only whole parts and a retried batch rewrites the same file. A rerun skips every URI
 already in the report, so across runs each image appears exactly once. Read the report with
 ``pyarrow.dataset.dataset(prefix, partitioning="hive")`` (files starting with ``_`` are skipped), or part by part.
@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from causalprint.extraction.parts import list_parts, load_features, part_name
+from causalprint.extraction.parts import list_parts, load_features, write_rows_part
 from causalprint.scan.errors import ScanError
 from causalprint.storage import Storage
 
@@ -96,9 +96,8 @@ def write_report_part(batch: dict[str, np.ndarray], storage: Storage, prefix: st
     """
     if on_part is not None:
         on_part(storage, prefix)
-    uris = [str(u) for u in batch["uri"]]
-    storage.write_parquet(f"{prefix}/run={run}/{part_name(uris)}", report_table(batch, class_names))
-    return {"written": np.array([len(uris)]), "ok": np.array([int(np.sum(batch["ok"]))])}
+    written = write_rows_part(storage, f"{prefix}/run={run}", batch["uri"], report_table(batch, class_names))
+    return {"written": np.array([written]), "ok": np.array([int(np.sum(batch["ok"]))])}
 
 
 def pin_scan(storage: Storage, prefix: str, meta: dict[str, Any]) -> None:
