@@ -8,7 +8,7 @@ YAML scalars, so ``3``, ``true`` and ``[1, 2]`` arrive typed.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +28,17 @@ class StrictModel(BaseModel):
 
 class ConfigError(ValueError):
     """A configuration could not be loaded; the message names each offending key."""
+
+
+def check_one_role(roles: Mapping[str, Sequence[str]]) -> None:
+    """Refuse a name listed twice in one role, or in two roles (``roles``: role -> names), naming both."""
+    seen: dict[str, str] = {}
+    for role, names in roles.items():
+        for name in names:
+            if name in seen:
+                where = f"twice in {role}" if seen[name] == role else f"in both {seen[name]} and {role}"
+                raise ValueError(f"{name!r} is {where}: each source has one role")
+            seen[name] = role
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
 from causalprint.attribution.model import architecture_names
-from causalprint.config import StrictModel
+from causalprint.config import StrictModel, check_one_role
 from causalprint.extraction.parts import list_parts, load_features, vectors
 from causalprint.storage import Storage
 
@@ -60,16 +60,8 @@ class DataConfig(StrictModel):
         bad = [c for c in self.columns if "." not in c]
         if bad:
             raise ValueError(f"columns must look like <mode>.<space>, got {bad}")
-        roles = {"held_out_sources": self.held_out_sources, "excluded_sources": self.excluded_sources,
-                 "architecture_only_sources": self.architecture_only_sources}
-        for role, names in roles.items():
-            if len(set(names)) != len(names):
-                raise ValueError(f"{role} names a source twice: {names}")
-        named = [s for names in roles.values() for s in names]
-        twice = sorted({s for s in named if named.count(s) > 1})
-        if twice:
-            raise ValueError(f"sources {twice} are named in more than one of held_out_sources, excluded_sources "
-                             "and architecture_only_sources")
+        check_one_role({"held_out_sources": self.held_out_sources, "excluded_sources": self.excluded_sources,
+                        "architecture_only_sources": self.architecture_only_sources})
         return self
 
     @property

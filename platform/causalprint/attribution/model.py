@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -39,7 +39,8 @@ from causalprint.config import StrictModel
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CausalDecoupler", "Codes", "DecouplerConfig", "DecouplerOutput", "architecture_names", "fit_decoupler"]
+__all__ = ["CausalDecoupler", "Codes", "DecouplerConfig", "DecouplerOutput", "architecture_names", "fit_decoupler",
+           "pool_by_architecture"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -51,6 +52,15 @@ def architecture_names(architectures: Iterable[str] | None) -> list[str]:
     """The distinct architectures, sorted: the order of architecture indices everywhere (the architecture head's
     outputs, the labels ``-1 - a`` of architecture-only rows). None or empty: ``[]``."""
     return sorted(set(architectures or ()))
+
+
+def pool_by_architecture(probs: np.ndarray, class_architectures: Sequence[str]) -> np.ndarray:
+    """Class probabilities ``[N, K]`` summed over each architecture's classes: ``[N, A]``, columns in the order
+    of :func:`architecture_names` (instances of one architecture pool their evidence)."""
+    names = architecture_names(class_architectures)
+    member = np.zeros((len(class_architectures), len(names)), dtype=probs.dtype)  # [K, A]
+    member[np.arange(len(class_architectures)), [names.index(a) for a in class_architectures]] = 1
+    return probs @ member
 
 
 class DecouplerConfig(StrictModel):
@@ -135,8 +145,7 @@ class Codes:
 @dataclass(frozen=True)
 class _ClassRows:
     """The parts of a :class:`DecouplerOutput` that the source terms (``cls``, the class HSIC, ``adv``, ``swap``)
-    read, over the rows that have a class. Fields keep :class:`DecouplerOutput`'s order: slicing in that order
-    keeps autograd's accumulation order (in eval mode ``z_c`` is ``mu_c``), hence bit-identical gradients."""
+    read, over the rows that have a class."""
 
     x_std: Tensor
     mu_c: Tensor
@@ -392,9 +401,7 @@ class CausalDecoupler(nn.Module):
         if not self.arch_names:
             return None
         probs = torch.softmax(torch.from_numpy(codes.logits) / temperature, dim=-1).numpy()
-        member = np.zeros((self.config.num_classes, len(self.arch_names)), dtype=probs.dtype)  # [K, A]
-        member[np.arange(self.config.num_classes), [self.arch_names.index(a) for a in self.config.architectures]] = 1
-        return probs @ member
+        return pool_by_architecture(probs, self.config.architectures)
 
     def architectures_of(self, codes: Codes, temperature: float = 1.0) -> np.ndarray | None:
         """Each row's most likely architecture name (object array): the argmax of

@@ -534,7 +534,11 @@ def _check_existing_run(job: TrainJobConfig, storage: Storage, data: Attribution
     recorded = storage.read_json(f"{stored[latest]}/{EPOCH_NAME}").get("recipe")
     found_recipe = recorded or {"schedule": "constant"}
     wanted = job.recipe()
-    changed = {k: (v, wanted[k]) for k, v in found_recipe.items() if wanted.get(k) != v}
+    if recorded and "data" in recorded:  # defaults of DataConfig fields added since the run was recorded
+        found_recipe = {**recorded, "data": DataConfig.model_validate(recorded["data"]).model_dump(mode="json")}
+    # Over the recorded keys (a legacy checkpoint records only its schedule); ``epochs`` is pinned only by a
+    # cosine recipe, so a job switching to constant has none.
+    changed = {k: (v, wanted.get(k)) for k, v in found_recipe.items() if wanted.get(k) != v}
     if "data" in changed:  # name the fields, not two whole configs
         have, want = changed.pop("data")
         changed.update({f"data.{k}": (have.get(k), want.get(k)) for k in sorted({*have, *want})

@@ -29,7 +29,7 @@ from pydantic import Field, model_validator
 from causalprint.attribution.dataset import DataConfig, load_attribution_data
 from causalprint.attribution.registry import load_attributor, pin_model_uri
 from causalprint.attribution.training import extraction_requirements
-from causalprint.config import StrictModel
+from causalprint.config import StrictModel, check_one_role
 from causalprint.evaluation.conditions import Condition
 from causalprint.evaluation.eval_rows import EvalRows, load_eval_rows
 from causalprint.evaluation.methods import BaselineMethod, Method, OursMethod
@@ -96,15 +96,8 @@ class EvaluateConfig(StrictModel):
         stray = sorted(set(self.held_out_sources) - set(self.sources))
         if stray:
             raise ValueError(f"held_out_sources {stray} must be among sources {self.sources}")
-        lists = {"sources": self.sources, "shift_sources": self.shift_sources,
-                 "fresh_shift_sources": self.fresh_shift_sources}
-        seen: dict[str, str] = {}
-        for name, values in lists.items():
-            for value in values:
-                if value in seen:
-                    where = f"twice in {name}" if seen[value] == name else f"in both {seen[value]} and {name}"
-                    raise ValueError(f"{value!r} is {where}: each source has one role")
-                seen[value] = name
+        check_one_role({"sources": self.sources, "shift_sources": self.shift_sources,
+                        "fresh_shift_sources": self.fresh_shift_sources})
         return self
 
 
@@ -214,6 +207,7 @@ def fit_baseline(storage: Storage, cfg: EvaluateConfig, spec: BaselineSpec, held
     if stored is not None and "class_names" not in stored:  # cached before _DONE.json named its classes
         data = data or load_attribution_data(storage, data_cfg)
         stored["class_names"] = data.class_names
+        storage.write_json(done, stored)  # so that later runs skip this read
     if stored is not None and stored["class_names"] == class_names:
         with tempfile.TemporaryDirectory() as tmp:
             baseline = cls.from_pretrained(download_folder(storage, folder, tmp))

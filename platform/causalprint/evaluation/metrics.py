@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from causalprint.attribution.model import architecture_names, pool_by_architecture
 from causalprint.attribution.openset import auroc, expected_calibration_error, oscr
 
 
@@ -38,9 +39,8 @@ def per_source_precision_recall(y: np.ndarray, pred: np.ndarray, class_names: Se
 def pooled_architecture(probs: np.ndarray, class_names: Sequence[str], arch_of: Mapping[str, str]) -> np.ndarray:
     """Each row's most likely architecture ``[N]`` (object array): class probabilities summed per architecture,
     the best architecture answer a source classifier gives (instances of one architecture pool their evidence)."""
-    archs = sorted({arch_of[n] for n in class_names})
-    member = np.array([[arch_of[n] == a for a in archs] for n in class_names], dtype=probs.dtype)  # [K, A]
-    return np.array(archs, dtype=object)[(probs @ member).argmax(1)]
+    archs = [arch_of[n] for n in class_names]
+    return np.array(architecture_names(archs), dtype=object)[pool_by_architecture(probs, archs).argmax(1)]
 
 
 def architecture_accuracy(predicted_arch: Sequence[str], true_arch: Sequence[str]) -> float:

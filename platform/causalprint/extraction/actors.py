@@ -46,10 +46,12 @@ def to_model_input(images: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 class ResidualActor:
-    """Adds ``residual.<mode>`` columns (float32 ``[N, 3, S, S]``); error rows get zeros."""
+    """Adds ``residual.<mode>`` columns (float32 ``[N, 3, S, S]``); error rows get zeros. ``device``: the
+    accelerator when there is one, unless set."""
 
-    def __init__(self, storage: Storage, reference_uri: str, modes: dict[str, dict[str, Any]], precision: str):
-        self.device = pick_device()
+    def __init__(self, storage: Storage, reference_uri: str, modes: dict[str, dict[str, Any]], precision: str,
+                 device: str | torch.device | None = None):
+        self.device = torch.device(device) if device is not None else pick_device()
         self.reference = load_reference(storage, reference_uri).to(self.device)
         dtype = autocast_dtype(precision, self.device)
         self.modes = {name: create_mode(name, self.reference, autocast=dtype, **opts) for name, opts in modes.items()}
@@ -75,8 +77,8 @@ class FeatureActor:
     with ``columns``, only those vectors are computed (a scan needs only its attributor's)."""
 
     def __init__(self, storage: Storage, spaces: list[SpaceSpec], image_size: int,
-                 columns: list[str] | None = None):
-        self.device = pick_device()
+                 columns: list[str] | None = None, device: str | torch.device | None = None):
+        self.device = torch.device(device) if device is not None else pick_device()
         self.columns = set(columns) if columns is not None else None
         self._tmp = tempfile.TemporaryDirectory()
         self.spaces = {}

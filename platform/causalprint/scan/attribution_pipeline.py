@@ -29,26 +29,29 @@ class AttributionPipeline:
 
     Built once per process (a Ray Data actor, a Serve replica, a test) from the attributor at ``model_uri`` (an
     alias is pinned to its version here; ``model_version`` names it), the reference model folder ``reference``
-    (refused unless it is the one the attributor was trained on) and the feature spaces its requirements name.
+    (refused unless it is the one the attributor was trained on) and the feature spaces its requirements name,
+    on ``device`` (None: the accelerator when there is one).
     The residual and feature steps are the extraction job's own :class:`ResidualActor` and :class:`FeatureActor`,
     run in-process, so vectors are made exactly as in training. ``__call__`` serves Ray Data batches;
     :meth:`attribute_images` wraps it for in-memory images.
     """
 
     def __init__(self, storage: Storage, model_uri: str, reference: str, *, tracking_uri: str | None = None,
-                 precision: str = "auto", decision: Literal["logits", "prototypes"] = "prototypes") -> None:
+                 precision: str = "auto", decision: Literal["logits", "prototypes"] = "prototypes",
+                 device: str | None = None) -> None:
         model = resolve_model(model_uri, tracking_uri)
         self.model = model
         self.model_version = model.uri
         self.attributor = fetch_attributor(model, tracking_uri, storage.endpoint_url)
         self.spec = extraction_spec(self.attributor, model.uri)
-        self.residuals = ResidualActor(storage, reference, self.spec.modes, precision)
+        self.residuals = ResidualActor(storage, reference, self.spec.modes, precision, device)
         self.reference_id = self.residuals.reference.identity.id
         check_reference(self.spec, self.reference_id, reference)
         if self.residuals.reference.image_size != self.spec.image_size:
             raise ScanError(f"reference {reference} works at {self.residuals.reference.image_size} px, the "
                             f"attributor's features were extracted at {self.spec.image_size} px")
-        self.features = FeatureActor(storage, self.spec.spaces, self.spec.image_size, columns=self.spec.columns)
+        self.features = FeatureActor(storage, self.spec.spaces, self.spec.image_size, columns=self.spec.columns,
+                                     device=device)
         width = sum(self.features.spaces[c.partition(".")[2]].dim for c in self.spec.columns)
         if self.spec.input_dim and width != self.spec.input_dim:  # refused before any image is read
             raise ScanError(f"columns {self.spec.columns} give {width} dims here, the attributor takes "

@@ -14,7 +14,6 @@ import time
 from typing import Any
 
 import numpy as np
-import torch
 
 from causalprint.data.collection import IMAGE_SUFFIXES, read_collection
 from causalprint.extraction.pipeline import actor_resources
@@ -60,8 +59,9 @@ def _prepare(job: ScanJobConfig, storage: Storage, tracking_uri: str) -> tuple[M
     (reference, image size, feature widths) refuses the scan before its report is pinned; returns the model, the
     report's pinned metadata and the intake size."""
     cfg = job.scan
+    # On the CPU: the driver only checks, and a CUDA context here would hold accelerator memory for the whole scan.
     pipeline = AttributionPipeline(storage, cfg.model, cfg.reference, tracking_uri=tracking_uri,
-                                   precision=cfg.precision, decision=cfg.decision)
+                                   precision=cfg.precision, decision=cfg.decision, device="cpu")
     size = job.intake.size if job.intake else pipeline.image_size
     if size != pipeline.image_size:
         raise ScanError(f"intake.size is {size} but the attributor's features were extracted at "
@@ -70,9 +70,7 @@ def _prepare(job: ScanJobConfig, storage: Storage, tracking_uri: str) -> tuple[M
             "reference_id": pipeline.reference_id, "columns": pipeline.spec.columns, "decision": cfg.decision,
             "class_names": pipeline.class_names}
     model = pipeline.model
-    del pipeline  # the actors hold the models from here on; free what the driver's check took (GPU memory too)
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    del pipeline  # the actors hold the models from here on
     return model, meta, size
 
 
