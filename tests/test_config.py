@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from causalprint.config import ConfigError, build_config
-from causalprint.presets import load_preset
+from causalprint.config import ConfigError, build_config, check_one_role
+from causalprint.presets import load_preset, preset_names
 from causalprint.zoo.config import ZooJobConfig, load_zoo_job
 
 
@@ -17,6 +17,31 @@ def test_presets_validate_and_share_sources() -> None:
     assert {g.arch for g in tiny.zoo.generators} == {g.arch for g in bench.zoo.generators}
     assert len(bench.zoo.generators) >= 9 + 4
     assert bench.zoo.image_size >= 32 and min(bench.zoo.splits.values()) >= 1000
+
+
+@pytest.mark.parametrize("train", [n for n in preset_names("train") if n.startswith("bench")])
+def test_bench_train_presets_give_every_zoo_source_one_role_and_never_train_on_a_shift_copy(train: str) -> None:
+    zoo = load_zoo_job("bench", environ={}).zoo
+    data = load_preset("train", train)["data"]
+    evaluate = load_preset("evaluate", "bench")["evaluate"]
+    plasma = {g.name for g in zoo.generators if g.content_group != "mate"}
+    excluded, arch_only = set(data["excluded_sources"]), set(data.get("architecture_only_sources", []))
+    check_one_role({"excluded_sources": data["excluded_sources"],
+                    "architecture_only_sources": data.get("architecture_only_sources", [])})
+    assert excluded | arch_only | set(data.get("held_out_sources", [])) <= set(zoo.sources)
+    # A zoo source a preset forgot would silently become one more class.
+    assert set(zoo.sources) - excluded - arch_only == set(evaluate["sources"])
+    assert plasma <= excluded
+    assert set(evaluate["shift_sources"]) | set(evaluate["fresh_shift_sources"]) <= plasma
+
+
+def test_bench_extractions_cover_what_training_and_evaluation_read() -> None:
+    zoo = load_zoo_job("bench", environ={}).zoo
+    evaluate = load_preset("evaluate", "bench")["evaluate"]
+    mate = {"real"} | {g.name for g in zoo.generators if g.content_group == "mate"}
+    assert set(load_preset("extract", "bench-augment")["sources"]) == mate  # one perturbed copy of each train row
+    scored = set(evaluate["sources"]) | set(evaluate["shift_sources"]) | set(evaluate["fresh_shift_sources"])
+    assert set(load_preset("extract", "bench-dire")["sources"]) == scored
 
 
 def test_yaml_env_and_cli_layers_in_order(tmp_path) -> None:

@@ -126,3 +126,37 @@ def test_training_moves_samples_towards_the_data(arch: str) -> None:
     before = distance()
     _fit(gen, data)
     assert distance() < 0.75 * before
+
+
+def test_stylegan_noise_options_set_where_the_noise_strengths_start_and_whether_they_learn(images) -> None:
+    default = create_generator(_spec("stylegan"), SIZE)
+    noisy = create_generator(_spec("stylegan", options={"noise_init": 0.1}), SIZE)
+    fixed = create_generator(_spec("stylegan", options={"noise_init": 0.05, "noise_learned": False}), SIZE)
+
+    def strengths(gen: GeneratorFamily) -> list[float]:
+        return [float(layer.noise_strength.detach()) for layer in gen.generator.layers]
+
+    assert strengths(default) == [0.0] * len(default.generator.layers)
+    assert strengths(noisy) == pytest.approx([0.1] * len(noisy.generator.layers))
+    _fit(noisy, images)
+    _fit(fixed, images)
+    assert strengths(noisy) != pytest.approx([0.1] * len(noisy.generator.layers))  # learned: they move
+    assert strengths(fixed) == [float(torch.tensor(0.05))] * len(fixed.generator.layers)  # fixed: exactly kept
+
+    # The per-pixel noise reaches the image only when its strength is not zero.
+    def noise_effect(gen: GeneratorFamily) -> float:
+        w = gen.mapping(torch.randn(2, gen.z_dim, generator=torch.Generator().manual_seed(0)))
+        a, b = (torch.randn(2, gen.generator.noise_numel, generator=torch.Generator().manual_seed(s)) for s in (1, 2))
+        with torch.no_grad():
+            return (gen.generator(w, a) - gen.generator(w, b)).abs().max().item()
+
+    assert noise_effect(default) == 0.0 and noise_effect(fixed) > 1e-3
+
+
+def test_stylegan_noise_init_per_layer_puts_noise_at_one_layer_only() -> None:
+    one = [0.0, 0.0, 0.0, 0.0, 0.08]  # a 16x16 StyleGAN: 4x4, two at 8x8, two at 16x16
+    gen = create_generator(_spec("stylegan", options={"noise_init": one, "noise_learned": False}), SIZE)
+    assert [float(layer.noise_strength.detach()) for layer in gen.generator.layers] == [
+        float(torch.tensor(v)) for v in one]
+    with pytest.raises(ValueError, match="names 3 strengths; a 16x16 StyleGAN has 5 styled layers"):
+        create_generator(_spec("stylegan", options={"noise_init": [0.1, 0.0, 0.0]}), SIZE)

@@ -39,7 +39,7 @@ class GeneratorSpec(StrictModel):
     lr: float | None = Field(default=None, gt=0)
     width: int = Field(default=32, ge=4, description="base channel count")
     sample_steps: int = Field(default=50, ge=1, description="sampler steps for diffusion families")
-    options: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    options: dict[str, float | int | str | bool | list[float]] = Field(default_factory=dict)
     photos: list[str] | None = Field(
         default=None, min_length=1, description="file-name patterns that narrow the content group to a subset of "
         "its photographs (another instance of an architecture on other scenes of the same group)")

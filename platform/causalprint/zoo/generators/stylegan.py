@@ -10,6 +10,7 @@ FIR blur filters (plain bilinear upsampling instead), style mixing, path-length 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -87,10 +88,11 @@ class _ModConv(nn.Module):
 class _StyledLayer(nn.Module):
     """Modulated 3x3 conv, plus per-pixel noise times a learned strength, plus bias, then leaky ReLU."""
 
-    def __init__(self, c_in: int, c_out: int, w_dim: int, up: bool) -> None:
+    def __init__(self, c_in: int, c_out: int, w_dim: int, up: bool, noise: tuple[float, bool] = (0.0, True)) -> None:
         super().__init__()
         self.conv = _ModConv(c_in, c_out, 3, w_dim, demodulate=True, up=up)
-        self.noise_strength = nn.Parameter(torch.zeros(()))  # StyleGAN2 starts without noise
+        init, learned = noise
+        self.noise_strength = nn.Parameter(torch.tensor(float(init)), requires_grad=learned)  # StyleGAN2: 0, learned
         self.bias = nn.Parameter(torch.zeros(c_out))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -124,15 +126,24 @@ class _Mapping(nn.Sequential):
 class _Synthesis(nn.Module):
     """Constant 4x4 input, one styled layer at 4x4, two per larger resolution, toRGB at each (skip)."""
 
-    def __init__(self, w_dim: int, width: int, image_size: int) -> None:
+    def __init__(self, w_dim: int, width: int, image_size: int, noise_init: float | Sequence[float] = 0.0,
+                 noise_learned: bool = True) -> None:
         super().__init__()
         res = [*feature_resolutions(image_size), image_size]
         ch = [channels(width, r) for r in res]
+        n_layers = 2 * len(res) - 1
+        if isinstance(noise_init, (int, float)):
+            noise_init = [float(noise_init)] * n_layers
+        elif len(noise_init) != n_layers:
+            raise ValueError(f"noise_init names {len(noise_init)} strengths; a {image_size}x{image_size} StyleGAN "
+                             f"has {n_layers} styled layers (4x4 first, two per larger resolution)")
+        noise = [(float(v), noise_learned) for v in noise_init]
         self.const = nn.Parameter(torch.randn(ch[0], 4, 4))
-        self.layers = nn.ModuleList([_StyledLayer(ch[0], ch[0], w_dim, up=False)])
+        self.layers = nn.ModuleList([_StyledLayer(ch[0], ch[0], w_dim, up=False, noise=noise[0])])
         self.to_rgb = nn.ModuleList([_ToRGB(ch[0], w_dim)])
-        for c_in, c_out in zip(ch, ch[1:]):
-            self.layers.extend([_StyledLayer(c_in, c_out, w_dim, up=True), _StyledLayer(c_out, c_out, w_dim, up=False)])
+        for i, (c_in, c_out) in enumerate(zip(ch, ch[1:])):
+            self.layers.extend([_StyledLayer(c_in, c_out, w_dim, up=True, noise=noise[2 * i + 1]),
+                                _StyledLayer(c_out, c_out, w_dim, up=False, noise=noise[2 * i + 2])])
             self.to_rgb.append(_ToRGB(c_out, w_dim))
         # Each styled layer reads one noise map at its output resolution.
         self.noise_sizes = [4] + [r for r in res[1:] for _ in range(2)]
@@ -200,7 +211,11 @@ class StyleGANLite(GANFamily):
     """StyleGAN2-style generator (mapping + synthesis) with a residual discriminator; see the module docs.
 
     Options: ``mapping_layers`` (2) and ``r1_gamma`` (0.01), the CIFAR-10 values of Karras et al. 2020b (ADA);
-    ``r1_every`` (16, the lazy interval of Karras 2020).
+    ``r1_every`` (16, the lazy interval of Karras 2020); ``noise_init`` (0, as in the paper), where the
+    noise strengths start (one value for every layer, or one per styled layer), and ``noise_learned`` (true, as
+    in the paper). The strengths a StyleGAN
+    learns depend on its training images, so instances differ in how much per-pixel noise, and at which
+    resolution, reaches the image; a fixed strength makes one with noise where its data would not put it.
     """
 
     default_lr = 2e-3
@@ -210,7 +225,8 @@ class StyleGANLite(GANFamily):
         super().__init__(spec, image_size)
         n_map = int(spec.options.get("mapping_layers", 2))
         self.mapping = _Mapping(self.z_dim, self.z_dim, n_map)
-        self.generator = _Synthesis(self.z_dim, spec.width, image_size)
+        self.generator = _Synthesis(self.z_dim, spec.width, image_size, spec.options.get("noise_init", 0.0),
+                                    bool(spec.options.get("noise_learned", True)))
         self.discriminator = _Discriminator(spec.width, image_size)
 
     def modules(self) -> dict[str, nn.Module]:
