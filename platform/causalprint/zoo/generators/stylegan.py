@@ -86,7 +86,8 @@ class _ModConv(nn.Module):
 
 
 class _StyledLayer(nn.Module):
-    """Modulated 3x3 conv, plus per-pixel noise times a learned strength, plus bias, then leaky ReLU."""
+    """Modulated 3x3 conv, plus per-pixel noise times a strength (``noise``: its start, and whether it is
+    learned), plus bias, then leaky ReLU."""
 
     def __init__(self, c_in: int, c_out: int, w_dim: int, up: bool, noise: tuple[float, bool] = (0.0, True)) -> None:
         super().__init__()
@@ -213,9 +214,9 @@ class StyleGANLite(GANFamily):
     Options: ``mapping_layers`` (2) and ``r1_gamma`` (0.01), the CIFAR-10 values of Karras et al. 2020b (ADA);
     ``r1_every`` (16, the lazy interval of Karras 2020); ``noise_init`` (0, as in the paper), where the
     noise strengths start (one value for every layer, or one per styled layer), and ``noise_learned`` (true, as
-    in the paper). The strengths a StyleGAN
-    learns depend on its training images, so instances differ in how much per-pixel noise, and at which
-    resolution, reaches the image; a fixed strength makes one with noise where its data would not put it.
+    in the paper). The strengths a StyleGAN learns depend on its training images, so instances differ in how
+    much per-pixel noise, and at which resolution, reaches the image; a fixed strength makes one with noise
+    where its data would not put it.
     """
 
     default_lr = 2e-3
