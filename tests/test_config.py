@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from causalprint.config import ConfigError, build_config, check_one_role
+from causalprint.attribution.dataset import DataConfig
+from causalprint.config import ConfigError, build_config
 from causalprint.presets import load_preset, preset_names
 from causalprint.zoo.config import ZooJobConfig, load_zoo_job
 
@@ -22,13 +23,11 @@ def test_presets_validate_and_share_sources() -> None:
 @pytest.mark.parametrize("train", [n for n in preset_names("train") if n.startswith("bench")])
 def test_bench_train_presets_give_every_zoo_source_one_role_and_never_train_on_a_shift_copy(train: str) -> None:
     zoo = load_zoo_job("bench", environ={}).zoo
-    data = load_preset("train", train)["data"]
+    data = DataConfig(**load_preset("train", train)["data"])  # its validator refuses a source in two roles
     evaluate = load_preset("evaluate", "bench")["evaluate"]
     plasma = {g.name for g in zoo.generators if g.content_group != "mate"}
-    excluded, arch_only = set(data["excluded_sources"]), set(data.get("architecture_only_sources", []))
-    check_one_role({"excluded_sources": data["excluded_sources"],
-                    "architecture_only_sources": data.get("architecture_only_sources", [])})
-    assert excluded | arch_only | set(data.get("held_out_sources", [])) <= set(zoo.sources)
+    excluded, arch_only = set(data.excluded_sources), set(data.architecture_only_sources)
+    assert excluded | arch_only | set(data.held_out_sources) <= set(zoo.sources)
     # A zoo source a preset forgot would silently become one more class.
     assert set(zoo.sources) - excluded - arch_only == set(evaluate["sources"])
     assert plasma <= excluded

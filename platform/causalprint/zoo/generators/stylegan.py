@@ -86,14 +86,15 @@ class _ModConv(nn.Module):
 
 
 class _StyledLayer(nn.Module):
-    """Modulated 3x3 conv, plus per-pixel noise times a strength (``noise``: its start, and whether it is
-    learned), plus bias, then leaky ReLU."""
+    """Modulated 3x3 conv, plus per-pixel noise times a strength (learned unless fixed), plus bias, then leaky
+    ReLU."""
 
-    def __init__(self, c_in: int, c_out: int, w_dim: int, up: bool, noise: tuple[float, bool] = (0.0, True)) -> None:
+    def __init__(self, c_in: int, c_out: int, w_dim: int, up: bool, noise_init: float = 0.0,
+                 noise_learned: bool = True) -> None:
         super().__init__()
         self.conv = _ModConv(c_in, c_out, 3, w_dim, demodulate=True, up=up)
-        init, learned = noise
-        self.noise_strength = nn.Parameter(torch.tensor(float(init)), requires_grad=learned)  # StyleGAN2: 0, learned
+        # StyleGAN2 starts at 0 and learns it.
+        self.noise_strength = nn.Parameter(torch.tensor(float(noise_init)), requires_grad=noise_learned)
         self.bias = nn.Parameter(torch.zeros(c_out))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -138,13 +139,12 @@ class _Synthesis(nn.Module):
         elif len(noise_init) != n_layers:
             raise ValueError(f"noise_init names {len(noise_init)} strengths; a {image_size}x{image_size} StyleGAN "
                              f"has {n_layers} styled layers (4x4 first, two per larger resolution)")
-        noise = [(float(v), noise_learned) for v in noise_init]
         self.const = nn.Parameter(torch.randn(ch[0], 4, 4))
-        self.layers = nn.ModuleList([_StyledLayer(ch[0], ch[0], w_dim, up=False, noise=noise[0])])
+        self.layers = nn.ModuleList([_StyledLayer(ch[0], ch[0], w_dim, False, noise_init[0], noise_learned)])
         self.to_rgb = nn.ModuleList([_ToRGB(ch[0], w_dim)])
         for i, (c_in, c_out) in enumerate(zip(ch, ch[1:])):
-            self.layers.extend([_StyledLayer(c_in, c_out, w_dim, up=True, noise=noise[2 * i + 1]),
-                                _StyledLayer(c_out, c_out, w_dim, up=False, noise=noise[2 * i + 2])])
+            self.layers.extend([_StyledLayer(c_in, c_out, w_dim, True, noise_init[2 * i + 1], noise_learned),
+                                _StyledLayer(c_out, c_out, w_dim, False, noise_init[2 * i + 2], noise_learned)])
             self.to_rgb.append(_ToRGB(c_out, w_dim))
         # Each styled layer reads one noise map at its output resolution.
         self.noise_sizes = [4] + [r for r in res[1:] for _ in range(2)]
