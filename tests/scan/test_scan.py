@@ -186,9 +186,10 @@ def test_ray_batches_and_single_images_give_the_same_decisions(world: World) -> 
     # Other batch sizes agree to float precision only: CPU convolution and matmul kernels sum in an order that
     # depends on the batch size (residuals differ by ~1e-6 between N = 1 and N = 12). A decision can then differ
     # only for an image whose calibrated score sits on a threshold, which saturated probabilities make possible.
+    # The standardisation and the temperature amplify those differences: 1.4e-4 was seen in one CI run.
     for single, together in zip(singles, pipeline.attribute_images(images)):
         np.testing.assert_allclose([together["probabilities"][c] for c in class_names],
-                                   [single["probabilities"][c] for c in class_names], atol=1e-4)
+                                   [single["probabilities"][c] for c in class_names], atol=1e-3)
 
     # A rerun finds everything in the report and writes nothing.
     again = run_scan(world.job("scans/local", batch_size=1))
