@@ -43,6 +43,23 @@ def test_bench_extractions_cover_what_training_and_evaluation_read() -> None:
     assert set(load_preset("extract", "bench-dire")["sources"]) == scored
 
 
+@pytest.mark.parametrize("name", preset_names("study"))
+def test_a_study_scores_no_fresh_copy_and_each_variant_gives_every_source_one_role(name: str) -> None:
+    from causalprint.attribution.source_study import StudyJobConfig, variant_job
+
+    job = StudyJobConfig(study=load_preset("study", name))
+    zoo = load_zoo_job("bench", environ={}).zoo
+    evaluate = load_preset("evaluate", "bench")["evaluate"]
+    mate = {g.name for g in zoo.generators if g.content_group == "mate"}
+    assert set(job.study.pool) <= mate - set(evaluate["sources"])
+    # The round left for the evaluation's fresh column is never what a choice looks at.
+    assert set(job.study.shift_sources) <= set(evaluate["shift_sources"])
+    for variant in job.study.variants:
+        data = variant_job(job, variant).data  # a TrainJobConfig: one role per source, validated
+        assert set(zoo.sources) - set(data.excluded_sources) - set(data.architecture_only_sources) == \
+            set(evaluate["sources"])
+
+
 def test_yaml_env_and_cli_layers_in_order(tmp_path) -> None:
     path = tmp_path / "job.yaml"
     path.write_text("storage: {root: /from/yaml}\nzoo: {seed: 5}\n")

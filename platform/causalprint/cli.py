@@ -31,6 +31,17 @@ def _cmd_zoo_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_zoo_noise(args: argparse.Namespace) -> int:
+    from causalprint.storage import Storage
+    from causalprint.zoo.config import load_zoo_job
+    from causalprint.zoo.noise_report import format_noise_table, noise_strengths
+
+    config = load_zoo_job(args.preset, args.config, args.overrides)
+    table = format_noise_table(noise_strengths(Storage(config.storage), config.zoo), config.zoo.image_size)
+    _report(args, f"zoo-noise-{config.zoo.name}", f"StyleGAN noise strengths in zoo `{config.zoo.name}`", table)
+    return 0
+
+
 def _cmd_inventory(args: argparse.Namespace) -> int:
     from causalprint.inventory_job import InventoryJobConfig, run_inventory
 
@@ -131,6 +142,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_study(args: argparse.Namespace) -> int:
+    import json
+
+    from causalprint.attribution.source_study import StudyJobConfig, format_study, run_study, study_summary
+
+    config = _preset_config(StudyJobConfig, "study", "study", args)
+    scores = run_study(config)
+    print(json.dumps(study_summary(config.study, scores), indent=2))
+    _report(args, f"study-{config.study.name}", f"Architecture-only instances: study `{config.study.name}`",
+            format_study(config.study, scores))
+    return 0
+
+
 def _doc_link(args: argparse.Namespace, path: str) -> str:
     """``path`` relative to the results file's folder, so the Markdown image resolves on GitHub."""
     import os
@@ -161,11 +185,12 @@ def _job(
     func,
     presets: str | None = "tiny or bench",
     results: bool = False,
+    default_preset: str = "tiny",
 ) -> argparse.ArgumentParser:
     """One job sub-command: an optional ``--preset``, optional ``--results``, and the config arguments."""
     parser = subparsers.add_parser(name, help=help_text)
     if presets:
-        parser.add_argument("--preset", default="tiny", help=f"preset: {presets} (default: tiny)")
+        parser.add_argument("--preset", default=default_preset, help=f"preset: {presets} (default: {default_preset})")
     if results:
         parser.add_argument("--results", help="also write the tables into this Markdown file (docs/results.md)")
     _add_config_args(parser)
@@ -182,8 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     _job(commands, "run", "the main job: zoo, reference, features, attributor (registered), scan of the zoo",
          _cmd_run, presets="tiny")
-    _job(_group(commands, "zoo", "the generator zoo"), "build",
-         "train the generators, sample them and write images + manifest", _cmd_zoo_build, results=True)
+    zoo = _group(commands, "zoo", "the generator zoo")
+    _job(zoo, "build", "train the generators, sample them and write images + manifest", _cmd_zoo_build, results=True)
+    _job(zoo, "noise", "per-layer noise strengths of the zoo's StyleGANs, read from their stored weights",
+         _cmd_zoo_noise, results=True)
     _job(_group(commands, "reference", "the reference diffusion model"), "train",
          "train the reference model on real images and record it in MLflow", _cmd_reference_train)
     _job(commands, "extract", "residuals and feature vectors of a manifest or a prefix", _cmd_extract,
@@ -196,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
          presets="tiny, bench or bench-openset", results=True)
     _job(commands, "evaluate", "ours against the baselines: clean, perturbed, content shift, open set",
          _cmd_evaluate, presets="bench", results=True)
+    _job(commands, "study", "train variants that differ in their architecture-only instances; score shift copies",
+         _cmd_study, presets="bench-layer", results=True, default_preset="bench-layer")
     _job(commands, "probe", "separability of every residual mode x feature space", _cmd_probe, results=True)
     scan = _job(commands, "scan", "attribute every image of a folder or bucket prefix; a resumable Parquet report",
                 _cmd_scan, results=True)

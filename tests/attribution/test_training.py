@@ -57,6 +57,12 @@ def write_features(storage: Storage, output: str = "features/synth", per_source:
                 rows["ok"].append(not (i == 0 and source == "real"))
                 rows["reference_id"].append(reference_ids[i % len(reference_ids)])
                 rows["x"].append(offsets[source] + rng.normal(size=3) @ loadings + 0.5 * rng.normal(size=dim))
+    write_rows(storage, output, rows)
+    return output
+
+
+def write_rows(storage: Storage, output: str, rows: dict[str, list]) -> None:
+    """Two feature parts of ``rows`` (metadata lists plus ``x``, one vector per row, cut into the COLUMNS)."""
     x = np.asarray(rows.pop("x"), dtype=np.float32)
     batch = {k: np.asarray(v, dtype=bool if k == "ok" else object) for k, v in rows.items()}
     start = 0
@@ -67,7 +73,6 @@ def write_features(storage: Storage, output: str = "features/synth", per_source:
     for part, rows_ in enumerate((slice(0, half), slice(half, None))):
         table = batch_to_table({k: v[rows_] for k, v in batch.items()})
         storage.write_parquet(f"{storage.resolve(output)}/part-{part:03d}.parquet", table)
-    return output
 
 
 def make_job(root: Path, name: str, **train) -> TrainJobConfig:

@@ -174,12 +174,15 @@ def _test_prefix(cfg: EvaluateConfig, method_columns: tuple[str, ...], condition
 
 # ----- methods -----
 
-def _cache_key(cls: Any, spec: BaselineSpec, data_cfg: DataConfig, reference_id: str) -> str:
+def _cache_key(cls: Any, spec: BaselineSpec, data_cfg: DataConfig, reference_id: str, trained: list[str]) -> str:
     """What a trained baseline depends on: its resolved options (a changed default retrains), the format of its
-    folder, its training rows and the reference model; not where it is tested."""
+    folder, its training rows (the ``trained`` sources, less the held-out ones) and the reference model; not
+    where it is tested, nor which other sources the zoo holds (``excluded_sources`` grows with every zoo source
+    added, and would retrain every baseline on the same rows)."""
     from causalprint.baselines.base import FORMAT_VERSION
 
-    blob = json.dumps({"baseline": spec.name, "format": FORMAT_VERSION, "data": data_cfg.model_dump(),
+    data = {**data_cfg.model_dump(exclude={"excluded_sources"}), "trained": sorted(trained)}
+    blob = json.dumps({"baseline": spec.name, "format": FORMAT_VERSION, "data": data,
                        "options": cls.Options.model_validate(spec.options).model_dump(mode="json"),
                        "ref": reference_id}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -201,7 +204,7 @@ def fit_baseline(storage: Storage, cfg: EvaluateConfig, spec: BaselineSpec, held
     record = extraction_requirements(storage, data_cfg.features, data_cfg.columns)
     data = None if record else load_attribution_data(storage, data_cfg)
     reference_id = record["reference_id"] if record else data.reference_id
-    folder = f"{cfg.baseline_cache}/{spec.name}-{_cache_key(cls, spec, data_cfg, reference_id)}"
+    folder = f"{cfg.baseline_cache}/{spec.name}-{_cache_key(cls, spec, data_cfg, reference_id, cfg.sources)}"
     done = f"{storage.resolve(folder)}/_DONE.json"
     stored = storage.read_json(done) if storage.exists(done) else None
     if stored is not None and "class_names" not in stored:  # cached before _DONE.json named its classes

@@ -67,9 +67,14 @@ def training_images(zoo: ZooConfig, group: str, photos: dict[str, list[np.ndarra
     return torch.from_numpy(crops).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
+def generator_prefix(storage: Storage, zoo: ZooConfig, spec: GeneratorSpec) -> str:
+    """Where the trained weights of ``spec`` live (complete once ``train.json`` is there)."""
+    return storage.uri(zoo.prefix, "generators", spec.name, _training_key(zoo, spec))
+
+
 def train_or_load(storage: Storage, zoo: ZooConfig, spec: GeneratorSpec) -> tuple[GeneratorFamily, dict]:
     """The trained generator for ``spec``, from the cache when its key matches, else trained now."""
-    model_prefix = storage.uri(zoo.prefix, "generators", spec.name, _training_key(zoo, spec))
+    model_prefix = generator_prefix(storage, zoo, spec)
     cls = GENERATORS.get(spec.arch)
     if storage.exists(f"{model_prefix}/train.json"):
         with tempfile.TemporaryDirectory() as tmp:

@@ -125,6 +125,11 @@ class _Mapping(nn.Sequential):
         return x
 
 
+def layer_resolutions(image_size: int) -> list[int]:
+    """Output resolution of each styled layer, in order: 4x4 first, then two per larger resolution."""
+    return [4] + [r for r in [*feature_resolutions(image_size), image_size][1:] for _ in range(2)]
+
+
 class _Synthesis(nn.Module):
     """Constant 4x4 input, one styled layer at 4x4, two per larger resolution, toRGB at each (skip)."""
 
@@ -147,7 +152,7 @@ class _Synthesis(nn.Module):
                                 _StyledLayer(c_out, c_out, w_dim, False, noise_init[2 * i + 2], noise_learned)])
             self.to_rgb.append(_ToRGB(c_out, w_dim))
         # Each styled layer reads one noise map at its output resolution.
-        self.noise_sizes = [4] + [r for r in res[1:] for _ in range(2)]
+        self.noise_sizes = layer_resolutions(image_size)
         self.noise_numel = sum(r * r for r in self.noise_sizes)
 
     def split_noise(self, flat: torch.Tensor) -> list[torch.Tensor]:

@@ -1,0 +1,191 @@
+"""Which architecture-only instances to train on: each named set trained by the training job, shift copies scored.
+
+Choosing training sources by how well the model then names content-shift copies is itself a fit to those
+copies. So a study states its rule before it runs (``rule``, printed with the table), scores only the shift
+rounds it lists, and leaves a later round to ``causalprint evaluate`` (docs/attribution.md).
+
+Each variant is a real training run (:func:`run_training`: Ray Train, checkpoints, an MLflow run) named
+``study-<study>-<variant>``; nothing is registered. A rerun finds the checkpoints and only rescores.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from causalprint.attribution.training import TrainJobConfig, TrainResult, run_training
+from causalprint.config import StrictModel
+from causalprint.evaluation.eval_rows import EvalRows, load_eval_rows
+from causalprint.evaluation.metrics import architecture_accuracy
+from causalprint.presets import load_preset
+from causalprint.runtime.ray_local import RayConfig
+from causalprint.storage import Storage, StorageConfig
+from causalprint.tracking.mlflow_setup import MlflowConfig
+
+log = logging.getLogger(__name__)
+
+_NAME = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+class StudyConfig(StrictModel):
+    """Variants of one train preset that differ only in their architecture-only instances."""
+
+    name: str = Field(pattern=_NAME)
+    train_preset: str = Field(description="the train preset every variant starts from")
+    groups: dict[str, list[str]] = Field(min_length=1, description="named lists of architecture-only instances")
+    variants: dict[str, list[str]] = Field(min_length=1, description="variant name -> the groups it trains on")
+    shift_sources: list[str] = Field(min_length=1, description="copies scored by architecture accuracy")
+    features: str = Field(description="extraction output holding the shift copies' test rows")
+    rule: str = Field(default="", description="how the winner is chosen, fixed before the runs")
+    min_val_accuracy: float = Field(default=0.0, ge=0, le=1,
+                                    description="the rule's bound: the highest shift mean wins among the variants "
+                                                "whose validation accuracy reaches it")
+
+    @model_validator(mode="after")
+    def _check(self) -> StudyConfig:
+        for variant, names in self.variants.items():
+            if not re.fullmatch(_NAME, variant):
+                raise ValueError(f"variant name {variant!r} must match {_NAME}")
+            unknown = sorted(set(names) - set(self.groups))
+            if unknown:
+                raise ValueError(f"variant {variant!r} names unknown groups {unknown}; groups: {sorted(self.groups)}")
+        scored = sorted(set(self.shift_sources) & set(self.pool))
+        if scored:
+            raise ValueError(f"{scored} are both trained on (groups) and scored (shift_sources)")
+        return self
+
+    @property
+    def pool(self) -> list[str]:
+        """Every instance some variant may train on; a variant excludes the ones it does not choose."""
+        return sorted({s for names in self.groups.values() for s in names})
+
+    def sources_of(self, variant: str) -> list[str]:
+        """The architecture-only instances of ``variant``, in group order."""
+        return list(dict.fromkeys(s for group in self.variants[variant] for s in self.groups[group]))
+
+
+class StudyJobConfig(StrictModel):
+    """Config of ``causalprint study``."""
+
+    storage: StorageConfig = StorageConfig()
+    ray: RayConfig = RayConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    study: StudyConfig
+
+
+@dataclass(frozen=True)
+class VariantScore:
+    """One variant's run: its instances, the chosen epoch's validation and test accuracy, each copy's score."""
+
+    name: str
+    sources: list[str]
+    chosen_epoch: int
+    val_accuracy: float
+    test_accuracy: float
+    shift: dict[str, float]
+    checkpoint_uri: str
+    mlflow_run_id: str | None
+
+    @property
+    def shift_mean(self) -> float:
+        """Mean over copies (each copy counts once, whatever its row count)."""
+        return float(np.mean(list(self.shift.values())))
+
+
+def chosen_variant(study: StudyConfig, scores: list[VariantScore]) -> VariantScore | None:
+    """The rule applied: the highest shift mean among variants with ``min_val_accuracy`` or more (None: none)."""
+    eligible = [s for s in scores if s.val_accuracy >= study.min_val_accuracy]
+    return max(eligible, key=lambda s: s.shift_mean) if eligible else None
+
+
+def variant_job(job: StudyJobConfig, variant: str) -> TrainJobConfig:
+    """The training job of ``variant``: the train preset with its instances as the architecture-only sources, and
+    every other instance of the study's pool excluded."""
+    study = job.study
+    preset = load_preset("train", study.train_preset)
+    chosen = study.sources_of(variant)
+    data = dict(preset["data"])
+    data["architecture_only_sources"] = chosen
+    data["excluded_sources"] = sorted((set(data.get("excluded_sources", [])) | set(study.pool)
+                                       | set(data.get("architecture_only_sources", []))) - set(chosen))
+    return TrainJobConfig.model_validate({
+        **{k: preset[k] for k in ("model", "train", "scaling") if k in preset},
+        "name": f"study-{study.name}-{variant}", "data": data,
+        "storage": job.storage.model_dump(mode="json"), "ray": job.ray.model_dump(mode="json"),
+        "mlflow": job.mlflow.model_dump(mode="json"),
+    })
+
+
+def score_copies(result: TrainResult, rows: EvalRows, copies: list[str]) -> dict[str, float]:
+    """Architecture accuracy of the run's chosen model on each copy's rows (the model's own answer, as a scan
+    gives it: its architecture head at the calibrated temperature)."""
+    x = np.concatenate([rows.inputs[c] for c in result.data.columns], axis=1)
+    pred = result.model.predict_architecture(x, result.calibration.temperature)
+    out = {}
+    for copy in copies:
+        mine = rows.source == copy
+        if not mine.any():
+            raise ValueError(f"no test rows of shift copy {copy!r}: extract it first")
+        out[copy] = architecture_accuracy(pred[mine], rows.arch[mine])
+    return out
+
+
+def run_study(job: StudyJobConfig) -> list[VariantScore]:
+    """Train (or reuse) every variant and score the shift copies on its chosen checkpoint."""
+    study = job.study
+    storage = Storage(job.storage)
+    jobs = {v: variant_job(job, v) for v in study.variants}
+    first = next(iter(jobs.values()))
+    rows = load_eval_rows(storage, study.features, first.data.columns, study.shift_sources, first.data.test_split)
+    scores = []
+    for i, (variant, train_job) in enumerate(jobs.items(), 1):
+        log.info("study %s: variant %s (%d of %d), %d architecture-only instances", study.name, variant, i,
+                 len(jobs), len(train_job.data.architecture_only_sources))
+        result = run_training(train_job)
+        chosen = int(result.metrics["chosen_epoch"])
+        val = next(h["val_accuracy"] for h in result.history if int(h["epoch"]) == chosen)
+        score = VariantScore(variant, train_job.data.architecture_only_sources, chosen, float(val),
+                             float(result.metrics["test_accuracy"]), score_copies(result, rows, study.shift_sources),
+                             result.checkpoint_uri, result.mlflow_run_id)
+        log.info("study %s: %s val %.4f, test %.4f, shift mean %.1f %%", study.name, variant, score.val_accuracy,
+                 score.test_accuracy, 100 * score.shift_mean)
+        scores.append(score)
+        del result
+    return scores
+
+
+def format_study(study: StudyConfig, scores: list[VariantScore]) -> str:
+    """Markdown: the rule, one row per variant, then each copy's accuracy under each variant."""
+    lines = [f"Rule, fixed before the runs: {study.rule}", ""] if study.rule else []
+    winner = chosen_variant(study, scores)
+    lines += [f"Chosen by the rule (validation accuracy at least {study.min_val_accuracy:g}, then the highest shift "
+              f"mean): " + (f"**{winner.name}**." if winner else "none reaches the bound."), ""]
+    lines += [f"Each variant is `train` preset `{study.train_preset}` with its own architecture-only instances "
+              f"(the study's other instances excluded); scored at the epoch chosen by validation accuracy, on the "
+              f"test rows of {len(study.shift_sources)} shift copies (mean over copies).", "",
+              "| variant | groups | instances | chosen epoch | val acc. | test acc. | shift mean | worst copy |",
+              "|---|---|---:|---:|---:|---:|---:|---|"]
+    for s in scores:
+        worst = min(s.shift, key=s.shift.get)
+        lines.append(f"| {s.name} | {' + '.join(study.variants[s.name])} | {len(s.sources)} | {s.chosen_epoch} "
+                     f"| {s.val_accuracy:.4f} | {s.test_accuracy:.4f} | {100 * s.shift_mean:.1f} "
+                     f"| {worst} {100 * s.shift[worst]:.1f} |")
+    lines += ["", "| shift copy | " + " | ".join(s.name for s in scores) + " |",
+              "|---|" + "---:|" * len(scores)]
+    for copy in study.shift_sources:
+        lines.append(f"| {copy} | " + " | ".join(f"{100 * s.shift[copy]:.1f}" for s in scores) + " |")
+    return "\n".join(lines)
+
+
+def study_summary(study: StudyConfig, scores: list[VariantScore]) -> list[dict[str, Any]]:
+    """JSON-ready figures of each variant (for the command's stdout)."""
+    winner = chosen_variant(study, scores)
+    return [{"variant": s.name, "chosen": s is winner, "val_accuracy": round(s.val_accuracy, 4),
+             "test_accuracy": round(s.test_accuracy, 4), "shift_mean": round(s.shift_mean, 4),
+             "chosen_epoch": s.chosen_epoch, "checkpoint": s.checkpoint_uri}
+            for s in scores]
