@@ -60,6 +60,16 @@ def test_a_study_scores_no_fresh_copy_and_each_variant_gives_every_source_one_ro
             set(evaluate["sources"])
 
 
+def test_the_noise_presets_train_the_sets_study_bench_layer_names() -> None:
+    from causalprint.attribution.source_study import StudyJobConfig, variant_job
+
+    job = StudyJobConfig(study=load_preset("study", "bench-layer"))
+    for preset, variant in (("bench-noise", "f"), ("bench-noise-openset", "f"), ("bench-noise-c-openset", "c")):
+        data, chosen = load_preset("train", preset)["data"], variant_job(job, variant).data
+        assert data["architecture_only_sources"] == chosen.architecture_only_sources
+        assert set(data["excluded_sources"]) == set(chosen.excluded_sources)
+
+
 def test_yaml_env_and_cli_layers_in_order(tmp_path) -> None:
     path = tmp_path / "job.yaml"
     path.write_text("storage: {root: /from/yaml}\nzoo: {seed: 5}\n")

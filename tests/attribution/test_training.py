@@ -63,8 +63,8 @@ def write_features(storage: Storage, output: str = "features/synth", per_source:
 
 def write_rows(storage: Storage, output: str, rows: dict[str, list]) -> None:
     """Two feature parts of ``rows`` (metadata lists plus ``x``, one vector per row, cut into the COLUMNS)."""
-    x = np.asarray(rows.pop("x"), dtype=np.float32)
-    batch = {k: np.asarray(v, dtype=bool if k == "ok" else object) for k, v in rows.items()}
+    x = np.asarray(rows["x"], dtype=np.float32)
+    batch = {k: np.asarray(v, dtype=bool if k == "ok" else object) for k, v in rows.items() if k != "x"}
     start = 0
     for name, width in COLUMNS.items():
         batch[name] = x[:, start:start + width]

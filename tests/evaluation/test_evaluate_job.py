@@ -212,15 +212,15 @@ def test_a_baseline_cache_key_follows_its_training_rows_not_the_rest_of_the_zoo(
 
     cls, spec = BASELINES.get("frank2020"), BaselineSpec(name="frank2020")
 
-    def key(excluded: list[str], held_out: list[str] = ["vae"], trained: list[str] = SOURCES) -> str:
-        data = DataConfig(features=["f"], columns=list(cls.columns), held_out_sources=held_out,
+    def key(excluded: list[str], held_out: tuple[str, ...] = ("vae",), trained: tuple[str, ...] = tuple(SOURCES)) -> str:
+        data = DataConfig(features=["f"], columns=list(cls.columns), held_out_sources=list(held_out),
                           excluded_sources=excluded)
-        return _cache_key(cls, spec, data, "ref-1", trained)
+        return _cache_key(cls, spec, data, "ref-1", list(trained))
 
     # A zoo that grew by a source nobody trains on: the same rows, the same trained baseline.
     assert key(["dcgan-shift"]) == key(["dcgan-shift", "stylegan-shift9"])
-    assert key(["dcgan-shift"]) != key(["dcgan-shift"], held_out=["dcgan"])
-    assert key(["dcgan-shift"]) != key(["dcgan-shift"], trained=SOURCES[:-1])
+    assert key(["dcgan-shift"]) != key(["dcgan-shift"], held_out=("dcgan",))
+    assert key(["dcgan-shift"]) != key(["dcgan-shift"], trained=tuple(SOURCES[:-1]))
     assert key(["dcgan-shift"]) != _cache_key(cls, BaselineSpec(name="frank2020", options={"epochs": 1}),
                                               DataConfig(features=["f"], columns=list(cls.columns),
                                                          held_out_sources=["vae"], excluded_sources=["dcgan-shift"]),

@@ -53,6 +53,7 @@ def format_noise_table(rows: list[dict[str, Any]], image_size: int, mark: float 
              "|---|---|---|" + "---:|" * len(resolutions)]
     for row in rows:
         opts = ", ".join(f"{k}: {v}" for k, v in row["options"].items()) or "learned from 0"
-        cells = " | ".join(f"**{s:+.3f}**" if abs(s) >= mark else f"{s:+.3f}" for s in row["strengths"])
+        # Stored as float32: a fixed 0.03 reads back as 0.0299999993.
+        cells = " | ".join(f"**{s:+.3f}**" if round(abs(s), 6) >= mark else f"{s:+.3f}" for s in row["strengths"])
         lines.append(f"| {row['source']} | {row['content_group']} | {opts} | {cells} |")
     return "\n".join(lines)
