@@ -81,9 +81,10 @@ def test_the_command_writes_its_section(stored, tmp_path, capsys) -> None:
     # The tiny preset's own StyleGANs are not stored here: the command refuses, naming the first.
     assert main(argv) == 2
     assert "stylegan: no trained weights" in capsys.readouterr().err
-    for spec in load_zoo_job("tiny", environ={}).zoo.generators:
+    tiny = load_zoo_job("tiny", environ={}).zoo
+    for spec in tiny.generators:
         if spec.arch == "stylegan":
-            _store(storage, load_zoo_job("tiny", environ={}).zoo, spec)
+            _store(storage, tiny, spec)
     assert main(argv) == 0
     text = results.read_text()
     assert "StyleGAN noise strengths in zoo `tiny`" in text and "| stylegan-shift | scenes |" in text

@@ -160,16 +160,16 @@ def run_study(job: StudyJobConfig) -> list[VariantScore]:
         log.info("study %s: %s val %.4f, test %.4f, shift mean %.1f %%", study.name, variant, score.val_accuracy,
                  score.test_accuracy, 100 * score.shift_mean)
         scores.append(score)
-        del result
+        del result  # its data (gigabytes on the bench) before the next variant's run loads its own
     return scores
 
 
 def format_study(study: StudyConfig, scores: list[VariantScore]) -> str:
     """Markdown: the rule, one row per variant, then each copy's accuracy under each variant."""
-    lines = [f"Rule, fixed before the runs: {study.rule}", ""] if study.rule else []
     winner = chosen_variant(study, scores)
-    lines += [f"Chosen by the rule (validation accuracy at least {study.min_val_accuracy:g}, then the highest shift "
-              f"mean): " + (f"**{winner.name}**." if winner else "none reaches the bound."), ""]
+    lines = [f"Rule, fixed before the runs: {study.rule}", "",
+             f"Chosen by the rule (validation accuracy at least {study.min_val_accuracy:g}, then the highest shift "
+             f"mean): " + (f"**{winner.name}**." if winner else "none reaches the bound."), ""]
     lines += [f"Each variant is `train` preset `{study.train_preset}` with its own architecture-only instances "
               f"(the study's other instances excluded); scored at the checkpoint the training job chose, on the "
               f"test rows of {len(study.shift_sources)} shift copies (mean over copies).", "",
@@ -192,5 +192,5 @@ def study_summary(study: StudyConfig, scores: list[VariantScore]) -> list[dict[s
     winner = chosen_variant(study, scores)
     return [{"variant": s.name, "chosen": s is winner, "val_accuracy": round(s.val_accuracy, 4),
              "test_accuracy": round(s.test_accuracy, 4), "shift_mean": round(s.shift_mean, 4),
-             "chosen_epoch": s.chosen_epoch, "checkpoint": s.checkpoint_uri}
+             "chosen_epoch": s.chosen_epoch, "checkpoint": s.checkpoint_uri, "mlflow_run_id": s.mlflow_run_id}
             for s in scores]

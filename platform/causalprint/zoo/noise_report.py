@@ -35,7 +35,6 @@ def noise_strengths(storage: Storage, zoo: ZooConfig) -> list[dict[str, Any]]:
         tensors = load_safetensors(storage.read_bytes(f"{prefix}/model.safetensors"))
         by_layer = {int(m.group(1)): float(v) for k, v in tensors.items() if (m := _STRENGTH_KEY.search(k))}
         options = {k: spec.options[k] for k in ("noise_init", "noise_learned") if k in spec.options}
-
         rows.append({
             "source": spec.name,
             "content_group": spec.content_group,

@@ -138,7 +138,10 @@ class _Synthesis(nn.Module):
         super().__init__()
         res = [*feature_resolutions(image_size), image_size]
         ch = [channels(width, r) for r in res]
-        n_layers = 2 * len(res) - 1
+        # Each styled layer reads one noise map at its output resolution.
+        self.noise_sizes = layer_resolutions(image_size)
+        self.noise_numel = sum(r * r for r in self.noise_sizes)
+        n_layers = len(self.noise_sizes)
         if isinstance(noise_init, (int, float)):
             noise_init = [float(noise_init)] * n_layers
         elif len(noise_init) != n_layers:
@@ -151,9 +154,6 @@ class _Synthesis(nn.Module):
             self.layers.extend([_StyledLayer(c_in, c_out, w_dim, True, noise_init[2 * i + 1], noise_learned),
                                 _StyledLayer(c_out, c_out, w_dim, False, noise_init[2 * i + 2], noise_learned)])
             self.to_rgb.append(_ToRGB(c_out, w_dim))
-        # Each styled layer reads one noise map at its output resolution.
-        self.noise_sizes = layer_resolutions(image_size)
-        self.noise_numel = sum(r * r for r in self.noise_sizes)
 
     def split_noise(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """Cut per-sample noise ``[B, noise_numel]`` into the layers' ``[B, 1, r, r]`` maps."""
