@@ -60,14 +60,16 @@ def test_a_study_scores_no_fresh_copy_and_each_variant_gives_every_source_one_ro
             set(evaluate["sources"])
 
 
-def test_the_noise_presets_train_the_sets_study_bench_layer_names() -> None:
+@pytest.mark.parametrize(("preset", "study", "variant"), [("bench-noise", "bench-strong", "i"),
+                                                       ("bench-noise-openset", "bench-strong", "i"),
+                                                       ("bench-noise-c-openset", "bench-layer", "c")])
+def test_the_noise_presets_train_the_sets_their_study_names(preset: str, study: str, variant: str) -> None:
     from causalprint.attribution.source_study import StudyJobConfig, variant_job
 
-    job = StudyJobConfig(study=load_preset("study", "bench-layer"))
-    for preset, variant in (("bench-noise", "f"), ("bench-noise-openset", "f"), ("bench-noise-c-openset", "c")):
-        data, chosen = load_preset("train", preset)["data"], variant_job(job, variant).data
-        assert data["architecture_only_sources"] == chosen.architecture_only_sources
-        assert set(data["excluded_sources"]) == set(chosen.excluded_sources)
+    job = StudyJobConfig(study=load_preset("study", study))
+    data, chosen = load_preset("train", preset)["data"], variant_job(job, variant).data
+    assert data["architecture_only_sources"] == chosen.architecture_only_sources
+    assert set(data["excluded_sources"]) == set(chosen.excluded_sources)
 
 
 def test_yaml_env_and_cli_layers_in_order(tmp_path) -> None:

@@ -120,6 +120,21 @@ def _cmd_bench_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_device_kit(args: argparse.Namespace) -> int:
+    from causalprint.benchmarks.device_throughput import BenchDeviceJobConfig, prepare_kit
+
+    print(prepare_kit(_preset_config(BenchDeviceJobConfig, "bench_device", None, args)))
+    return 0
+
+
+def _cmd_bench_device(args: argparse.Namespace) -> int:
+    from causalprint.benchmarks.device_throughput import BenchDeviceJobConfig, format_device_bench, run_device_bench
+
+    result = run_device_bench(_preset_config(BenchDeviceJobConfig, "bench_device", None, args))
+    _report(args, f"device-{args.preset}", "The attribution path on CPU and GPU", format_device_bench(result))
+    return 0
+
+
 def _cmd_probe(args: argparse.Namespace) -> int:
     from causalprint.evaluation.probe import ProbeJobConfig, format_probe, run_probe
 
@@ -217,8 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
          presets="tiny, bench or bench-dire")
     _job(_group(commands, "ssl", "the self-supervised feature space"), "train",
          "train the ssl encoder on residuals of real images", _cmd_ssl_train)
-    _job(_group(commands, "bench", "benchmarks"), "extract", "throughput of residual modes and of the Ray pipeline",
-         _cmd_bench_extract, results=True)
+    bench = _group(commands, "bench", "benchmarks")
+    _job(bench, "extract", "throughput of residual modes and of the Ray pipeline", _cmd_bench_extract, results=True)
+    _job(bench, "device-kit", "copy an attributor, its reference model and held-out images for `bench device`",
+         _cmd_bench_device_kit)
+    _job(bench, "device", "the attribution path on each device (CPU, CUDA) in one process; needs a device kit",
+         _cmd_bench_device, results=True)
     _job(commands, "train", "fit the decoupling model on Ray Train and register it in MLflow", _cmd_train,
          presets="tiny, bench or bench-openset", results=True)
     _job(commands, "evaluate", "ours against the baselines: clean, perturbed, content shift, open set",

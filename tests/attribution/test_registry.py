@@ -125,6 +125,14 @@ def test_versions_aliases_and_the_gate(registry) -> None:
     assert not promote_if_better(client, v1, {"test_accuracy": 0.99, "test_nll": 0.0, "test_ece": 0.9},
                                  thresholds=gate).promoted
 
+    # A tolerance forgives a regression up to its size and no more, and the reason names it.
+    held = client.get_run(client.get_model_version(MODEL_NAME, "3").run_id).data.metrics["test_accuracy"]
+    lenient = GateConfig(minimum={}, compare={"test_accuracy": "higher"}, tolerance=0.001)
+    assert not promote_if_better(client, v2, {"test_accuracy": held - 0.002}, thresholds=lenient).promoted
+    assert _alias(client, "champion") == "3"
+    near = promote_if_better(client, v2, {"test_accuracy": held - 0.0005}, thresholds=lenient)
+    assert near.promoted and any("within 0.001" in r for r in near.reasons), near.reasons
+
 
 def test_champion_loads_identically_in_a_fresh_process(registry, tmp_path: Path) -> None:
     import mlflow

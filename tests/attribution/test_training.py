@@ -323,6 +323,13 @@ def test_driver_rerun_resumes_the_named_run(flaky_run: FlakyRun) -> None:
         assert run_training(job).epochs_completed == 3
     finally:
         flaky_run.storage.write_json(latest, recorded)
+    # Excluding a source that trains nothing (one added to the zoo since, a new shift round say) leaves the run
+    # resumable; excluding a class changes the classes, and is refused.
+    newer_zoo = job.model_copy(update={"data": job.data.model_copy(update={"excluded_sources": ["sd-new"]})})
+    assert run_training(newer_zoo).epochs_completed == 3
+    fewer = job.model_copy(update={"data": job.data.model_copy(update={"excluded_sources": ["sd-b"]})})
+    with pytest.raises(ValueError, match=r"another model or data.*class_names.*choose a new name"):
+        run_training(fewer)
     # And other rows: a changed data config (here the validation share) would train a different run.
     other_rows = job.model_copy(update={"data": job.data.model_copy(update={"val_fraction": 0.2})})
     with pytest.raises(ValueError, match=r"another recipe .*'data\.val_fraction': \(0\.1, 0\.2\)"):

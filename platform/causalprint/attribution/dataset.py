@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -237,10 +238,16 @@ def split_attribution_data(table: pa.Table, cfg: DataConfig) -> AttributionData:
     )
 
 
-def load_columns(storage: Storage, prefix: str, columns: list[str]) -> pa.Table:
-    """The ``columns`` of one extraction output, with a message naming what is there when one is missing."""
+def load_columns(storage: Storage, prefix: str, columns: list[str], excluded_sources: Sequence[str] = (),
+                 rows: pc.Expression | None = None) -> pa.Table:
+    """The ``columns`` of one extraction output, less the rows of ``excluded_sources`` and those ``rows`` does not
+    select (dropped part by part, so they are never all in memory), with a message naming what is there when a
+    column is missing."""
+    if excluded_sources:
+        unexcluded = ~pc.field("source").isin(list(excluded_sources))
+        rows = unexcluded if rows is None else unexcluded & rows
     try:
-        return load_features(storage, prefix, columns=columns)
+        return load_features(storage, prefix, columns=columns, rows=rows)
     except pa.ArrowInvalid as exc:  # a requested column is absent from a part
         first = list_parts(storage, prefix)[0]
         names = pq.read_schema(io.BytesIO(storage.read_bytes(first))).names
@@ -254,7 +261,8 @@ def load_columns(storage: Storage, prefix: str, columns: list[str]) -> pa.Table:
 def load_attribution_data(storage: Storage, cfg: DataConfig) -> AttributionData:
     """Read the extraction output(s) ``cfg.features`` (only the needed columns) and split them."""
     wanted = [*META_COLUMNS, *cfg.columns]
-    tables = [load_columns(storage, prefix, wanted) for prefix in cfg.prefixes]
+    # The bench's excluded sources are most of its rows: reading them whole ran a training worker out of memory.
+    tables = [load_columns(storage, prefix, wanted, cfg.excluded_sources) for prefix in cfg.prefixes]
     data = split_attribution_data(pa.concat_tables(tables) if len(tables) > 1 else tables[0], cfg)
     del tables
     # Arrow's allocator (mimalloc) keeps freed buffers: without this a training driver held ~9 GB of the bench's

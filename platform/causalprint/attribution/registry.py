@@ -350,6 +350,7 @@ def promote_if_better(client: Any, version: str | int | RegisteredVersion,
         check(False, f"version {number} already is {alias}")
     else:
         held = client.get_run(champion.run_id).data.metrics
+        margin = f", within {gate.tolerance:g}" if gate.tolerance else ""
         for key, direction in gate.compare.items():
             if key not in values:
                 check(False, f"{key} is missing, cannot compare with {alias} v{before}")
@@ -357,10 +358,10 @@ def promote_if_better(client: Any, version: str | int | RegisteredVersion,
                 reasons.append(f"ok: {alias} v{before} has no {key}; not compared")
             elif direction == "higher":
                 check(values[key] >= held[key] - gate.tolerance,
-                      f"{key}={values[key]:.4f} vs {alias} v{before} {held[key]:.4f} (higher is better)")
+                      f"{key}={values[key]:.4f} vs {alias} v{before} {held[key]:.4f} (higher is better{margin})")
             else:
                 check(values[key] <= held[key] + gate.tolerance,
-                      f"{key}={values[key]:.4f} vs {alias} v{before} {held[key]:.4f} (lower is better)")
+                      f"{key}={values[key]:.4f} vs {alias} v{before} {held[key]:.4f} (lower is better{margin})")
 
     if passed:
         client.set_registered_model_alias(model_name, alias, number)

@@ -514,6 +514,12 @@ def stored_checkpoints(job: TrainJobConfig, storage: Storage) -> dict[int, str]:
             if set(CHECKPOINT_FILES) <= names}
 
 
+def _without_excluded(recipe: dict[str, Any]) -> dict[str, Any]:
+    if "data" not in recipe:
+        return recipe
+    return {**recipe, "data": {k: v for k, v in recipe["data"].items() if k != "excluded_sources"}}
+
+
 def _check_existing_run(job: TrainJobConfig, storage: Storage, data: AttributionData) -> int:
     """Epochs already checkpointed under this run's name (0 if none); refuses checkpoints of another model, or
     of the same model trained on other data or with other train options (:meth:`TrainJobConfig.recipe`; more
@@ -536,6 +542,11 @@ def _check_existing_run(job: TrainJobConfig, storage: Storage, data: Attribution
     wanted = job.recipe()
     if recorded and "data" in recorded:  # defaults of DataConfig fields added since the run was recorded
         found_recipe = {**recorded, "data": DataConfig.model_validate(recorded["data"]).model_dump(mode="json")}
+    # Which sources train is pinned without the excluded list: every source neither excluded, held out nor
+    # architecture-only is a class, and the classes were compared above. So a source added to the zoo and to the
+    # excluded list since (a new shift round, say) leaves the run resumable; one that would change the rows cannot.
+    found_recipe = _without_excluded(found_recipe)
+    wanted = _without_excluded(wanted)
     # Over the recorded keys (a legacy checkpoint records only its schedule); ``epochs`` is pinned only by a
     # cosine recipe, so a job switching to constant has none.
     changed = {k: (v, wanted.get(k)) for k, v in found_recipe.items() if wanted.get(k) != v}

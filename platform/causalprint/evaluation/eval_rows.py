@@ -41,9 +41,9 @@ class EvalRows:
 
 def load_eval_rows(storage: Storage, prefix: str, columns: list[str], sources: list[str], split: str) -> EvalRows:
     """The ``ok`` rows of ``sources`` in ``split`` of the extraction output ``prefix``."""
-    table = load_columns(storage, prefix, sorted({*META_COLUMNS, *columns}))
-    table = table.filter(pc.field("ok") & pc.is_in(pc.field("source"), pa.array(sources))
-                         & (pc.field("split") == split))
+    # Selected while reading: a whole bench output (every source and split) does not fit in memory.
+    wanted = pc.field("ok") & pc.is_in(pc.field("source"), pa.array(sources)) & (pc.field("split") == split)
+    table = load_columns(storage, prefix, sorted({*META_COLUMNS, *columns}), rows=wanted)
     if table.num_rows == 0:
         raise ValueError(f"{prefix} has no ok rows of {sources} in split {split!r}")
     references = sorted(set(table["reference_id"].to_pylist()))

@@ -10,6 +10,7 @@ import hashlib
 import io
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from causalprint.storage import Storage
@@ -62,9 +63,14 @@ def done_uris(storage: Storage, output: str) -> set[str]:
     return done
 
 
-def load_features(storage: Storage, output: str, columns: list[str] | None = None) -> pa.Table:
-    """All rows under ``output`` as one table (parts concatenated in name order)."""
-    tables = [pq.read_table(io.BytesIO(storage.read_bytes(u)), columns=columns) for u in list_parts(storage, output)]
+def load_features(storage: Storage, output: str, columns: list[str] | None = None,
+                  rows: pc.Expression | None = None) -> pa.Table:
+    """All rows under ``output`` as one table (parts concatenated in name order); ``rows`` keeps only the rows
+    it selects, part by part, so rows left out never sit in memory together."""
+    tables = []
+    for uri in list_parts(storage, output):
+        table = pq.read_table(io.BytesIO(storage.read_bytes(uri)), columns=columns)
+        tables.append(table if rows is None else table.filter(rows))
     if not tables:
         raise FileNotFoundError(f"no feature parts under {storage.resolve(output)}")
     return pa.concat_tables(tables, promote_options="default")

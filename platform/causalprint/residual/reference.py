@@ -78,9 +78,14 @@ class ReferenceModel:
         return next(self.unet.parameters()).device
 
     def to(self, device: str | torch.device, dtype: torch.dtype = torch.float32) -> ReferenceModel:
-        self.unet.to(device=device, dtype=dtype)
-        if self.vae is not None:
-            self.vae.to(device=device, dtype=dtype)
+        for module in (self.unet, self.vae):
+            if module is None:
+                continue
+            # diffusers warns about fp32-only modules on any dtype argument, even with none: pass one only to cast.
+            if module.dtype == dtype:
+                module.to(device=device)
+            else:
+                module.to(device=device, dtype=dtype)
         return self
 
     def save_pretrained(self, directory: str | Path, name: str | None = None) -> ReferenceIdentity:

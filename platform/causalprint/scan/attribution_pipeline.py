@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from causalprint.attribution.registry import LoadedAttributor
 from causalprint.extraction.actors import FeatureActor, ResidualActor
 from causalprint.scan.attributor import (
     check_reference,
@@ -41,9 +42,24 @@ class AttributionPipeline:
                  device: str | None = None) -> None:
         model = resolve_model(model_uri, tracking_uri)
         self.model = model
-        self.model_version = model.uri
-        self.attributor = fetch_attributor(model, tracking_uri, storage.endpoint_url)
-        self.spec = extraction_spec(self.attributor, model.uri)
+        self._build(storage, fetch_attributor(model, tracking_uri, storage.endpoint_url), model.uri, reference,
+                    precision, decision, device)
+
+    @classmethod
+    def from_attributor(cls, storage: Storage, attributor: LoadedAttributor, version: str, reference: str, *,
+                        precision: str = "auto", decision: Literal["logits", "prototypes"] = "prototypes",
+                        device: str | None = None) -> AttributionPipeline:
+        """The same pipeline around an attributor already loaded (e.g. from a folder, with no registry at hand);
+        ``version`` is what the ``model_version`` column names."""
+        pipeline = cls.__new__(cls)
+        pipeline._build(storage, attributor, version, reference, precision, decision, device)
+        return pipeline
+
+    def _build(self, storage: Storage, attributor: LoadedAttributor, version: str, reference: str, precision: str,
+               decision: Literal["logits", "prototypes"], device: str | None) -> None:
+        self.model_version = version
+        self.attributor = attributor
+        self.spec = extraction_spec(attributor, version)
         self.residuals = ResidualActor(storage, reference, self.spec.modes, precision, device)
         self.reference_id = self.residuals.reference.identity.id
         check_reference(self.spec, self.reference_id, reference)
@@ -56,8 +72,8 @@ class AttributionPipeline:
         if self.spec.input_dim and width != self.spec.input_dim:  # refused before any image is read
             raise ScanError(f"columns {self.spec.columns} give {width} dims here, the attributor takes "
                             f"{self.spec.input_dim}: the feature spaces differ from training")
-        self.decider = self.attributor.calibration.attributor(decision)
-        self.class_names = decision_classes(self.attributor, decision)
+        self.decider = attributor.calibration.attributor(decision)
+        self.class_names = decision_classes(attributor, decision)
 
     @property
     def image_size(self) -> int:
