@@ -35,7 +35,9 @@ def test_a_kit_travels_alone_and_the_benchmark_measures_it(world: World, tmp_pat
     assert not [f for f in files if f.endswith((".pkl", ".pt", ".pth"))]  # JSON + safetensors only
     images = sorted(f for f in files if f.startswith("images/"))
     assert len(images) == 6
-    assert Storage(StorageConfig(root=str(root))).read_json(str(root / "bench/kit/kit.json"))["images"] == 6
+    kit_info = Storage(StorageConfig(root=str(root))).read_json(str(root / "bench/kit/kit.json"))
+    assert kit_info["images"] == 6
+    assert kit_info["model"] == CHAMPION.replace("@champion", "/1")  # pinned: the alias may move later
 
     # The kit alone, in a root with no registry, no manifest and no features: what a GPU machine receives.
     alone = tmp_path / "alone"
@@ -46,6 +48,7 @@ def test_a_kit_travels_alone_and_the_benchmark_measures_it(world: World, tmp_pat
     assert main(args) == 0
     text = results.read_text()
     assert "<!-- BEGIN device-tiny -->" in text and "Command: `" in text
+    assert f"Attributor `{kit_info['model']}`" in text
     cpu = next(line for line in text.splitlines() if line.startswith("| CPU") and "float32 | 6 |" in line
                and line.count("%") == 2)
     assert "| 100.00 % | 100.00 % | 0.00e+00 |" in cpu  # the CPU agrees with itself, exactly

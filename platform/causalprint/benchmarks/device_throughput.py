@@ -30,7 +30,7 @@ import torch
 from pydantic import Field
 
 from causalprint.attribution.model import CausalDecoupler, train_epoch
-from causalprint.attribution.registry import REQUIREMENTS_NAME, LoadedAttributor, load_attributor
+from causalprint.attribution.registry import REQUIREMENTS_NAME, LoadedAttributor, load_attributor, pin_model_uri
 from causalprint.benchmarks.extract_throughput import balanced_uris
 from causalprint.config import StrictModel
 from causalprint.data.collection import IMAGE_SUFFIXES, decode_rows
@@ -106,8 +106,10 @@ def _fetch_folder(storage: Storage, prefix: str, dst: Path) -> Path:
 def prepare_kit(job: BenchDeviceJobConfig) -> dict[str, Any]:
     """Write the attributor, its reference model and balanced held-out images under ``kit.output``."""
     storage, cfg = Storage(job.storage), job.kit
+    tracking_uri = tracking_uri_for(job.mlflow, storage)
+    model = pin_model_uri(cfg.model, tracking_uri)  # the kit names the version it holds, not a moving alias
     with tempfile.TemporaryDirectory() as tmp:
-        attributor = load_attributor(cfg.model, dst=tmp, tracking_uri=tracking_uri_for(job.mlflow, storage))
+        attributor = load_attributor(model, dst=tmp, tracking_uri=tracking_uri)
         storage.delete_prefix(storage.uri(cfg.output))  # a kit is one model's: never mix two
         # MLflow downloads into a folder named after the artifact path: copy the folder the model came from.
         folder = next(Path(tmp).rglob(REQUIREMENTS_NAME)).parent
@@ -121,9 +123,9 @@ def prepare_kit(job: BenchDeviceJobConfig) -> dict[str, Any]:
     for i, uri in enumerate(uris):  # numbered: two sources' files may share a name
         suffix = "." + uri.rsplit(".", 1)[-1] if "." in uri.rsplit("/", 1)[-1] else ""
         storage.write_bytes(storage.uri(cfg.output, IMAGES_DIR, f"{i:06d}{suffix}"), storage.read_bytes(uri))
-    storage.write_json(storage.uri(cfg.output, "kit.json"), {"model": cfg.model, "images": len(uris),
+    storage.write_json(storage.uri(cfg.output, "kit.json"), {"model": model, "images": len(uris),
                                                             "classes": sorted(classes), "split": cfg.split})
-    return {"output": storage.resolve(cfg.output), "model": cfg.model, "images": len(uris)}
+    return {"output": storage.resolve(cfg.output), "model": model, "images": len(uris)}
 
 
 def _sync(device: torch.device) -> None:

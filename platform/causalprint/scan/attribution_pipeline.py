@@ -38,7 +38,7 @@ class AttributionPipeline:
     """
 
     def __init__(self, storage: Storage, model_uri: str, reference: str, *, tracking_uri: str | None = None,
-                 precision: str = "auto", decision: Literal["logits", "prototypes"] = "prototypes",
+                 precision: str = "float32", decision: Literal["logits", "prototypes"] = "prototypes",
                  device: str | None = None) -> None:
         model = resolve_model(model_uri, tracking_uri)
         self.model = model
@@ -47,7 +47,7 @@ class AttributionPipeline:
 
     @classmethod
     def from_attributor(cls, storage: Storage, attributor: LoadedAttributor, version: str, reference: str, *,
-                        precision: str = "auto", decision: Literal["logits", "prototypes"] = "prototypes",
+                        precision: str = "float32", decision: Literal["logits", "prototypes"] = "prototypes",
                         device: str | None = None) -> AttributionPipeline:
         """The same pipeline around an attributor already loaded (e.g. from a folder, with no registry at hand);
         ``version`` is what the ``model_version`` column names."""

@@ -29,7 +29,9 @@ class ScanOptions(StrictModel):
         "prototypes (the only path that knows enrolled sources) or the classifier's logits (which know the trained "
         "classes only; on the bench they score about a point higher in open-set AUROC, docs/results.md)")
     batch_size: int = Field(default=64, ge=1)
-    precision: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    # float32, not bf16 autocast, on CUDA too: on an H200, bf16 changed 2 of 256 decisions of the champion and was
+    # no faster over the whole path (docs/results.md, "The attribution path on CPU and GPU").
+    precision: Literal["auto", "float32", "float16", "bfloat16"] = "float32"
     actors: ActorConfig = ActorConfig()
 
 
