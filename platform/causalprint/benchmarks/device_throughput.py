@@ -30,7 +30,12 @@ import torch
 from pydantic import Field
 
 from causalprint.attribution.model import CausalDecoupler, train_epoch
-from causalprint.attribution.registry import REQUIREMENTS_NAME, LoadedAttributor, load_attributor, pin_model_uri
+from causalprint.attribution.registry import (
+    REQUIREMENTS_NAME,
+    LoadedAttributor,
+    load_attributor,
+    pin_model_uri,
+)
 from causalprint.benchmarks.extract_throughput import balanced_uris
 from causalprint.config import StrictModel
 from causalprint.data.collection import IMAGE_SUFFIXES, decode_rows
@@ -38,6 +43,7 @@ from causalprint.extraction.actors import ResidualActor, autocast_dtype
 from causalprint.imaging.intake import IntakeConfig
 from causalprint.scan.attribution_pipeline import AttributionPipeline
 from causalprint.storage import Storage, StorageConfig
+from causalprint.storage.folders import download_folder, upload_folder
 from causalprint.tracking.mlflow_setup import MlflowConfig, tracking_uri_for
 from causalprint.zoo.manifest import read_manifest
 
@@ -82,27 +88,6 @@ class BenchDeviceJobConfig(StrictModel):
     bench: DeviceBenchConfig = DeviceBenchConfig()
 
 
-def _copy_folder(storage: Storage, src: str | Path, dst: str) -> int:
-    """Copy every file under a local folder into storage prefix ``dst``; returns the file count."""
-    files = [p for p in sorted(Path(src).rglob("*")) if p.is_file()]
-    for path in files:
-        storage.write_bytes(storage.uri(dst, path.relative_to(src).as_posix()), path.read_bytes())
-    return len(files)
-
-
-def _fetch_folder(storage: Storage, prefix: str, dst: Path) -> Path:
-    """Copy storage prefix ``prefix`` into the local folder ``dst`` (local or S3 storage alike)."""
-    root = storage.resolve(prefix).rstrip("/")
-    files = storage.list_files(prefix)
-    if not files:
-        raise FileNotFoundError(f"nothing under {root}: write the kit first (causalprint bench device-kit)")
-    for info in files:
-        target = dst / info.uri[len(root) + 1:]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(storage.read_bytes(info.uri))
-    return dst
-
-
 def prepare_kit(job: BenchDeviceJobConfig) -> dict[str, Any]:
     """Write the attributor, its reference model and balanced held-out images under ``kit.output``."""
     storage, cfg = Storage(job.storage), job.kit
@@ -113,9 +98,9 @@ def prepare_kit(job: BenchDeviceJobConfig) -> dict[str, Any]:
         storage.delete_prefix(storage.uri(cfg.output))  # a kit is one model's: never mix two
         # MLflow downloads into a folder named after the artifact path: copy the folder the model came from.
         folder = next(Path(tmp).rglob(REQUIREMENTS_NAME)).parent
-        _copy_folder(storage, folder, f"{cfg.output}/{ATTRIBUTOR_DIR}")
+        upload_folder(storage, folder, f"{cfg.output}/{ATTRIBUTOR_DIR}")
     with tempfile.TemporaryDirectory() as tmp:
-        _copy_folder(storage, _fetch_folder(storage, cfg.reference, Path(tmp)), f"{cfg.output}/{REFERENCE_DIR}")
+        upload_folder(storage, download_folder(storage, cfg.reference, tmp), f"{cfg.output}/{REFERENCE_DIR}")
     manifest = read_manifest(storage, storage.resolve(cfg.manifest))
     classes = set(attributor.calibration.class_names)
     manifest = manifest.filter(pa.compute.is_in(manifest["source"], pa.array(sorted(classes))))
@@ -224,7 +209,7 @@ def run_device_bench(job: BenchDeviceJobConfig) -> dict[str, Any]:
     """Measure every device named in ``bench.devices`` on the kit; returns the figures."""
     storage, cfg = Storage(job.storage), job.bench
     with tempfile.TemporaryDirectory() as tmp:
-        attributor = LoadedAttributor.from_folder(_fetch_folder(storage, f"{cfg.kit}/{ATTRIBUTOR_DIR}", Path(tmp)))
+        attributor = LoadedAttributor.from_folder(download_folder(storage, f"{cfg.kit}/{ATTRIBUTOR_DIR}", tmp))
     kit_info = storage.read_json(storage.uri(cfg.kit, "kit.json"))
     reference = f"{cfg.kit}/{REFERENCE_DIR}"
     size = int(attributor.requirements["extraction"]["image_size"])
