@@ -61,6 +61,7 @@ def test_a_study_scores_no_fresh_copy_and_each_variant_gives_every_source_one_ro
 
 
 @pytest.mark.parametrize(("preset", "study", "variant"), [("bench-noise", "bench-strong", "i"),
+                                                       ("bench-noise", "bench-random", "i"),
                                                        ("bench-noise-openset", "bench-strong", "i"),
                                                        ("bench-noise-c-openset", "bench-layer", "c")])
 def test_the_noise_presets_train_the_sets_their_study_names(preset: str, study: str, variant: str) -> None:

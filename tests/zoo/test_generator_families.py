@@ -160,3 +160,34 @@ def test_stylegan_noise_init_per_layer_puts_noise_at_one_layer_only() -> None:
         float(torch.tensor(v)) for v in one]
     with pytest.raises(ValueError, match="names 3 strengths; a 16x16 StyleGAN has 5 styled layers"):
         create_generator(_spec("stylegan", options={"noise_init": [0.1, 0.0, 0.0]}), SIZE)
+
+
+def test_stylegan_noise_random_draws_a_strength_per_image_and_layer_within_its_bounds() -> None:
+    gen = create_generator(_spec("stylegan", options={"noise_random_max": 0.2, "noise_random_p": 0.5}), SIZE)
+    assert all(float(layer.noise_strength) == 1.0 and not layer.noise_strength.requires_grad
+               for layer in gen.generator.layers)  # the drawn strengths scale the maps themselves
+    noise = gen._noise(400, torch.Generator().manual_seed(0))
+    sizes = gen.generator.noise_sizes
+    per_layer = torch.stack([part.std(dim=1) for part in noise.split([r * r for r in sizes], dim=1)], dim=1)
+    # 4x4 maps hold 16 values, so their spread is loose; the larger maps pin the strength down.
+    big = per_layer[:, [i for i, r in enumerate(sizes) if r >= 8]]
+    assert 0.35 < (big == 0).float().mean() < 0.65  # each layer is off with probability 1 - p
+    assert big.max() < 0.2 * 1.3 and big[big > 0].min() < 0.02  # strengths spread over [0, max]
+    assert len({tuple((row > 0).tolist()) for row in per_layer}) > 20  # placements differ between images
+
+    z = torch.randn(3, gen.z_dim, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.equal(gen.render(z, seed=5, start=10), gen.render(z, seed=5, start=10))
+        # image i's noise is its own: rendering it alone or in a batch gives the same image
+        assert torch.allclose(gen.render(z[1:2], seed=5, start=11), gen.render(z, seed=5, start=10)[1:2], atol=1e-5)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"noise_random_max": 0.1, "noise_init": 0.1}, "excludes noise_init"),
+    ({"noise_random_max": 0.0}, "noise_random_max > 0"),
+    ({"noise_random_max": 0.1, "noise_random_p": 1.5}, "0 < noise_random_p <= 1"),
+    ({"noise_random_p": 0.5}, "needs noise_random_max"),
+])
+def test_stylegan_noise_random_refuses_bad_options(options: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        create_generator(_spec("stylegan", options=options), SIZE)

@@ -39,6 +39,7 @@ def stored(tmp_path) -> tuple[Storage, ZooConfig]:
     specs = [
         GeneratorSpec(**{**style, "name": "sg-layer", "options": {"noise_init": ONE_LAYER, "noise_learned": False}}),
         GeneratorSpec(**{**style, "name": "sg-plain"}),
+        GeneratorSpec(**{**style, "name": "sg-drawn", "options": {"noise_random_max": 0.16}}),
         next(g for g in base if g.arch == "dcgan"),
     ]
     zoo = _zoo_with(specs)
@@ -51,10 +52,12 @@ def stored(tmp_path) -> tuple[Storage, ZooConfig]:
 def test_strengths_are_read_from_the_stored_weights_per_layer(stored) -> None:
     storage, zoo = stored
     rows = {r["source"]: r for r in noise_strengths(storage, zoo)}
-    assert set(rows) == {"sg-layer", "sg-plain"}  # StyleGANs only
+    assert set(rows) == {"sg-layer", "sg-plain", "sg-drawn"}  # StyleGANs only
     assert rows["sg-layer"]["strengths"] == pytest.approx(ONE_LAYER)
     assert rows["sg-layer"]["options"] == {"noise_init": ONE_LAYER, "noise_learned": False}
     assert rows["sg-plain"]["strengths"] == [0.0] * len(ONE_LAYER) and rows["sg-plain"]["options"] == {}
+    # Its stored strengths are fixed 1s that the per-image draws scale: no strength of its own to report.
+    assert rows["sg-drawn"]["strengths"] is None and rows["sg-drawn"]["options"] == {"noise_random_max": 0.16}
 
 
 def test_the_table_names_each_layers_resolution_and_marks_large_strengths(stored) -> None:
@@ -64,6 +67,9 @@ def test_the_table_names_each_layers_resolution_and_marks_large_strengths(stored
     assert "L0 4x4 | L1 8x8 | L2 8x8 | L3 16x16 | L4 16x16 |" in lines[0]
     layer = next(line for line in lines if line.startswith("| sg-layer |"))
     assert layer.endswith("| +0.000 | **+0.070** |")
+    drawn = next(line for line in lines if line.startswith("| sg-drawn |"))
+    assert drawn == "| sg-drawn | " + drawn.split(" | ")[1] + " | noise_random_max: 0.16 | " + " | ".join(
+        ["drawn"] * len(ONE_LAYER)) + " |"
     assert "learned from 0" in next(line for line in lines if line.startswith("| sg-plain |"))
 
 

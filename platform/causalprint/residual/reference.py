@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DModel
+from diffusers.utils import is_accelerate_available
 
 MANIFEST_FILE = "causalprint_reference.json"
 
@@ -106,14 +107,16 @@ class ReferenceModel:
         directory = Path(directory)
         if not (directory / "unet").is_dir():
             raise FileNotFoundError(f"{directory} is not a reference model folder: no unet/ subfolder")
-        unet = UNet2DModel.from_pretrained(directory, subfolder="unet", use_safetensors=True)
+        # Without accelerate, diffusers falls back to a plain load anyway and warns once per actor; say so up front.
+        load = {"use_safetensors": True, "low_cpu_mem_usage": is_accelerate_available()}
+        unet = UNet2DModel.from_pretrained(directory, subfolder="unet", **load)
         if (directory / "scheduler").is_dir():
             scheduler = DDIMScheduler.from_pretrained(directory, subfolder="scheduler")
         else:
             scheduler = DDIMScheduler(num_train_timesteps=1000)
         vae = None
         if (directory / "vae").is_dir():
-            vae = AutoencoderKL.from_pretrained(directory, subfolder="vae", use_safetensors=True)
+            vae = AutoencoderKL.from_pretrained(directory, subfolder="vae", **load)
         info = json.loads((directory / MANIFEST_FILE).read_text()) if (directory / MANIFEST_FILE).exists() else {}
         name = str(info.pop("name", directory.name))
         return cls(unet, scheduler, vae, ReferenceIdentity(name, folder_hash(directory)), info)

@@ -18,10 +18,12 @@ from causalprint.zoo.config import ZooConfig
 from causalprint.zoo.generators.stylegan import layer_resolutions
 
 _STRENGTH_KEY = re.compile(r"\.layers\.(\d+)\.noise_strength$")
+_OPTIONS = ("noise_init", "noise_learned", "noise_random_max", "noise_random_p")
 
 
 def noise_strengths(storage: Storage, zoo: ZooConfig) -> list[dict[str, Any]]:
-    """One row per StyleGAN of ``zoo``: its content group, noise options and per-layer strengths.
+    """One row per StyleGAN of ``zoo``: its content group, noise options and per-layer strengths (None for one
+    whose strengths are drawn per image).
 
     Reads only the weights the zoo build stored; a StyleGAN not built yet is an error that names it.
     """
@@ -34,12 +36,13 @@ def noise_strengths(storage: Storage, zoo: ZooConfig) -> list[dict[str, Any]]:
             raise StorageError(f"{spec.name}: no trained weights at {prefix}; run `causalprint zoo build` first")
         tensors = load_safetensors(storage.read_bytes(f"{prefix}/model.safetensors"))
         by_layer = {int(m.group(1)): float(v) for k, v in tensors.items() if (m := _STRENGTH_KEY.search(k))}
-        options = {k: spec.options[k] for k in ("noise_init", "noise_learned") if k in spec.options}
+        options = {k: spec.options[k] for k in _OPTIONS if k in spec.options}
+        drawn = "noise_random_max" in options  # the stored strengths are fixed 1s; the drawn ones scale the maps
         rows.append({
             "source": spec.name,
             "content_group": spec.content_group,
             "options": options,
-            "strengths": [by_layer[i] for i in sorted(by_layer)],
+            "strengths": None if drawn else [by_layer[i] for i in sorted(by_layer)],
         })
     return rows
 
@@ -53,6 +56,10 @@ def format_noise_table(rows: list[dict[str, Any]], image_size: int, mark: float 
     for row in rows:
         opts = ", ".join(f"{k}: {v}" for k, v in row["options"].items()) or "learned from 0"
         # Stored as float32: a fixed 0.03 reads back as 0.0299999993.
-        cells = " | ".join(f"**{s:+.3f}**" if round(abs(s), 6) >= mark else f"{s:+.3f}" for s in row["strengths"])
+        if row["strengths"] is None:  # drawn per image: no one strength to show
+            cells = " | ".join(["drawn"] * len(resolutions))
+        else:
+            cells = " | ".join(f"**{s:+.3f}**" if round(abs(s), 6) >= mark else f"{s:+.3f}"
+                               for s in row["strengths"])
         lines.append(f"| {row['source']} | {row['content_group']} | {opts} | {cells} |")
     return "\n".join(lines)

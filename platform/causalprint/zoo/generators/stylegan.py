@@ -221,7 +221,10 @@ class StyleGANLite(GANFamily):
     noise strengths start (one value for every layer, or one per styled layer), and ``noise_learned`` (true, as
     in the paper). The strengths a StyleGAN learns depend on its training images, so instances differ in how
     much per-pixel noise, and at which resolution, reaches the image; a fixed strength makes one with noise
-    where its data would not put it.
+    where its data would not put it. ``noise_random_max`` draws the strengths per image instead, in training
+    and sampling alike: each styled layer carries noise with probability ``noise_random_p`` (0.5), at a
+    strength uniform in [0, ``noise_random_max``]. One such instance shows the architecture head StyleGANs with
+    noise at any layer and strength, where fixed strengths show one placement each.
     """
 
     default_lr = 2e-3
@@ -231,8 +234,13 @@ class StyleGANLite(GANFamily):
         super().__init__(spec, image_size)
         n_map = int(spec.options.get("mapping_layers", 2))
         self.mapping = _Mapping(self.z_dim, self.z_dim, n_map)
-        self.generator = _Synthesis(self.z_dim, spec.width, image_size, spec.options.get("noise_init", 0.0),
-                                    bool(spec.options.get("noise_learned", True)))
+        self.noise_random = _noise_random(spec.options)
+        if self.noise_random is None:
+            noise_init = spec.options.get("noise_init", 0.0)
+            noise_learned = bool(spec.options.get("noise_learned", True))
+        else:  # strengths of 1 that stay fixed: the drawn per-image strengths scale the noise maps themselves
+            noise_init, noise_learned = 1.0, False
+        self.generator = _Synthesis(self.z_dim, spec.width, image_size, noise_init, noise_learned)
         self.discriminator = _Discriminator(spec.width, image_size)
 
     def modules(self) -> dict[str, nn.Module]:
@@ -245,14 +253,38 @@ class StyleGANLite(GANFamily):
         opts = self.spec.options
         return NonSaturatingLoss(float(opts.get("r1_gamma", 0.01)), int(opts.get("r1_every", 16)))
 
+    def _noise(self, n: int, rng: torch.Generator) -> torch.Tensor:
+        """``n`` flat noise vectors from ``rng``; under ``noise_random_max`` each layer's map is scaled by a
+        strength drawn per image."""
+        noise = torch.randn((n, self.generator.noise_numel), generator=rng)
+        if self.noise_random is None:
+            return noise
+        high, p = self.noise_random
+        n_layers = len(self.generator.noise_sizes)
+        on = torch.rand((n, n_layers), generator=rng) < p
+        strengths = on * torch.rand((n, n_layers), generator=rng) * high
+        numels = torch.tensor([r * r for r in self.generator.noise_sizes])
+        return noise * strengths.repeat_interleave(numels, dim=1)
+
     def generate(self, z: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
-        noise = torch.randn((z.shape[0], self.generator.noise_numel), generator=rng).to(z.device)
-        return self.generator(self.mapping(z), noise)
+        return self.generator(self.mapping(z), self._noise(z.shape[0], rng).to(z.device))
 
     def render(self, z: torch.Tensor, seed: int, start: int) -> torch.Tensor:
-        numel = self.generator.noise_numel
-        noise = torch.stack([
-            torch.randn(numel, generator=torch.Generator().manual_seed(_image_noise_seed(seed, start + i)))
-            for i in range(z.shape[0])
-        ])
+        noise = torch.cat([self._noise(1, torch.Generator().manual_seed(_image_noise_seed(seed, start + i)))
+                           for i in range(z.shape[0])])
         return self.generator(self.mapping(z), noise.to(z.device))
+
+
+def _noise_random(options: dict) -> tuple[float, float] | None:
+    """``(max, p)`` from the ``noise_random_max`` / ``noise_random_p`` options, checked; None when absent."""
+    if "noise_random_max" not in options:
+        if "noise_random_p" in options:
+            raise ValueError("noise_random_p needs noise_random_max")
+        return None
+    if "noise_init" in options or "noise_learned" in options:
+        raise ValueError("noise_random_max draws the noise strengths per image; it excludes noise_init and "
+                         "noise_learned")
+    high, p = float(options["noise_random_max"]), float(options.get("noise_random_p", 0.5))
+    if not high > 0 or not 0 < p <= 1:
+        raise ValueError(f"noise_random needs noise_random_max > 0 and 0 < noise_random_p <= 1, got {high}, {p}")
+    return high, p
