@@ -65,7 +65,8 @@ def _projection(x: np.ndarray, index_rows: np.ndarray, ids: list[str], reference
     index = RealManifoldIndex().fit(torch.from_numpy(x[index_rows]), [ids[i] for i in np.flatnonzero(index_rows)],
                                     {"space": {"name": column}, "reference_model": {"id": reference_id},
                                      "source_uri_count": int(index_rows.sum())})
-    return index.projection_difference(torch.from_numpy(x)).numpy()
+    # Columns read from Arrow are read-only views, which torch warns about: those are copied first.
+    return index.projection_difference(torch.as_tensor(x if x.flags.writeable else x.copy())).numpy()
 
 
 def probe_table(table: pa.Table, cfg: ProbeConfig) -> list[dict[str, Any]]:

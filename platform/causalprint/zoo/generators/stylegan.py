@@ -223,7 +223,7 @@ class StyleGANLite(GANFamily):
     much per-pixel noise, and at which resolution, reaches the image; a fixed strength makes one with noise
     where its data would not put it. ``noise_random_max`` draws the strengths per image instead, in training
     and sampling alike: each styled layer carries noise with probability ``noise_random_p`` (0.5), at a
-    strength uniform in [0, ``noise_random_max``]. One such instance shows the architecture head StyleGANs with
+    strength uniform in [0, ``noise_random_max``). One such instance shows the architecture head StyleGANs with
     noise at any layer and strength, where fixed strengths show one placement each.
     """
 
@@ -284,7 +284,12 @@ def _noise_random(options: dict) -> tuple[float, float] | None:
     if "noise_init" in options or "noise_learned" in options:
         raise ValueError("noise_random_max draws the noise strengths per image; it excludes noise_init and "
                          "noise_learned")
-    high, p = float(options["noise_random_max"]), float(options.get("noise_random_p", 0.5))
-    if not high > 0 or not 0 < p <= 1:
-        raise ValueError(f"noise_random needs noise_random_max > 0 and 0 < noise_random_p <= 1, got {high}, {p}")
+    try:
+        high, p = float(options["noise_random_max"]), float(options.get("noise_random_p", 0.5))
+    except (TypeError, ValueError):
+        raise ValueError("noise_random_max and noise_random_p are numbers, got "
+                         f"{options['noise_random_max']!r}, {options.get('noise_random_p', 0.5)!r}") from None
+    if not (0 < high < math.inf) or not 0 < p <= 1:
+        raise ValueError(f"noise_random needs a finite noise_random_max > 0 and 0 < noise_random_p <= 1, "
+                         f"got {high}, {p}")
     return high, p
