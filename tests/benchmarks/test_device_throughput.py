@@ -56,6 +56,14 @@ def test_a_kit_travels_alone_and_the_benchmark_measures_it(world: World, tmp_pat
         assert "Not measured (not visible to this process): cuda." in text
         assert "| auto |" not in text  # auto is float32 on the CPU: measured once
 
+    # Decisions are compared with the CPU's full-precision run whatever order the config names: here that run is
+    # the CPU's "auto", which is float32 there, and the device named first has nothing to compare against yet.
+    again = tmp_path / "again.md"
+    rerun = [str(again) if a == str(results) else a for a in args]
+    assert main([*rerun, "--set", "bench.devices=[cuda, cpu]",
+                 "--set", "bench.precisions=[auto]", "--set", "bench.modes={one_step: {t: 200}}"]) == 0
+    assert "| auto | 6 | 100.00 % | 100.00 % | 0.00e+00 |" in again.read_text()
+
 
 def test_a_pipeline_around_a_loaded_attributor_decides_as_the_registry_one(world: World) -> None:
     registered = AttributionPipeline(world.storage, CHAMPION, REFERENCE, tracking_uri=world.tracking_uri)

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 from pydantic import Field
 
@@ -103,7 +104,7 @@ def prepare_kit(job: BenchDeviceJobConfig) -> dict[str, Any]:
         upload_folder(storage, download_folder(storage, cfg.reference, tmp), f"{cfg.output}/{REFERENCE_DIR}")
     manifest = read_manifest(storage, storage.resolve(cfg.manifest))
     classes = set(attributor.calibration.class_names)
-    manifest = manifest.filter(pa.compute.is_in(manifest["source"], pa.array(sorted(classes))))
+    manifest = manifest.filter(pc.is_in(manifest["source"], pa.array(sorted(classes))))
     uris = balanced_uris(manifest, cfg.split, cfg.images)
     for i, uri in enumerate(uris):  # numbered: two sources' files may share a name
         suffix = "." + uri.rsplit(".", 1)[-1] if "." in uri.rsplit("/", 1)[-1] else ""
@@ -215,7 +216,7 @@ def run_device_bench(job: BenchDeviceJobConfig) -> dict[str, Any]:
     size = int(attributor.requirements["extraction"]["image_size"])
     images = load_kit_images(storage, cfg.kit, size, max(cfg.images, cfg.cpu_images))
     result: dict[str, Any] = {"model": kit_info["model"], "devices": [], "absent": []}
-    baseline: dict[str, np.ndarray] | None = None
+    decided: list[tuple[dict[str, Any], str, bool, dict[str, np.ndarray]]] = []  # entry, precision, CPU float32?
     for name in cfg.devices:
         device = torch.device(name)
         if device.type == "cuda" and not torch.cuda.is_available():
@@ -228,9 +229,10 @@ def run_device_bench(job: BenchDeviceJobConfig) -> dict[str, Any]:
                                  "pipeline": [], "agreement": {}}
         measured: set[torch.dtype | None] = set()
         for precision in cfg.precisions:
-            if autocast_dtype(precision, device) in measured:  # "auto" is float32 on the CPU: once is enough
+            dtype = autocast_dtype(precision, device)
+            if dtype in measured:  # "auto" is float32 on the CPU: once is enough
                 continue
-            measured.add(autocast_dtype(precision, device))
+            measured.add(dtype)
             for batch_size in cfg.batch_sizes:
                 entry["residuals"] += time_residuals(storage, reference, sample, device, cfg.modes, precision,
                                                      batch_size)
@@ -242,13 +244,17 @@ def run_device_bench(job: BenchDeviceJobConfig) -> dict[str, Any]:
                 log.info("%s pipeline %s batch %d: %.1f img/s, p50 %.1f ms", name, precision, batch_size,
                          timing["images_per_second"], timing["latency_ms_p50"])
             decisions = _run_all(pipeline, images[: cfg.cpu_images], cfg.batch_sizes[0])
-            if device.type == "cpu" and precision == "float32" and baseline is None:
-                baseline = decisions
-            if baseline is not None:
-                entry["agreement"][precision] = agreement(baseline, decisions)
+            decided.append((entry, precision, device.type == "cpu" and dtype is None, decisions))
         entry["training"] = time_training(attributor, device, cfg.cpu_train_rows if device.type == "cpu"
                                           else cfg.train_rows, cfg.train_epochs, cfg.train_batch_size)
         result["devices"].append(entry)
+    # Against the CPU's full-precision decisions, whichever device or precision the config names first.
+    baseline = next((decisions for _, _, cpu_float32, decisions in decided if cpu_float32), None)
+    if baseline is None:
+        log.warning("no CPU float32 run among %s x %s: decisions are not compared", cfg.devices, cfg.precisions)
+    else:
+        for entry, precision, _, decisions in decided:
+            entry["agreement"][precision] = agreement(baseline, decisions)
     return result
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from causalprint.attribution.registry import LoadedAttributor
 from causalprint.extraction.actors import FeatureActor, ResidualActor
 from causalprint.scan.attributor import (
+    ModelRef,
     check_reference,
     decision_classes,
     extraction_spec,
@@ -41,7 +42,7 @@ class AttributionPipeline:
                  precision: str = "float32", decision: Literal["logits", "prototypes"] = "prototypes",
                  device: str | None = None) -> None:
         model = resolve_model(model_uri, tracking_uri)
-        self.model = model
+        self.model: ModelRef | None = model
         self._build(storage, fetch_attributor(model, tracking_uri, storage.endpoint_url), model.uri, reference,
                     precision, decision, device)
 
@@ -52,6 +53,7 @@ class AttributionPipeline:
         """The same pipeline around an attributor already loaded (e.g. from a folder, with no registry at hand);
         ``version`` is what the ``model_version`` column names."""
         pipeline = cls.__new__(cls)
+        pipeline.model = None  # no registry reference: ``version`` alone names it
         pipeline._build(storage, attributor, version, reference, precision, decision, device)
         return pipeline
 

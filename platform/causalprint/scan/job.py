@@ -70,6 +70,7 @@ def _prepare(job: ScanJobConfig, storage: Storage, tracking_uri: str) -> tuple[M
             "reference_id": pipeline.reference_id, "columns": pipeline.spec.columns, "decision": cfg.decision,
             "class_names": pipeline.class_names}
     model = pipeline.model
+    assert model is not None  # built from a model URI above, so it holds its registry reference
     del pipeline  # the actors hold the models from here on
     return model, meta, size
 
