@@ -25,7 +25,7 @@ def test_bench_train_presets_give_every_zoo_source_one_role_and_never_train_on_a
     zoo = load_zoo_job("bench", environ={}).zoo
     data = DataConfig(**load_preset("train", train)["data"])  # its validator refuses a source in two roles
     evaluate = load_preset("evaluate", "bench")["evaluate"]
-    plasma = {g.name for g in zoo.generators if g.content_group != "mate"}
+    plasma = {g.name for g in zoo.generators if g.content_group == "plasma"}
     excluded, arch_only = set(data.excluded_sources), set(data.architecture_only_sources)
     assert excluded | arch_only | set(data.held_out_sources) <= set(zoo.sources)
     # A zoo source a preset forgot would silently become one more class.
@@ -34,11 +34,24 @@ def test_bench_train_presets_give_every_zoo_source_one_role_and_never_train_on_a
     assert set(evaluate["shift_sources"]) | set(evaluate["fresh_shift_sources"]) <= plasma
 
 
+def test_bench_third_content_trains_only_architecture_instances_and_no_class() -> None:
+    zoo = load_zoo_job("bench", environ={}).zoo
+    evaluate = load_preset("evaluate", "bench")["evaluate"]
+    third = {g.name for g in zoo.generators if zoo.is_generator_only(g.content_group)}
+    assert third and {g.arch for g in zoo.generators if g.name in third} == \
+        {g.arch for g in zoo.generators if g.content_group == "plasma"}  # every shift architecture
+    assert not third & set(evaluate["sources"])
+    for name in preset_names("study"):
+        study = load_preset("study", name)
+        assert not third & set(study["shift_sources"])
+
+
 def test_bench_extractions_cover_what_training_and_evaluation_read() -> None:
     zoo = load_zoo_job("bench", environ={}).zoo
     evaluate = load_preset("evaluate", "bench")["evaluate"]
-    mate = {"real"} | {g.name for g in zoo.generators if g.content_group == "mate"}
-    assert set(load_preset("extract", "bench-augment")["sources"]) == mate  # one perturbed copy of each train row
+    trained_on = {"real"} | {g.name for g in zoo.generators if g.content_group != "plasma"}
+    # One perturbed copy of each row training may read; none of a shift copy.
+    assert set(load_preset("extract", "bench-augment")["sources"]) == trained_on
     scored = set(evaluate["sources"]) | set(evaluate["shift_sources"]) | set(evaluate["fresh_shift_sources"])
     assert set(load_preset("extract", "bench-dire")["sources"]) == scored
 
@@ -50,8 +63,8 @@ def test_a_study_scores_no_fresh_copy_and_each_variant_gives_every_source_one_ro
     job = StudyJobConfig(study=load_preset("study", name))
     zoo = load_zoo_job("bench", environ={}).zoo
     evaluate = load_preset("evaluate", "bench")["evaluate"]
-    mate = {g.name for g in zoo.generators if g.content_group == "mate"}
-    assert set(job.study.pool) <= mate - set(evaluate["sources"])
+    not_plasma = {g.name for g in zoo.generators if g.content_group != "plasma"}
+    assert set(job.study.pool) <= not_plasma - set(evaluate["sources"])
     # The round left for the evaluation's fresh column is never what a choice looks at.
     assert set(job.study.shift_sources) <= set(evaluate["shift_sources"])
     for variant in job.study.variants:
@@ -62,6 +75,7 @@ def test_a_study_scores_no_fresh_copy_and_each_variant_gives_every_source_one_ro
 
 @pytest.mark.parametrize(("preset", "study", "variant"), [("bench-noise", "bench-strong", "i"),
                                                        ("bench-noise", "bench-random", "i"),
+                                                       ("bench-noise", "bench-content", "i"),
                                                        ("bench-noise-openset", "bench-strong", "i"),
                                                        ("bench-noise-c-openset", "bench-layer", "c")])
 def test_the_noise_presets_train_the_sets_their_study_names(preset: str, study: str, variant: str) -> None:

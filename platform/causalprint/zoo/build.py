@@ -49,9 +49,13 @@ def config_key(*parts: BaseModel | dict[str, Any] | int | str) -> str:
 
 
 def _training_key(zoo: ZooConfig, spec: GeneratorSpec) -> str:
-    # Unset ``photos``/``crops`` stay out of the key, so generators cached before those fields existed stay valid.
+    # Unset ``photos``/``crops`` stay out of the key, so generators cached before those fields existed stay valid;
+    # for the same reason the generator-only photo set enters only the keys of the generators trained on it.
     dumped = spec.model_dump(mode="json", exclude={k for k in ("photos", "crops") if getattr(spec, k) is None})
-    return config_key(dumped, zoo.image_size, zoo.photos, zoo.crops, zoo.train_crops_per_group, zoo.seed)
+    parts: list[Any] = [dumped, zoo.image_size, zoo.photos, zoo.crops, zoo.train_crops_per_group, zoo.seed]
+    if zoo.is_generator_only(spec.content_group):
+        parts.append(zoo.photo_set(spec.content_group))
+    return config_key(*parts)
 
 
 def _sampling_key(zoo: ZooConfig, spec_key: str) -> str:
@@ -83,8 +87,7 @@ def train_or_load(storage: Storage, zoo: ZooConfig, spec: GeneratorSpec) -> tupl
         log.info("%s: reusing trained weights at %s", spec.name, model_prefix)
         return generator, {**storage.read_json(f"{model_prefix}/train.json"), "reused_weights": True}
 
-    group_only = zoo.photos.model_copy(update={"groups": {spec.content_group: zoo.photos.groups[spec.content_group]}})
-    photos = load_photo_groups(group_only, storage.config, within=spec.photos)
+    photos = load_photo_groups(zoo.photo_set(spec.content_group), storage.config, within=spec.photos)
     device = pick_device()
     images = training_images(zoo, spec.content_group, photos, spec.crops).to(device)
     generator = create_generator(spec, zoo.image_size)

@@ -28,6 +28,9 @@ class ZooConfig(StrictModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     image_size: int = Field(ge=8, le=256)
     photos: PhotoSetConfig = PhotoSetConfig()
+    generator_only_photos: PhotoSetConfig | None = Field(
+        default=None, description="more content groups that only generators train on: the real class cuts no "
+        "crop of them, so their content reaches training only through the generators trained on it")
     crops: CropConfig = CropConfig()
     train_crops_per_group: int = Field(ge=8, description="real crops each generator trains on")
     splits: dict[str, int] = Field(default_factory=lambda: {"train": 1000, "heldout": 1000})
@@ -49,15 +52,38 @@ class ZooConfig(StrictModel):
             raise ValueError(f"generator names must be unique; repeated: {dupes}")
         if REAL_SOURCE in counts:
             raise ValueError(f"{REAL_SOURCE!r} is the real class and cannot name a generator")
+        if self.generator_only_photos is not None:
+            shared = sorted(set(self.photos.groups) & set(self.generator_only_photos.groups))
+            if shared:
+                raise ValueError(f"generator_only_photos groups {shared} are also photos.groups; a group is one or "
+                                 "the other")
         for spec in self.generators:
             if spec.arch not in GENERATORS:
                 raise ValueError(f"generator {spec.name}: unknown arch {spec.arch!r}; known: {GENERATORS.names()}")
-            if spec.content_group not in self.photos.groups:
+            if spec.content_group not in self.content_groups:
                 raise ValueError(
                     f"generator {spec.name}: content_group {spec.content_group!r} is not one of "
-                    f"photos.groups {sorted(self.photos.groups)}"
+                    f"photos.groups or generator_only_photos.groups {sorted(self.content_groups)}"
                 )
         return self
+
+    @property
+    def content_groups(self) -> list[str]:
+        """Every content group a generator may train on: the real class's, then the generator-only ones."""
+        extra = self.generator_only_photos.groups if self.generator_only_photos is not None else {}
+        return [*self.photos.groups, *extra]
+
+    def is_generator_only(self, group: str) -> bool:
+        """Whether ``group`` is content that the real class holds no crop of."""
+        return self.generator_only_photos is not None and group in self.generator_only_photos.groups
+
+    def photo_set(self, group: str) -> PhotoSetConfig:
+        """The photo set that holds ``group``, narrowed to that group alone."""
+        extra = self.generator_only_photos
+        owner = extra if extra is not None and group in extra.groups else self.photos
+        if group not in owner.groups:
+            raise KeyError(f"no content group {group!r}; known: {self.content_groups}")
+        return owner.model_copy(update={"groups": {group: owner.groups[group]}})
 
     @property
     def prefix(self) -> str:

@@ -11,6 +11,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image
 
+from causalprint.data.crops import random_crops
+from causalprint.data.photos import load_photo_groups
+from causalprint.seeding import derive_seed
 from causalprint.storage import Storage
 from causalprint.zoo.config import REAL_SOURCE, ZooConfig
 from causalprint.zoo.quality import kernel_inception_distance
@@ -29,6 +32,19 @@ def embed_images(storage: Storage, uris: list[str], feature_size: int) -> np.nda
     return EfficientNetLite0Embedder(input_size=feature_size).embed_uint8(images)
 
 
+def embed_photo_crops(storage: Storage, zoo: ZooConfig, group: str, n: int, stream: str) -> np.ndarray:
+    """EfficientNet-Lite0 features of ``n`` fresh crops of a group's photographs, cut as the zoo cuts its crops
+    (PNG is lossless, so these are the pixels a stored crop would hold); ``stream`` names the random draw."""
+    import torch
+
+    from causalprint.features.efficientnet import EfficientNetLite0Embedder
+
+    torch.set_num_threads(1)
+    photos = load_photo_groups(zoo.photo_set(group), storage.config)[group]
+    crops = random_crops(photos, n, zoo.image_size, derive_seed(zoo.seed, stream, group), zoo.crops)
+    return EfficientNetLite0Embedder(input_size=zoo.quality.feature_size).embed_uint8(crops)
+
+
 def _pick(manifest: pa.Table, n: int, seed: int, **equals: str) -> list[str]:
     mask = None
     for column, value in equals.items():
@@ -43,7 +59,8 @@ def measure_quality(storage: Storage, zoo: ZooConfig, manifest: pa.Table) -> dic
     """KID (mean, std) per source against held-out real crops of its content group, plus the real floor.
 
     The floor compares real *train* crops with real *held-out* crops of the same group: two samples of the
-    same distribution, so any generator's distance should be read relative to it.
+    same distribution, so any generator's distance should be read relative to it. A generator-only group has
+    no real crops in the zoo: its reference and floor are two fresh draws of crops from its photographs.
     """
     import ray
 
@@ -51,16 +68,22 @@ def measure_quality(storage: Storage, zoo: ZooConfig, manifest: pa.Table) -> dic
     splits = list(zoo.splits)
     ref_split, floor_split = splits[-1], splits[0]
     embed = ray.remote(embed_images).options(num_cpus=zoo.cpus_per_task)
+    crop_embed = ray.remote(embed_photo_crops).options(num_cpus=zoo.cpus_per_task)
     groups = sorted({g.content_group for g in zoo.generators} | set(zoo.photos.groups))
     jobs: dict[str, Any] = {}
+    crop_refs: dict[str, Any] = {}
     for group in groups:
+        if zoo.is_generator_only(group):
+            for kind in ("ref", "floor"):
+                crop_refs[f"{kind}:{group}"] = crop_embed.remote(storage, zoo, group, q.images, f"quality-{kind}")
+            continue
         jobs[f"ref:{group}"] = _pick(manifest, q.images, 1, source=REAL_SOURCE, split=ref_split, content_group=group)
         if floor_split != ref_split:
             jobs[f"floor:{group}"] = _pick(manifest, q.images, 2, source=REAL_SOURCE, split=floor_split,
                                            content_group=group)
     for spec in zoo.generators:
         jobs[spec.name] = _pick(manifest, q.images, 3, source=spec.name)
-    refs = {name: embed.remote(storage, uris, q.feature_size) for name, uris in jobs.items() if uris}
+    refs = {name: embed.remote(storage, uris, q.feature_size) for name, uris in jobs.items() if uris} | crop_refs
     feats = dict(zip(refs, ray.get(list(refs.values()))))
     out: dict[str, dict[str, Any]] = {}
     floor: dict[str, dict[str, float]] = {}
@@ -74,7 +97,9 @@ def measure_quality(storage: Storage, zoo: ZooConfig, manifest: pa.Table) -> dic
         if ref is None or spec.name not in feats:
             continue
         mean, std = kernel_inception_distance(feats[spec.name], ref, q.subsets, q.subset_size)
-        out[spec.name] = {"kid": mean, "kid_std": std, "kid_reference": f"real/{ref_split}/{spec.content_group}"}
+        reference = (f"crops/{spec.content_group}" if zoo.is_generator_only(spec.content_group)
+                     else f"real/{ref_split}/{spec.content_group}")
+        out[spec.name] = {"kid": mean, "kid_std": std, "kid_reference": reference}
         log.info("quality %s: KID %.4f +- %.4f", spec.name, mean, std)
     out["_floor"] = floor
     return out
