@@ -22,6 +22,7 @@ from causalprint.attribution.source_study import (
 from causalprint.attribution.training import load_checkpoint
 from causalprint.cli import main
 from causalprint.evaluation.eval_rows import load_eval_rows
+from causalprint.presets import preset_names
 from causalprint.storage import Storage, StorageConfig
 from causalprint.storage.folders import download_folder
 from test_training import COLUMNS, TINY_MODEL, write_rows
@@ -109,7 +110,8 @@ def test_the_rule_takes_the_highest_shift_mean_among_variants_that_reach_the_val
 
 def test_an_unknown_study_preset_is_refused(capsys) -> None:
     assert main(["study", "--preset", "nope"]) == 2
-    assert "unknown study preset 'nope'; known: bench-layer" in capsys.readouterr().err
+    known = ", ".join(preset_names("study"))
+    assert "bench-layer" in known and f"unknown study preset 'nope'; known: {known}" in capsys.readouterr().err
 
 
 @pytest.mark.slow
