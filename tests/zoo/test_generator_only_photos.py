@@ -81,6 +81,34 @@ def test_bad_generator_only_groups_are_refused(change: dict, words: str) -> None
         build_config(ZooJobConfig, {"zoo": raw}, environ={})
 
 
+def test_a_generator_only_group_of_photos_the_real_class_cuts_is_refused(tmp_path) -> None:
+    from causalprint.storage import Storage, StorageConfig
+    from causalprint.zoo.build import build_zoo
+
+    raw = load_preset("zoo", "tiny")  # its real groups are scikit-image photos too
+    raw["generator_only_photos"] = {"source": "skimage", "groups": {"again": ["coffee.png", "brick.png"]}}
+    zoo = build_config(ZooJobConfig, {"zoo": raw}, environ={}).zoo
+    with pytest.raises(ValueError, match=r"the real class cuts too: \{'again': \['coffee.png'\]\}"):
+        build_zoo(Storage(StorageConfig(root=str(tmp_path))), zoo)
+    assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_the_table_says_what_a_generator_only_source_was_measured_against() -> None:
+    from causalprint.zoo.report import format_zoo_table
+
+    report = {"sources": {"dcgan-sk": {"family": "gan", "arch": "dcgan", "content_group": "textures",
+                                       "kid": 0.3, "kid_std": 0.01, "kid_reference": "crops/textures"},
+                          "dcgan": {"family": "gan", "arch": "dcgan", "content_group": "objects",
+                                    "kid": 0.2, "kid_std": 0.01, "kid_reference": "real/heldout/objects"}},
+              "quality_floor": {"objects": {"kid": 0.0, "kid_std": 0.001, "reference": "real"},
+                                "textures": {"kid": 0.0, "kid_std": 0.001, "reference": "crops"}}}
+    lines = format_zoo_table(report).splitlines()
+    assert next(line for line in lines if line.startswith("| dcgan-sk ")).endswith("| 300.0 ± 10.0 (to crops) |")
+    assert next(line for line in lines if line.startswith("| dcgan ")).endswith("| 200.0 ± 10.0 |")
+    assert any(line.startswith("| crops-vs-crops floor (textures) |") for line in lines)
+    assert any(line.startswith("| real-vs-real floor (objects) |") for line in lines)
+
+
 @pytest.mark.slow
 def test_build_trains_on_the_group_while_the_real_class_holds_none_of_it(ray_session: None, tmp_path) -> None:
     from causalprint.storage import Storage, StorageConfig
@@ -97,3 +125,5 @@ def test_build_trains_on_the_group_while_the_real_class_holds_none_of_it(ray_ses
     sk = report["sources"]["dcgan-sk"]
     assert sk["content_group"] == "textures" and sk["kid_reference"] == "crops/textures" and np.isfinite(sk["kid"])
     assert set(report["quality_floor"]) == {"objects", "scenes", "textures"}
+    assert report["quality_floor"]["textures"]["reference"] == "crops"
+    assert report["quality_floor"]["objects"]["reference"] == "real"

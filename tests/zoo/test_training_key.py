@@ -43,3 +43,15 @@ def test_own_crop_scales_are_another_instance_trained_on_other_crops() -> None:
     assert not np.allclose(default.numpy(), own.numpy())
     # The zoo's own scales are what an unset override means.
     assert np.array_equal(default.numpy(), training_images(zoo, spec.content_group, photos, zoo.crops).numpy())
+
+
+def test_the_bench_zoos_stored_keys_stay_what_its_builds_wrote() -> None:
+    """A changed key silently retrains (hours for the bench zoo): these are the keys its stored sources carry."""
+    from causalprint.zoo.build import _sampling_key, real_key
+
+    zoo = load_zoo_job("bench", environ={}).zoo
+    spec = {g.name: g for g in zoo.generators}
+    assert _training_key(zoo, spec["dcgan"]) == "153f2d796953"
+    assert _sampling_key(zoo, _training_key(zoo, spec["dcgan"])) == "ba223094199e"
+    assert _sampling_key(zoo, _training_key(zoo, spec["stylegan-shift8b"])) == "3d28eef9dee7"
+    assert real_key(zoo) == "6c13dbb9b4b5"

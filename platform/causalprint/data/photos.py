@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import io
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -55,14 +56,8 @@ def _decode_photo(data: bytes, name: str, max_pixels: int) -> np.ndarray:
         return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
 
 
-def load_photo_groups(
-    config: PhotoSetConfig, storage: StorageConfig | None = None, within: list[str] | None = None
-) -> dict[str, list[np.ndarray]]:
-    """Decode every photograph, as RGB uint8 arrays, per content group (sorted by name for determinism).
-
-    A folder source is read with ``storage``'s connection settings (endpoint, credentials) and its own root.
-    ``within`` narrows every group to the files that also match one of these patterns.
-    """
+def _named_photos(config: PhotoSetConfig, storage: StorageConfig | None) -> dict[str, Callable[[], bytes]]:
+    """File name -> a reader of its bytes, for every photograph of the set's source."""
     if config.source == "skimage":
         import skimage.data
 
@@ -83,12 +78,35 @@ def load_photo_groups(
             "the benchmark preset expects the 22 photos of ../shared/data/photos (see its README), "
             "or set photos.uri to a folder of your own"
         )
-    groups: dict[str, list[np.ndarray]] = {}
+    return named
+
+
+def _group_names(named: Iterable[str], config: PhotoSetConfig, within: list[str] | None) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
     for group, patterns in config.groups.items():
         names = sorted(n for n in named if any(fnmatch.fnmatch(n, p) for p in patterns)
                        and (within is None or any(fnmatch.fnmatch(n, p) for p in within)))
         if not names:
             narrowed = f" narrowed to {within}" if within is not None else ""
             raise PhotosUnavailableError(f"photo group {group!r} matches no file for patterns {patterns}{narrowed}")
-        groups[group] = [_decode_photo(named[n](), n, config.max_pixels) for n in names]
+        groups[group] = names
     return groups
+
+
+def photo_names(config: PhotoSetConfig, storage: StorageConfig | None = None,
+                within: list[str] | None = None) -> dict[str, list[str]]:
+    """The file names of every content group (sorted), without decoding any photograph."""
+    return _group_names(_named_photos(config, storage), config, within)
+
+
+def load_photo_groups(
+    config: PhotoSetConfig, storage: StorageConfig | None = None, within: list[str] | None = None
+) -> dict[str, list[np.ndarray]]:
+    """Decode every photograph, as RGB uint8 arrays, per content group (sorted by name for determinism).
+
+    A folder source is read with ``storage``'s connection settings (endpoint, credentials) and its own root.
+    ``within`` narrows every group to the files that also match one of these patterns.
+    """
+    named = _named_photos(config, storage)
+    return {group: [_decode_photo(named[n](), n, config.max_pixels) for n in names]
+            for group, names in _group_names(named, config, within).items()}

@@ -27,7 +27,7 @@ import torch
 from pydantic import BaseModel
 
 from causalprint.data.crops import CropConfig, random_crops
-from causalprint.data.photos import load_photo_groups
+from causalprint.data.photos import load_photo_groups, photo_names
 from causalprint.imaging.encode import encode_image, file_suffix, to_uint8
 from causalprint.progress import ProgressLogger
 from causalprint.seeding import derive_seed
@@ -166,10 +166,15 @@ def build_generator_source(storage: Storage, zoo: ZooConfig, spec: GeneratorSpec
     return {"rows": rows, "info": info}
 
 
+def real_key(zoo: ZooConfig) -> str:
+    """The real class's cache key: its crops depend on the real photo groups only, never on generator-only ones."""
+    return config_key("real", zoo.image_size, zoo.photos, zoo.crops, zoo.splits, zoo.encoding, zoo.seed)
+
+
 def build_real_source(storage: Storage, zoo: ZooConfig) -> dict[str, Any]:
     """Cut the real class: each split draws evenly from every content group, from its own random stream."""
     _configure_worker_logging()
-    key = config_key("real", zoo.image_size, zoo.photos, zoo.crops, zoo.splits, zoo.encoding, zoo.seed)
+    key = real_key(zoo)
     info = {"source": REAL_SOURCE, "arch": REAL_SOURCE, "family": "real", "parameters": 0, "train_seconds": 0.0,
             "content_group": "all"}
     rows = _cached_rows(storage, zoo, REAL_SOURCE, key)
@@ -198,6 +203,19 @@ def build_real_source(storage: Storage, zoo: ZooConfig) -> dict[str, Any]:
     return {"rows": rows, "info": info}
 
 
+def check_generator_only_photos(storage: Storage, zoo: ZooConfig) -> None:
+    """Refuse generator-only groups that hold a photograph the real class cuts too: their content would not be
+    generator-only. Sets from different sources (a folder and scikit-image's data) share no file."""
+    extra = zoo.generator_only_photos
+    if extra is None or (extra.source, extra.uri) != (zoo.photos.source, zoo.photos.uri):
+        return
+    real = {n for names in photo_names(zoo.photos, storage.config).values() for n in names}
+    shared = {g: sorted(real & set(names)) for g, names in photo_names(extra, storage.config).items()}
+    shared = {g: names for g, names in shared.items() if names}
+    if shared:
+        raise ValueError(f"generator_only_photos groups hold photographs the real class cuts too: {shared}")
+
+
 def rows_to_manifest(rows: list[dict[str, Any]]) -> pa.Table:
     ordered = sorted(rows, key=lambda r: (r["source"], r["split"], r["index"]))
     return pa.Table.from_pylist(
@@ -221,6 +239,7 @@ def build_zoo(storage: Storage, zoo: ZooConfig) -> dict[str, Any]:
     from causalprint.runtime.ray_local import gpu_count
     from causalprint.zoo.report import measure_quality
 
+    check_generator_only_photos(storage, zoo)
     storage.ensure_bucket()
     use_gpu = gpu_count() > 0
     options = {"num_cpus": zoo.cpus_per_task, "num_gpus": 1 if use_gpu else 0, "max_retries": 1}

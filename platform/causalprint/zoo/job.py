@@ -33,8 +33,11 @@ def run_zoo_build(config: ZooJobConfig, results_path: str | Path | None = None) 
             f"({z.cpus_per_task:g} CPU each, tasks in parallel). KID: kernel inception distance "
             f"(x1e3, mean ± std over {z.quality.subsets} subsets of {z.quality.subset_size}) in EfficientNet-Lite0 "
             f"feature space between {z.quality.images} images of the source and held-out real crops of its "
-            "content group; the real-vs-real rows are the floor (real train crops vs real held-out crops).\n\n"
-            + table
+            "content group; the real-vs-real rows are the floor (real train crops vs real held-out crops)."
+            + (" A generator-only group, of which the real class holds no crop, is measured against fresh crops of "
+               "its photographs instead (marked \"to crops\"), with two such draws as its floor."
+               if z.generator_only_photos is not None else "")
+            + "\n\n" + table
         )
         update_section(results_path, f"zoo-{z.name}", f"Generator zoo `{z.name}`", body)
         log.info("results written to %s", results_path)

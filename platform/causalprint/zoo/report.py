@@ -91,7 +91,8 @@ def measure_quality(storage: Storage, zoo: ZooConfig, manifest: pa.Table) -> dic
         if f"floor:{group}" in feats and f"ref:{group}" in feats:
             mean, std = kernel_inception_distance(feats[f"floor:{group}"], feats[f"ref:{group}"], q.subsets,
                                                   q.subset_size)
-            floor[group] = {"kid": mean, "kid_std": std}
+            floor[group] = {"kid": mean, "kid_std": std,
+                            "reference": "crops" if zoo.is_generator_only(group) else "real"}
     for spec in zoo.generators:
         ref = feats.get(f"ref:{spec.content_group}")
         if ref is None or spec.name not in feats:
@@ -114,12 +115,15 @@ def format_zoo_table(report: dict[str, Any]) -> str:
     for name, s in report["sources"].items():
         kid = s.get("kid")
         kid_txt = f"{1e3 * kid:.1f} ± {1e3 * s.get('kid_std', 0.0):.1f}" if kid is not None else "n/a"
+        if str(s.get("kid_reference", "")).startswith("crops/"):
+            kid_txt += " (to crops)"
         lines.append(
             f"| {name} | {s.get('family', '')} | {s.get('arch', '')} | {s.get('content_group', '')} "
             f"| {s.get('parameters', 0):,} | {s.get('train_seconds', 0.0):.0f} | {s.get('train_steps', 0)} "
             f"| {kid_txt} |"
         )
     for group, f in report.get("quality_floor", {}).items():
-        lines.append(f"| real-vs-real floor ({group}) | real | | {group} | 0 | 0 | 0 | "
+        label = "crops-vs-crops floor" if f.get("reference") == "crops" else "real-vs-real floor"
+        lines.append(f"| {label} ({group}) | real | | {group} | 0 | 0 | 0 | "
                      f"{1e3 * f['kid']:.1f} ± {1e3 * f['kid_std']:.1f} |")
     return "\n".join(lines)
