@@ -205,7 +205,8 @@ def build_real_source(storage: Storage, zoo: ZooConfig) -> dict[str, Any]:
 
 def check_generator_only_photos(storage: Storage, zoo: ZooConfig) -> None:
     """Refuse generator-only groups that hold a photograph the real class cuts too: their content would not be
-    generator-only. Sets from different sources (a folder and scikit-image's data) share no file."""
+    generator-only. Files are compared by name within one store: sets from different sources (a folder and
+    scikit-image's data, say) are not compared."""
     extra = zoo.generator_only_photos
     if extra is None or (extra.source, extra.uri) != (zoo.photos.source, zoo.photos.uri):
         return
