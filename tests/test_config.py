@@ -34,16 +34,11 @@ def test_bench_train_presets_give_every_zoo_source_one_role_and_never_train_on_a
     assert set(evaluate["shift_sources"]) | set(evaluate["fresh_shift_sources"]) <= plasma
 
 
-def test_bench_third_content_trains_only_architecture_instances_and_no_class() -> None:
+def test_bench_third_content_holds_every_shift_architecture() -> None:
+    # Its roles (never a class, never scored) are the role tests' business; this is what it is for.
     zoo = load_zoo_job("bench", environ={}).zoo
-    evaluate = load_preset("evaluate", "bench")["evaluate"]
-    third = {g.name for g in zoo.generators if zoo.is_generator_only(g.content_group)}
-    assert third and {g.arch for g in zoo.generators if g.name in third} == \
-        {g.arch for g in zoo.generators if g.content_group == "plasma"}  # every shift architecture
-    assert not third & set(evaluate["sources"])
-    for name in preset_names("study"):
-        study = load_preset("study", name)
-        assert not third & set(study["shift_sources"])
+    third = {g.arch for g in zoo.generators if zoo.is_generator_only(g.content_group)}
+    assert third == {g.arch for g in zoo.generators if g.content_group == "plasma"}
 
 
 def test_bench_extractions_cover_what_training_and_evaluation_read() -> None:

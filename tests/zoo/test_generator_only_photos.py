@@ -16,11 +16,12 @@ from causalprint.zoo.config import ZooConfig, ZooJobConfig, load_zoo_job
 TEXTURES = {"source": "skimage", "groups": {"textures": ["brick.png", "grass.png", "gravel.png"]}}
 
 
-def _tiny_with_textures(**textures: list[str]) -> ZooConfig:
-    """The tiny zoo's real class and its first two generators, plus a dcgan trained on grayscale textures."""
+def _tiny_with_textures(patterns: list[str] | None = None) -> ZooConfig:
+    """The tiny zoo's real class and its first two generators, plus a dcgan trained on grayscale textures
+    (``patterns`` narrows the textures group)."""
     raw = load_preset("zoo", "tiny")
     spec = {**raw["generators"][0], "name": "dcgan-sk", "seed": 7, "content_group": "textures"}
-    photos = {**TEXTURES, "groups": textures or TEXTURES["groups"]}
+    photos = {**TEXTURES, "groups": {"textures": patterns}} if patterns else TEXTURES
     raw = {**raw, "generators": [*raw["generators"][:2], spec], "generator_only_photos": photos}
     return build_config(ZooJobConfig, {"zoo": raw}, environ={}).zoo
 
@@ -30,7 +31,7 @@ def test_a_generator_only_group_changes_no_other_generators_key() -> None:
     for spec in extended.generators[:2]:
         assert _training_key(extended, spec) == _training_key(plain, spec)
     spec = extended.generators[2]
-    other_photos = _tiny_with_textures(textures=["brick.png"])
+    other_photos = _tiny_with_textures(["brick.png"])
     assert _training_key(other_photos, spec) != _training_key(extended, spec)
 
 
@@ -100,8 +101,8 @@ def test_the_table_says_what_a_generator_only_source_was_measured_against() -> N
                                        "kid": 0.3, "kid_std": 0.01, "kid_reference": "crops/textures"},
                           "dcgan": {"family": "gan", "arch": "dcgan", "content_group": "objects",
                                     "kid": 0.2, "kid_std": 0.01, "kid_reference": "real/heldout/objects"}},
-              "quality_floor": {"objects": {"kid": 0.0, "kid_std": 0.001, "reference": "real"},
-                                "textures": {"kid": 0.0, "kid_std": 0.001, "reference": "crops"}}}
+              "quality_floor": {"objects": {"kid": 0.0, "kid_std": 0.001, "reference": "real/heldout/objects"},
+                                "textures": {"kid": 0.0, "kid_std": 0.001, "reference": "crops/textures"}}}
     lines = format_zoo_table(report).splitlines()
     assert next(line for line in lines if line.startswith("| dcgan-sk ")).endswith("| 300.0 ± 10.0 (to crops) |")
     assert next(line for line in lines if line.startswith("| dcgan ")).endswith("| 200.0 ± 10.0 |")
@@ -125,5 +126,5 @@ def test_build_trains_on_the_group_while_the_real_class_holds_none_of_it(ray_ses
     sk = report["sources"]["dcgan-sk"]
     assert sk["content_group"] == "textures" and sk["kid_reference"] == "crops/textures" and np.isfinite(sk["kid"])
     assert set(report["quality_floor"]) == {"objects", "scenes", "textures"}
-    assert report["quality_floor"]["textures"]["reference"] == "crops"
-    assert report["quality_floor"]["objects"]["reference"] == "real"
+    assert report["quality_floor"]["textures"]["reference"] == "crops/textures"
+    assert report["quality_floor"]["objects"]["reference"] == "real/heldout/objects"

@@ -70,8 +70,8 @@ class ZooConfig(StrictModel):
     @property
     def content_groups(self) -> list[str]:
         """Every content group a generator may train on: the real class's, then the generator-only ones."""
-        extra = self.generator_only_photos.groups if self.generator_only_photos is not None else {}
-        return [*self.photos.groups, *extra]
+        extra = self.generator_only_photos
+        return [*self.photos.groups, *(extra.groups if extra is not None else {})]
 
     def is_generator_only(self, group: str) -> bool:
         """Whether ``group`` is content that the real class holds no crop of."""
@@ -79,10 +79,10 @@ class ZooConfig(StrictModel):
 
     def photo_set(self, group: str) -> PhotoSetConfig:
         """The photo set that holds ``group``, narrowed to that group alone."""
+        if group not in self.content_groups:
+            raise KeyError(f"no content group {group!r}; known: {self.content_groups}")
         extra = self.generator_only_photos
         owner = extra if extra is not None and group in extra.groups else self.photos
-        if group not in owner.groups:
-            raise KeyError(f"no content group {group!r}; known: {self.content_groups}")
         return owner.model_copy(update={"groups": {group: owner.groups[group]}})
 
     @property

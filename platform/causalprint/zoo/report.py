@@ -70,6 +70,7 @@ def measure_quality(storage: Storage, zoo: ZooConfig, manifest: pa.Table) -> dic
     embed = ray.remote(embed_images).options(num_cpus=zoo.cpus_per_task)
     crop_embed = ray.remote(embed_photo_crops).options(num_cpus=zoo.cpus_per_task)
     groups = sorted({g.content_group for g in zoo.generators} | set(zoo.photos.groups))
+    reference = {g: f"crops/{g}" if zoo.is_generator_only(g) else f"real/{ref_split}/{g}" for g in groups}
     jobs: dict[str, Any] = {}
     crop_refs: dict[str, Any] = {}
     for group in groups:
@@ -91,16 +92,13 @@ def measure_quality(storage: Storage, zoo: ZooConfig, manifest: pa.Table) -> dic
         if f"floor:{group}" in feats and f"ref:{group}" in feats:
             mean, std = kernel_inception_distance(feats[f"floor:{group}"], feats[f"ref:{group}"], q.subsets,
                                                   q.subset_size)
-            floor[group] = {"kid": mean, "kid_std": std,
-                            "reference": "crops" if zoo.is_generator_only(group) else "real"}
+            floor[group] = {"kid": mean, "kid_std": std, "reference": reference[group]}
     for spec in zoo.generators:
         ref = feats.get(f"ref:{spec.content_group}")
         if ref is None or spec.name not in feats:
             continue
         mean, std = kernel_inception_distance(feats[spec.name], ref, q.subsets, q.subset_size)
-        reference = (f"crops/{spec.content_group}" if zoo.is_generator_only(spec.content_group)
-                     else f"real/{ref_split}/{spec.content_group}")
-        out[spec.name] = {"kid": mean, "kid_std": std, "kid_reference": reference}
+        out[spec.name] = {"kid": mean, "kid_std": std, "kid_reference": reference[spec.content_group]}
         log.info("quality %s: KID %.4f +- %.4f", spec.name, mean, std)
     out["_floor"] = floor
     return out
@@ -115,7 +113,7 @@ def format_zoo_table(report: dict[str, Any]) -> str:
     for name, s in report["sources"].items():
         kid = s.get("kid")
         kid_txt = f"{1e3 * kid:.1f} ± {1e3 * s.get('kid_std', 0.0):.1f}" if kid is not None else "n/a"
-        if str(s.get("kid_reference", "")).startswith("crops/"):
+        if _to_crops(s.get("kid_reference")):
             kid_txt += " (to crops)"
         lines.append(
             f"| {name} | {s.get('family', '')} | {s.get('arch', '')} | {s.get('content_group', '')} "
@@ -123,7 +121,12 @@ def format_zoo_table(report: dict[str, Any]) -> str:
             f"| {kid_txt} |"
         )
     for group, f in report.get("quality_floor", {}).items():
-        label = "crops-vs-crops floor" if f.get("reference") == "crops" else "real-vs-real floor"
+        label = "crops-vs-crops floor" if _to_crops(f.get("reference")) else "real-vs-real floor"
         lines.append(f"| {label} ({group}) | real | | {group} | 0 | 0 | 0 | "
                      f"{1e3 * f['kid']:.1f} ± {1e3 * f['kid_std']:.1f} |")
     return "\n".join(lines)
+
+
+def _to_crops(reference: str | None) -> bool:
+    """Whether a KID was measured against fresh photo crops (a generator-only group) rather than real images."""
+    return (reference or "").startswith("crops/")
