@@ -26,11 +26,12 @@ def test_bench_train_presets_give_every_zoo_source_one_role_and_never_train_on_a
     data = DataConfig(**load_preset("train", train)["data"])  # its validator refuses a source in two roles
     evaluate = load_preset("evaluate", "bench")["evaluate"]
     plasma = {g.name for g in zoo.generators if g.content_group == "plasma"}
-    excluded, arch_only = set(data.excluded_sources), set(data.architecture_only_sources)
-    assert excluded | arch_only | set(data.held_out_sources) <= set(zoo.sources)
-    # A zoo source a preset forgot would silently become one more class.
-    assert set(zoo.sources) - excluded - arch_only == set(evaluate["sources"])
-    assert plasma <= excluded
+    # Named classes: a source added to the zoo trains nothing until a preset names it.
+    assert data.class_sources is not None and not data.excluded_sources
+    assert set(data.named_sources) <= set(zoo.sources)
+    # The classes and unknowns are the evaluation's, whichever of them a preset holds out.
+    assert set(data.class_sources) | set(data.held_out_sources) == set(evaluate["sources"])
+    assert not plasma & set(data.named_sources)
     assert set(evaluate["shift_sources"]) | set(evaluate["fresh_shift_sources"]) <= plasma
 
 
@@ -64,8 +65,8 @@ def test_a_study_scores_no_fresh_copy_and_each_variant_gives_every_source_one_ro
     assert set(job.study.shift_sources) <= set(evaluate["shift_sources"])
     for variant in job.study.variants:
         data = variant_job(job, variant).data  # a TrainJobConfig: one role per source, validated
-        assert set(zoo.sources) - set(data.excluded_sources) - set(data.architecture_only_sources) == \
-            set(evaluate["sources"])
+        assert set(data.architecture_only_sources) == set(job.study.sources_of(variant))
+        assert set(data.named_sources) - set(data.architecture_only_sources) == set(evaluate["sources"])
 
 
 @pytest.mark.parametrize(("preset", "study", "variant"), [("bench-noise", "bench-strong", "i"),
@@ -79,7 +80,8 @@ def test_the_noise_presets_train_the_sets_their_study_names(preset: str, study: 
     job = StudyJobConfig(study=load_preset("study", study))
     data, chosen = load_preset("train", preset)["data"], variant_job(job, variant).data
     assert data["architecture_only_sources"] == chosen.architecture_only_sources
-    assert set(data["excluded_sources"]) == set(chosen.excluded_sources)
+    # An open-set preset holds some of the study's classes out.
+    assert set(data["class_sources"]) | set(data.get("held_out_sources", [])) == set(chosen.class_sources)
 
 
 def test_yaml_env_and_cli_layers_in_order(tmp_path) -> None:

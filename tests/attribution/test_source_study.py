@@ -31,7 +31,7 @@ ARCH = {"real": "real", "gan": "gan", "gan-b": "gan", "sd": "sd", "sd-b": "sd", 
         "sd-shift": "sd"}
 FAMILY = {"real": "real", "gan": "gan", "sd": "diffusion"}
 SHIFT = ["gan-shift", "sd-shift"]
-TRAIN = {"data": {"features": "features/synth", "columns": list(COLUMNS), "excluded_sources": SHIFT},
+TRAIN = {"data": {"features": "features/synth", "columns": list(COLUMNS), "class_sources": ["real", "gan", "sd"]},
          "model": TINY_MODEL,
          "train": {"epochs": 2, "batch_size": 16, "lr": 1e-2},
          "scaling": {"num_workers": 1, "keep_checkpoints": None}}
@@ -75,13 +75,23 @@ def _job(root) -> StudyJobConfig:
                                           "study": STUDY})
 
 
-def test_a_variant_trains_on_its_instances_and_excludes_the_rest(synth_train_preset, tmp_path) -> None:
+def test_a_variant_trains_on_its_instances_and_nothing_else(synth_train_preset, tmp_path) -> None:
     job = _job(tmp_path)
     none, with_ = variant_job(job, "none"), variant_job(job, "with")
     assert none.name == "study-synth-none" and with_.name == "study-synth-with"
-    assert none.data.architecture_only_sources == [] and set(none.data.excluded_sources) == {*SHIFT, "gan-b", "sd-b"}
-    assert with_.data.architecture_only_sources == ["gan-b", "sd-b"] and set(with_.data.excluded_sources) == set(SHIFT)
+    assert none.data.architecture_only_sources == [] and none.data.named_sources == ["real", "gan", "sd"]
+    assert with_.data.architecture_only_sources == ["gan-b", "sd-b"]
+    assert with_.data.named_sources == ["real", "gan", "sd", "gan-b", "sd-b"]
     assert with_.storage.root == str(tmp_path) and with_.train.epochs == 2
+
+
+def test_a_study_needs_a_train_preset_that_names_its_classes(monkeypatch, tmp_path) -> None:
+    # With a list of dropped sources instead, an instance no variant chooses would become one more class.
+    dropping = {**TRAIN, "data": {**{k: v for k, v in TRAIN["data"].items() if k != "class_sources"},
+                                  "excluded_sources": SHIFT}}
+    monkeypatch.setattr(source_study, "load_preset", lambda kind, name: dropping)
+    with pytest.raises(ValueError, match=r"train preset 'synth' must name its classes \(data.class_sources\)"):
+        variant_job(_job(tmp_path), "none")
 
 
 @pytest.mark.parametrize(("change", "message"), [

@@ -113,12 +113,38 @@ def test_data_splits_labels_and_reference(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="lacks columns.*one_step.nope.*one_step.dct"):
         load_attribution_data(storage, cfg.model_copy(update={"columns": ["one_step.nope"]}))
-    with pytest.raises(ValueError, match="not sources"):
+    with pytest.raises(ValueError, match=r"held_out_sources \['nope'\] have no ok rows in features/synth"):
         load_attribution_data(storage, cfg.model_copy(update={"held_out_sources": ["nope"]}))
     mixed = Storage(StorageConfig(root=str(tmp_path / "mixed")))
     write_features(mixed, reference_ids=("ref-1", "ref-2"))
     with pytest.raises(ValueError, match=r"2 reference models \['ref-1', 'ref-2'\]"):
         load_attribution_data(mixed, cfg)
+
+
+def test_named_classes_drop_every_source_the_config_does_not_name(tmp_path: Path) -> None:
+    storage = Storage(StorageConfig(root=str(tmp_path)))
+    write_features(storage)
+    cfg = DataConfig(features="features/synth", columns=list(COLUMNS), class_sources=["real", "sd-a"],
+                     held_out_sources=["gan-a"])
+    data = load_attribution_data(storage, cfg)
+    # sd-b is named nowhere: none of its rows is read, as if it were excluded.
+    assert data.class_names == ["real", "sd-a"] and set(data.unknown_sources) == {"gan-a"}
+    assert len(data.y_train) + len(data.y_val) == 119 and len(data.y_test) == 39
+    excluded = load_attribution_data(storage, DataConfig(features="features/synth", columns=list(COLUMNS),
+                                                         held_out_sources=["gan-a"], excluded_sources=["sd-b"]))
+    assert np.array_equal(data.x_train, excluded.x_train) and np.array_equal(data.x_test, excluded.x_test)
+    with_instance = load_attribution_data(storage, cfg.model_copy(update={"architecture_only_sources": ["sd-b"]}))
+    assert with_instance.class_names == ["real", "sd-a"] and (with_instance.y_train < 0).sum() == 60
+
+    # A misspelt class would silently drop it.
+    with pytest.raises(ValueError, match=r"class_sources \['sd-c'\] have no ok rows in features/synth"):
+        load_attribution_data(storage, cfg.model_copy(update={"class_sources": ["real", "sd-c"]}))
+    with pytest.raises(ValueError, match=r"architecture_only_sources \['sd-z'\] have no ok rows"):
+        load_attribution_data(storage, cfg.model_copy(update={"architecture_only_sources": ["sd-z"]}))
+    with pytest.raises(ValidationError, match=r"class_sources\) or the sources to drop \(excluded_sources\), not both"):
+        DataConfig(features="f", columns=["a.b"], class_sources=["real", "sd-a"], excluded_sources=["sd-b"])
+    with pytest.raises(ValidationError, match="'gan-a' is in both class_sources and held_out_sources"):
+        DataConfig(features="f", columns=["a.b"], class_sources=["real", "gan-a"], held_out_sources=["gan-a"])
 
 
 def test_architecture_only_sources_train_the_architecture_and_are_no_class(tmp_path: Path) -> None:
@@ -327,6 +353,9 @@ def test_driver_rerun_resumes_the_named_run(flaky_run: FlakyRun) -> None:
     # resumable; excluding a class changes the classes, and is refused.
     newer_zoo = job.model_copy(update={"data": job.data.model_copy(update={"excluded_sources": ["sd-new"]})})
     assert run_training(newer_zoo).epochs_completed == 3
+    # The same classes named instead of implied are the same rows.
+    named = job.model_copy(update={"data": job.data.model_copy(update={"class_sources": ["real", "sd-a", "sd-b"]})})
+    assert run_training(named).epochs_completed == 3
     fewer = job.model_copy(update={"data": job.data.model_copy(update={"excluded_sources": ["sd-b"]})})
     with pytest.raises(ValueError, match=r"another model or data.*class_names.*choose a new name"):
         run_training(fewer)

@@ -3,7 +3,10 @@
 Rows are the ``ok`` rows of one extraction output (``causalprint.extraction.parts``). The input of the model is
 the concatenation of the chosen ``<mode>.<space>`` columns, in the configured order. Labels are the sorted
 source names that take part in training; *held-out* sources never train and come back as the open-set
-"unknown" test rows; *excluded* sources are dropped altogether. Splits:
+"unknown" test rows; *architecture-only* sources train the architecture head alone. Which other sources are
+dropped is said one of two ways: a list of the classes (``class_sources``: every source the config does not
+name is dropped, so a source added to the zoo trains nothing until a preset names it), or a list of the dropped
+ones (``excluded_sources``). Splits:
 
 - ``train``: the manifest's train split minus the validation rows;
 - ``val``: carved from the train split per class, deterministically by a hash of the row's URI (so the same
@@ -18,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,7 +48,11 @@ class DataConfig(StrictModel):
     columns: list[str] = Field(min_length=1, description="<mode>.<space> vector columns, concatenated in order")
     held_out_sources: list[str] = Field(
         default_factory=list, description="never trained on: their test-split rows are the open-set unknowns")
-    excluded_sources: list[str] = Field(default_factory=list, description="dropped entirely")
+    class_sources: list[str] | None = Field(
+        default=None, description="the classes; when given, every source this config does not name (here, in "
+        "held_out_sources or in architecture_only_sources) is dropped")
+    excluded_sources: list[str] = Field(default_factory=list, description="dropped entirely (when class_sources "
+                                        "is not given)")
     architecture_only_sources: list[str] = Field(
         default_factory=list, description="further instances of the classes' architectures: their train rows "
         "train the architecture head only, they are no class of their own (see AttributionData.y_train)")
@@ -61,9 +67,34 @@ class DataConfig(StrictModel):
         bad = [c for c in self.columns if "." not in c]
         if bad:
             raise ValueError(f"columns must look like <mode>.<space>, got {bad}")
-        check_one_role({"held_out_sources": self.held_out_sources, "excluded_sources": self.excluded_sources,
+        if self.class_sources is not None and self.excluded_sources:
+            raise ValueError("name the classes (class_sources) or the sources to drop (excluded_sources), not "
+                             "both: with class_sources every source not named is dropped")
+        check_one_role({"class_sources": self.class_sources or [], "held_out_sources": self.held_out_sources,
+                        "excluded_sources": self.excluded_sources,
                         "architecture_only_sources": self.architecture_only_sources})
         return self
+
+    @property
+    def named_sources(self) -> list[str] | None:
+        """Every source the config keeps when it names its classes (classes, held out, architecture-only); None
+        when it names the dropped ones instead."""
+        if self.class_sources is None:
+            return None
+        return [*self.class_sources, *self.held_out_sources, *self.architecture_only_sources]
+
+    def source_filter(self) -> pc.Expression | None:
+        """The rows this config keeps, by source, as a filter for reading (None: every source)."""
+        named = self.named_sources
+        if named is not None:
+            return pc.field("source").isin(named)
+        return ~pc.field("source").isin(self.excluded_sources) if self.excluded_sources else None
+
+    def dropped_text(self) -> str:
+        """How this config drops sources, for messages."""
+        if self.class_sources is not None:
+            return f"keeping only {self.named_sources}"
+        return f"after excluding {self.excluded_sources}"
 
     @property
     def prefixes(self) -> list[str]:
@@ -174,12 +205,12 @@ def split_attribution_data(table: pa.Table, cfg: DataConfig) -> AttributionData:
         raise ValueError(f"extraction output {cfg.features} lacks columns {missing}; vector columns there: "
                          f"{vector_columns}")
     # Rows are chosen by index, in the metadata only: filtering the whole table would copy every vector column.
-    keep = pc.fill_null(table["ok"], False)
-    if cfg.excluded_sources:
-        keep = pc.and_(keep, pc.invert(pc.is_in(table["source"], pa.array(cfg.excluded_sources))))
-    kept = np.flatnonzero(keep.to_numpy(zero_copy_only=False))
+    by_source = cfg.source_filter()
+    wanted = pc.field("ok") if by_source is None else pc.field("ok") & by_source  # a null ok drops its row
+    index = table.select(["ok", "source"]).append_column("_row", pa.array(np.arange(table.num_rows)))
+    kept = index.filter(wanted)["_row"].to_numpy()
     if len(kept) == 0:
-        raise ValueError(f"no ok rows in {cfg.features} (after excluding {cfg.excluded_sources})")
+        raise ValueError(f"no ok rows in {cfg.features} ({cfg.dropped_text()})")
     vector_table = table.select(list(cfg.columns))
     table = table.select(list(META_COLUMNS)).take(pa.array(kept))
     references = sorted(set(table["reference_id"].to_pylist()))
@@ -192,9 +223,11 @@ def split_attribution_data(table: pa.Table, cfg: DataConfig) -> AttributionData:
     uris = table["uri"].to_pylist()
     families = {str(s): str(f) for s, f in zip(source, table["family"].to_pylist())}
     architectures = {str(s): str(a) for s, a in zip(source, table["arch"].to_pylist())}
-    unknown_held = sorted(set(cfg.held_out_sources) - set(families))
-    if unknown_held:
-        raise ValueError(f"held_out_sources {unknown_held} are not sources of {cfg.features}: {sorted(families)}")
+    # A misspelt name would otherwise drop a class, or the unknowns, without a word.
+    for role in ("class_sources", "held_out_sources", "architecture_only_sources"):
+        absent = sorted(set(getattr(cfg, role) or []) - set(families))
+        if absent:
+            raise ValueError(f"{role} {absent} have no ok rows in {cfg.features}: {sorted(families)}")
     arch_only = np.isin(source, cfg.architecture_only_sources)
     held = np.isin(source, cfg.held_out_sources)
     known = ~held & ~arch_only
@@ -238,14 +271,9 @@ def split_attribution_data(table: pa.Table, cfg: DataConfig) -> AttributionData:
     )
 
 
-def load_columns(storage: Storage, prefix: str, columns: list[str], excluded_sources: Sequence[str] = (),
-                 rows: pc.Expression | None = None) -> pa.Table:
-    """The ``columns`` of one extraction output, less the rows of ``excluded_sources`` and those ``rows`` does not
-    select (dropped part by part, so they are never all in memory), with a message naming what is there when a
-    column is missing."""
-    if excluded_sources:
-        unexcluded = ~pc.field("source").isin(list(excluded_sources))
-        rows = unexcluded if rows is None else unexcluded & rows
+def load_columns(storage: Storage, prefix: str, columns: list[str], rows: pc.Expression | None = None) -> pa.Table:
+    """The ``columns`` of one extraction output, less the rows ``rows`` does not select (dropped part by part, so
+    they are never all in memory), with a message naming what is there when a column is missing."""
     try:
         return load_features(storage, prefix, columns=columns, rows=rows)
     except pa.ArrowInvalid as exc:  # a requested column is absent from a part
@@ -261,8 +289,8 @@ def load_columns(storage: Storage, prefix: str, columns: list[str], excluded_sou
 def load_attribution_data(storage: Storage, cfg: DataConfig) -> AttributionData:
     """Read the extraction output(s) ``cfg.features`` (only the needed columns) and split them."""
     wanted = [*META_COLUMNS, *cfg.columns]
-    # The bench's excluded sources are most of its rows: reading them whole ran a training worker out of memory.
-    tables = [load_columns(storage, prefix, wanted, cfg.excluded_sources) for prefix in cfg.prefixes]
+    # The bench's dropped sources are most of its rows: reading them whole ran a training worker out of memory.
+    tables = [load_columns(storage, prefix, wanted, cfg.source_filter()) for prefix in cfg.prefixes]
     data = split_attribution_data(pa.concat_tables(tables) if len(tables) > 1 else tables[0], cfg)
     del tables
     # Arrow's allocator (mimalloc) keeps freed buffers: without this a training driver held ~9 GB of the bench's

@@ -106,15 +106,15 @@ def chosen_variant(study: StudyConfig, scores: list[VariantScore]) -> VariantSco
 
 def variant_job(job: StudyJobConfig, variant: str) -> TrainJobConfig:
     """The training job of ``variant``: the train preset with the variant's instances as its only
-    architecture-only sources; every other instance of the study's pool, and any architecture-only source of the
-    preset the variant does not name, is excluded."""
+    architecture-only sources. The preset names its classes (``class_sources``), so every instance the variant
+    does not choose, of the study's pool or of the preset, trains nothing."""
     study = job.study
     preset = load_preset("train", study.train_preset)
-    chosen = study.sources_of(variant)
     data = dict(preset["data"])
-    data["architecture_only_sources"] = chosen
-    data["excluded_sources"] = sorted((set(data.get("excluded_sources", [])) | set(study.pool)
-                                       | set(data.get("architecture_only_sources", []))) - set(chosen))
+    if data.get("class_sources") is None:
+        raise ValueError(f"study {study.name!r}: train preset {study.train_preset!r} must name its classes "
+                         "(data.class_sources), so that the instances a variant does not choose train nothing")
+    data["architecture_only_sources"] = study.sources_of(variant)
     return TrainJobConfig.model_validate({
         **{k: preset[k] for k in ("model", "train", "scaling") if k in preset},
         "name": f"study-{study.name}-{variant}", "data": data,

@@ -514,10 +514,11 @@ def stored_checkpoints(job: TrainJobConfig, storage: Storage) -> dict[int, str]:
             if set(CHECKPOINT_FILES) <= names}
 
 
-def _without_excluded(recipe: dict[str, Any]) -> dict[str, Any]:
+def _without_class_lists(recipe: dict[str, Any]) -> dict[str, Any]:
     if "data" not in recipe:
         return recipe
-    return {**recipe, "data": {k: v for k, v in recipe["data"].items() if k != "excluded_sources"}}
+    lists = ("class_sources", "excluded_sources")
+    return {**recipe, "data": {k: v for k, v in recipe["data"].items() if k not in lists}}
 
 
 def _check_existing_run(job: TrainJobConfig, storage: Storage, data: AttributionData) -> int:
@@ -542,11 +543,12 @@ def _check_existing_run(job: TrainJobConfig, storage: Storage, data: Attribution
     wanted = job.recipe()
     if recorded and "data" in recorded:  # defaults of DataConfig fields added since the run was recorded
         found_recipe = {**recorded, "data": DataConfig.model_validate(recorded["data"]).model_dump(mode="json")}
-    # Which sources train is pinned without the excluded list: every source neither excluded, held out nor
-    # architecture-only is a class, and the classes were compared above. So a source added to the zoo and to the
-    # excluded list since (a new shift round, say) leaves the run resumable; one that would change the rows cannot.
-    found_recipe = _without_excluded(found_recipe)
-    wanted = _without_excluded(wanted)
+    # Which sources are classes is pinned by the class names compared above, not by the list that names them
+    # (class_sources) or the one that drops the rest (excluded_sources). So a source added to the zoo and to the
+    # excluded list since (a new shift round, say), or the same classes named the other way, leave the run
+    # resumable; a change of the rows cannot.
+    found_recipe = _without_class_lists(found_recipe)
+    wanted = _without_class_lists(wanted)
     # Over the recorded keys (a legacy checkpoint records only its schedule); ``epochs`` is pinned only by a
     # cosine recipe, so a job switching to constant has none.
     changed = {k: (v, wanted.get(k)) for k, v in found_recipe.items() if wanted.get(k) != v}

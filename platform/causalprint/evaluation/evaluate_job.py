@@ -51,7 +51,6 @@ from causalprint.runtime.ray_local import RayConfig, ensure_ray
 from causalprint.storage import Storage, StorageConfig
 from causalprint.storage.folders import download_folder, upload_folder
 from causalprint.tracking.mlflow_setup import MlflowConfig, configure_mlflow, tracking_uri_for
-from causalprint.zoo.manifest import read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -177,11 +176,11 @@ def _test_prefix(cfg: EvaluateConfig, method_columns: tuple[str, ...], condition
 def _cache_key(cls: Any, spec: BaselineSpec, data_cfg: DataConfig, reference_id: str, trained: list[str]) -> str:
     """What a trained baseline depends on: its resolved options (a changed default retrains), the format of its
     folder, its training rows (the ``trained`` sources, less the held-out ones) and the reference model; not
-    where it is tested, nor which other sources the zoo holds (``excluded_sources`` grows with every zoo source
-    added, and would retrain every baseline on the same rows)."""
+    where it is tested, nor which other sources the zoo holds, nor the list that names its classes (``trained``
+    names them once)."""
     from causalprint.baselines.base import FORMAT_VERSION
 
-    data = {**data_cfg.model_dump(exclude={"excluded_sources"}), "trained": sorted(trained)}
+    data = {**data_cfg.model_dump(exclude={"class_sources", "excluded_sources"}), "trained": sorted(trained)}
     blob = json.dumps({"baseline": spec.name, "format": FORMAT_VERSION, "data": data,
                        "options": cls.Options.model_validate(spec.options).model_dump(mode="json"),
                        "ref": reference_id}, sort_keys=True)
@@ -189,16 +188,15 @@ def _cache_key(cls: Any, spec: BaselineSpec, data_cfg: DataConfig, reference_id:
 
 
 def fit_baseline(storage: Storage, cfg: EvaluateConfig, spec: BaselineSpec, held_out: list[str],
-                 class_names: list[str], all_sources: list[str]) -> tuple[BaselineMethod, float, bool]:
+                 class_names: list[str]) -> tuple[BaselineMethod, float, bool]:
     """Train ``spec`` on the job's train rows of ``cfg.sources`` (or reuse the copy cached in storage under the
     same inputs); returns the method, its training seconds (as measured when it was trained) and whether it was
     reused."""
     from causalprint.baselines.registry import BASELINES
 
     cls = BASELINES.get(spec.name)
-    others = sorted(set(all_sources) - set(cfg.sources))
     data_cfg = DataConfig(features=spec.train_features or cfg.train_features, columns=list(cls.columns),
-                          held_out_sources=held_out, excluded_sources=others,
+                          class_sources=[s for s in cfg.sources if s not in held_out], held_out_sources=held_out,
                           train_split=cfg.train_split, test_split=cfg.test_split)
     # The cache key needs only the extraction record; the rows are read when the baseline must train.
     record = extraction_requirements(storage, data_cfg.features, data_cfg.columns)
@@ -341,13 +339,11 @@ def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
     closed: list[tuple[Method, str, float | None, bool]] = [(m, cfg.features, None, False) for m in ours_all]
     opened: dict[str, Method] = ({m.name: OursMethod(open_model, m.source) for m in ours_all}
                                  if open_model is not None else {})
-    all_sources = sorted(set(read_manifest(storage, storage.resolve(cfg.manifest))["source"].to_pylist()))
     for spec in cfg.baselines:
-        method, seconds, reused = fit_baseline(storage, cfg, spec, [], class_names, all_sources)
+        method, seconds, reused = fit_baseline(storage, cfg, spec, [], class_names)
         closed.append((method, spec.test_features or cfg.features, seconds, reused))
         if cfg.held_out_sources:
-            opened[method.name], _, _ = fit_baseline(storage, cfg, spec, cfg.held_out_sources, open_classes,
-                                                     all_sources)
+            opened[method.name], _, _ = fit_baseline(storage, cfg, spec, cfg.held_out_sources, open_classes)
 
     columns_of: dict[str, set[str]] = {}
     for method, clean_prefix, _, _ in closed:

@@ -8,6 +8,7 @@ import os
 from pydantic import Field
 
 from causalprint.config import StrictModel
+from causalprint.runtime.worker_setup import quiet_ray_noise
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ def ensure_ray(config: RayConfig | None = None) -> None:
         object_store_memory=config.object_store_mb * 1024**2,
         include_dashboard=False,
         log_to_driver=True,
-        runtime_env={"env_vars": {k: os.environ[k] for k in _DEFAULT_ENV}},
+        runtime_env={"env_vars": {k: os.environ[k] for k in _DEFAULT_ENV},
+                     "worker_process_setup_hook": f"{quiet_ray_noise.__module__}.{quiet_ray_noise.__name__}"},
     )
 
 
