@@ -21,7 +21,7 @@ def test_presets_validate_and_share_sources() -> None:
 
 
 @pytest.mark.parametrize("train", [n for n in preset_names("train") if n.startswith("bench")])
-def test_bench_train_presets_give_every_zoo_source_one_role_and_never_train_on_a_shift_copy(train: str) -> None:
+def test_bench_train_presets_name_the_evaluations_classes_and_never_train_on_a_shift_copy(train: str) -> None:
     zoo = load_zoo_job("bench", environ={}).zoo
     data = DataConfig(**load_preset("train", train)["data"])  # its validator refuses a source in two roles
     evaluate = load_preset("evaluate", "bench")["evaluate"]
@@ -80,6 +80,7 @@ def test_the_noise_presets_train_the_sets_their_study_names(preset: str, study: 
     job = StudyJobConfig(study=load_preset("study", study))
     data, chosen = load_preset("train", preset)["data"], variant_job(job, variant).data
     assert data["architecture_only_sources"] == chosen.architecture_only_sources
+    assert data["columns"] == chosen.columns
     # An open-set preset holds some of the study's classes out.
     assert set(data["class_sources"]) | set(data.get("held_out_sources", [])) == set(chosen.class_sources)
 

@@ -242,7 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
          presets="tiny, bench or bench-openset", results=True)
     _job(commands, "evaluate", "ours against the baselines: clean, perturbed, content shift, open set",
          _cmd_evaluate, presets="bench", results=True)
-    _job(commands, "study", "train variants that differ in their architecture-only instances; score shift copies",
+    _job(commands, "study",
+         "train variants that differ in their architecture-only instances or columns; score shift copies",
          _cmd_study, presets="bench-layer", results=True, default_preset="bench-layer")
     _job(commands, "probe", "separability of every residual mode x feature space", _cmd_probe, results=True)
     scan = _job(commands, "scan", "attribute every image of a folder or bucket prefix; a resumable Parquet report",

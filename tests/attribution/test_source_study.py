@@ -85,6 +85,19 @@ def test_a_variant_trains_on_its_instances_and_nothing_else(synth_train_preset, 
     assert with_.storage.root == str(tmp_path) and with_.train.epochs == 2
 
 
+def test_a_variant_may_read_its_own_columns(synth_train_preset, tmp_path) -> None:
+    narrow = list(COLUMNS)[:1]
+    study = {**STUDY, "variants": {"none": [], "narrow": {"groups": ["instances"], "columns": narrow}}}
+    job = StudyJobConfig.model_validate({"storage": {"root": str(tmp_path)}, "study": study})
+    assert job.study.variants["none"].groups == [] and job.study.variants["none"].columns is None
+    assert variant_job(job, "none").data.columns == list(COLUMNS)  # the preset's
+    assert variant_job(job, "narrow").data.columns == narrow
+    assert variant_job(job, "narrow").data.architecture_only_sources == ["gan-b", "sd-b"]
+    with pytest.raises(ValidationError, match="columns must look like <mode>.<space>"):
+        variant_job(job.model_copy(update={"study": job.study.model_copy(update={"variants": {
+            "bad": job.study.variants["narrow"].model_copy(update={"columns": ["nodot"]})}})}), "bad")
+
+
 def test_a_study_needs_a_train_preset_that_names_its_classes(monkeypatch, tmp_path) -> None:
     # With a list of dropped sources instead, an instance no variant chooses would become one more class.
     dropping = {**TRAIN, "data": {**{k: v for k, v in TRAIN["data"].items() if k != "class_sources"},
@@ -98,6 +111,8 @@ def test_a_study_needs_a_train_preset_that_names_its_classes(monkeypatch, tmp_pa
     ({"variants": {"with": ["nope"]}}, r"unknown groups \['nope'\]"),
     ({"shift_sources": ["gan-b"]}, r"\['gan-b'\] are both trained on"),
     ({"variants": {"With": ["instances"]}}, "variant name 'With' must match"),
+    ({"variants": {"w": {"groups": ["instances"], "columns": []}}}, "at least 1 item"),
+    ({"variants": {"w": {"groups": ["instances"], "nope": 1}}}, "Extra inputs are not permitted"),
 ])
 def test_a_study_that_cannot_be_run_is_refused(change, message) -> None:
     with pytest.raises(ValidationError, match=message):
@@ -129,18 +144,24 @@ def test_each_variant_is_trained_scored_on_its_chosen_checkpoint_and_reused(synt
                                                                             ray_session, monkeypatch) -> None:
     storage = Storage(StorageConfig(root=str(tmp_path)))
     _write_features(storage)
+    narrow = list(COLUMNS)[1:]
     job = _job(tmp_path)
+    # The first variant reads fewer columns than the others: the shift rows must hold every variant's.
+    job = job.model_copy(update={"study": StudyConfig.model_validate({**STUDY, "variants": {
+        "narrow": {"groups": ["instances"], "columns": narrow}, **STUDY["variants"]}})})
     scores = run_study(job)
-    assert [s.name for s in scores] == ["none", "with"]
+    assert [s.name for s in scores] == ["narrow", "none", "with"]
     rows = load_eval_rows(storage, "features/synth", list(COLUMNS), SHIFT, "heldout")
-    x = np.concatenate([rows.inputs[c] for c in COLUMNS], axis=1)
     for score in scores:
+        columns = narrow if score.name == "narrow" else list(COLUMNS)
+        x = np.concatenate([rows.inputs[c] for c in columns], axis=1)
         with tempfile.TemporaryDirectory() as tmp:
             state = load_checkpoint(download_folder(storage, score.checkpoint_uri, tmp))
         # The study's pool instances never become classes; the shift copies are never trained on.
         assert state.model.config.class_names == ["gan", "real", "sd"]
         recipe = storage.read_json(f"{score.checkpoint_uri}/epoch.json")["recipe"]
         assert recipe["data"]["architecture_only_sources"] == score.sources
+        assert recipe["data"]["columns"] == columns and state.model.config.input_dim == x.shape[1]
         assert state.epoch == score.chosen_epoch
         # Each copy's figure is the chosen checkpoint's architecture head on that copy's test rows.
         pred = state.model.predict_architecture(x)
@@ -151,8 +172,9 @@ def test_each_variant_is_trained_scored_on_its_chosen_checkpoint_and_reused(synt
     table = format_study(job.study, scores)
     assert table.startswith("Rule, fixed before the runs: the higher shift mean")
     assert f"then the highest shift mean): **{chosen_variant(job.study, scores).name}**." in table
-    assert "| with | instances | 2 |" in table and "| none |  | 0 |" in table
-    assert next(line for line in table.splitlines() if line.startswith("| gan-shift |")).count("|") == 4
+    assert "| with | instances | the preset's | 2 |" in table and "| none |  | the preset's | 0 |" in table
+    assert f"| narrow | instances | {', '.join(narrow)} | 2 |" in table
+    assert next(line for line in table.splitlines() if line.startswith("| gan-shift |")).count("|") == 5
 
     # A rerun finds every variant's checkpoints: nothing trains again, and the figures are the same.
     from causalprint.attribution import training

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import torch
 from pydantic import ValidationError
@@ -135,6 +136,17 @@ def test_named_classes_drop_every_source_the_config_does_not_name(tmp_path: Path
     assert np.array_equal(data.x_train, excluded.x_train) and np.array_equal(data.x_test, excluded.x_test)
     with_instance = load_attribution_data(storage, cfg.model_copy(update={"architecture_only_sources": ["sd-b"]}))
     assert with_instance.class_names == ["real", "sd-a"] and (with_instance.y_train < 0).sum() == 60
+
+    # A row whose ok is null is no ok row, whichever way sources are dropped.
+    table = load_features(storage, "features/synth")
+    ok = table["ok"].to_pylist()
+    first_sd_a = table["source"].to_pylist().index("sd-a")
+    ok[first_sd_a] = None
+    unsure = table.set_column(table.schema.get_field_index("ok"), "ok", pa.array(ok, pa.bool_()))
+    for config in (cfg, DataConfig(features="features/synth", columns=list(COLUMNS), held_out_sources=["gan-a"])):
+        before, after = split_attribution_data(table, config), split_attribution_data(unsure, config)
+        assert len(after.y_train) + len(after.y_val) + len(after.y_test) == \
+            len(before.y_train) + len(before.y_val) + len(before.y_test) - 1
 
     # A misspelt class would silently drop it.
     with pytest.raises(ValueError, match=r"class_sources \['sd-c'\] have no ok rows in features/synth"):

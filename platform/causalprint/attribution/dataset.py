@@ -236,7 +236,8 @@ def split_attribution_data(table: pa.Table, cfg: DataConfig) -> AttributionData:
         raise ValueError(f"need at least two known sources with {cfg.train_split!r} rows, got {class_names}")
     untrained = sorted({str(s) for s in source[known]} - set(class_names))
     if untrained:
-        raise ValueError(f"sources {untrained} have no {cfg.train_split!r} rows: hold them out or exclude them")
+        drop = "remove them from class_sources" if cfg.class_sources is not None else "exclude them"
+        raise ValueError(f"sources {untrained} have no {cfg.train_split!r} rows: hold them out or {drop}")
 
     index = {name: i for i, name in enumerate(class_names)}
     y = np.array([index.get(str(s), -1) for s in source], dtype=np.int64)

@@ -1,5 +1,8 @@
 """Which architecture-only instances to train on: each named set trained by the training job, shift copies scored.
 
+A variant names groups of instances and may also name its own input columns (a subset of the extraction's), so
+that one study can weigh what the architecture head reads as well as what it sees.
+
 Choosing training sources by how well the model then names content-shift copies is itself a fit to those
 copies. So a study states its rule before it runs (``rule``, printed with the table), scores only the shift
 rounds it lists, and leaves a later round to ``causalprint evaluate`` (docs/attribution.md).
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from causalprint.attribution.training import TrainJobConfig, TrainResult, run_training
 from causalprint.config import StrictModel
@@ -32,13 +35,22 @@ log = logging.getLogger(__name__)
 _NAME = r"^[a-z0-9][a-z0-9_-]*$"
 
 
+class StudyVariant(StrictModel):
+    """One variant: the groups of architecture-only instances it trains on, and optionally its input columns."""
+
+    groups: list[str] = Field(default_factory=list)
+    columns: list[str] | None = Field(default=None, min_length=1,
+                                      description="<mode>.<space> columns instead of the train preset's")
+
+
 class StudyConfig(StrictModel):
-    """Variants of one train preset that differ only in their architecture-only instances."""
+    """Variants of one train preset that differ in their architecture-only instances (and maybe their columns)."""
 
     name: str = Field(pattern=_NAME)
     train_preset: str = Field(description="the train preset every variant starts from")
     groups: dict[str, list[str]] = Field(min_length=1, description="named lists of architecture-only instances")
-    variants: dict[str, list[str]] = Field(min_length=1, description="variant name -> the groups it trains on")
+    variants: dict[str, StudyVariant] = Field(
+        min_length=1, description="variant name -> the groups it trains on (a list), or {groups, columns}")
     shift_sources: list[str] = Field(min_length=1, description="copies scored by architecture accuracy")
     features: str = Field(description="extraction output holding the shift copies' test rows")
     rule: str = Field(min_length=1, description="how the winner is chosen, fixed before the runs")
@@ -46,12 +58,19 @@ class StudyConfig(StrictModel):
                                     description="the rule's bound: the highest shift mean wins among the variants "
                                                 "whose validation accuracy reaches it")
 
+    @field_validator("variants", mode="before")
+    @classmethod
+    def _groups_alone(cls, value: Any) -> Any:
+        if isinstance(value, dict):  # a plain list names the groups, and the preset's columns are kept
+            return {k: {"groups": v} if isinstance(v, list) else v for k, v in value.items()}
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> StudyConfig:
-        for variant, names in self.variants.items():
+        for variant, spec in self.variants.items():
             if not re.fullmatch(_NAME, variant):
                 raise ValueError(f"variant name {variant!r} must match {_NAME}")
-            unknown = sorted(set(names) - set(self.groups))
+            unknown = sorted(set(spec.groups) - set(self.groups))
             if unknown:
                 raise ValueError(f"variant {variant!r} names unknown groups {unknown}; groups: {sorted(self.groups)}")
         scored = sorted(set(self.shift_sources) & set(self.pool))
@@ -66,7 +85,7 @@ class StudyConfig(StrictModel):
 
     def sources_of(self, variant: str) -> list[str]:
         """The architecture-only instances of ``variant``, in group order."""
-        return list(dict.fromkeys(s for group in self.variants[variant] for s in self.groups[group]))
+        return list(dict.fromkeys(s for group in self.variants[variant].groups for s in self.groups[group]))
 
 
 class StudyJobConfig(StrictModel):
@@ -115,6 +134,8 @@ def variant_job(job: StudyJobConfig, variant: str) -> TrainJobConfig:
         raise ValueError(f"study {study.name!r}: train preset {study.train_preset!r} must name its classes "
                          "(data.class_sources), so that the instances a variant does not choose train nothing")
     data["architecture_only_sources"] = study.sources_of(variant)
+    if study.variants[variant].columns is not None:
+        data["columns"] = study.variants[variant].columns
     return TrainJobConfig.model_validate({
         **{k: preset[k] for k in ("model", "train", "scaling") if k in preset},
         "name": f"study-{study.name}-{variant}", "data": data,
@@ -145,8 +166,9 @@ def run_study(job: StudyJobConfig) -> list[VariantScore]:
     study = job.study
     storage = Storage(job.storage)
     jobs = {v: variant_job(job, v) for v in study.variants}
-    first = next(iter(jobs.values()))
-    rows = load_eval_rows(storage, study.features, first.data.columns, study.shift_sources, first.data.test_split)
+    columns = list(dict.fromkeys(c for train_job in jobs.values() for c in train_job.data.columns))
+    split = next(iter(jobs.values())).data.test_split
+    rows = load_eval_rows(storage, study.features, columns, study.shift_sources, split)
     scores = []
     for i, (variant, train_job) in enumerate(jobs.items(), 1):
         log.info("study %s: variant %s (%d of %d), %d architecture-only instances", study.name, variant, i,
@@ -170,14 +192,21 @@ def format_study(study: StudyConfig, scores: list[VariantScore]) -> str:
     lines = [f"Rule, fixed before the runs: {study.rule}", "",
              f"Chosen by the rule (validation accuracy at least {study.min_val_accuracy:g}, then the highest shift "
              f"mean): " + (f"**{winner.name}**." if winner else "none reaches the bound."), ""]
+    # The columns cell only where some variant reads other columns than the preset's.
+    own_columns = any(v.columns is not None for v in study.variants.values())
     lines += [f"Each variant is `train` preset `{study.train_preset}` with its own architecture-only instances "
-              f"(the study's other instances excluded); scored at the checkpoint the training job chose, on the "
-              f"test rows of {len(study.shift_sources)} shift copies (mean over copies).", "",
-              "| variant | groups | instances | chosen epoch | val acc. | test acc. | shift mean | worst copy |",
-              "|---|---|---:|---:|---:|---:|---:|---|"]
+              f"(the study's other instances train nothing)"
+              + (", and some with their own input columns" if own_columns else "")
+              + f"; scored at the checkpoint the training job chose, on the test rows of {len(study.shift_sources)} "
+              f"shift copies (mean over copies).", "",
+              "| variant | groups |" + (" input columns |" if own_columns else "")
+              + " instances | chosen epoch | val acc. | test acc. | shift mean | worst copy |",
+              "|---|---|" + ("---|" if own_columns else "") + "---:|---:|---:|---:|---:|---|"]
     for s in scores:
-        worst = min(s.shift, key=s.shift.get)
-        lines.append(f"| {s.name} | {' + '.join(study.variants[s.name])} | {len(s.sources)} | {s.chosen_epoch} "
+        worst, spec = min(s.shift, key=s.shift.get), study.variants[s.name]
+        read = ", ".join(spec.columns) if spec.columns else "the preset's"
+        columns = f" {read} |" if own_columns else ""
+        lines.append(f"| {s.name} | {' + '.join(spec.groups)} |{columns} {len(s.sources)} | {s.chosen_epoch} "
                      f"| {s.val_accuracy:.4f} | {s.test_accuracy:.4f} | {100 * s.shift_mean:.1f} "
                      f"| {worst} {100 * s.shift[worst]:.1f} |")
     lines += ["", "| shift copy | " + " | ".join(s.name for s in scores) + " |",

@@ -27,7 +27,11 @@ _DEFAULT_ENV = {
 
 
 def ensure_ray(config: RayConfig | None = None) -> None:
-    """Initialise Ray once: join ``config.address`` (or ``RAY_ADDRESS``) when given, else start locally."""
+    """Initialise Ray once: join ``config.address`` (or ``RAY_ADDRESS``) when given, else start locally.
+
+    Only a local instance installs the worker hook of :mod:`causalprint.runtime.worker_setup`: a cluster's nodes
+    may not have causalprint installed where the hook would run, and a cluster started with ``ray start`` serves
+    the State API that the hook's quieted warning is about."""
     import ray
 
     config = config or RayConfig()

@@ -10,16 +10,31 @@ import os
 
 # Ray Train's placement-group cleaner asks the State API once a second whether the training controller still
 # lives. The State API is served by the dashboard, which a local instance runs without, so the cleaner can never
-# tell and warns on every try: one line a second for as long as a training runs.
-QUIET_LOGGERS = ("ray.train.v2._internal.execution.controller.placement_group_cleaner",)
+# tell and warns on every try: one line a second for as long as a training runs. Its other warnings (a placement
+# group it failed to remove, say) still mean something, and pass.
+CLEANER_LOGGER = "ray.train.v2._internal.execution.controller.placement_group_cleaner"
+UNANSWERED_QUERY = "Failed to query Ray Train Controller actor state"
+
+
+class DropMessages(logging.Filter):
+    """Drops the records whose message starts with one of ``prefixes``."""
+
+    def __init__(self, *prefixes: str) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefixes)
 
 
 def quiet_ray_noise() -> None:
-    """Raise the loggers of ``QUIET_LOGGERS`` to ERROR: their warnings say nothing a user can act on. And name
-    the worker's own instance in ``RAY_ADDRESS``: with two local instances on one machine (a build running beside
-    a test, say) the State API client cannot tell which is meant, and the cleaner's thread dies with a traceback."""
+    """Drop the cleaner's unanswerable-query warning, and name the worker's own instance in ``RAY_ADDRESS``: with
+    two local instances on one machine (a build running beside a test, say) the State API client cannot tell
+    which is meant, and the cleaner's thread dies with a traceback."""
     import ray
 
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
-    os.environ.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)
+    cleaner = logging.getLogger(CLEANER_LOGGER)
+    if not any(isinstance(f, DropMessages) for f in cleaner.filters):
+        cleaner.addFilter(DropMessages(UNANSWERED_QUERY))
+    if not os.environ.get("RAY_ADDRESS"):  # ensure_ray treats an empty one as unset, and so does the client
+        os.environ["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
