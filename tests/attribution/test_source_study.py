@@ -17,10 +17,12 @@ from causalprint.attribution.source_study import (
     chosen_variant,
     format_study,
     run_study,
+    study_summary,
     variant_job,
 )
 from causalprint.attribution.training import load_checkpoint
 from causalprint.cli import main
+from causalprint.extraction.parts import load_features
 from causalprint.evaluation.eval_rows import load_eval_rows
 from causalprint.presets import preset_names
 from causalprint.storage import Storage, StorageConfig
@@ -87,7 +89,7 @@ def test_a_variant_trains_on_its_instances_and_nothing_else(synth_train_preset, 
 
 def test_a_variant_may_read_its_own_columns(synth_train_preset, tmp_path) -> None:
     narrow = list(COLUMNS)[:1]
-    study = {**STUDY, "variants": {"none": [], "narrow": {"groups": ["instances"], "columns": narrow}}}
+    study = {**STUDY, "variants": {"none": (), "narrow": {"groups": ["instances"], "columns": narrow}}}
     job = StudyJobConfig.model_validate({"storage": {"root": str(tmp_path)}, "study": study})
     assert job.study.variants["none"].groups == [] and job.study.variants["none"].columns is None
     assert variant_job(job, "none").data.columns == list(COLUMNS)  # the preset's
@@ -96,6 +98,22 @@ def test_a_variant_may_read_its_own_columns(synth_train_preset, tmp_path) -> Non
     with pytest.raises(ValidationError, match="columns must look like <mode>.<space>"):
         variant_job(job.model_copy(update={"study": job.study.model_copy(update={"variants": {
             "bad": job.study.variants["narrow"].model_copy(update={"columns": ["nodot"]})}})}), "bad")
+
+
+def test_a_variants_missing_column_is_refused_before_any_variant_trains(synth_train_preset, tmp_path,
+                                                                        monkeypatch) -> None:
+    storage = Storage(StorageConfig(root=str(tmp_path)))
+    _write_features(storage)
+    # A second training output that lacks a column the shift rows (features/synth) have.
+    narrow = load_features(storage, "features/synth").drop_columns([list(COLUMNS)[1]])
+    storage.write_parquet(f"{storage.resolve('features/other')}/part-000.parquet", narrow)
+    preset = {**TRAIN, "data": {**TRAIN["data"], "features": ["features/synth", "features/other"]}}
+    monkeypatch.setattr(source_study, "load_preset", lambda kind, name: preset)
+    monkeypatch.setattr(source_study, "run_training", lambda job: pytest.fail(f"{job.name} trained"))
+    study = {**STUDY, "variants": {"first": {"groups": [], "columns": list(COLUMNS)[:1]}, "wide": ["instances"]}}
+    job = StudyJobConfig.model_validate({"storage": {"root": str(tmp_path)}, "study": study})
+    with pytest.raises(ValueError, match=rf"features/other lacks columns \['{list(COLUMNS)[1]}'\]"):
+        run_study(job)
 
 
 def test_a_study_needs_a_train_preset_that_names_its_classes(monkeypatch, tmp_path) -> None:
@@ -113,6 +131,7 @@ def test_a_study_needs_a_train_preset_that_names_its_classes(monkeypatch, tmp_pa
     ({"variants": {"With": ["instances"]}}, "variant name 'With' must match"),
     ({"variants": {"w": {"groups": ["instances"], "columns": []}}}, "at least 1 item"),
     ({"variants": {"w": {"groups": ["instances"], "nope": 1}}}, "Extra inputs are not permitted"),
+    ({"variants": {"w": {"columns": ["one_step.dct"]}}}, r"variants.w.groups\n  Field required"),
 ])
 def test_a_study_that_cannot_be_run_is_refused(change, message) -> None:
     with pytest.raises(ValidationError, match=message):
@@ -129,6 +148,9 @@ def test_the_rule_takes_the_highest_shift_mean_among_variants_that_reach_the_val
     assert chosen_variant(study, scores).name == "c"  # b has the higher mean and misses the bound
     assert chosen_variant(study.model_copy(update={"min_val_accuracy": 0.0}), scores).name == "b"
     assert chosen_variant(study.model_copy(update={"min_val_accuracy": 0.99}), scores) is None
+    # No variant names columns: the table keeps the layout of the studies reported before columns existed.
+    table = format_study(study, scores)
+    assert "input columns" not in table and "| b | instances | 0 | 1 | 0.9700 |" in table
     assert "shift mean): none reaches the bound." in format_study(study.model_copy(update={"min_val_accuracy": 0.99}),
                                                                   scores)
 
@@ -169,6 +191,7 @@ def test_each_variant_is_trained_scored_on_its_chosen_checkpoint_and_reused(synt
             mine = rows.source == copy
             assert score.shift[copy] == pytest.approx(float((pred[mine] == rows.arch[mine]).mean()))
         assert 0.0 < score.val_accuracy <= 1.0 and 0.0 < score.test_accuracy <= 1.0
+    assert [row["columns"] for row in study_summary(job.study, scores)] == [narrow, list(COLUMNS), list(COLUMNS)]
     table = format_study(job.study, scores)
     assert table.startswith("Rule, fixed before the runs: the higher shift mean")
     assert f"then the highest shift mean): **{chosen_variant(job.study, scores).name}**." in table

@@ -34,7 +34,8 @@ from causalprint.config import StrictModel, check_one_role
 from causalprint.extraction.parts import list_parts, load_features, vectors
 from causalprint.storage import Storage
 
-__all__ = ["AttributionData", "DataConfig", "load_attribution_data", "load_columns", "split_attribution_data"]
+__all__ = ["AttributionData", "DataConfig", "check_columns", "load_attribution_data", "load_columns",
+           "split_attribution_data"]
 
 META_COLUMNS = ("uri", "source", "arch", "family", "split", "ok", "reference_id")
 
@@ -272,19 +273,38 @@ def split_attribution_data(table: pa.Table, cfg: DataConfig) -> AttributionData:
     )
 
 
+def _first_part_columns(storage: Storage, prefix: str) -> list[str]:
+    parts = list_parts(storage, prefix)
+    if not parts:
+        raise ValueError(f"extraction output {prefix} has no parts: extract it first")
+    return pq.read_schema(io.BytesIO(storage.read_bytes(parts[0]))).names
+
+
+def _lacks(prefix: str, missing: list[str], names: list[str]) -> ValueError:
+    return ValueError(f"extraction output {prefix} lacks columns {missing}; "
+                      f"vector columns there: {sorted(c for c in names if '.' in c)}")
+
+
+def check_columns(storage: Storage, prefix: str, columns: list[str]) -> None:
+    """Refuse ``columns`` that the extraction output ``prefix`` lacks, from one part's schema (no rows read): a
+    job that trains several models checks them all before the first one trains."""
+    names = _first_part_columns(storage, prefix)
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise _lacks(prefix, missing, names)
+
+
 def load_columns(storage: Storage, prefix: str, columns: list[str], rows: pc.Expression | None = None) -> pa.Table:
     """The ``columns`` of one extraction output, less the rows ``rows`` does not select (dropped part by part, so
     they are never all in memory), with a message naming what is there when a column is missing."""
     try:
         return load_features(storage, prefix, columns=columns, rows=rows)
     except pa.ArrowInvalid as exc:  # a requested column is absent from a part
-        first = list_parts(storage, prefix)[0]
-        names = pq.read_schema(io.BytesIO(storage.read_bytes(first))).names
+        names = _first_part_columns(storage, prefix)
         missing = [c for c in columns if c not in names]
         if not missing:  # not a missing column (a damaged part, say): the original error says what
             raise
-        raise ValueError(f"extraction output {prefix} lacks columns {missing}; "
-                         f"vector columns there: {sorted(c for c in names if '.' in c)}") from exc
+        raise _lacks(prefix, missing, names) from exc
 
 
 def load_attribution_data(storage: Storage, cfg: DataConfig) -> AttributionData:

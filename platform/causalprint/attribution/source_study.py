@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
+from causalprint.attribution.dataset import check_columns
 from causalprint.attribution.training import TrainJobConfig, TrainResult, run_training
 from causalprint.config import StrictModel
 from causalprint.evaluation.eval_rows import EvalRows, load_eval_rows
@@ -38,7 +39,7 @@ _NAME = r"^[a-z0-9][a-z0-9_-]*$"
 class StudyVariant(StrictModel):
     """One variant: the groups of architecture-only instances it trains on, and optionally its input columns."""
 
-    groups: list[str] = Field(default_factory=list)
+    groups: list[str]
     columns: list[str] | None = Field(default=None, min_length=1,
                                       description="<mode>.<space> columns instead of the train preset's")
 
@@ -62,7 +63,7 @@ class StudyConfig(StrictModel):
     @classmethod
     def _groups_alone(cls, value: Any) -> Any:
         if isinstance(value, dict):  # a plain list names the groups, and the preset's columns are kept
-            return {k: {"groups": v} if isinstance(v, list) else v for k, v in value.items()}
+            return {k: {"groups": v} if isinstance(v, (list, tuple)) else v for k, v in value.items()}
         return value
 
     @model_validator(mode="after")
@@ -109,6 +110,7 @@ class VariantScore:
     shift: dict[str, float]
     checkpoint_uri: str
     mlflow_run_id: str | None
+    columns: list[str] = field(default_factory=list)
 
     @property
     def shift_mean(self) -> float:
@@ -168,6 +170,9 @@ def run_study(job: StudyJobConfig) -> list[VariantScore]:
     jobs = {v: variant_job(job, v) for v in study.variants}
     columns = list(dict.fromkeys(c for train_job in jobs.values() for c in train_job.data.columns))
     split = next(iter(jobs.values())).data.test_split
+    # Every variant's training reads checked before the first of them trains for tens of minutes.
+    for prefix, wanted in {(p, tuple(j.data.columns)) for j in jobs.values() for p in j.data.prefixes}:
+        check_columns(storage, prefix, list(wanted))
     rows = load_eval_rows(storage, study.features, columns, study.shift_sources, split)
     scores = []
     for i, (variant, train_job) in enumerate(jobs.items(), 1):
@@ -178,7 +183,7 @@ def run_study(job: StudyJobConfig) -> list[VariantScore]:
         val = next(h["val_accuracy"] for h in result.history if int(h["epoch"]) == chosen)
         score = VariantScore(variant, train_job.data.architecture_only_sources, chosen, float(val),
                              float(result.metrics["test_accuracy"]), score_copies(result, rows, study.shift_sources),
-                             result.checkpoint_uri, result.mlflow_run_id)
+                             result.checkpoint_uri, result.mlflow_run_id, list(train_job.data.columns))
         log.info("study %s: %s val %.4f, test %.4f, shift mean %.1f %%", study.name, variant, score.val_accuracy,
                  score.test_accuracy, 100 * score.shift_mean)
         scores.append(score)
@@ -221,5 +226,6 @@ def study_summary(study: StudyConfig, scores: list[VariantScore]) -> list[dict[s
     winner = chosen_variant(study, scores)
     return [{"variant": s.name, "chosen": s is winner, "val_accuracy": round(s.val_accuracy, 4),
              "test_accuracy": round(s.test_accuracy, 4), "shift_mean": round(s.shift_mean, 4),
-             "chosen_epoch": s.chosen_epoch, "checkpoint": s.checkpoint_uri, "mlflow_run_id": s.mlflow_run_id}
+             "chosen_epoch": s.chosen_epoch, "columns": s.columns, "checkpoint": s.checkpoint_uri,
+             "mlflow_run_id": s.mlflow_run_id}
             for s in scores]
