@@ -22,8 +22,8 @@ from causalprint.attribution.source_study import (
 )
 from causalprint.attribution.training import load_checkpoint
 from causalprint.cli import main
-from causalprint.extraction.parts import load_features
 from causalprint.evaluation.eval_rows import load_eval_rows
+from causalprint.extraction.parts import load_features
 from causalprint.presets import preset_names
 from causalprint.storage import Storage, StorageConfig
 from causalprint.storage.folders import download_folder
