@@ -71,11 +71,11 @@ class World:
                             batch_size=batch_size, actors=ActorConfig(max_actors=1)))
 
 
-def _write_images(storage: Storage) -> tuple[pa.Table, list[str], dict[str, str]]:
+def _write_images(storage: Storage, train: int, heldout: int) -> tuple[pa.Table, list[str], dict[str, str]]:
     rng = np.random.default_rng(0)
     rows, inbox = [], []
     for source, family in SOURCES.items():
-        for split, count in (("train", 12), ("heldout", 4)):
+        for split, count in (("train", train), ("heldout", heldout)):
             for i in range(count):
                 data = _png(_image(source, rng))
                 uri = storage.uri("images", source, split, f"{i:03d}.png")
@@ -92,7 +92,7 @@ def _write_images(storage: Storage) -> tuple[pa.Table, list[str], dict[str, str]
     return pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA), sorted(inbox), bad
 
 
-def _register(storage: Storage, tracking_uri: str, job: TrainJobConfig | None, model_name: str) -> None:
+def register_model(storage: Storage, tracking_uri: str, job: TrainJobConfig | None, model_name: str) -> None:
     """Fit a small decoupler in-process, register it and make it the champion of ``model_name``."""
     import mlflow
 
@@ -106,25 +106,31 @@ def _register(storage: Storage, tracking_uri: str, job: TrainJobConfig | None, m
     calibration = calibrate(model, data)
     result = TrainResult(name="scan-test", model=model, calibration=calibration, data=data,
                          metrics=evaluate(model, calibration, data), history=[], checkpoint_uri="(in-process)",
-                         epochs_completed=20, features="features/scan", tracking_uri=tracking_uri, job=job)
+                         epochs_completed=20, features=job.data.features if job else "features/scan",
+                         tracking_uri=tracking_uri, job=job)
     client = mlflow.MlflowClient(tracking_uri)
     version = register_version(result, model_name=model_name, client=client)
     client.set_registered_model_alias(model_name, "champion", version.version)
 
 
-def build_world(tmp_path_factory: pytest.TempPathFactory, tiny_reference_dir: Path) -> World:
-    """Build the world in a fresh folder (Ray must be running)."""
+def extract(storage: Storage, output: str, mode: str) -> None:
+    """Extract the world's images (``manifest.parquet``) with residual ``mode`` into dct and fourier columns."""
+    run_extract(ExtractJobConfig(storage=storage.config, ray={"object_store_mb": 256}, extract=ExtractConfig(
+        input="manifest.parquet", output=output, reference=REFERENCE, modes={mode: {}},
+        spaces=[SpaceSpec(name="dct"), SpaceSpec(name="fourier")], batch_size=16, actors=ActorConfig(max_actors=1))))
+
+
+def build_world(tmp_path_factory: pytest.TempPathFactory, tiny_reference_dir: Path, *, train: int = 12,
+                heldout: int = 4) -> World:
+    """Build the world in a fresh folder, with ``train`` and ``heldout`` images per source (Ray must be running)."""
     storage = Storage(StorageConfig(root=str(tmp_path_factory.mktemp("scan-world"))))
     upload_folder(storage, tiny_reference_dir, REFERENCE)
-    manifest, good, bad = _write_images(storage)
+    manifest, good, bad = _write_images(storage, train, heldout)
     storage.write_parquet(storage.uri("manifest.parquet"), manifest)
-    one = ActorConfig(max_actors=1)
-    run_extract(ExtractJobConfig(storage=storage.config, ray={"object_store_mb": 256}, extract=ExtractConfig(
-        input="manifest.parquet", output="features/scan", reference=REFERENCE, modes={"one_step": {}},
-        spaces=[SpaceSpec(name="dct"), SpaceSpec(name="fourier")], batch_size=16, actors=one)))
+    extract(storage, "features/scan", "one_step")
     configure_mlflow(MlflowConfig(), storage)  # the experiment keeps its artifacts in storage
     tracking_uri = tracking_uri_for(MlflowConfig(), storage)
     train = TrainJobConfig(storage=storage.config, data=DataConfig(features="features/scan", columns=COLUMNS))
-    _register(storage, tracking_uri, train, TINY_MODEL)
-    _register(storage, tracking_uri, None, LEGACY)  # as registered before requirements held the extraction
+    register_model(storage, tracking_uri, train, TINY_MODEL)
+    register_model(storage, tracking_uri, None, LEGACY)  # as registered before requirements held the extraction
     return World(storage, tracking_uri, storage.uri("inbox"), good, bad)

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from causalprint.config import ConfigError, build_config
+from causalprint.enrolment.errors import EnrolmentError
 from causalprint.logging_setup import configure_logging
 from causalprint.scan.errors import ScanError
 from causalprint.storage import StorageError
@@ -193,6 +194,19 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_enrol(args: argparse.Namespace) -> int:
+    from causalprint.enrolment.config import EnrolJobConfig
+    from causalprint.enrolment.job import format_enrolment, run_enrolment
+    from causalprint.presets import load_preset
+
+    given = {"images": args.images, "source": args.source, "family": args.family, "model": args.model,
+             "alias": args.alias}
+    enrol = {**load_preset("enrol", args.preset), **{k: v for k, v in given.items() if v is not None}}
+    config = build_config(EnrolJobConfig, {"enrol": enrol}, yaml_path=args.config, overrides=args.overrides)
+    print(format_enrolment(run_enrolment(config)))
+    return 0
+
+
 def _job(
     subparsers: argparse._SubParsersAction,
     name: str,
@@ -250,6 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
                 _cmd_scan, results=True)
     scan.add_argument("source", help="folder or prefix of images, inside the configured storage root")
     scan.add_argument("--model", help="attributor URI (default: models:/causalprint-attributor@champion)")
+    enrol = _job(commands, "enrol", "add a new source to a registered attributor from a few of its images: a new "
+                 "version, no retraining", _cmd_enrol)
+    enrol.add_argument("images", help="folder or prefix of the new source's images, inside the configured storage root")
+    enrol.add_argument("--source", required=True, help="the new source's name, e.g. my-gan-v2")
+    enrol.add_argument("--family", required=True, help="its family: gan, diffusion, vae, ...")
+    enrol.add_argument("--model", help="attributor URI (default: models:/causalprint-attributor@champion)")
+    enrol.add_argument("--alias", help="alias of the new version (default: candidate; only the gate moves champion)")
     inv = _job(commands, "inventory", "read a folder or bucket prefix of images and report failures",
                _cmd_inventory, presets=None)
     inv.add_argument("prefix", help="folder or prefix, inside the configured storage root")
@@ -262,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ConfigError, StorageError, ScanError) as exc:  # refusals that say what to change: no traceback
+    except (ConfigError, StorageError, ScanError, EnrolmentError) as exc:  # refusals that say what to change: no traceback
         print(f"causalprint: {exc}", file=sys.stderr)
         return 2
 

@@ -100,6 +100,19 @@ class Prototypes:
         """The label of the nearest prototype for each code."""
         return [self.labels_[k] for k in self.similarity(codes).argmax(1)]
 
+    def held_out_similarity(self, label: Hashable, codes: ArrayLike) -> np.ndarray:
+        """Cosine similarity ``[n, K]`` of codes that were enrolled into class ``label`` to every prototype, each
+        code's own class prototype rebuilt without it (leave-one-out): how an unseen sample of the class would
+        score. Needs at least two samples in the class."""
+        k = self.labels_.index(label)
+        if self.counts_[k] < 2:
+            raise ValueError(f"class {label!r} holds {self.counts_[k]} sample: leave-one-out needs two")
+        x = _l2_normalise(np.atleast_2d(_numpy(codes)))
+        sims = x @ self.centers_.T
+        own = _l2_normalise((self._sums[k][None, :] - x) / (self.counts_[k] - 1))  # [n, F], one centre per code
+        sims[:, k] = (x * own).sum(1)
+        return sims
+
     def save(self, directory: str | Path) -> None:
         """``prototypes.safetensors`` (sums, counts) + ``prototypes.json`` (labels)."""
         directory = Path(directory)
@@ -184,7 +197,8 @@ class OpenSetAttributor:
     ``source="logits"``: class scores are the decoupler's logits (training classes only); the known-ness score is
     the calibrated max probability. ``source="prototypes"``: class scores are cosine similarities to
     :class:`Prototypes` (so enrolled classes count), calibrated by a temperature; the known-ness score is the
-    max similarity, i.e. the distance to the nearest prototype.
+    max similarity, i.e. the distance to the nearest prototype. ``class_thresholds`` overrides ``threshold`` for
+    the classes it names (an enrolled source's own, fitted on its enrolment samples).
     """
 
     def __init__(
@@ -196,6 +210,7 @@ class OpenSetAttributor:
         families: Mapping[str, str] | None = None,
         threshold: float | None = None,
         family_threshold: float = 0.9,
+        class_thresholds: Mapping[str, float] | None = None,
     ) -> None:
         if source == "prototypes" and prototypes is None:
             raise ValueError("source='prototypes' needs prototypes")
@@ -207,6 +222,7 @@ class OpenSetAttributor:
         self.families = dict(families or {})
         self.threshold_ = threshold
         self.family_threshold = family_threshold
+        self.class_thresholds = dict(class_thresholds or {})
         self.scaler_ = TemperatureScaler()
 
     def _names(self) -> list[str]:
@@ -254,8 +270,9 @@ class OpenSetAttributor:
         return self
 
     def predict(self, codes: ArrayLike | None = None, logits: ArrayLike | None = None) -> list[Attribution]:
-        """One decision per sample: the best class if its score passes ``threshold_``; else the best family if
-        its summed probability passes ``family_threshold``; else ``"unknown"``."""
+        """One decision per sample: the best class if its score passes its threshold (``class_thresholds``, else
+        ``threshold_``); else the best family if its summed probability passes ``family_threshold``; else
+        ``"unknown"``."""
         if self.threshold_ is None:
             raise RuntimeError("no unknown threshold: pass threshold= or call fit()")
         names = self._names()
@@ -268,7 +285,7 @@ class OpenSetAttributor:
         out = []
         for i in range(len(probs)):
             best = int(probs[i].argmax())
-            if scores[i] >= self.threshold_:
+            if scores[i] >= self.class_thresholds.get(names[best], self.threshold_):
                 out.append(Attribution(names[best], float(probs[i, best]), True, self.families.get(names[best]),
                                        float(scores[i])))
             elif fam_probs.shape[1] and fam_probs[i].max() >= self.family_threshold:

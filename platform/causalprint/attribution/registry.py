@@ -22,7 +22,7 @@ import json
 import logging
 import re
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -47,8 +47,8 @@ from causalprint.plots import confusion_matrix_png, fingerprint_plot_png
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "fdr_table", "format_fdr", "format_training", "GateConfig",
-    "load_attributor", "LoadedAttributor", "MODEL_NAME", "parse_model_uri", "promote_if_better", "PromotionDecision",
+    "fdr_table", "format_fdr", "format_training", "GateConfig", "load_attributor", "LoadedAttributor",
+    "log_version", "MODEL_NAME", "parse_model_uri", "promote_if_better", "PromotionDecision",
     "register_version", "RegisteredVersion", "resolve_version", "save_attributor", "train_and_register",
     "TrainRegisterJobConfig", "write_report",
 ]
@@ -65,12 +65,8 @@ CANDIDATE, CHAMPION = "candidate", "champion"
 
 def save_attributor(result: TrainResult, directory: str | Path) -> Path:
     """Write the folder that :meth:`LoadedAttributor.from_folder` reads (layout in the module docstring)."""
-    directory = Path(directory)
-    result.model.save_pretrained(directory / MODEL_DIR)
-    result.calibration.save(directory)
-    (directory / REQUIREMENTS_NAME).write_text(json.dumps(result.requirements, indent=2, sort_keys=True))
-    (directory / METRICS_NAME).write_text(json.dumps(result.metrics, indent=2, sort_keys=True))
-    return directory
+    return LoadedAttributor(model=result.model, calibration=result.calibration, requirements=result.requirements,
+                            metrics=result.metrics).save(directory)
 
 
 @dataclass
@@ -90,6 +86,15 @@ class LoadedAttributor:
                    calibration=Calibration.load(directory),
                    requirements=json.loads((directory / REQUIREMENTS_NAME).read_text()),
                    metrics=json.loads((directory / METRICS_NAME).read_text()))
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the folder that :meth:`from_folder` reads (layout in the module docstring)."""
+        directory = Path(directory)
+        self.model.save_pretrained(directory / MODEL_DIR)
+        self.calibration.save(directory)
+        (directory / REQUIREMENTS_NAME).write_text(json.dumps(self.requirements, indent=2, sort_keys=True))
+        (directory / METRICS_NAME).write_text(json.dumps(self.metrics, indent=2, sort_keys=True))
+        return directory
 
     def check_inputs(self, reference_id: str, columns: Sequence[str]) -> None:
         """Refuse vectors from another reference model or other feature columns than the model was trained on."""
@@ -240,10 +245,6 @@ def register_version(result: TrainResult, *, model_name: str = MODEL_NAME, alias
     that a new experiment keeps its artifacts in storage). One run per version keeps every version's files
     immutable.
     """
-    from mlflow.entities import Metric, Param
-    from mlflow.exceptions import MlflowException
-    from mlflow.utils.time import get_current_time_millis
-
     client = _client(client, result.tracking_uri)
     tags = {RUN_TAG: result.name, "causalprint.kind": "attributor-version"}
     if result.mlflow_run_id:
@@ -252,20 +253,42 @@ def register_version(result: TrainResult, *, model_name: str = MODEL_NAME, alias
     else:
         found = client.get_experiment_by_name(experiment)
         experiment_id = found.experiment_id if found else client.create_experiment(experiment)
-    run = client.create_run(experiment_id, run_name=f"register-{result.name}", tags=tags)
+    params = {"train_name": result.name, "features": result.features, "reference_id": result.data.reference_id,
+              "columns": ",".join(result.data.columns), "class_names": ",".join(result.data.class_names),
+              "checkpoint": result.checkpoint_uri, "epochs_completed": result.epochs_completed}
+
+    def write(folder: Path) -> None:
+        save_attributor(result, folder / ARTIFACT_PATH)
+        write_report(result, folder / REPORT_PATH)
+
+    return log_version(
+        client, model_name=model_name, experiment_id=experiment_id, run_name=f"register-{result.name}", tags=tags,
+        params=params, metrics=result.metrics, write=write, alias=alias,
+        version_tags={"reference_id": result.data.reference_id, "columns": json.dumps(result.data.columns),
+                      "train_name": result.name},
+        description=f"training {result.name!r} on {result.features}, epoch checkpoint {result.checkpoint_uri}")
+
+
+def log_version(client: Any, *, model_name: str, experiment_id: str, run_name: str, tags: Mapping[str, str],
+                params: Mapping[str, Any], metrics: Mapping[str, float], write: Callable[[Path], None],
+                version_tags: Mapping[str, str], description: str, alias: str) -> RegisteredVersion:
+    """One MLflow run holding what ``write(folder)`` puts in ``folder/attributor`` (and ``folder/report``, if
+    written), ``params`` and ``metrics``; registered as a new version of ``model_name`` with ``alias``."""
+    from mlflow.entities import Metric, Param
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.time import get_current_time_millis
+
+    run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
     run_id = run.info.run_id
     try:
         now = get_current_time_millis()
-        params = {"train_name": result.name, "features": result.features, "reference_id": result.data.reference_id,
-                  "columns": ",".join(result.data.columns), "class_names": ",".join(result.data.class_names),
-                  "checkpoint": result.checkpoint_uri, "epochs_completed": result.epochs_completed}
-        client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in result.metrics.items()],
+        client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
                          params=[Param(k, str(v)[:500]) for k, v in params.items()])
         with tempfile.TemporaryDirectory() as tmp:
-            save_attributor(result, Path(tmp) / ARTIFACT_PATH)
-            write_report(result, Path(tmp) / REPORT_PATH)
-            client.log_artifacts(run_id, str(Path(tmp) / ARTIFACT_PATH), ARTIFACT_PATH)
-            client.log_artifacts(run_id, str(Path(tmp) / REPORT_PATH), REPORT_PATH)
+            write(Path(tmp))
+            for path in (ARTIFACT_PATH, REPORT_PATH):
+                if (Path(tmp) / path).is_dir():
+                    client.log_artifacts(run_id, str(Path(tmp) / path), path)
     except Exception:
         client.set_terminated(run_id, status="FAILED")
         raise
@@ -278,11 +301,8 @@ def register_version(result: TrainResult, *, model_name: str = MODEL_NAME, alias
             raise
         client.create_registered_model(model_name, description="causalprint open-set source attributor")
     source = f"{run.info.artifact_uri}/{ARTIFACT_PATH}"
-    version = client.create_model_version(
-        model_name, source, run_id=run_id,
-        tags={"reference_id": result.data.reference_id, "columns": json.dumps(result.data.columns),
-              "train_name": result.name},
-        description=f"training {result.name!r} on {result.features}, epoch checkpoint {result.checkpoint_uri}")
+    version = client.create_model_version(model_name, source, run_id=run_id, tags=dict(version_tags),
+                                          description=description)
     client.set_registered_model_alias(model_name, alias, version.version)
     log.info("registered %s version %s (alias %s) from run %s", model_name, version.version, alias, run_id)
     return RegisteredVersion(model_name, str(version.version), run_id, source)

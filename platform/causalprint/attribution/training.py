@@ -341,7 +341,8 @@ class Calibration:
     ``temperature``/``threshold`` calibrate the logits path (known-ness = calibrated max probability);
     ``proto_temperature``/``proto_threshold`` the prototype path (known-ness = max cosine similarity to a
     prototype). Prototypes are the class means of the *train* codes, so the validation rows that calibrate their
-    similarities are not the rows they were built from.
+    similarities are not the rows they were built from. ``proto_class_thresholds`` holds the own thresholds of
+    enrolled sources (:mod:`causalprint.attribution.enrolment`); trained classes share ``proto_threshold``.
     """
 
     class_names: list[str]
@@ -353,6 +354,7 @@ class Calibration:
     prototypes: Prototypes
     target_tpr: float
     family_threshold: float
+    proto_class_thresholds: dict[str, float] = field(default_factory=dict)
 
     def attributor(self, source: Literal["logits", "prototypes"] = "logits") -> OpenSetAttributor:
         """An :class:`OpenSetAttributor` set up with this calibration."""
@@ -360,14 +362,16 @@ class Calibration:
         attributor = OpenSetAttributor(self.class_names, source=source,
                                        prototypes=None if logits else self.prototypes,
                                        families=self.families, family_threshold=self.family_threshold,
-                                       threshold=self.threshold if logits else self.proto_threshold)
+                                       threshold=self.threshold if logits else self.proto_threshold,
+                                       class_thresholds=None if logits else self.proto_class_thresholds)
         attributor.scaler_.temperature_ = self.temperature if logits else self.proto_temperature
         return attributor
 
     def to_json(self) -> dict[str, Any]:
         return {"format_version": 1, "class_names": self.class_names, "families": self.families,
                 "logits": {"temperature": self.temperature, "threshold": self.threshold},
-                "prototypes": {"temperature": self.proto_temperature, "threshold": self.proto_threshold},
+                "prototypes": {"temperature": self.proto_temperature, "threshold": self.proto_threshold,
+                               "class_thresholds": self.proto_class_thresholds},
                 "target_tpr": self.target_tpr, "family_threshold": self.family_threshold}
 
     def save(self, directory: str | Path) -> None:
@@ -386,7 +390,10 @@ class Calibration:
                    proto_temperature=float(raw["prototypes"]["temperature"]),
                    proto_threshold=float(raw["prototypes"]["threshold"]),
                    prototypes=Prototypes.load(directory), target_tpr=float(raw["target_tpr"]),
-                   family_threshold=float(raw["family_threshold"]))
+                   family_threshold=float(raw["family_threshold"]),
+                   # Versions registered before enrolment existed hold no class thresholds.
+                   proto_class_thresholds={k: float(v) for k, v in
+                                           raw["prototypes"].get("class_thresholds", {}).items()})
 
 
 def calibrate(model: CausalDecoupler, data: AttributionData, target_tpr: float = 0.95,
