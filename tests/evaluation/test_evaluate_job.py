@@ -74,7 +74,7 @@ def evaluation(tiny_zoo_s3: Storage, tiny_reference_dir: Path, tmp_path_factory:
         fresh_shift_sources=SHIFT[2:],
         twins=["dcgan", "dcgan-twin"], baselines=[BaselineSpec(name="frank2020", options={"epochs": 5}),
                                                    BaselineSpec(name="aeroblade")],
-        baseline_cache="evaluation/cache", figures=str(tmp / "figures"),
+        baseline_cache="evaluation/cache", figures=str(tmp / "figures"), enrol_shots=[2, 6],
         robustness=RobustnessConfig(output="features/eval-robust", per_source_limit=3, modes=MODES, spaces=SPACES,
                                     conditions=conditions)))
     return storage, job, run_evaluation(job)
@@ -110,6 +110,22 @@ def test_every_method_is_scored_on_every_condition(evaluation) -> None:
 
     with Image.open(result.figures["shift_examples"]) as png:
         assert png.size[1] > 50 * len(SHIFT) and png.size[0] > png.size[1]
+
+
+def test_the_held_out_source_is_enrolled_into_the_open_set_instance(evaluation) -> None:
+    import mlflow
+
+    _, job, result = evaluation
+    assert [r["shots"] for r in result.enrolment] == [2, 6]  # the tiny zoo holds 6 train images per source
+    for r in result.enrolment:
+        assert r["heldout_rows"] == 6 and r["known_rows"] == 6 * (len(SOURCES) - 1)
+        assert 0.0 <= r["heldout_attributed"] <= r["heldout_top1"] <= 1.0 and 0.0 <= r["known_attributed"] <= 1.0
+    # Before enrolment: the open-set instance's own decisions, the same whatever k.
+    assert result.enrolment[0]["known_attributed_before"] == result.enrolment[1]["known_attributed_before"] > 0.0
+    assert "Enrolment without retraining (the open-set instance; each of sngan enrolled from k of" in \
+        format_evaluation(result)
+    run = mlflow.MlflowClient(job.mlflow.tracking_uri).get_run(result.mlflow_run_id)
+    assert run.data.metrics["enrolment.k6.heldout_top1"] == pytest.approx(result.enrolment[1]["heldout_top1"])
 
 
 def test_perturbed_test_set_is_extracted_once_with_its_perturbation(evaluation) -> None:

@@ -6,7 +6,9 @@ Every method is scored on the same test rows of the ``bench`` zoo (DIRE on its s
   group); a prediction counts when its architecture is right. Fresh shift copies (added after the model's
   design was chosen) are scored the same way, in a column of their own;
 - open set: a second instance of every method trained without ``held_out_sources``; AUROC and OSCR of its
-  known-ness score, known test rows against the held-out sources' rows.
+  known-ness score, known test rows against the held-out sources' rows;
+- enrolment: ours' open-set instance enrols each held-out source from a few of its train images, without
+  retraining (:mod:`causalprint.evaluation.enrolment_eval`).
 Baselines train on the same rows as ours (train split minus the validation carve-out, clean + augmented copy),
 except the rows of ours' ``architecture_only_sources``: a baseline is a source classifier and gets none.
 """
@@ -31,6 +33,7 @@ from causalprint.attribution.registry import load_attributor, pin_model_uri
 from causalprint.attribution.training import extraction_requirements
 from causalprint.config import StrictModel, check_one_role
 from causalprint.evaluation.conditions import Condition
+from causalprint.evaluation.enrolment_eval import format_enrolment, score_enrolment
 from causalprint.evaluation.eval_rows import EvalRows, load_eval_rows
 from causalprint.evaluation.methods import BaselineMethod, Method, OursMethod
 from causalprint.evaluation.metrics import (
@@ -53,6 +56,8 @@ from causalprint.storage.folders import download_folder, upload_folder
 from causalprint.tracking.mlflow_setup import MlflowConfig, configure_mlflow, tracking_uri_for
 
 log = logging.getLogger(__name__)
+
+ENROL_SEED = 0  # which train images each enrolment draws
 
 
 class BaselineSpec(StrictModel):
@@ -89,12 +94,17 @@ class EvaluateConfig(StrictModel):
     baseline_cache: str = "evaluation/baselines"
     robustness: RobustnessConfig = RobustnessConfig()
     figures: str | None = Field(default=None, description="local folder for the PNGs that docs link to")
+    enrol_shots: list[int] = Field(
+        default_factory=lambda: [5, 25], description="enrol each held-out source into the open-set instance from "
+        "this many of its train images and score it (one figure per entry; empty: not measured)")
 
     @model_validator(mode="after")
     def _check(self) -> EvaluateConfig:
         stray = sorted(set(self.held_out_sources) - set(self.sources))
         if stray:
             raise ValueError(f"held_out_sources {stray} must be among sources {self.sources}")
+        if any(k < 1 for k in self.enrol_shots):
+            raise ValueError(f"enrol_shots must be positive, got {self.enrol_shots}")
         check_one_role({"sources": self.sources, "shift_sources": self.shift_sources,
                         "fresh_shift_sources": self.fresh_shift_sources})
         return self
@@ -134,6 +144,7 @@ class EvaluationResult:
     ours_details: dict[str, Any]
     figures: dict[str, str]
     models: dict[str, str] = field(default_factory=dict)  # ours: role -> the pinned model URI scored
+    enrolment: list[dict[str, Any]] = field(default_factory=list)  # score_enrolment's, one per shot count
     mlflow_run_id: str | None = None
 
 
@@ -379,19 +390,25 @@ def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
         scores.append(s)
 
     clean_rows = rows.get(cfg.features, cfg.sources, cfg.test_split)
+    enrolment = []
+    if open_model is not None and cfg.held_out_sources and cfg.enrol_shots:
+        enrolment = score_enrolment(open_model, rows.get(cfg.features, cfg.held_out_sources, cfg.train_split),
+                                    clean_rows, cfg.held_out_sources, closed_model.calibration.families,
+                                    cfg.enrol_shots, seed=ENROL_SEED)
     figures = Path(cfg.figures) if cfg.figures else None
     with tempfile.TemporaryDirectory() as tmp:
         details, paths = _ours_details(ours, clean_rows, figures or Path(tmp))
         if cfg.shift_sources or cfg.fresh_shift_sources:
             paths["shift_examples"] = str((figures or Path(tmp)) / "shift_examples.png")
             _shift_examples(storage, cfg, rows, scores[0], paths["shift_examples"])
-        result = EvaluationResult(cfg, scores, details, paths if figures else {}, models=models)
+        result = EvaluationResult(cfg, scores, details, paths if figures else {}, models=models, enrolment=enrolment)
         with mlflow.start_run(run_name=f"evaluate-{cfg.name}") as run:
             mlflow.set_tags({"model": cfg.model, "openset_model": str(cfg.openset_model),
                              **{f"scored.{role.replace(' ', '_')}": uri for role, uri in models.items()}})
             mlflow.log_params({"sources": ",".join(cfg.sources), "held_out": ",".join(cfg.held_out_sources),
                                "conditions": ",".join(c.name for c in robust.conditions)})
-            mlflow.log_metrics(_flat_metrics(scores))
+            mlflow.log_metrics({**_flat_metrics(scores), **{
+                f"enrolment.k{r['shots']}.{m}": v for r in enrolment for m, v in r.items() if isinstance(v, float)}})
             mlflow.log_text(format_evaluation(result), "evaluation.md")
             mlflow.log_dict(details, "ours_details.json")
             for path in paths.values():
@@ -488,4 +505,6 @@ def format_evaluation(result: EvaluationResult) -> str:
               "| source | precision | recall | test rows |", "|---|---:|---:|---:|"]
     lines += [f"| {r['source']} | {_pct(r['precision'])} | {_pct(r['recall'])} | {r['support']} |"
               for r in result.ours_details["per_source"]]
+    if result.enrolment:
+        lines += ["", format_enrolment(cfg.held_out_sources, ENROL_SEED, result.enrolment)]
     return "\n".join(lines)
