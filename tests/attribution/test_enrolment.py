@@ -137,9 +137,11 @@ def test_a_wider_source_gets_its_own_threshold_and_keeps_it_through_a_folder(tmp
     shared_known = [d.known for d in shared.predict(codes=unseen)]
     answers = [d.label for d in enrolled.calibration.attributor("prototypes").predict(codes=unseen)]
     assert np.mean(shared_known) < 0.5 < answers.count("wide") / len(answers)
-    # Trained classes keep the shared threshold.
-    assert enrolled.calibration.attributor("prototypes").predict(codes=_cluster(np.eye(F)[1], 1, 0, 0.3))[0].label \
-        == shared.predict(codes=_cluster(np.eye(F)[1], 1, 0, 0.3))[0].label
+    # Trained classes keep the shared threshold: a code of "real" scoring between the two thresholds stays unknown.
+    between = np.array([np.sqrt(0.03), np.sqrt(0.97), 0.0])  # cosine 0.985 to real's axis
+    sims = enrolled.calibration.prototypes.similarity(between[None])[0]
+    assert check.threshold < sims.max() < 0.99 and int(sims.argmax()) == CLASSES.index("real")
+    assert not enrolled.calibration.attributor("prototypes").predict(codes=between[None])[0].known
 
     enrolled.save(tmp_path / "attributor")
     again = LoadedAttributor.from_folder(tmp_path / "attributor")
@@ -148,3 +150,28 @@ def test_a_wider_source_gets_its_own_threshold_and_keeps_it_through_a_folder(tmp
     # More samples of it never make its threshold stricter.
     _, more = enrol_source(enrolled, "wide", "gan", _cluster(axis, 10, 13, spread=0.01))
     assert more.threshold <= check.threshold
+
+
+def test_its_own_threshold_needs_enough_images_nearest_to_it() -> None:
+    parent = _attributor(threshold=0.99)
+    axis = np.array([1.0, 1.0, -1.0]) / np.sqrt(3)
+    _, few = enrol_source(parent, "few", "gan", _cluster(axis, 9, 1, spread=0.3))
+    assert few.threshold is None  # 9 images: the shared threshold stays
+    # Images nearer a trained class do not loosen it: 12 images, 3 of them ddpm's, fit on the 9 others alone.
+    mixed = np.concatenate([_cluster(axis, 9, 1, spread=0.1), _cluster(np.eye(F)[0], 3, 2)])
+    enrolled, check = enrol_source(parent, "mixed", "gan", mixed)
+    assert check.threshold is None and check.loo_top1 == pytest.approx(9 / 12)
+    assert enrolled.calibration.proto_class_thresholds == {}
+
+
+def test_a_calibration_saved_before_enrolment_existed_loads(tmp_path) -> None:
+    import json
+
+    parent = _attributor()
+    parent.save(tmp_path)
+    raw = json.loads((tmp_path / "calibration.json").read_text())
+    del raw["prototypes"]["class_thresholds"]
+    (tmp_path / "calibration.json").write_text(json.dumps(raw))
+    loaded = LoadedAttributor.from_folder(tmp_path)
+    assert loaded.calibration.proto_class_thresholds == {}
+    assert loaded.calibration.proto_threshold == parent.calibration.proto_threshold

@@ -130,7 +130,8 @@ def test_refusals_register_nothing(world: World, capsys: pytest.CaptureFixture) 
         (("/etc", "--source", "mine", "--family", "gan"), "outside"),
         ((storage.uri("enrol", "nothing"), "--source", "mine", "--family", "gan"), "no image files"),
         ((few, "--source", "mine", "--family", "gan", "--alias", "champion"), "only the evaluation gate moves"),
-        ((few, "--source", "mine", "--family", "gan", "--model", "runs:/0a1b2c3d/attributor"), "."),
+        ((few, "--source", "mine", "--family", "gan", "--model", "runs:/0a1b2c3d/attributor"),
+         "'runs:/0a1b2c3d/attributor' is not one: use models:/<name>@<alias>"),
     ]
     for args, message in cases:
         assert _enrol(world, *args) == 2, args

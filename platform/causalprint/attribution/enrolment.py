@@ -10,7 +10,10 @@ trained classes, whose codes the training pulled tight around their prototypes; 
 learned spreads wider, and the shared threshold would turn most of its images into "unknown". Its own
 threshold accepts the calibration's target share (``target_tpr``) of its enrolment images, each scored against
 its prototype rebuilt without it (leave-one-out, as an unseen image would score), and is never stricter than the
-shared one.
+shared one. It is fitted only on the images whose nearest prototype is the new one (an image nearer another
+class would be named that class whatever the threshold), and only once there are :data:`MIN_OWN_THRESHOLD` of
+them: with fewer, the loosest one or two images alone would set it, so the shared threshold stays. Below 20
+images, the target share's quantile is the loosest image's score.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from causalprint.attribution.openset import UNKNOWN, Prototypes, choose_unknown_
 from causalprint.attribution.registry import LoadedAttributor
 from causalprint.enrolment.errors import EnrolmentError
 
-__all__ = ["check_names", "EnrolmentCheck", "enrol_source", "enrolled_sources"]
+__all__ = ["check_names", "EnrolmentCheck", "enrol_source", "enrolled_sources", "MIN_OWN_THRESHOLD"]
+
+MIN_OWN_THRESHOLD = 10
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
@@ -38,9 +43,9 @@ class EnrolmentCheck:
 
     ``loo_top1``: share of the samples whose nearest prototype is the new class when that prototype is rebuilt
     without them (leave-one-out, so each sample scores as an unseen image of the source would); ``loo_accepted``:
-    share that would also pass the class's threshold (fitted on these same scores, so about ``target_tpr`` of the
-    nearest ones by construction); both None with one sample. ``threshold``: the class's own unknown threshold
-    (None: the shared one). ``nearest_class``/``nearest_similarity``: the other prototype closest to the new one
+    share that would also pass the threshold the class will use (its own is fitted on these same scores, so then
+    this passes about ``target_tpr`` of the nearest ones by construction; with the shared one it is a real
+    check); both None with one sample. ``threshold``: the class's own unknown threshold (None: the shared one). ``nearest_class``/``nearest_similarity``: the other prototype closest to the new one
     and their cosine (near 1: the attributor cannot tell the new source from that class).
     """
 
@@ -101,15 +106,18 @@ def enrol_source(attributor: LoadedAttributor, source: str, family: str,
     loo_top1 = loo_accepted = None
     if prototypes.counts_[k] >= 2:
         sims = prototypes.held_out_similarity(source, codes)
-        own = choose_unknown_threshold(sims[:, k], parent.target_tpr)
-        # More samples of an enrolled source never make it stricter than it was.
-        thresholds[source] = min(own, thresholds.get(source, parent.proto_threshold))
         nearest = sims.argmax(1) == k
+        if nearest.sum() >= MIN_OWN_THRESHOLD:
+            own = choose_unknown_threshold(sims[nearest, k], parent.target_tpr)
+            # More samples of an enrolled source never make it stricter than it was.
+            thresholds[source] = min(own, thresholds.get(source, parent.proto_threshold))
         loo_top1 = float(nearest.mean())
-        loo_accepted = float((nearest & (sims[:, k] >= thresholds[source])).mean())
+        loo_accepted = float((nearest & (sims[:, k] >= thresholds.get(source, parent.proto_threshold))).mean())
     calibration = dataclasses.replace(parent, prototypes=prototypes, families={**parent.families, source: family},
                                       proto_class_thresholds=thresholds)
-    enrolled = dataclasses.replace(attributor, calibration=calibration, metrics={})
+    calibration.class_names = list(parent.class_names)  # nothing of the copy is the parent's own object
+    enrolled = dataclasses.replace(attributor, calibration=calibration, requirements=copy.deepcopy(
+        attributor.requirements), metrics={})
     check = EnrolmentCheck(source=source, family=family, samples=int(codes.shape[0]),
                            total_samples=int(prototypes.counts_[k]), loo_top1=loo_top1, loo_accepted=loo_accepted,
                            threshold=thresholds.get(source), **_nearest(prototypes, k))

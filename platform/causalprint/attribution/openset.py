@@ -249,6 +249,16 @@ class OpenSetAttributor:
             return self._class_scores(codes, logits).max(1)
         return self.probabilities(codes, logits).max(1)
 
+    def accepted(self, codes: ArrayLike | None = None, logits: ArrayLike | None = None) -> np.ndarray:
+        """Whether each sample's best class takes it: its known-ness score passes that class's threshold
+        (``class_thresholds``, else ``threshold_``)."""
+        if self.threshold_ is None:
+            raise RuntimeError("no unknown threshold: pass threshold= or call fit()")
+        names = self._names()
+        best = self.probabilities(codes, logits).argmax(1)
+        limits = np.array([self.class_thresholds.get(names[b], self.threshold_) for b in best])
+        return self.scores(codes, logits) >= limits
+
     def _label_index(self, labels: ArrayLike) -> np.ndarray:
         """Class names or prototype labels -> column indices; integer labels of logits pass through."""
         values = _numpy(labels, dtype=None).ravel().tolist()
@@ -273,11 +283,10 @@ class OpenSetAttributor:
         """One decision per sample: the best class if its score passes its threshold (``class_thresholds``, else
         ``threshold_``); else the best family if its summed probability passes ``family_threshold``; else
         ``"unknown"``."""
-        if self.threshold_ is None:
-            raise RuntimeError("no unknown threshold: pass threshold= or call fit()")
         names = self._names()
         probs = self.probabilities(codes, logits)
         scores = self.scores(codes, logits)
+        accepted = self.accepted(codes, logits)
         family_names = sorted(set(self.families.values()))
         # Family score = sum of the calibrated probabilities of its members (Bayes over the label->family map).
         fam_probs = np.stack([probs[:, [i for i, n in enumerate(names) if self.families.get(n) == f]].sum(1)
@@ -285,7 +294,7 @@ class OpenSetAttributor:
         out = []
         for i in range(len(probs)):
             best = int(probs[i].argmax())
-            if scores[i] >= self.class_thresholds.get(names[best], self.threshold_):
+            if accepted[i]:
                 out.append(Attribution(names[best], float(probs[i, best]), True, self.families.get(names[best]),
                                        float(scores[i])))
             elif fam_probs.shape[1] and fam_probs[i].max() >= self.family_threshold:

@@ -438,7 +438,7 @@ def evaluate(model: CausalDecoupler, calibration: Calibration, data: Attribution
         scores = attributor.scores(codes=test.fp, logits=test.logits)
         correct = probs.argmax(1) == data.y_test
         metrics[f"{prefix}accuracy"] = float(correct.mean())
-        metrics[f"{prefix}known_accept"] = float((scores >= attributor.threshold_).mean())
+        metrics[f"{prefix}known_accept"] = float(attributor.accepted(codes=test.fp, logits=test.logits).mean())
         if source == "logits":
             p_true = probs[np.arange(len(data.y_test)), data.y_test]
             metrics["test_nll"] = float(-np.log(np.maximum(p_true, 1e-12)).mean())
@@ -447,7 +447,8 @@ def evaluate(model: CausalDecoupler, calibration: Calibration, data: Attribution
             u_scores = attributor.scores(codes=unknown.fp, logits=unknown.logits)
             metrics[f"{prefix}auroc"] = auroc(scores, u_scores)
             metrics[f"{prefix}oscr"] = oscr(scores, correct, u_scores)
-            metrics[f"{prefix}unknown_reject"] = float((u_scores < attributor.threshold_).mean())
+            metrics[f"{prefix}unknown_reject"] = float(
+                (~attributor.accepted(codes=unknown.fp, logits=unknown.logits)).mean())
     log.info("evaluation over %d classes %s: %s", len(names), names,
              " ".join(f"{k}={v:.3f}" for k, v in metrics.items()))
     return metrics

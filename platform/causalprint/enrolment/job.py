@@ -1,7 +1,8 @@
 """A folder of a new source's images -> fingerprint codes -> one more prototype -> a new registered version.
 
-Everything that can refuse does so before an image is read: the images lie inside storage, the model URI names a
-registered version, the reference model is the one it was trained on, and the names are free. The images are
+Every refusal comes before anything is registered, and most before an image is read: the images lie inside
+storage, the model URI names a registered version, the reference model is the one it was trained on, and the
+names are free; too few readable images are refused after reading. The images are
 read and decoded as the scan reads them (a bad file is reported and skipped) and go through the scan's own
 attribution path (:class:`~causalprint.scan.attribution_pipeline.AttributionPipeline`), so the codes are the
 ones a scan computes. The parent version is never changed: its weights, calibration and trained prototypes are
@@ -33,7 +34,6 @@ from causalprint.attribution.registry import (
     log_version,
     parse_model_uri,
 )
-from causalprint.attribution.training import RUN_TAG
 from causalprint.data.collection import IMAGE_SUFFIXES, decode_rows
 from causalprint.enrolment.config import EnrolJobConfig
 from causalprint.enrolment.errors import EnrolmentError
@@ -72,8 +72,7 @@ def _codes(pipeline: AttributionPipeline, storage: Storage, uris: list[str], siz
         errors += [{"uri": str(batch["uri"][i]), "error_kind": str(batch["error_kind"][i]),
                     "error": str(batch["error"][i])} for i in np.flatnonzero(~ok)]
         if ok.any():
-            vectors = pipeline.vectors({"ok": ok[ok], "image": batch["image"][ok]})
-            codes.append(np.asarray(pipeline.attributor.model.predict_codes(vectors).fp, dtype=np.float64))
+            codes.append(np.asarray(pipeline.codes({"ok": ok[ok], "image": batch["image"][ok]}).fp, dtype=np.float64))
         progress.update(len(ok))
     return (np.concatenate(codes) if codes else np.zeros((0, 0))), errors
 
@@ -103,8 +102,8 @@ def register_enrolled(client: Any, attributor: LoadedAttributor, parent: ModelRe
     tags.update(enrolled_from=parent.uri, enrolled_sources=json.dumps(enrolled_sources(attributor)))
     return log_version(
         client, model_name=name, experiment_id=parent_run.info.experiment_id,
-        run_name=f"enrol-{check.source}", tags={RUN_TAG: parent_run.data.tags.get(RUN_TAG, ""),
-                                               "causalprint.kind": "attributor-enrolment",
+        # Not the training's RUN_TAG: a rerun of that training reopens the newest run carrying it.
+        run_name=f"enrol-{check.source}", tags={"causalprint.kind": "attributor-enrolment",
                                                "mlflow.parentRunId": parent_version.run_id},
         params=params, metrics=metrics, write=write, version_tags=tags, alias=alias,
         description=f"{parent.uri} with {check.source!r} ({check.family}) enrolled from {check.samples} images "
@@ -167,9 +166,15 @@ def format_enrolment(summary: Mapping[str, Any]) -> str:
     lines += [f"  {e['uri']}: {e['error_kind']} ({e['error']})" for e in summary["unreadable"]]
     n = check["samples"]
     lines.append(f"leave-one-out on the enrolment images: nearest to {check['source']!r} "
-                 f"{_share(check['loo_top1'], n)}; attributed to it by a scan {_share(check['loo_accepted'], n)}")
+                 f"{_share(check['loo_top1'], n)}; also past the threshold it will use {_share(check['loo_accepted'], n)}")
     if check["threshold"] is not None:
-        lines.append(f"its own unknown threshold (cosine to its prototype): {check['threshold']:.3f}")
+        lines.append(f"its own unknown threshold (cosine to its prototype): {check['threshold']:.3f}, fitted on "
+                     f"these images, so the line above is not an independent check")
+    else:
+        lines.append("it uses the shared unknown threshold (its own needs more images nearest to it)")
+    if check["loo_top1"] is not None and check["loo_top1"] < 0.5:
+        lines.append(f"WARNING: fewer than half of the images are nearest to the new prototype: the attributor "
+                     f"does not tell {check['source']!r} apart well")
     if check["nearest_class"] is not None:
         lines.append(f"closest other prototype: {check['nearest_class']} (cosine {check['nearest_similarity']:.3f}; "
                      f"near 1 means the two cannot be told apart)")

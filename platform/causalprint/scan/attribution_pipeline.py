@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from causalprint.attribution.model import Codes
 from causalprint.attribution.registry import LoadedAttributor
 from causalprint.extraction.actors import FeatureActor, ResidualActor
 from causalprint.scan.attributor import (
@@ -86,6 +87,10 @@ class AttributionPipeline:
         features = self.features(self.residuals(batch))
         return np.concatenate([features[c] for c in self.spec.columns], axis=1)
 
+    def codes(self, batch: dict[str, np.ndarray]) -> Codes:
+        """The attributor's codes and logits of a batch of ok images (:meth:`vectors`, then the encoder)."""
+        return self.attributor.model.predict_codes(self.vectors(batch))
+
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """A batch with ``ok`` and ``image`` (uint8 ``[N, S, S, 3]``) -> the batch without pixels, plus
         :data:`RESULT_COLUMNS`; ``probabilities`` is float32 ``[N, K]`` over :attr:`class_names`."""
@@ -98,7 +103,7 @@ class AttributionPipeline:
         confidence = np.full(n, np.nan, dtype=np.float32)
         probabilities = np.full((n, k), np.nan, dtype=np.float32)
         if ok.any():
-            codes = self.attributor.model.predict_codes(self.vectors({"ok": ok[ok], "image": batch["image"][ok]}))
+            codes = self.codes({"ok": ok[ok], "image": batch["image"][ok]})
             probabilities[ok] = self.decider.probabilities(codes=codes.fp, logits=codes.logits)
             rows = np.flatnonzero(ok)
             # Named even when the source is "unknown": a new instance of a known architecture still shows it.
