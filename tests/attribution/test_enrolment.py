@@ -175,3 +175,18 @@ def test_a_calibration_saved_before_enrolment_existed_loads(tmp_path) -> None:
     loaded = LoadedAttributor.from_folder(tmp_path)
     assert loaded.calibration.proto_class_thresholds == {}
     assert loaded.calibration.proto_threshold == parent.calibration.proto_threshold
+
+
+def test_its_own_threshold_is_fitted_on_the_images_nearest_to_it_alone() -> None:
+    from causalprint.attribution.openset import choose_unknown_threshold
+
+    parent = _attributor(threshold=0.99)
+    axis = np.array([1.0, 1.0, -1.0]) / np.sqrt(3)
+    mixed = np.concatenate([_cluster(axis, 14, 4, spread=0.2), _cluster(np.eye(F)[0], 3, 5)])
+    enrolled, check = enrol_source(parent, "mixed", "gan", mixed)
+    prototypes = enrolled.calibration.prototypes
+    sims = prototypes.held_out_similarity("mixed", mixed)
+    nearest = sims.argmax(1) == prototypes.labels_.index("mixed")
+    assert nearest.sum() >= 10 and not nearest[-3:].any()  # the three ddpm-like images are nearer ddpm
+    own = choose_unknown_threshold(sims[nearest, -1], parent.calibration.target_tpr)
+    assert check.threshold == pytest.approx(own) and own > sims[~nearest, -1].min()

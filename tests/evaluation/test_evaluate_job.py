@@ -128,6 +128,26 @@ def test_the_held_out_source_is_enrolled_into_the_open_set_instance(evaluation) 
     assert run.data.metrics["enrolment.k6.heldout_top1"] == pytest.approx(result.enrolment[1]["heldout_top1"])
 
 
+def test_enrolment_draws_from_the_held_out_sources_train_rows(evaluation, monkeypatch) -> None:
+    from causalprint.evaluation import evaluate_job
+
+    seen = {}
+    score = evaluate_job.score_enrolment
+
+    def spy(attributor, train, test, *args, **kwargs):
+        seen.update(train=train, test=test, columns=list(attributor.requirements["columns"]))
+        return score(attributor, train, test, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate_job, "score_enrolment", spy)
+    _, job, first = evaluation
+    again = run_evaluation(job)
+    assert again.enrolment == first.enrolment
+    train, test = seen["train"], seen["test"]
+    assert set(train.source) == {"sngan"} and all("/train/" in u for u in train.uri)
+    assert set(test.source) == set(SOURCES) and all("/heldout/" in u for u in test.uri)
+    assert sorted(train.inputs) == sorted(seen["columns"])  # the open-set instance's own columns only
+
+
 def test_perturbed_test_set_is_extracted_once_with_its_perturbation(evaluation) -> None:
     storage, _, _ = evaluation
     table = load_features(storage, "features/eval-robust/jpeg75", columns=["source", "split", "perturbation"])

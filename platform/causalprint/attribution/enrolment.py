@@ -11,9 +11,10 @@ learned spreads wider, and the shared threshold would turn most of its images in
 threshold accepts the calibration's target share (``target_tpr``) of its enrolment images, each scored against
 its prototype rebuilt without it (leave-one-out, as an unseen image would score), and is never stricter than the
 shared one. It is fitted only on the images whose nearest prototype is the new one (an image nearer another
-class would be named that class whatever the threshold), and only once there are :data:`MIN_OWN_THRESHOLD` of
-them: with fewer, the loosest one or two images alone would set it, so the shared threshold stays. Below 20
-images, the target share's quantile is the loosest image's score.
+class would be named that class whatever the threshold), and only when one enrolment brings
+:data:`MIN_OWN_THRESHOLD` of them: with fewer, the loosest one or two images alone would set it, so the threshold
+the source had stays (the shared one, at first). Up to 20 such images, the target share's quantile is the
+loosest one's score.
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ def enrol_source(attributor: LoadedAttributor, source: str, family: str,
         loo_accepted = float((nearest & (sims[:, k] >= thresholds.get(source, parent.proto_threshold))).mean())
     calibration = dataclasses.replace(parent, prototypes=prototypes, families={**parent.families, source: family},
                                       proto_class_thresholds=thresholds)
-    calibration.class_names = list(parent.class_names)  # nothing of the copy is the parent's own object
+    # The copy's calibration and requirements are objects of its own; the model is shared, and neither changes it.
+    calibration.class_names = list(parent.class_names)
     enrolled = dataclasses.replace(attributor, calibration=calibration, requirements=copy.deepcopy(
         attributor.requirements), metrics={})
     check = EnrolmentCheck(source=source, family=family, samples=int(codes.shape[0]),

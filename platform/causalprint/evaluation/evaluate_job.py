@@ -29,7 +29,8 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from causalprint.attribution.dataset import DataConfig, load_attribution_data
-from causalprint.attribution.registry import load_attributor, pin_model_uri
+from causalprint.attribution.enrolment import check_names
+from causalprint.attribution.registry import LoadedAttributor, load_attributor, pin_model_uri
 from causalprint.attribution.training import extraction_requirements
 from causalprint.config import StrictModel, check_one_role
 from causalprint.evaluation.conditions import Condition
@@ -364,6 +365,9 @@ def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
     rows = RowCache(storage, {k: sorted(v) for k, v in columns_of.items()},
                     str(closed_model.requirements["reference_id"]))
 
+    # Before the long scoring loop, so that a held-out source that cannot be enrolled fails the job early.
+    enrolment = (_enrolment(storage, cfg, open_model, closed_model, rows)
+                 if open_model is not None and cfg.held_out_sources and cfg.enrol_shots else [])
     arch_of = {}
     scores = []
     for method, clean_prefix, seconds, reused in closed:
@@ -390,11 +394,6 @@ def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
         scores.append(s)
 
     clean_rows = rows.get(cfg.features, cfg.sources, cfg.test_split)
-    enrolment = []
-    if open_model is not None and cfg.held_out_sources and cfg.enrol_shots:
-        enrolment = score_enrolment(open_model, rows.get(cfg.features, cfg.held_out_sources, cfg.train_split),
-                                    clean_rows, cfg.held_out_sources, closed_model.calibration.families,
-                                    cfg.enrol_shots, seed=ENROL_SEED)
     figures = Path(cfg.figures) if cfg.figures else None
     with tempfile.TemporaryDirectory() as tmp:
         details, paths = _ours_details(ours, clean_rows, figures or Path(tmp))
@@ -415,6 +414,22 @@ def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
                 mlflow.log_artifact(path, "figures")
             result.mlflow_run_id = run.info.run_id
     return result
+
+
+def _enrolment(storage: Storage, cfg: EvaluateConfig, open_model: LoadedAttributor, closed_model: LoadedAttributor,
+               rows: RowCache) -> list[dict[str, Any]]:
+    """The open-set instance enrols each held-out source (family: the closed-set model's) from ``enrol_shots`` of
+    its train rows; only its own columns of those sources' train rows are read."""
+    families = closed_model.calibration.families
+    for source in cfg.held_out_sources:
+        check_names(open_model, source, families[source])
+    columns = list(OursMethod(open_model).columns)
+    train = load_eval_rows(storage, cfg.features, columns, cfg.held_out_sources, cfg.train_split)
+    if train.reference_id != rows.reference_id:
+        raise ValueError(f"{cfg.features} holds vectors of reference {train.reference_id!r}; the attributors were "
+                         f"trained on {rows.reference_id!r}")
+    return score_enrolment(open_model, train, rows.get(cfg.features, cfg.sources, cfg.test_split),
+                           cfg.held_out_sources, families, cfg.enrol_shots, seed=ENROL_SEED)
 
 
 def _slug(name: str) -> str:
