@@ -283,7 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ConfigError, StorageError, ScanError, EnrolmentError) as exc:  # refusals that say what to change: no traceback
+    # Refusals that say what to change: no traceback.
+    except (ConfigError, StorageError, ScanError, EnrolmentError) as exc:
         print(f"causalprint: {exc}", file=sys.stderr)
         return 2
 

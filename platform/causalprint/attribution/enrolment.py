@@ -46,8 +46,9 @@ class EnrolmentCheck:
     without them (leave-one-out, so each sample scores as an unseen image of the source would); ``loo_accepted``:
     share that would also pass the threshold the class will use (its own is fitted on these same scores, so then
     this passes about ``target_tpr`` of the nearest ones by construction; with the shared one it is a real
-    check); both None with one sample. ``threshold``: the class's own unknown threshold (None: the shared one). ``nearest_class``/``nearest_similarity``: the other prototype closest to the new one
-    and their cosine (near 1: the attributor cannot tell the new source from that class).
+    check); both None with one sample. ``threshold``: the class's own unknown threshold (None: the shared one).
+    ``nearest_class``/``nearest_similarity``: the other prototype closest to the new one and their cosine (near
+    1: the attributor cannot tell the new source from that class).
     """
 
     source: str

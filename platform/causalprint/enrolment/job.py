@@ -107,7 +107,7 @@ def register_enrolled(client: Any, attributor: LoadedAttributor, parent: ModelRe
                                                "mlflow.parentRunId": parent_version.run_id},
         params=params, metrics=metrics, write=write, version_tags=tags, alias=alias,
         description=f"{parent.uri} with {check.source!r} ({check.family}) enrolled from {check.samples} images "
-                    f"under {images}; weights and calibration unchanged")
+                    f"under {images}; weights and the trained classes' calibration unchanged")
 
 
 def run_enrolment(job: EnrolJobConfig) -> dict[str, Any]:
@@ -166,10 +166,11 @@ def format_enrolment(summary: Mapping[str, Any]) -> str:
     lines += [f"  {e['uri']}: {e['error_kind']} ({e['error']})" for e in summary["unreadable"]]
     n = check["samples"]
     lines.append(f"leave-one-out on the enrolment images: nearest to {check['source']!r} "
-                 f"{_share(check['loo_top1'], n)}; also past the threshold it will use {_share(check['loo_accepted'], n)}")
+                 f"{_share(check['loo_top1'], n)}; also past the threshold it will use "
+                 f"{_share(check['loo_accepted'], n)}")
     if check["threshold"] is not None:
         lines.append(f"its own unknown threshold (cosine to its prototype): {check['threshold']:.3f}, fitted on "
-                     f"these images, so the line above is not an independent check")
+                     f"enrolment images, so the line above is not an independent check")
     else:
         lines.append("it uses the shared unknown threshold (its own needs more images nearest to it)")
     if check["loo_top1"] is not None and check["loo_top1"] < 0.5:
