@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from causalprint.attribution.dataset import DataConfig, _val_mask, load_attribution_data, split_attribution_data
 from causalprint.attribution.training import (
+    RUN_TAG,
     TrainJobConfig,
     TrainResult,
     calibrate,
@@ -406,6 +407,9 @@ def test_train_and_register_job(flaky_run: FlakyRun) -> None:
     report = format_training(summary)
     assert f"{summary['data']['train_rows']} train rows" in report and "promoted to champion" in report
     assert f"| test_accuracy | {summary['metrics']['test_accuracy']:.4f} |" in report
+    # The version's run carries the training's name too, and is newer: a rerun still reopens the training run.
+    assert run.data.tags[RUN_TAG] == job.name
+    assert run_training(flaky_run.job).mlflow_run_id == flaky_run.result.mlflow_run_id
 
 
 def test_several_outputs_read_as_one(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from pydantic import Field
 from causalprint.attribution.model import CausalDecoupler, Codes
 from causalprint.attribution.openset import Attribution
 from causalprint.attribution.training import (
+    KIND_TAG,
     MODEL_DIR,
     RUN_TAG,
     Calibration,
@@ -246,7 +247,7 @@ def register_version(result: TrainResult, *, model_name: str = MODEL_NAME, alias
     immutable.
     """
     client = _client(client, result.tracking_uri)
-    tags = {RUN_TAG: result.name, "causalprint.kind": "attributor-version"}
+    tags = {RUN_TAG: result.name, KIND_TAG: "attributor-version"}
     if result.mlflow_run_id:
         experiment_id = client.get_run(result.mlflow_run_id).info.experiment_id
         tags["mlflow.parentRunId"] = result.mlflow_run_id

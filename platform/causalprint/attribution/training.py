@@ -75,6 +75,7 @@ OPTIMIZER_TENSORS = "optimizer.safetensors"
 OPTIMIZER_JSON = "optimizer.json"
 CALIBRATION_NAME = "calibration.json"
 RUN_TAG = "causalprint.train_name"
+KIND_TAG = "causalprint.kind"  # what a run that is not a training run holds (a version's registration, ...)
 SELECT_METRIC = "val_accuracy"
 CHECKPOINT_FILES = (f"{MODEL_DIR}/config.json", f"{MODEL_DIR}/model.safetensors", OPTIMIZER_TENSORS, OPTIMIZER_JSON,
                     EPOCH_NAME)
@@ -607,8 +608,10 @@ def _open_mlflow_run(job: TrainJobConfig, storage: Storage, data: AttributionDat
 
     experiment_id = configure_mlflow(job.mlflow, storage)
     client = mlflow.MlflowClient()
-    found = client.search_runs([experiment_id], filter_string=f"tags.`{RUN_TAG}` = '{job.name}'",
-                               order_by=["attributes.start_time DESC"], max_results=1)
+    named = client.search_runs([experiment_id], filter_string=f"tags.`{RUN_TAG}` = '{job.name}'",
+                               order_by=["attributes.start_time DESC"], max_results=1000)
+    # The runs of the versions registered from it carry the name too (and a kind); they are newer, not it.
+    found = [run for run in named if KIND_TAG not in run.data.tags]
     if found:
         run_id = found[0].info.run_id
         client.update_run(run_id, status="RUNNING")

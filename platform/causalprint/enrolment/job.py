@@ -34,6 +34,7 @@ from causalprint.attribution.registry import (
     log_version,
     parse_model_uri,
 )
+from causalprint.attribution.training import KIND_TAG
 from causalprint.data.collection import IMAGE_SUFFIXES, decode_rows
 from causalprint.enrolment.config import EnrolJobConfig
 from causalprint.enrolment.errors import EnrolmentError
@@ -102,8 +103,7 @@ def register_enrolled(client: Any, attributor: LoadedAttributor, parent: ModelRe
     tags.update(enrolled_from=parent.uri, enrolled_sources=json.dumps(enrolled_sources(attributor)))
     return log_version(
         client, model_name=name, experiment_id=parent_run.info.experiment_id,
-        # Not the training's RUN_TAG: a rerun of that training reopens the newest run carrying it.
-        run_name=f"enrol-{check.source}", tags={"causalprint.kind": "attributor-enrolment",
+        run_name=f"enrol-{check.source}", tags={KIND_TAG: "attributor-enrolment",
                                                "mlflow.parentRunId": parent_version.run_id},
         params=params, metrics=metrics, write=write, version_tags=tags, alias=alias,
         description=f"{parent.uri} with {check.source!r} ({check.family}) enrolled from {check.samples} images "
