@@ -115,10 +115,9 @@ def enrol_source(attributor: LoadedAttributor, source: str, family: str,
             thresholds[source] = min(own, thresholds.get(source, parent.proto_threshold))
         loo_top1 = float(nearest.mean())
         loo_accepted = float((nearest & (sims[:, k] >= thresholds.get(source, parent.proto_threshold))).mean())
-    calibration = dataclasses.replace(parent, prototypes=prototypes, families={**parent.families, source: family},
-                                      proto_class_thresholds=thresholds)
     # The copy's calibration and requirements are objects of its own; the model is shared, and neither changes it.
-    calibration.class_names = list(parent.class_names)
+    calibration = dataclasses.replace(parent, prototypes=prototypes, families={**parent.families, source: family},
+                                      proto_class_thresholds=thresholds, class_names=list(parent.class_names))
     enrolled = dataclasses.replace(attributor, calibration=calibration, requirements=copy.deepcopy(
         attributor.requirements), metrics={})
     check = EnrolmentCheck(source=source, family=family, samples=int(codes.shape[0]),

@@ -252,12 +252,14 @@ class OpenSetAttributor:
     def accepted(self, codes: ArrayLike | None = None, logits: ArrayLike | None = None) -> np.ndarray:
         """Whether each sample's best class takes it: its known-ness score passes that class's threshold
         (``class_thresholds``, else ``threshold_``)."""
+        return self._accepted(self.probabilities(codes, logits), self.scores(codes, logits))
+
+    def _accepted(self, probs: np.ndarray, scores: np.ndarray) -> np.ndarray:
         if self.threshold_ is None:
             raise RuntimeError("no unknown threshold: pass threshold= or call fit()")
         names = self._names()
-        best = self.probabilities(codes, logits).argmax(1)
-        limits = np.array([self.class_thresholds.get(names[b], self.threshold_) for b in best])
-        return self.scores(codes, logits) >= limits
+        limits = np.array([self.class_thresholds.get(names[b], self.threshold_) for b in probs.argmax(1)])
+        return scores >= limits
 
     def _label_index(self, labels: ArrayLike) -> np.ndarray:
         """Class names or prototype labels -> column indices; integer labels of logits pass through."""
@@ -286,7 +288,7 @@ class OpenSetAttributor:
         names = self._names()
         probs = self.probabilities(codes, logits)
         scores = self.scores(codes, logits)
-        accepted = self.accepted(codes, logits)
+        accepted = self._accepted(probs, scores)  # from the same arrays: no second pass over the classes
         family_names = sorted(set(self.families.values()))
         # Family score = sum of the calibrated probabilities of its members (Bayes over the label->family map).
         fam_probs = np.stack([probs[:, [i for i, n in enumerate(names) if self.families.get(n) == f]].sum(1)

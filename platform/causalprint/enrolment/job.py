@@ -126,10 +126,7 @@ def run_enrolment(job: EnrolJobConfig) -> dict[str, Any]:
     parent = pipeline.model
     assert parent is not None  # built from a model URI, so it holds its registry reference
     check_names(pipeline.attributor, cfg.source, cfg.family)
-    intake = job.intake or IntakeConfig(size=pipeline.image_size)
-    if intake.size != pipeline.image_size:
-        raise EnrolmentError(f"intake.size is {intake.size} but the attributor's features were extracted at "
-                             f"{pipeline.image_size} px; set intake.size={pipeline.image_size}")
+    intake = pipeline.intake(job.intake)
     files = storage.list_files(images, IMAGE_SUFFIXES)
     if not files:
         raise EnrolmentError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {images}")

@@ -29,15 +29,11 @@ def enrolment_draws(train_sources: np.ndarray, held_out: Sequence[str], shots: S
     """Row indices of the train images each enrolment may use: per held-out source, ``max(shots)`` of its rows
     in one order drawn with ``seed``, sources in the order of ``held_out``. A ``k``-shot enrolment takes the first
     ``k`` of its source's, so the draws are nested (the 5 images lie within the 25) and the figures for two ``k``
-    differ by the images added, not by a new draw."""
+    differ by the images added, not by a new draw. A source with fewer rows gives them all (and
+    :func:`enrolment_rates` refuses a ``k`` it cannot meet)."""
     rng = np.random.default_rng(seed)
-    most, picked = max(shots), []
-    for source in held_out:
-        rows = np.flatnonzero(np.asarray(train_sources, dtype=object) == source)
-        if len(rows) < most:
-            raise ValueError(f"enrolling {source!r} from {most} images needs {most} train rows; it has {len(rows)}")
-        picked.append(rng.permutation(rows)[:most])
-    return np.concatenate(picked)
+    sources = np.asarray(train_sources, dtype=object)
+    return np.concatenate([rng.permutation(np.flatnonzero(sources == source))[:max(shots)] for source in held_out])
 
 
 def score_enrolment(attributor: LoadedAttributor, train: EvalRows, test: EvalRows, held_out: Sequence[str],

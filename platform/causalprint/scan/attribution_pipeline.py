@@ -9,6 +9,7 @@ import numpy as np
 from causalprint.attribution.model import Codes
 from causalprint.attribution.registry import LoadedAttributor
 from causalprint.extraction.actors import FeatureActor, ResidualActor
+from causalprint.imaging.intake import IntakeConfig
 from causalprint.scan.attributor import (
     ModelRef,
     check_reference,
@@ -81,6 +82,15 @@ class AttributionPipeline:
     @property
     def image_size(self) -> int:
         return self.spec.image_size
+
+    def intake(self, config: IntakeConfig | None = None) -> IntakeConfig:
+        """``config`` (default: intake at :attr:`image_size`), refused when it decodes to another size than the
+        attributor's features were extracted at."""
+        config = config or IntakeConfig(size=self.image_size)
+        if config.size != self.image_size:
+            raise ScanError(f"intake.size is {config.size} but the attributor's features were extracted at "
+                            f"{self.image_size} px; set intake.size={self.image_size}")
+        return config
 
     def vectors(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         """The attributor's input ``[N, D]``: the requirements' columns of every row, concatenated in order."""

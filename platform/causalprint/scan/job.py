@@ -24,7 +24,6 @@ from causalprint.runtime.ray_local import ensure_ray
 from causalprint.scan.attribution_pipeline import AttributionPipeline
 from causalprint.scan.attributor import ModelRef
 from causalprint.scan.config import ScanJobConfig
-from causalprint.scan.errors import ScanError
 from causalprint.scan.report import (
     SUMMARY_NAME,
     PartHook,
@@ -54,25 +53,23 @@ class ScanActor:
         return write_report_part(self.pipeline(batch), **self.write)
 
 
-def _prepare(job: ScanJobConfig, storage: Storage, tracking_uri: str) -> tuple[ModelRef, dict[str, Any], int]:
+def _prepare(job: ScanJobConfig, storage: Storage,
+             tracking_uri: str) -> tuple[ModelRef, dict[str, Any], IntakeConfig]:
     """Pin the model and build the attribution path once in the driver, so that every check an actor would make
     (reference, image size, feature widths) refuses the scan before its report is pinned; returns the model, the
-    report's pinned metadata and the intake size."""
+    report's pinned metadata and the intake config."""
     cfg = job.scan
     # On the CPU: the driver only checks, and a CUDA context here would hold accelerator memory for the whole scan.
     pipeline = AttributionPipeline(storage, cfg.model, cfg.reference, tracking_uri=tracking_uri,
                                    precision=cfg.precision, decision=cfg.decision, device="cpu")
-    size = job.intake.size if job.intake else pipeline.image_size
-    if size != pipeline.image_size:
-        raise ScanError(f"intake.size is {size} but the attributor's features were extracted at "
-                        f"{pipeline.image_size} px; set intake.size={pipeline.image_size}")
+    intake = pipeline.intake(job.intake)
     meta = {"source": storage.resolve(cfg.source), "model_version": pipeline.model_version,
             "reference_id": pipeline.reference_id, "columns": pipeline.spec.columns, "decision": cfg.decision,
             "class_names": pipeline.class_names}
     model = pipeline.model
     assert model is not None  # built from a model URI above, so it holds its registry reference
     del pipeline  # the actors hold the models from here on
-    return model, meta, size
+    return model, meta, intake
 
 
 def build_dataset(storage: Storage, job: ScanJobConfig, pending: list[str], *, model: ModelRef, tracking_uri: str,
@@ -120,8 +117,7 @@ def run_scan(job: ScanJobConfig, *, on_part: PartHook | None = None) -> dict[str
     cfg = job.scan
     source, output = storage.resolve(cfg.source), storage.resolve(cfg.output)  # refuse what lies outside storage
     tracking_uri = tracking_uri_for(job.mlflow, storage)
-    model, meta, size = _prepare(job, storage, tracking_uri)
-    intake = job.intake or IntakeConfig(size=size)
+    model, meta, intake = _prepare(job, storage, tracking_uri)
     prefix = report_prefix(output, model.slug)
     pin_scan(storage, prefix, meta)
 
