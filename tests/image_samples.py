@@ -68,7 +68,7 @@ def collection_files() -> tuple[dict[str, bytes], dict[str, np.ndarray], dict[st
     """A small hostile collection: (relative name -> bytes, good name -> source pixels, bad name -> error kind).
 
     Lossless files' decoded pixels must equal ``canonicalize`` of the source exactly; lossy ones come close.
-    ``notes/readme.txt`` has no image suffix, so listing skips it.
+    ``notes/readme.txt`` has no image suffix: it is listed all the same, and intake refuses it.
     """
     good = {
         "good/a.png": noise(40, 50, seed=1),
@@ -88,12 +88,13 @@ def collection_files() -> tuple[dict[str, bytes], dict[str, np.ndarray], dict[st
         "bad/empty.png": b"",
         "bad/notes.jpg": b"meeting notes, not a photo\n",
         "bad/bomb.png": bomb_png(8000),
-        "notes/readme.txt": b"not listed",
+        "notes/readme.txt": b"a text file among the images",
     }
     bad = {
         "bad/truncated.png": "truncated",
         "bad/empty.png": "empty",
         "bad/notes.jpg": "not_an_image",
         "bad/bomb.png": "too_many_pixels",
+        "notes/readme.txt": "not_an_image",
     }
     return files, good, bad

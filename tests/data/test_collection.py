@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from causalprint.data import IMAGE_SUFFIXES, decode_rows, read_collection
 from causalprint.imaging import IntakeConfig, canonicalize
-from causalprint.storage import OutsideStorageError, Storage, StorageConfig
+from causalprint.storage import MissingSourceError, OutsideStorageError, Storage, StorageConfig
+from hostile_corpus import IGNORE, build_corpus
 from image_samples import collection_files
 from PIL import Image
 
@@ -74,8 +76,32 @@ def test_explicit_uris_include_missing_files(ray_session: None, local: Storage) 
     assert rows[local.uri("coll/good/a.png")]["ok"]
 
 
-def test_empty_prefix_gives_an_empty_dataset(ray_session: None, local: Storage) -> None:
-    assert read_collection(local, "nothing-here", CFG).count() == 0
+def test_empty_folder_gives_an_empty_dataset_and_a_missing_one_is_refused(ray_session: None, local: Storage) -> None:
+    os.makedirs(local.fs_path("empty"))
+    assert read_collection(local, "empty", CFG).count() == 0
+    with pytest.raises(MissingSourceError, match="no such folder"):
+        read_collection(local, "nothing-here", CFG)
+
+
+def test_every_entry_of_a_hostile_folder_is_one_row(ray_session: None, tmp_path: Path) -> None:
+    corpus = build_corpus(tmp_path)
+    storage = Storage(StorageConfig(root=str(corpus.root)))
+    rows = read_collection(storage, "inbox", CFG, ignore=IGNORE, batch_size=4).take_all()
+    kinds = {r["uri"]: r["error_kind"] for r in rows}
+    assert len(kinds) == len(rows)
+    assert kinds == {corpus.uri(name): kind for name, kind in corpus.kinds.items()}
+    for row in rows:
+        assert bool(row["ok"]) == (row["error_kind"] == "") and (row["error"] == "") == bool(row["ok"])
+
+
+def test_decode_rows_never_opens_what_the_listing_refuses(tmp_path: Path) -> None:
+    corpus = build_corpus(tmp_path)
+    storage = Storage(StorageConfig(root=str(corpus.root)))
+    refused = ["passwd.png", "zero.png", "pipe.png", "outside-image.png"]
+    # Given as plain URIs (as an enrolment's files are), the reads refuse them too: /etc/passwd read would be
+    # not_an_image, and an opened FIFO would block this test forever.
+    out = decode_rows({"uri": np.array([corpus.uri(n) for n in refused], dtype=object)}, storage, CFG)
+    assert list(out["error_kind"]) == ["outside_root", "outside_root", "not_a_file", "outside_root"]
 
 
 @pytest.mark.parametrize("prefix", ["/etc", "../outside", "coll/../../x", "s3://bucket/x"])

@@ -1,7 +1,9 @@
 """A folder or bucket prefix of untrusted image files -> a Ray dataset of canonical images and error rows.
 
-Every listed file becomes exactly one row; a file that cannot be read or decoded is a row with ``ok=False``
-and its reason, never an exception that stops the job.
+Every listed entry becomes exactly one row, whatever its name (:func:`~causalprint.storage.list_source`); a file
+that cannot be read or decoded is a row with ``ok=False`` and its reason, never an exception that stops the job.
+Entries the listing refused (a link out of the storage root, a FIFO or device) are error rows that are never
+opened.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ import numpy as np
 
 from causalprint.imaging.errors import ImageDecodeError, ImageErrorKind
 from causalprint.imaging.intake import IntakeConfig, decode_image
+from causalprint.storage.listing import Entry, list_source
+from causalprint.storage.uri import NotARegularFileError, OutsideStorageError
 
 if TYPE_CHECKING:
     import ray.data
 
     from causalprint.storage import Storage
 
+# What the image jobs used to list; a collection now lists every file and intake names each refusal.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 COLUMNS = ("uri", "ok", "error_kind", "error", "image")
 UNKNOWN_SIZE = -1
@@ -33,15 +38,19 @@ def read_collection(
     config: IntakeConfig,
     *,
     uris: Sequence[str] | None = None,
+    entries: Sequence[Entry] | None = None,
+    ignore: Sequence[str] = (),
     metadata: Mapping[str, Sequence[Any]] | None = None,
     batch_size: int = 64,
 ) -> ray.data.Dataset:
-    """A lazy dataset with one row per image file under ``prefix`` (or per entry of ``uris``).
+    """A lazy dataset with one row per entry under ``prefix`` (listed with ``ignore`` patterns skipped), per
+    entry of ``uris``, or per listed ``entries`` (a listing made by the caller).
 
     Columns: ``uri`` (full URI), ``ok``, ``error_kind`` and ``error`` (``""`` when ok), and ``image``, a uint8
     ``(size, size, 3)`` tensor (zeros when not ok). ``prefix`` and every entry of ``uris`` (root-relative or full
     URIs; duplicates dropped) go through :meth:`Storage.resolve`, so an outside-root URI raises
-    :class:`~causalprint.storage.OutsideStorageError` here, before anything is read. Ray must be initialised.
+    :class:`~causalprint.storage.OutsideStorageError` here, before anything is read; a missing ``prefix`` raises
+    :class:`~causalprint.storage.MissingSourceError`. Ray must be initialised.
     """
     import pyarrow as pa
     import ray.data
@@ -49,13 +58,16 @@ def read_collection(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     root = storage.resolve(prefix)
-    if uris is None:
-        files = storage.list_files(root, IMAGE_SUFFIXES)
-        names, sizes = [f.uri for f in files], [f.size for f in files]
-    else:
+    if uris is not None:
         names = list(dict.fromkeys(storage.resolve(u) for u in uris))
-        sizes = [UNKNOWN_SIZE] * len(names)  # looked up in the worker, next to the read
-    columns = {"uri": pa.array(names, pa.string()), "size": pa.array(sizes, pa.int64())}
+        # Sizes are looked up in the worker, next to the read.
+        entries = [Entry(name) for name in names]
+    elif entries is None:
+        entries = list_source(storage, root, ignore).entries
+    names = [e.uri for e in entries]
+    columns = {"uri": pa.array(names, pa.string()), "size": pa.array([e.size for e in entries], pa.int64()),
+               "error_kind": pa.array([e.problem for e in entries], pa.string()),
+               "error": pa.array([e.reason for e in entries], pa.string())}
     if metadata:
         if uris is None or len(names) != len(uris):
             raise ValueError("metadata needs explicit, duplicate-free uris of the same length")
@@ -73,18 +85,24 @@ def read_collection(
 
 
 def decode_rows(batch: dict[str, np.ndarray], storage: Storage, config: IntakeConfig) -> dict[str, np.ndarray]:
-    """Read and decode one batch: ``uri`` (and optional ``size``, -1 = unknown) in, the dataset columns out.
+    """Read and decode one batch: ``uri`` (and optional ``size``, -1 = unknown, and ``error_kind``/``error`` of
+    entries the listing refused, which are passed on unopened) in, the dataset columns out.
 
     Never raises for a bad file; usable without Ray.
     """
     uris = [str(u) for u in batch["uri"]]
     sizes = batch.get("size")
+    listed_kinds, listed_reasons = batch.get("error_kind"), batch.get("error")
     images = np.zeros((len(uris), config.size, config.size, 3), dtype=np.uint8)
     ok = np.zeros(len(uris), dtype=bool)
     kinds: list[str] = []
     reasons: list[str] = []
     for i, uri in enumerate(uris):
         known = int(sizes[i]) if sizes is not None else UNKNOWN_SIZE
+        if listed_kinds is not None and listed_kinds[i]:
+            kinds.append(str(ImageErrorKind(str(listed_kinds[i]))))
+            reasons.append(str(listed_reasons[i]) if listed_reasons is not None else "")
+            continue
         try:
             images[i] = decode_image(_read_checked(storage, uri, known, config), uri, config)
         except ImageDecodeError as exc:
@@ -121,5 +139,9 @@ def _read_checked(storage: Storage, uri: str, size: int, config: IntakeConfig) -
         return storage.read_bytes(uri)
     except ImageDecodeError:
         raise
+    except OutsideStorageError as exc:
+        raise ImageDecodeError(uri, ImageErrorKind.OUTSIDE_ROOT, f"{exc} (never read)") from exc
+    except NotARegularFileError as exc:
+        raise ImageDecodeError(uri, ImageErrorKind.NOT_A_FILE, str(exc)) from exc
     except Exception as exc:  # missing file, permissions, network: the row says so and the job goes on
         raise ImageDecodeError(uri, ImageErrorKind.READ_FAILED, f"{type(exc).__name__}: {exc}") from exc

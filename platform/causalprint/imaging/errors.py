@@ -16,6 +16,8 @@ class ImageErrorKind(StrEnum):
     TRUNCATED = "truncated"
     CORRUPT = "corrupt"
     READ_FAILED = "read_failed"
+    OUTSIDE_ROOT = "outside_root"  # a link whose target is outside the storage root: never read
+    NOT_A_FILE = "not_a_file"  # a FIFO, socket or device: never opened
 
 
 class ImageDecodeError(ValueError):

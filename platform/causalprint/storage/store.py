@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from causalprint.storage.connect import S3Settings, boto3_s3, pyarrow_s3, s3_set
 from causalprint.storage.uri import (
     TEMP_PREFIX,
     TEMP_SUFFIX,
+    NotARegularFileError,
     OutsideStorageError,
     Root,
     StorageError,
@@ -70,6 +72,8 @@ class Storage:
         self._root: Root = parse_root(config.root)
         self.root: str = self._root.uri
         self.is_s3: bool = self._root.scheme == "s3"
+        if not self.is_s3 and os.path.exists(self.root) and not os.path.isdir(self.root):
+            raise StorageError(f"storage.root {self.root} is a file, not a folder: set storage.root to a folder")
         self._s3: S3Settings | None = s3_settings(config) if self.is_s3 else None
         self._init_runtime()
 
@@ -213,9 +217,24 @@ class Storage:
         info = self.filesystem.get_file_info(self.fs_path(uri))
         return info.type != pafs.FileType.NotFound
 
+    def _local_file(self, path: str) -> os.stat_result:
+        """Stat a local file to read, refusing a link that resolves outside the root and any non-regular file
+        (a FIFO would block an open, a device never ends) before anything is opened."""
+        real, root = os.path.realpath(path), os.path.realpath(self.root)
+        if real != root and not real.startswith(root.rstrip("/") + "/"):
+            raise OutsideStorageError(f"{path} is a link to a place outside the storage root {self.root}")
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise FileNotFoundError(f"no such file: {path} is a folder")
+        if not stat.S_ISREG(info.st_mode):
+            raise NotARegularFileError(f"{path} is not a regular file (a FIFO, socket or device): never opened")
+        return info
+
     def size(self, uri: str) -> int:
         """Size of a file in bytes; FileNotFoundError if it is not a file."""
         path = self.fs_path(uri)
+        if not self.is_s3:
+            return int(self._local_file(path).st_size)
         info = self.filesystem.get_file_info(path)
         if info.type != pafs.FileType.File:
             raise FileNotFoundError(f"no such file: {self._join(self._segments(uri))}")
@@ -225,7 +244,12 @@ class Storage:
         """The whole content of a file; FileNotFoundError if missing."""
         path = self.fs_path(uri)
         if not self.is_s3:
-            with open(path, "rb") as handle:
+            self._local_file(path)
+            # O_NONBLOCK: should the path become a FIFO after the check, opening it cannot hang.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+            with os.fdopen(fd, "rb") as handle:
+                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                    raise NotARegularFileError(f"{path} is not a regular file: not read")
                 return handle.read()
         info = self.filesystem.get_file_info(path)
         if info.type != pafs.FileType.File:

@@ -28,6 +28,10 @@ class OutsideStorageError(StorageError):
     """A URI points outside the configured storage root."""
 
 
+class NotARegularFileError(StorageError):
+    """A path names a FIFO, socket or device: never opened."""
+
+
 @dataclass(frozen=True)
 class Root:
     """A parsed storage root: ``bucket``/``prefix`` for S3, ``path`` (absolute) for a local root."""
