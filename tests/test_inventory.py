@@ -113,3 +113,13 @@ def test_inventory_of_decode_rows_output(tmp_path: Path) -> None:
     batch = decode_rows({"uri": np.array([storage.uri("x.png")], dtype=object)}, storage, IntakeConfig())
     report = build_inventory(batch, storage.root)
     assert (report.total, report.failed, report.failures[0].kind) == (1, 1, "empty")
+
+
+def test_names_are_escaped_and_skips_are_counted() -> None:
+    rows = [{"uri": "/d/forged\n  ok  1.png", "ok": False, "error_kind": "empty", "error": "file is empty"},
+            {"uri": "/d/\x1b[2J\x1b[31mred\u202egnp.png", "ok": False, "error_kind": "not_an_image", "error": "x"}]
+    report = build_inventory(rows, "/d").model_copy(update={"skipped": {"matches ignore pattern '*.txt'": 2}})
+    text = format_inventory(report)
+    assert "\x1b" not in text and "\u202e" not in text and "forged\n" not in text
+    assert "forged\\n  ok  1.png" in text and "\\x1b[2J\\x1b[31mred\\u202egnp.png" in text
+    assert re.search(r"skipped: matches ignore pattern '\*\.txt'\s+2", text)

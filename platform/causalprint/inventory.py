@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from causalprint.config import StrictModel
+from causalprint.text import printable
 
 if TYPE_CHECKING:
     import ray.data
@@ -37,6 +38,8 @@ class InventoryReport(StrictModel):
     by_source: dict[str, int]
     missing: list[str]
     failures: list[InventoryFailure]
+    skipped: dict[str, int] = {}
+    """Entries not listed, on purpose (ignore patterns, files being written), per reason."""
 
 
 def build_inventory(
@@ -127,7 +130,8 @@ def format_inventory(report: InventoryReport) -> str:
     """A plain-text report: totals, ok images per source, failures with their reasons, missing files."""
     totals = [["files", report.total], ["ok", report.ok], ["failed", report.failed]]
     totals.append(["missing", len(report.missing)])
-    lines = [f"Inventory of {report.prefix}", *_table(None, totals)]
+    totals += [[f"skipped: {reason}", count] for reason, count in report.skipped.items()]
+    lines = [f"Inventory of {printable(report.prefix)}", *_table(None, totals)]
     if report.by_source:
         per_source = [[source, count] for source, count in report.by_source.items()]
         lines += ["", "ok images per source", *_table(["source", "ok"], per_source)]
@@ -135,11 +139,12 @@ def format_inventory(report: InventoryReport) -> str:
         lines += [
             "",
             f"failures ({len(report.failures)})",
-            *_table(["kind", "uri", "reason"], [[f.kind, f.uri, f.reason] for f in report.failures]),
+            *_table(["kind", "uri", "reason"],
+                    [[f.kind, printable(f.uri), printable(f.reason)] for f in report.failures]),
         ]
     if report.missing:
         lines += ["", f"missing: in the manifest, no file ({len(report.missing)})"]
-        lines += [f"  {uri}" for uri in report.missing]
+        lines += [f"  {printable(uri)}" for uri in report.missing]
     return "\n".join(lines)
 
 

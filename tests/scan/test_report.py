@@ -17,6 +17,7 @@ from causalprint.scan.attributor import check_reference, extraction_spec, resolv
 from causalprint.scan.errors import ScanError
 from causalprint.scan.report import (
     CLASS_NAMES_KEY,
+    default_output,
     format_summary,
     pin_scan,
     report_prefix,
@@ -95,8 +96,37 @@ def test_a_report_holds_one_scan(tmp_path) -> None:
     meta = {"source": storage.uri("in"), "model_version": "models:/m/1", "class_names": CLASSES}
     pin_scan(storage, storage.uri("scans/m"), meta)
     pin_scan(storage, storage.uri("scans/m"), meta)  # the same scan, resumed
-    with pytest.raises(ScanError, match=r"holds another scan.*'source'"):
-        pin_scan(storage, storage.uri("scans/m"), {**meta, "source": storage.uri("elsewhere")})
+    with pytest.raises(ScanError, match=r"holds another scan \(source: .*/in in the report, .*/elsewhere now\): "
+                                        r"--set scan.output=x"):
+        pin_scan(storage, storage.uri("scans/m"), {**meta, "source": storage.uri("elsewhere")}, "--set scan.output=x")
+
+
+def test_each_source_gets_its_own_default_report(tmp_path) -> None:
+    storage = Storage(StorageConfig(root=str(tmp_path)))
+    one, other = storage.uri("zoo/tiny/images"), storage.uri("photos")
+    first = default_output("scans/tiny", one, "zoo/tiny/images")
+    assert first.startswith("scans/tiny/zoo-tiny-images-") and len(first.rsplit("-", 1)[1]) == 8
+    assert first == default_output("scans/tiny", one, "zoo/tiny/images")  # a rerun finds its report
+    assert default_output("scans/tiny", other, "photos") != first
+    # Names that differ only in characters the slug drops still get different folders.
+    assert default_output("s", storage.uri("a b"), "a b") != default_output("s", storage.uri("a-b"), "a-b")
+    assert default_output("s", storage.root, "").startswith("s/root-")
+
+
+def test_the_summary_escapes_names_and_says_how_images_were_sized(tmp_path) -> None:
+    storage = Storage(StorageConfig(root=str(tmp_path)))
+    prefix = report_prefix(storage.uri("scans"), "m-v1")
+    uris = [storage.uri("in", "forged\n| row | 9 |.png"), storage.uri("in", "\x1b[2Jclear\u202egnp.png")]
+    write_report_part(_batch(uris, [False, False]), storage, prefix, "r1", CLASSES)
+    run = {"id": "r1", "listed": 2, "skipped": 0, "written": 2, "seconds": 1.0, "images_per_second": 2.0,
+           "first_part_seconds": 0.5, "steady_images_per_second": 2.0,
+           "not_listed": {"matches ignore pattern '*.txt'": 3}}
+    text = format_summary({**summarize(storage, prefix), "source": "in\x1b[31m", "report": prefix,
+                           "model_version": "models:/m/1", "reference_id": "tiny@0123", "intake_size": 32, "run": run})
+    assert "\x1b" not in text and "\u202e" not in text and "\\x1b[2Jclear\\u202egnp.png" in text
+    assert not any(line.startswith("| row") for line in text.splitlines())  # no forged table row
+    assert "forged\\n| row | 9 |.png" in text
+    assert "resized to 32x32 px" in text and "3 matches ignore pattern '*.txt'" in text
 
 
 def test_model_uris_are_pinned_or_refused() -> None:

@@ -52,8 +52,13 @@ def fetch_attributor(model: ModelRef, tracking_uri: str | None = None,
     if s3_endpoint:
         # MLflow reads the endpoint from the environment only; an explicit setting wins over this default.
         os.environ.setdefault("MLFLOW_S3_ENDPOINT_URL", s3_endpoint)
+    from mlflow.exceptions import MlflowException
+
     with tempfile.TemporaryDirectory() as tmp:
-        return load_attributor(model.artifacts, dst=tmp, tracking_uri=tracking_uri)
+        try:
+            return load_attributor(model.artifacts, dst=tmp, tracking_uri=tracking_uri)
+        except MlflowException as exc:  # e.g. a runs:/ URI of a run that does not exist
+            raise ScanError(f"model {model.uri} cannot be loaded from {tracking_uri}: {exc.message}") from exc
 
 
 @dataclass(frozen=True)

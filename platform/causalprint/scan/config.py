@@ -23,12 +23,17 @@ class ScanOptions(StrictModel):
     model: str = Field(default=DEFAULT_MODEL, description="models:/<name>@<alias>, models:/<name>/<version> or "
                                                           "runs:/<run id>/attributor")
     reference: str = Field(description="storage folder of the reference model the attributor's features came from")
-    output: str = Field(description="report prefix in storage; each model version has its own model=<...>/ folder")
+    output: str | None = Field(default=None, description="report prefix in storage; each model version has its own "
+                               "model=<...>/ folder (default: <reports>/<source slug>-<hash>, one report per source)")
+    reports: str = Field(default="scans", min_length=1,
+                         description="folder of the per-source reports when output is not set")
+    ignore: tuple[str, ...] = Field(default=(), description="fnmatch patterns of file names (or paths below the "
+                                    "source) to skip; the summary counts them")
     decision: Literal["logits", "prototypes"] = Field(
         default="prototypes", description="class scores of the open-set decision: the distance to class "
         "prototypes (the only path that knows enrolled sources) or the classifier's logits (which know the trained "
         "classes only; on the bench they score about a point higher in open-set AUROC, docs/results.md)")
-    batch_size: int = Field(default=64, ge=1)
+    batch_size: int = Field(default=64, ge=1, le=4096, strict=True)
     # float32, not bf16 autocast, on CUDA too: on an H200, bf16 changed 2 of 256 decisions of the champion and was
     # no faster over the whole path (docs/results.md, "The attribution path on CPU and GPU").
     precision: Literal["auto", "float32", "float16", "bfloat16"] = "float32"

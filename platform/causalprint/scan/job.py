@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from causalprint.data.collection import IMAGE_SUFFIXES, read_collection
+from causalprint.data.collection import read_collection
 from causalprint.extraction.pipeline import actor_resources
 from causalprint.extraction.parts import done_uris
 from causalprint.imaging.intake import IntakeConfig
@@ -24,16 +24,18 @@ from causalprint.runtime.ray_local import ensure_ray
 from causalprint.scan.attribution_pipeline import AttributionPipeline
 from causalprint.scan.attributor import ModelRef
 from causalprint.scan.config import ScanJobConfig
+from causalprint.scan.errors import ScanError, ScanInterrupted
 from causalprint.scan.report import (
     SUMMARY_NAME,
     PartHook,
+    default_output,
     new_run_id,
     pin_scan,
     report_prefix,
     summarize,
     write_report_part,
 )
-from causalprint.storage import Storage
+from causalprint.storage import Entry, Listing, Storage, list_source
 from causalprint.tracking.mlflow_setup import tracking_uri_for
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,9 @@ def _prepare(job: ScanJobConfig, storage: Storage,
     (reference, image size, feature widths) refuses the scan before its report is pinned; returns the model, the
     report's pinned metadata and the intake config."""
     cfg = job.scan
+    if not storage.exists(storage.resolve(cfg.reference)):
+        raise ScanError(f"scan.reference {storage.resolve(cfg.reference)}: no such folder in storage; set it to the "
+                        "reference model the attributor was trained with (e.g. models/reference/tiny)")
     # On the CPU: the driver only checks, and a CUDA context here would hold accelerator memory for the whole scan.
     pipeline = AttributionPipeline(storage, cfg.model, cfg.reference, tracking_uri=tracking_uri,
                                    precision=cfg.precision, decision=cfg.decision, device="cpu")
@@ -72,13 +77,13 @@ def _prepare(job: ScanJobConfig, storage: Storage,
     return model, meta, intake
 
 
-def build_dataset(storage: Storage, job: ScanJobConfig, pending: list[str], *, model: ModelRef, tracking_uri: str,
+def build_dataset(storage: Storage, job: ScanJobConfig, pending: list[Entry], *, model: ModelRef, tracking_uri: str,
                   intake: IntakeConfig, prefix: str, run: str, on_part: PartHook | None = None):
-    """The lazy Ray Data pipeline over ``pending`` URIs (returns the counts of each written part)."""
+    """The lazy Ray Data pipeline over the ``pending`` entries (returns the counts of each written part)."""
     from ray.data import ActorPoolStrategy
 
     cfg = job.scan
-    ds = read_collection(storage, "", intake, uris=pending, batch_size=cfg.batch_size)
+    ds = read_collection(storage, "", intake, entries=pending, batch_size=cfg.batch_size)
     return ds.map_batches(
         ScanActor,
         fn_constructor_kwargs={"storage": storage, "model_uri": model.uri, "reference": cfg.reference,
@@ -107,6 +112,15 @@ def _execute(ds, total: int) -> dict[str, Any]:
             "first_part_seconds": round(first_s, 2), "steady_images_per_second": round(steady, 2)}
 
 
+def _listing(storage: Storage, source: str, ignore: tuple[str, ...]) -> Listing:
+    """Every entry under ``source``; a source that holds nothing to scan is refused, saying what was skipped."""
+    listing = list_source(storage, source, ignore)
+    if not listing.entries:
+        skipped = ", ".join(f"{n} {reason}" for reason, n in listing.skipped.items())
+        raise ScanError(f"nothing to scan: {source} holds no files" + (f" (skipped: {skipped})" if skipped else ""))
+    return listing
+
+
 def run_scan(job: ScanJobConfig, *, on_part: PartHook | None = None) -> dict[str, Any]:
     """Scan every image under ``scan.source`` not yet in the report; returns (and stores) the summary.
 
@@ -115,29 +129,39 @@ def run_scan(job: ScanJobConfig, *, on_part: PartHook | None = None) -> dict[str
     """
     storage = Storage(job.storage)
     cfg = job.scan
-    source, output = storage.resolve(cfg.source), storage.resolve(cfg.output)  # refuse what lies outside storage
+    source = storage.resolve(cfg.source)  # refuse what lies outside storage
+    derived = default_output(cfg.reports, source, storage.relative(source))
+    output = storage.resolve(cfg.output or derived)
+    listing = _listing(storage, source, cfg.ignore)
     tracking_uri = tracking_uri_for(job.mlflow, storage)
     model, meta, intake = _prepare(job, storage, tracking_uri)
     prefix = report_prefix(output, model.slug)
-    pin_scan(storage, prefix, meta)
+    fix = (f"scan into this source's own report by leaving out scan.output (it is then {derived}), or give "
+           f"another: --set scan.output=<folder>") if cfg.output else "remove this report's folder to start over"
+    pin_scan(storage, prefix, meta, fix)
 
-    listed = [f.uri for f in storage.list_files(source, IMAGE_SUFFIXES)]
     done = done_uris(storage, prefix)
-    pending = [uri for uri in listed if uri not in done]
+    pending = [entry for entry in listing.entries if entry.uri not in done]
     run = new_run_id()
+    listed = len(listing.entries)
     log.info("scan %s with %s: %d files, %d already in the report, %d to do (run %s)", source, model.uri,
-             len(listed), len(listed) - len(pending), len(pending), run)
+             listed, listed - len(pending), len(pending), run)
     timing = dict.fromkeys(("seconds", "images_per_second", "first_part_seconds", "steady_images_per_second"), 0.0)
     timing["written"] = 0
     if pending:
-        ensure_ray(job.ray)  # before the clock starts: images/s is the pipeline's rate, not Ray's start-up
-        ds = build_dataset(storage, job, pending, model=model, tracking_uri=tracking_uri, intake=intake,
-                           prefix=prefix, run=run, on_part=on_part)
-        timing = _execute(ds, len(pending))
+        try:
+            ensure_ray(job.ray)  # before the clock starts: images/s is the pipeline's rate, not Ray's start-up
+            log.info("scan: Ray is up, reading %d files", len(pending))
+            ds = build_dataset(storage, job, pending, model=model, tracking_uri=tracking_uri, intake=intake,
+                               prefix=prefix, run=run, on_part=on_part)
+            timing = _execute(ds, len(pending))
+        except KeyboardInterrupt:
+            raise ScanInterrupted(len(done_uris(storage, prefix))) from None
     summary = {
         "source": source, "report": prefix, "model_version": model.uri, "reference_id": meta["reference_id"],
-        **summarize(storage, prefix),
-        "run": {"id": run, "listed": len(listed), "skipped": len(listed) - len(pending), **timing},
+        "intake_size": intake.size, **summarize(storage, prefix),
+        "run": {"id": run, "listed": listed, "skipped": listed - len(pending), "not_listed": listing.skipped,
+                **timing},
     }
     storage.write_json(f"{prefix}/{SUMMARY_NAME}", summary)
     log.info("scan: %d images in the report, %d errors, %d unknown; this run %s", summary["images"],

@@ -22,7 +22,9 @@ reason, and nulls in the decision columns.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -35,6 +37,7 @@ import pyarrow.compute as pc
 from causalprint.extraction.parts import list_parts, load_features, write_rows_part
 from causalprint.scan.errors import ScanError
 from causalprint.storage import Storage
+from causalprint.text import cut, markdown_cell, printable
 
 CLASS_NAMES_KEY = b"causalprint.class_names"
 SCAN_NAME = "_scan.json"
@@ -42,6 +45,13 @@ SUMMARY_NAME = "_summary.json"
 MAX_ERROR_EXAMPLES = 20
 
 PartHook = Callable[[Storage, str], None]
+
+
+def default_output(reports: str, source: str, relative: str) -> str:
+    """``<reports>/<slug of the source path>-<8 hex of its URI's hash>``: a new source gets a new report, and a
+    report's folder says what it is a scan of."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", relative).strip("-.")[:60] or "root"
+    return f"{reports}/{slug}-{hashlib.sha256(source.encode()).hexdigest()[:8]}"
 
 
 def report_prefix(output: str, model_slug: str) -> str:
@@ -100,8 +110,9 @@ def write_report_part(batch: dict[str, np.ndarray], storage: Storage, prefix: st
     return {"written": np.array([written]), "ok": np.array([int(np.sum(batch["ok"]))])}
 
 
-def pin_scan(storage: Storage, prefix: str, meta: dict[str, Any]) -> None:
-    """Record what the report at ``prefix`` is a scan of, or refuse to add rows of another scan to it."""
+def pin_scan(storage: Storage, prefix: str, meta: dict[str, Any], fix: str = "set another scan.output") -> None:
+    """Record what the report at ``prefix`` is a scan of, or refuse to add rows of another scan to it (``fix``
+    says what to do instead)."""
     uri = f"{prefix}/{SCAN_NAME}"
     if not storage.exists(uri):
         storage.write_json(uri, meta)
@@ -109,8 +120,9 @@ def pin_scan(storage: Storage, prefix: str, meta: dict[str, Any]) -> None:
     have = storage.read_json(uri)
     changed = {k: (have.get(k), v) for k, v in meta.items() if have.get(k) != v}
     if changed:
-        raise ScanError(f"the report {prefix} holds another scan (changed, as (report, now): {changed}); "
-                        f"choose another scan.output")
+        shown = "; ".join(f"{k}: {cut(str(was), 120)} in the report, {cut(str(now), 120)} now"
+                          for k, (was, now) in changed.items())
+        raise ScanError(f"the report {prefix} holds another scan ({shown}): {fix}")
 
 
 def _counts(values: pa.ChunkedArray) -> dict[str, int]:
@@ -143,26 +155,37 @@ def format_summary(summary: dict[str, Any]) -> str:
     """The printed summary of a scan: counts per predicted source, unknowns, errors, throughput."""
     run = summary["run"]
     lines = [
-        f"scan of {summary['source']} with {summary['model_version']} (reference {summary['reference_id']})",
-        f"report: {summary['report']}",
+        f"scan of {printable(summary['source'])} with {summary['model_version']} "
+        f"(reference {summary['reference_id']})",
+        f"report: {printable(summary['report'])}",
         f"{summary['images']} images: {summary['attributed']} attributed ({summary['unknown']} unknown), "
         f"{summary['errors']} errors",
+    ]
+    if summary.get("intake_size"):
+        size = summary["intake_size"]
+        lines.append(f"each image was centre-cropped to its largest square and resized to {size}x{size} px "
+                     "(Lanczos) for the model (docs/image-intake.md)")
+    lines += [
         "",
         "| predicted source | images |",
         "|---|---:|",
-        *[f"| {label} | {count} |" for label, count in summary["by_predicted"].items()],
+        *[f"| {markdown_cell(label)} | {count} |" for label, count in summary["by_predicted"].items()],
     ]
     if summary.get("by_architecture"):
         lines += ["", "| architecture | images |", "|---|---:|",
-                  *[f"| {arch} | {count} |" for arch, count in summary["by_architecture"].items()]]
+                  *[f"| {markdown_cell(arch)} | {count} |" for arch, count in summary["by_architecture"].items()]]
     if summary["errors"]:
         kinds = ", ".join(f"{kind} {count}" for kind, count in summary["errors_by_kind"].items())
         lines += ["", f"errors by kind: {kinds}"]
-        lines += [f"  {e['uri']}: {e['error_kind']}: {e['error']}" for e in summary["error_examples"]]
+        lines += [f"  {printable(e['uri'])}: {e['error_kind']}: {printable(e['error'])}"
+                  for e in summary["error_examples"]]
         if summary["errors"] > len(summary["error_examples"]):
             lines.append(f"  ... and {summary['errors'] - len(summary['error_examples'])} more in the report")
     lines += ["", f"this run ({run['id']}): {run['listed']} files listed, {run['skipped']} already in the report, "
                   f"{run['written']} scanned in {run['seconds']:.1f} s = {run['images_per_second']:.1f} images/s"]
+    if run.get("not_listed"):
+        lines.append("  not listed, on purpose: " + ", ".join(
+            f"{count} {printable(reason)}" for reason, count in run["not_listed"].items()))
     if run["written"]:
         lines.append(f"  ({run['first_part_seconds']:.1f} s to the first part, actor start-up included; then "
                      f"{run['steady_images_per_second']:.1f} images/s)")

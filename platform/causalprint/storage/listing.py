@@ -210,7 +210,8 @@ def _list_local(storage: Storage, uri: str, ignore: Sequence[str]) -> Listing:
     path = storage.fs_path(uri)
     root = os.path.realpath(storage.root)
     if not os.path.lexists(path):
-        raise MissingSourceError(f"no such folder or file: {path}")
+        raise MissingSourceError(f"no such folder or file: {path} (a source is read inside storage.root "
+                                 f"{storage.root})")
     if not inside(os.path.realpath(path), root):
         raise OutsideStorageError(f"{path} is a link to a place outside the storage root {storage.root}")
     try:
