@@ -10,14 +10,24 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from causalprint.cli_errors import INTERRUPTED, check_output_file, failure, interrupted
 from causalprint.config import ConfigError, build_config
 from causalprint.enrolment.errors import EnrolmentError
 from causalprint.logging_setup import configure_logging
+from causalprint.runtime.ray_local import ray_owner
 from causalprint.scan.errors import ScanError
 from causalprint.storage import StorageError
 
 
+def _add_common_flags(parser: argparse.ArgumentParser, default: object = argparse.SUPPRESS) -> None:
+    """``--debug`` and ``-v``, on the command and on every sub-command (which then leaves the command's default)."""
+    parser.add_argument("--debug", action="store_true", default=default, help="print the traceback of an error")
+    parser.add_argument("-v", "--verbose", action="store_true", default=default,
+                        help="show third-party warnings and progress bars on the terminal too")
+
+
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    _add_common_flags(parser)
     parser.add_argument("--config", help="YAML file with the job's configuration")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config value, e.g. --set storage.root=s3://bucket/prefix")
@@ -233,6 +243,7 @@ def _group(subparsers: argparse._SubParsersAction, name: str, help_text: str) ->
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="causalprint", description=__doc__.splitlines()[0])
+    _add_common_flags(parser, default=False)
     commands = parser.add_subparsers(dest="command", required=True)
     _job(commands, "run", "the main job: zoo, reference, features, attributor (registered), scan of the zoo",
          _cmd_run, presets="tiny")
@@ -278,15 +289,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_paths(args: argparse.Namespace) -> None:
+    """Refuse an output file that cannot be written before the job runs (a scan of hours, then a traceback)."""
+    if getattr(args, "results", None):
+        check_output_file(args.results, "--results")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one sub-command. Every error is one line on stderr (``--debug`` adds the traceback): 2 for a refusal
+    the user can fix, 1 for a defect, 130 for Ctrl-C (a Ray that this call started is stopped)."""
     configure_logging()
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        with ray_owner():
+            _check_paths(args)
+            return int(args.func(args))
     # Refusals that say what to change: no traceback.
     except (ConfigError, StorageError, ScanError, EnrolmentError) as exc:
-        print(f"causalprint: {exc}", file=sys.stderr)
-        return 2
+        if args.debug:
+            raise
+        message, code = failure(exc, refusal=True)
+    except KeyboardInterrupt as exc:
+        message, code = interrupted(exc), INTERRUPTED
+    except Exception as exc:  # the last line of defence: one line, and --debug for the traceback
+        if args.debug:
+            raise
+        message, code = failure(exc)
+    print(message, file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ YAML scalars, so ``3``, ``true`` and ``[1, 2]`` arrive typed.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,7 +16,12 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from causalprint.text import cut
+
 ENV_PREFIX = "CAUSALPRINT__"
+MAX_CONFIG_BYTES = 1024**2  # a job's YAML is a few kB; more is a wrong file (an image, /dev/zero)
+MAX_ECHO = 200  # characters of an offending value shown in a message
+MAX_ERRORS = 10  # validation errors named in one message
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -55,10 +61,27 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML's safe loader without aliases (``*name``): a few hundred bytes of nested aliases expand to gigabytes
+    (a "billion laughs" document), so an alias is refused before anything is expanded. Anchors alone are harmless."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, f"YAML aliases (*{cut(event.anchor, 40)}) are not "
+                                              "accepted: write the value out", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def load_yaml_text(text: str) -> Any:
+    """Parse YAML ``text`` with the safe loader, refusing aliases."""
+    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def _parse_scalar(text: str) -> Any:
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return load_yaml_text(text)
+    except (yaml.YAMLError, ValueError):  # ValueError: an integer of over 4,300 digits
         return text
 
 
@@ -73,13 +96,27 @@ def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping; an empty file is an empty mapping."""
+    """Read a YAML mapping; an empty file is an empty mapping. Anything but a regular UTF-8 file of at most
+    :data:`MAX_CONFIG_BYTES` holding YAML without aliases is refused with a :class:`ConfigError`."""
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            what = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise ConfigError(f"config file {path} is {what}: give a YAML file")
+        with Path(path).open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError as exc:
         raise ConfigError(f"config file not found: {path}") from exc
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is over {MAX_CONFIG_BYTES} bytes: not a job's YAML")
+    try:
+        data = load_yaml_text(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text, so not YAML (an image?)") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"config file {path} is not valid YAML: {cut(exc, 300)}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -111,12 +148,15 @@ def cli_overrides(pairs: Iterable[str]) -> dict[str, Any]:
 
 def format_validation_error(exc: ValidationError, source: str) -> str:
     lines = [f"invalid configuration ({source}):"]
-    for err in exc.errors():
+    errors = exc.errors()
+    if len(errors) > MAX_ERRORS:
+        lines.append(f"  ({len(errors)} errors, the first {MAX_ERRORS} shown)")
+    for err in errors[:MAX_ERRORS]:
         key = ".".join(str(p) for p in err["loc"]) or "<root>"
         if err["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key")
+            lines.append(f"  {cut(key, MAX_ECHO)}: unknown key")
         else:
-            lines.append(f"  {key}: {err['msg']} (got {err.get('input')!r})")
+            lines.append(f"  {cut(key, MAX_ECHO)}: {err['msg']} (got {cut(repr(err.get('input')), MAX_ECHO)})")
     return "\n".join(lines)
 
 

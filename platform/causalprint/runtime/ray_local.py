@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
 
 from pydantic import Field
 
@@ -52,6 +57,30 @@ def ensure_ray(config: RayConfig | None = None) -> None:
         runtime_env={"env_vars": {k: os.environ[k] for k in _DEFAULT_ENV},
                      "worker_process_setup_hook": f"{quiet_ray_noise.__module__}.{quiet_ray_noise.__name__}"},
     )
+
+
+def _ray_running() -> bool:
+    ray = sys.modules.get("ray")  # not imported: not running, and no reason to import it
+    return bool(ray is not None and ray.is_initialized())
+
+
+@contextlib.contextmanager
+def ray_owner() -> Iterator[None]:
+    """On Ctrl-C inside the block, stop a Ray that was started (or joined) inside it, so that no Ray process
+    outlives the command; a Ray running before the block is left alone. A second Ctrl-C cannot cut the stop."""
+    before = _ray_running()
+    try:
+        yield
+    except KeyboardInterrupt:
+        if not before and _ray_running():
+            main = threading.current_thread() is threading.main_thread()
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+            try:
+                shutdown_ray()
+            finally:
+                if main:
+                    signal.signal(signal.SIGINT, previous)
+        raise
 
 
 def shutdown_ray() -> None:
