@@ -1,0 +1,161 @@
+"""The two Serve deployments: a thin FastAPI ingress and the model, which batches requests dynamically, follows
+the registry alias and keeps a few other versions for the model-version header."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+import numpy as np
+from ray import serve
+
+from causalprint.serving.api import create_api
+from causalprint.serving.config import KeyRecord, ServeJobConfig
+from causalprint.serving.keys import KeyRing
+from causalprint.serving.model_server import ModelServer, Served, UnknownVersion
+from causalprint.storage import Storage
+
+log = logging.getLogger(__name__)
+MODEL_DEPLOYMENT, INGRESS_DEPLOYMENT = "Attributor", "Ingress"
+
+
+@serve.deployment(name=MODEL_DEPLOYMENT)
+class AttributorDeployment:
+    """One model replica: a :class:`ModelServer`, a batch queue, and a thread that follows the alias."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        import torch
+
+        self.job = ServeJobConfig.model_validate(job)
+        torch.set_num_threads(self.job.serve.torch_threads)
+        self.server = ModelServer(self.job)
+        self._stop = threading.Event()
+        threading.Thread(target=self._follow_alias, name="follow-alias", daemon=True).start()
+
+    def _follow_alias(self) -> None:
+        while not self._stop.wait(self.job.serve.refresh_s):
+            try:
+                self.server.refresh()
+            except Exception:  # a registry hiccup must not stop the replica; the next poll tries again
+                log.exception("could not refresh the served alias")
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Live settings (``user_config``): the batch size and wait, e.g. for the load test's unbatched phase."""
+        if "max_batch_size" in user_config:
+            self._batch.set_max_batch_size(int(user_config["max_batch_size"]))
+        if "batch_wait_timeout_s" in user_config:
+            self._batch.set_batch_wait_timeout_s(float(user_config["batch_wait_timeout_s"]))
+
+    @serve.multiplexed(max_num_models_per_replica=3)
+    async def _version(self, model_id: str) -> Served:
+        return await asyncio.to_thread(self.server.version, model_id)
+
+    async def _served(self, version: str | None) -> Served:
+        if version is None or version == self.server.current.version:
+            return self.server.current
+        return await self._version(version)
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+    async def _batch(self, requests: list[tuple[np.ndarray, str | None, bool]]) -> list[dict[str, Any] | Exception]:
+        """One pass per version present in the batch (requests naming no version share the current one)."""
+        results: list[dict[str, Any] | Exception] = [None] * len(requests)  # type: ignore[list-item]
+        groups: dict[str | None, list[int]] = {}
+        for i, (_, version, _) in enumerate(requests):
+            groups.setdefault(version, []).append(i)
+        for version, rows in groups.items():
+            try:
+                served = await self._served(version)
+            except UnknownVersion as exc:
+                for i in rows:
+                    results[i] = exc
+                continue
+            images = np.stack([requests[i][0] for i in rows])
+            explain = [requests[i][2] for i in rows]
+            out = await asyncio.to_thread(self.server.attribute, served, images, explain)
+            for i, row in zip(rows, out):
+                results[i] = row
+        return results
+
+    async def attribute(self, image: np.ndarray, version: str | None, explain: bool) -> dict[str, Any]:
+        result = await self._batch((image, version, explain))
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def describe(self, version: str | None) -> dict[str, Any]:
+        return self.server.describe(await self._served(version))
+
+    async def image_size(self, version: str | None) -> int:
+        return (await self._served(version)).pipeline.image_size
+
+    async def versions(self) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.server.versions)
+
+    async def enrol(self, source: str, request: dict[str, Any]) -> dict[str, Any]:
+        from causalprint.serving.enrol import enrol_over_http
+
+        return await asyncio.to_thread(enrol_over_http, self.job, self.server.current, source, request)
+
+
+class ServeBackend:
+    """The ingress's :class:`~causalprint.serving.api.Backend`: calls on the model deployment's handle, routed by
+    version so that a replica already holding it answers."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    def _to(self, version: str | None) -> Any:
+        return self.handle.options(multiplexed_model_id=version) if version else self.handle
+
+    async def attribute(self, image: np.ndarray, version: str | None, explain: bool) -> dict[str, Any]:
+        return await _unwrap(self._to(version).attribute.remote(image, version, explain))
+
+    async def describe(self, version: str | None) -> dict[str, Any]:
+        return await _unwrap(self._to(version).describe.remote(version))
+
+    async def image_size(self, version: str | None) -> int:
+        return await _unwrap(self._to(version).image_size.remote(version))
+
+    async def versions(self) -> list[dict[str, Any]]:
+        return await _unwrap(self.handle.versions.remote())
+
+    async def enrol(self, source: str, request: dict[str, Any]) -> dict[str, Any]:
+        return await _unwrap(self.handle.enrol.remote(source, request))
+
+
+async def _unwrap(response: Any) -> Any:
+    """Await a handle call; an application error raised in the replica comes back as itself (Serve wraps it in
+    a RayTaskError that is also an instance of the original type), so the ingress can map it to a status."""
+    from causalprint.serving.errors import ApiError
+
+    try:
+        return await response
+    except UnknownVersion as exc:
+        raise ApiError(404, "unknown_version", str(exc).split("\n")[-1]) from None
+    except ApiError as exc:
+        raise ApiError(exc.status, exc.kind, exc.reason) from None
+
+
+def ingress_deployment(job: ServeJobConfig, keys: tuple[KeyRecord, ...]) -> Any:
+    """The ingress class for ``job``: the FastAPI app is built on each replica from the builder below (a Serve
+    ingress builder runs where the replica starts, so nothing unpicklable crosses)."""
+    job_json = job.model_dump(mode="json")
+    key_json = [k.model_dump() for k in keys]
+
+    def build_asgi() -> Any:
+        cfg = ServeJobConfig.model_validate(job_json)
+        handle = serve.get_deployment_handle(MODEL_DEPLOYMENT, app_name=serve.get_replica_context().app_name)
+        return create_api(cfg.serve, ServeBackend(handle), Storage(cfg.storage),
+                          KeyRing(KeyRecord.model_validate(k) for k in key_json))
+
+    @serve.deployment(name=INGRESS_DEPLOYMENT)
+    @serve.ingress(build_asgi)
+    class Ingress:
+        """Thin: reads requests, checks keys and limits, decodes images, and forwards arrays to the model."""
+
+        def __init__(self, model: Any) -> None:
+            self.model = model  # bound so that Serve deploys the model with the app
+
+    return Ingress

@@ -1,0 +1,43 @@
+"""The scan tests' attribution world, served: a :class:`ModelServer` over its champion, the API in-process
+(no Ray Serve), and the keys the tests call with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from causalprint.serving.config import AuthConfig
+from causalprint.serving.keys import new_key
+from causalprint.serving.model_server import ModelServer
+from scan_world import World, build_world
+from serve_helpers import make_client, serve_job
+
+
+@pytest.fixture(scope="session")
+def serve_world(tmp_path_factory: pytest.TempPathFactory, tiny_reference_dir: Path, ray_session: None) -> World:
+    """One attribution world for every serving test (Ray builds its features once)."""
+    return build_world(tmp_path_factory, tiny_reference_dir)
+
+
+@pytest.fixture(scope="session")
+def model_server(serve_world: World) -> ModelServer:
+    return ModelServer(serve_job(serve_world))
+
+
+@pytest.fixture(scope="session")
+def api_keys() -> dict[str, str]:
+    return {role: new_key(role) for role in ("user", "admin")}  # type: ignore[misc]
+
+
+@pytest.fixture()
+def client(model_server: ModelServer):
+    """The keyless API (bound to 127.0.0.1, as the default)."""
+    with make_client(model_server) as c:
+        yield c
+
+
+@pytest.fixture()
+def keyed(model_server: ModelServer, api_keys: dict):
+    with make_client(model_server, api_keys, auth=AuthConfig(requests_per_minute=6000, burst=1000)) as c:
+        yield c
