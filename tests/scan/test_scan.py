@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -200,3 +201,76 @@ def test_scan_reads_and_writes_s3(world: World, s3_endpoint: str, s3_bucket: str
             np.testing.assert_allclose(row["probabilities"],
                                        [local[name]["probabilities"][c] for c in pipeline.class_names], atol=1e-4)
     assert run_scan(job)["run"]["written"] == 0
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (from /proc's parent links)."""
+    children: dict[int, list[int]] = {}
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat_file.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_ctrl_c_stops_the_scan_and_its_ray_and_a_rerun_goes_on(world: World) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    storage = world.storage
+    argv = [sys.executable, "-m", "causalprint.cli", "scan", "inbox", "--set", f"storage.root={storage.root}",
+            "--set", f"mlflow.tracking_uri={world.tracking_uri}", "--set", "scan.output=scans/sigint",
+            "--set", "scan.batch_size=1", "--set", "ray.object_store_mb=256"]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # its own Ray, as a user's command starts
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+            if "Ray is up" in line:
+                ready.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert ready.wait(240), "".join(lines[-20:])
+    time.sleep(1.0)
+    ray_processes = _descendants(proc.pid)
+    assert ray_processes, "the scan started no Ray processes"
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(120) == 130, "".join(lines[-20:])
+    reader.join(10)
+    last = lines[-1]
+    assert re.fullmatch(r"causalprint: interrupted: \d+ images in the report; rerun the same command to go on\n",
+                        last), last
+    assert not any("Traceback" in line for line in lines)
+    deadline = time.monotonic() + 30
+    while any(_alive(p) for p in ray_processes) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not [p for p in ray_processes if _alive(p)], "Ray processes outlived the command"
+
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    prefix = storage.uri("scans/sigint", f"model={TINY_MODEL}-v1")
+    uris = load_features(storage, prefix)["uri"].to_pylist()
+    assert len(uris) == len(set(uris)) == len(world.good) + len(world.bad)
