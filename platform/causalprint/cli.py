@@ -199,9 +199,32 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     config = build_config(ScanJobConfig, {"scan": scan}, yaml_path=args.config, overrides=args.overrides)
     summary = run_scan(config)
     print(format_summary(summary))
+    if args.show:
+        from causalprint.scan.rows import format_rows, report_rows
+        from causalprint.storage import Storage
+
+        print(f"\nfirst {args.show} rows (causalprint report {summary['report']} --all for every row):")
+        print(format_rows(report_rows(Storage(config.storage), summary["report"], args.show)))
     _report(args, f"scan-{args.preset}", "Provenance scan throughput",
             format_throughput(summary, config.scan.batch_size, config.scan.actors.max_actors))
     return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from causalprint.scan.rows import ReportJobConfig, format_rows, report_rows
+    from causalprint.storage import Storage
+
+    config = build_config(ReportJobConfig, {"prefix": args.prefix}, yaml_path=args.config, overrides=args.overrides)
+    print(format_rows(report_rows(Storage(config.storage), config.prefix, None if args.all else args.show),
+                      args.format))
+    return 0
+
+
+def _count(text: str) -> int:
+    """A non-negative integer argument."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text[:40]!r}")
+    return int(text)
 
 
 def _cmd_enrol(args: argparse.Namespace) -> int:
@@ -275,6 +298,15 @@ def build_parser() -> argparse.ArgumentParser:
                 _cmd_scan, results=True)
     scan.add_argument("source", help="folder or prefix of images, inside the configured storage root")
     scan.add_argument("--model", help="attributor URI (default: models:/causalprint-attributor@champion)")
+    scan.add_argument("--show", type=_count, default=0, metavar="N",
+                      help="also print the report's first N rows: file, decision, confidence, unknown, error")
+    report = _job(commands, "report", "print or export the rows of a scan report (one image's answer)",
+                  _cmd_report, presets=None)
+    report.add_argument("prefix", help="the report folder a scan printed (report: ...), inside storage")
+    report.add_argument("--show", type=_count, default=20, metavar="N", help="the first N rows, by file (default 20)")
+    report.add_argument("--all", action="store_true", help="every row")
+    report.add_argument("--format", choices=("table", "csv", "jsonl"), default="table",
+                        help="table (escaped, for the terminal), csv or jsonl (every column, for a file)")
     enrol = _job(commands, "enrol", "add a new source to a registered attributor from a few of its images: a new "
                  "version, no retraining", _cmd_enrol)
     enrol.add_argument("images", help="folder or prefix of the new source's images, inside the configured storage root")

@@ -164,3 +164,35 @@ def test_requirements_must_say_how_to_rebuild_the_columns() -> None:
         extraction_spec(_Attributor(legacy), "models:/m/1")
     with pytest.raises(ScanError, match=r"columns \['one_step.dct'\] are not made"):
         extraction_spec(_Attributor(_requirements(modes={"latent": {}})), "models:/m/1")
+
+
+def test_report_prints_and_exports_one_image_answer(tmp_path, capsys) -> None:
+    import csv
+    import io
+
+    from causalprint.cli import main
+    from causalprint.scan.rows import format_rows, report_rows
+
+    storage = Storage(StorageConfig(root=str(tmp_path)))
+    prefix = report_prefix(storage.uri("scans"), "m-v1")
+    uris = [storage.uri("in", name) for name in ("b.png", "a.png", "c\x1b[2J.png")]
+    write_report_part(_batch(uris, [True, False, True]), storage, prefix, "r1", CLASSES)
+    rows = report_rows(storage, prefix, 2)
+    assert [r["uri"] for r in rows] == sorted(uris)[:2]
+    table = format_rows(report_rows(storage, prefix)).splitlines()
+    assert table[0].split() == ["file", "decision", "architecture", "confidence", "unknown", "error"]
+    assert table[1].split() == [uris[1], "-", "truncated:", "image", "data", "ends", "early"]
+    assert table[2].split() == [uris[0], "gan-a", "dcgan", "0.700", "no"]
+    assert "\x1b" not in "\n".join(table)
+
+    root = ["--set", f"storage.root={tmp_path}"]
+    assert main(["report", "scans/model=m-v1", *root, "--all", "--format", "csv"]) == 0
+    exported = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["uri"] for r in exported] == sorted(uris) and exported[0]["ok"] == "False"
+    assert main(["report", "scans/model=m-v1", *root, "--show", "1", "--format", "jsonl"]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["error_kind"] == "truncated"
+    # The output folder of a scan by two models: the message names the reports.
+    write_report_part(_batch(uris[:1], [True]), storage, report_prefix(storage.uri("scans"), "m-v2"), "r2", CLASSES)
+    assert main(["report", "scans", *root]) == 2
+    assert "(model=m-v1, model=m-v2): add one to the path" in capsys.readouterr().err

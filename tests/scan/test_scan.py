@@ -111,8 +111,12 @@ def test_an_interrupted_scan_resumes_and_writes_each_file_once(world: World, tmp
     # The rerun is the command a user types (tiny preset), recording its throughput in a results file.
     results = tmp_path / "results.md"
     assert main(["scan", "inbox", "--set", f"storage.root={storage.root}", "--set", "scan.output=scans/interrupted",
-                 "--set", f"mlflow.tracking_uri={world.tracking_uri}", "--results", str(results)]) == 0
-    assert "2 errors" in capsys.readouterr().out and "Provenance scan throughput" in results.read_text()
+                 "--set", f"mlflow.tracking_uri={world.tracking_uri}", "--results", str(results), "--show", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "2 errors" in out and "Provenance scan throughput" in results.read_text()
+    shown = out.split("first 3 rows", 1)[1].splitlines()[1:]
+    assert shown[0].split()[:2] == ["file", "decision"] and len(shown) == 4
+    assert shown[1].startswith(sorted([*world.good, *world.bad])[0])
     resumed = storage.read_json(f"{prefix}/_summary.json")
     assert resumed["run"]["skipped"] == len(first) and resumed["run"]["written"] == total - len(first)
     uris = load_features(storage, prefix)["uri"].to_pylist()
