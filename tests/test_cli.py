@@ -165,3 +165,9 @@ def test_ctrl_c_exits_130_with_the_resume_message(capsys, monkeypatch) -> None:
     monkeypatch.setattr(causalprint.zoo.config, "load_zoo_job", interrupted)
     err = _one_line_refusal(["zoo", "build"], capsys, code=130)
     assert "interrupted: 7 images in the report; rerun the same command to go on" in err
+
+
+@pytest.mark.parametrize("argv", [["-v", "zoo", "build"], ["zoo", "build", "--verbose"]])
+def test_verbose_is_taken_before_or_after_the_command(argv: list[str], capsys) -> None:
+    assert build_parser().parse_args(argv).verbose is True
+    assert build_parser().parse_args(["zoo", "build"]).verbose is False

@@ -330,8 +330,8 @@ def _check_paths(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one sub-command. Every error is one line on stderr (``--debug`` adds the traceback): 2 for a refusal
     the user can fix, 1 for a defect, 130 for Ctrl-C (a Ray that this call started is stopped)."""
-    configure_logging()
     args = build_parser().parse_args(argv)
+    configure_logging(verbose=args.verbose)
     try:
         with ray_owner():
             _check_paths(args)

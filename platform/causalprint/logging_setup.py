@@ -1,11 +1,53 @@
-"""Console logging for jobs and the CLI."""
+"""Logging for jobs and the CLI: causalprint's own lines on the terminal, everything in the log file.
+
+Quiet by default: third-party records below ERROR, Python warnings (Pillow's ``DecompressionBombWarning`` on a
+file intake refuses anyway, say) and progress bars (Ray Data's, MLflow's downloads) go to the log file only;
+``verbose`` shows them on the terminal too. The file is ``.causalprint/causalprint.log`` below the working
+folder, or ``CAUSALPRINT_LOG_FILE``.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
+
+LOG_FILE_ENV = "CAUSALPRINT_LOG_FILE"
+DEFAULT_LOG_FILE = os.path.join(".causalprint", "causalprint.log")
+OWN_LOGGERS = ("causalprint", "__main__")
+# Progress bars: off unless verbose (set only where the user has not chosen).
+QUIET_ENV = {"RAY_DATA_DISABLE_PROGRESS_BARS": "1", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+class OwnOrSevere(logging.Filter):
+    """Passes causalprint's own records, and anyone's at ERROR or above."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name.split(".")[0] in OWN_LOGGERS or record.levelno >= logging.ERROR
+
+
+def log_file_path() -> str:
+    return os.environ.get(LOG_FILE_ENV) or DEFAULT_LOG_FILE
+
+
+def configure_logging(level: int = logging.INFO, *, verbose: bool = False, log_file: str | None = None) -> str | None:
+    """Route records (see the module docstring); returns the log file in use, or None if it cannot be opened."""
+    console = logging.StreamHandler(sys.stderr)
+    if not verbose:
+        console.addFilter(OwnOrSevere())
+    handlers: list[logging.Handler] = [console]
+    path: str | None = log_file or log_file_path()
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        handlers.append(logging.FileHandler(path, encoding="utf-8"))
+    except OSError:
+        path = None  # a read-only working folder: the terminal alone
+    logging.basicConfig(level=level, format=_FORMAT, handlers=handlers, force=True)
+    logging.captureWarnings(True)  # warnings become records of "py.warnings": the file, or the terminal if verbose
     for noisy in ("botocore", "urllib3", "s3transfer", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not verbose:
+        for key, value in QUIET_ENV.items():
+            os.environ.setdefault(key, value)
+    return path
