@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from causalprint.cli import main
+from causalprint.scan.report import default_output
 from causalprint.storage import Storage, StorageConfig
 
 pytestmark = pytest.mark.slow
@@ -22,7 +23,10 @@ def test_main_job_builds_trains_registers_and_scans_the_demo_zoo(tmp_path, ray_s
     # The attributor is registered and the gate made it champion; the scan used that version.
     client = mlflow.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     champion = client.get_model_version_by_alias("causalprint-attributor-tiny", "champion")
-    report = storage.uri("scans/tiny", f"model=causalprint-attributor-tiny-v{champion.version}")
+    images = storage.uri("zoo/tiny/images")
+    # The scan's own report folder, derived from its source (a scan of another folder gets another one).
+    output = default_output("scans/tiny", images, "zoo/tiny/images")
+    report = storage.uri(output, f"model=causalprint-attributor-tiny-v{champion.version}")
     summary = storage.read_json(f"{report}/_summary.json")
     assert summary["model_version"] == f"models:/causalprint-attributor-tiny/{champion.version}"
     assert summary["images"] == summary["attributed"] == 14 * 12 and summary["errors"] == 0
@@ -30,7 +34,6 @@ def test_main_job_builds_trains_registers_and_scans_the_demo_zoo(tmp_path, ray_s
     assert f"scan of {storage.uri('zoo/tiny/images')}" in out and "images/s" in out
 
     # Damage the stored collection: the inventory reports each bad file with its reason, the rest are read.
-    images = storage.uri("zoo/tiny/images")
     victim = storage.list_files(images, (".png",))[0].uri
     storage.write_bytes(victim, storage.read_bytes(victim)[:40])
     storage.write_bytes(storage.uri("zoo/tiny/images/extra/notes.jpg"), b"just text")
