@@ -37,9 +37,11 @@ def _png(seed: int) -> bytes:
     return encode(Image.fromarray(noise(20, 24, seed=seed)), "PNG")
 
 
-def build_corpus(base: Path) -> Corpus:
-    """Write the corpus under ``base`` (a fresh temporary folder)."""
-    corpus = Corpus(root=base / "root", inbox=base / "root" / "inbox", outside=base / "outside")
+def build_corpus(base: Path, root: Path | None = None, folder: str = "inbox") -> Corpus:
+    """Write the corpus into ``root / folder`` (default root: ``base / "root"``), its outside targets into
+    ``base / "outside"``; ``base`` is a fresh temporary folder outside ``root``."""
+    root = root or base / "root"
+    corpus = Corpus(root=root, inbox=root / folder, outside=base / "outside")
     (corpus.inbox / "sub").mkdir(parents=True)
     corpus.outside.mkdir()
     frames = [Image.fromarray(noise(16, 16, seed=s)) for s in (1, 2)]

@@ -171,3 +171,9 @@ def test_ctrl_c_exits_130_with_the_resume_message(capsys, monkeypatch) -> None:
 def test_verbose_is_taken_before_or_after_the_command(argv: list[str], capsys) -> None:
     assert build_parser().parse_args(argv).verbose is True
     assert build_parser().parse_args(["zoo", "build"]).verbose is False
+
+
+def test_an_unreachable_s3_root_is_one_line(capsys) -> None:
+    err = _one_line_refusal(["inventory", "x", "--set", "storage.root=s3://bucket/p",
+                             "--set", "storage.endpoint_url=http://127.0.0.1:9"], capsys)
+    assert "OSError" in err and "127.0.0.1" in err

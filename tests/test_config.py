@@ -131,3 +131,13 @@ def test_unknown_preset_lists_known() -> None:
 def test_override_syntax_error() -> None:
     with pytest.raises(ConfigError, match="key.sub=value"):
         load_zoo_job("tiny", overrides=["noequals"], environ={})
+
+
+def test_a_variable_for_another_job_is_left_to_it() -> None:
+    from causalprint.inventory_job import InventoryJobConfig
+
+    env = {"CAUSALPRINT__ZOO__SEED": "7", "CAUSALPRINT__STORAGE__ROOT": "/from/env"}
+    cfg = build_config(InventoryJobConfig, {"prefix": "x"}, environ=env)
+    assert cfg.storage.root == "/from/env"
+    with pytest.raises(ConfigError, match="storage.nope: unknown key"):
+        build_config(InventoryJobConfig, {"prefix": "x"}, environ={"CAUSALPRINT__STORAGE__NOPE": "1"})

@@ -175,7 +175,9 @@ def build_config(
     if yaml_path is not None:
         tree = _deep_merge(tree, read_yaml(yaml_path))
         sources.append(str(yaml_path))
-    env_tree = env_overrides(environ)
+    # A variable is meant for the jobs whose config has its section: CAUSALPRINT__ZOO__SEED, set for the zoo, must
+    # not break the inventory (which has no zoo). A wrong key inside a section this job has is still refused.
+    env_tree = {k: v for k, v in env_overrides(environ).items() if k in model.model_fields}
     if env_tree:
         tree = _deep_merge(tree, env_tree)
         sources.append("environment")

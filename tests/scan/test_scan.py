@@ -25,9 +25,10 @@ from causalprint.scan import attribution_pipeline
 from causalprint.scan.attribution_pipeline import AttributionPipeline
 from causalprint.scan.errors import ScanError
 from causalprint.scan.job import run_scan
-from causalprint.scan.report import CLASS_NAMES_KEY
+from causalprint.scan.report import CLASS_NAMES_KEY, format_summary
 from causalprint.storage import Storage, StorageConfig
 from causalprint.storage.folders import upload_folder
+from hostile_corpus import IGNORE, build_corpus
 from scan_world import CHAMPION, LEGACY, REFERENCE, SIZE, TINY_MODEL, World, build_world
 
 pytestmark = pytest.mark.slow
@@ -278,3 +279,16 @@ def test_ctrl_c_stops_the_scan_and_its_ray_and_a_rerun_goes_on(world: World) -> 
     prefix = storage.uri("scans/sigint", f"model={TINY_MODEL}-v1")
     uris = load_features(storage, prefix)["uri"].to_pylist()
     assert len(uris) == len(set(uris)) == len(world.good) + len(world.bad)
+
+
+def test_every_entry_of_a_hostile_folder_is_in_the_report_or_counted(world: World, tmp_path: Path, capsys) -> None:
+    storage = world.storage
+    corpus = build_corpus(tmp_path, Path(storage.root), "hostile")
+    job = world.job("scans/hostile", source="hostile")
+    job = job.model_copy(update={"scan": job.scan.model_copy(update={"ignore": IGNORE})})
+    summary = run_scan(job)
+    kinds = {r["uri"]: r["error_kind"] or "" for r in load_features(storage, summary["report"]).to_pylist()}
+    assert kinds == {corpus.uri(name): kind for name, kind in corpus.kinds.items()}
+    assert summary["images"] == summary["run"]["listed"] == len(corpus.kinds)
+    assert summary["run"]["not_listed"] == corpus.skipped
+    assert "\x1b" not in format_summary(summary) and "\u202e" not in format_summary(summary)
