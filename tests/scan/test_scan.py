@@ -176,6 +176,11 @@ def test_refusals_come_before_any_image_is_read(world: World, tmp_path: Path, ca
     assert "cannot be resolved" in capsys.readouterr().err
     assert main(["scan", "inbox", *root, "--model", "/some/folder"]) == 2
     assert "not an MLflow model URI" in capsys.readouterr().err
+    assert main(["scan", "inbox", *root, "--model", "runs:/0123456789abcdef0123456789abcdef/attributor"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be loaded" in err and err.count("\n") == 1
+    assert main(["scan", "inbox", *root, "--set", "scan.reference=models/nope"]) == 2
+    assert "models/nope: no such folder in storage" in capsys.readouterr().err
 
     # A report holds one scan: another source into the same output is refused.
     run_scan(world.job("scans/pinned", source="inbox/truncated.png"))
