@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from image_samples import header_only_png
 
-from causalprint.logging_setup import configure_logging
+from causalprint.logging_setup import adopt_logger, configure_logging
 from causalprint.runtime.worker_setup import BOMB_WARNING
 
 
@@ -30,7 +30,7 @@ def restore_logging() -> Iterator[None]:
 
 def _emit() -> None:
     logging.getLogger("causalprint.scan.job").info("own line")
-    logging.getLogger("ray.data").warning("third-party warning")
+    logging.getLogger("a_library.module").warning("third-party warning")
     logging.getLogger("mlflow.store").error("third-party error")
     warnings.warn("a library's warning", UserWarning, stacklevel=1)
 
@@ -60,3 +60,26 @@ def test_the_workers_filter_matches_pillows_bomb_warning() -> None:
         Image.open(__import__("io").BytesIO(header_only_png(10_000, 9_000)))
     [warning] = [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
     assert re.match(BOMB_WARNING, str(warning.message))
+
+
+def test_a_logger_with_its_own_terminal_handler_is_routed_too(tmp_path: Path, capsys, restore_logging: None) -> None:
+    own = logging.getLogger("installs_its_own")
+    own.addHandler(logging.StreamHandler())
+    own.propagate = False
+    log_file = tmp_path / "causalprint.log"
+    configure_logging(log_file=str(log_file))
+    adopt_logger("installs_its_own")
+    own.warning("routed")
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    assert "routed" not in capsys.readouterr().err and "routed" in log_file.read_text()
+
+
+def test_ray_data_is_configured_without_a_terminal_handler(tmp_path: Path, restore_logging: None,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from causalprint.logging_setup import RAY_DATA_CONFIG_ENV
+    from ray.data._internal.logging import _get_logging_config
+
+    monkeypatch.delenv(RAY_DATA_CONFIG_ENV, raising=False)
+    configure_logging(log_file=str(tmp_path / "causalprint.log"))
+    assert _get_logging_config()["loggers"]["ray.data"] == {"level": "INFO", "handlers": [], "propagate": True}

@@ -17,6 +17,7 @@ DEFAULT_LOG_FILE = os.path.join(".causalprint", "causalprint.log")
 OWN_LOGGERS = ("causalprint", "__main__")
 # Progress bars: off unless verbose (set only where the user has not chosen).
 QUIET_ENV = {"RAY_DATA_DISABLE_PROGRESS_BARS": "1", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+RAY_DATA_CONFIG_ENV = "RAY_DATA_LOGGING_CONFIG"
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -25,6 +26,19 @@ class OwnOrSevere(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.name.split(".")[0] in OWN_LOGGERS or record.levelno >= logging.ERROR
+
+
+_configured = False
+
+
+def adopt_logger(name: str) -> None:
+    """Send logger ``name``'s records through :func:`configure_logging`'s routing, when it has run: a library that
+    installs its own terminal handler at import (Ray does) would otherwise print past the filter."""
+    if _configured:
+        logger = logging.getLogger(name)
+        for handler in logger.handlers[:]:
+            logger.removeHandler(handler)
+        logger.propagate = True
 
 
 def log_file_path() -> str:
@@ -44,6 +58,13 @@ def configure_logging(level: int = logging.INFO, *, verbose: bool = False, log_f
     except OSError:
         path = None  # a read-only working folder: the terminal alone
     logging.basicConfig(level=level, format=_FORMAT, handlers=handlers, force=True)
+    global _configured
+    _configured = True
+    # Ray Data configures its logger when ray.data is imported, from this file if the variable names one.
+    os.environ.setdefault(RAY_DATA_CONFIG_ENV, os.path.join(os.path.dirname(__file__), "ray_data_logging.yaml"))
+    for name in ("ray", "ray.data"):
+        if name in sys.modules:
+            adopt_logger(name)
     logging.captureWarnings(True)  # warnings become records of "py.warnings": the file, or the terminal if verbose
     for noisy in ("botocore", "urllib3", "s3transfer", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

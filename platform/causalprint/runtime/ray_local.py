@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pydantic import Field
 
 from causalprint.config import StrictModel
+from causalprint.logging_setup import adopt_logger
 from causalprint.runtime.worker_setup import quiet_ray_noise
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ def ensure_ray(config: RayConfig | None = None) -> None:
     the State API that the hook's quieted warning is about."""
     import ray
 
+    adopt_logger("ray")  # Ray's logger prints to the terminal by itself: route it like any third party's
     config = config or RayConfig()
     address = config.address
     if ray.is_initialized():
