@@ -19,6 +19,8 @@ def test_every_job_is_a_subcommand() -> None:
         (["zoo", "build", "--set", "zoo.image_size=nope"], "zoo.image_size"),
         (["zoo", "build", "--set", "zoo.nonsense=1"], "zoo.nonsense: unknown key"),
         (["extract", "--set", "extract.batch_size=0"], "extract.batch_size"),
+        (["extract", "--set", "extract.batch_size=true"], "extract.batch_size: Input should be a valid integer"),
+        (["extract", "--set", "extract.batch_size=100000"], "extract.batch_size: Input should be less than or"),
         (["reference", "train", "--set", "reference.unet_steps=-1"], "reference.unet_steps"),
     ],
 )

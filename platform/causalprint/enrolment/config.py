@@ -26,7 +26,7 @@ class EnrolOptions(StrictModel):
     min_images: int = Field(default=5, ge=1, description="fewer readable images are refused")
     max_images: int = Field(default=2000, ge=1, description="more images are refused: enrolment holds their "
                                                             "codes in memory, and a few suffice")
-    batch_size: int = Field(default=64, ge=1)
+    batch_size: int = Field(default=64, ge=1, le=4096, strict=True)  # strict: `true` is not 1
 
     @field_validator("alias")
     @classmethod

@@ -50,7 +50,7 @@ class ExtractConfig(StrictModel):
     perturb: list[PerturbationSpec] = Field(
         default_factory=list, description="applied after decoding, before the residual: each image gets one of "
         "these, chosen by a hash of its URI (one entry: every image gets it). Robustness tests and augmentation")
-    batch_size: int = Field(default=64, ge=1)
+    batch_size: int = Field(default=64, ge=1, le=4096, strict=True)  # strict: `true` is not 1
     precision: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     actors: ActorConfig = Field(
         default=ActorConfig(min_actors=2, max_actors=4, num_cpus=0.75),
