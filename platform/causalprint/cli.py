@@ -7,6 +7,7 @@ Every sub-command takes ``--config FILE`` (YAML) and any number of ``--set key.s
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -146,6 +147,20 @@ def _cmd_bench_device(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_serve(args: argparse.Namespace) -> int:
+    from causalprint.benchmarks.serve_load import BenchServeJobConfig, format_serve_bench, run_serve_bench
+
+    config = _preset_config(BenchServeJobConfig, "bench_serve", None, args)
+    plot = os.path.join(os.path.dirname(os.path.abspath(args.results)), "images", f"serve-ramp-{args.preset}.png") \
+        if args.results else None
+    result = run_serve_bench(config, plot=plot)
+    if plot:
+        result["plot_link"] = _doc_link(args, plot)
+    _report(args, f"serve-{args.preset}", "Serving: latency, batching, autoscaling, a champion change",
+            format_serve_bench(result))
+    return 0
+
+
 def _cmd_probe(args: argparse.Namespace) -> int:
     from causalprint.evaluation.probe import ProbeJobConfig, format_probe, run_probe
 
@@ -227,6 +242,59 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from causalprint.serving.app import load_serve_job
+    from causalprint.serving.launcher import serve_forever
+
+    return serve_forever(load_serve_job(args.preset, args.config, args.overrides))
+
+
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    import json
+
+    from causalprint.serving.keys import new_key
+
+    key, record = new_key(args.role)
+    print(f"key (give it to its user; it is not stored anywhere): {key}")
+    print(f"record (put it under serve.auth.keys): {json.dumps(record.model_dump())}")
+    return 0
+
+
+def _cmd_attribute(args: argparse.Namespace) -> int:
+    import json
+
+    import httpx
+
+    from causalprint.serving.client import CausalprintClient, ServiceError
+
+    failed = 0
+    with CausalprintClient(args.url, args.key or os.environ.get("CAUSALPRINT_API_KEY"),
+                           version=args.model_version) as client:
+        for image in args.images:
+            try:
+                result = client.attribute(image)
+            except httpx.HTTPError as exc:
+                raise ConfigError(f"cannot reach the service at {args.url}: {exc}") from None
+            except (ServiceError, OSError) as exc:
+                failed += 1
+                print(json.dumps({"image": image, "error": str(exc)}) if args.json else
+                      f"{_escaped(image)}\terror: {_escaped(str(exc))}")
+                continue
+            if args.json:
+                print(json.dumps({"image": image, **result}))
+            else:
+                flag = " (unknown)" if result["unknown"] else ""
+                print(f"{_escaped(image)}\t{result['source']}{flag}\tconfidence {result['confidence']:.3f}\t"
+                      f"family {result['family'] or '-'}\t{result['model']['uri']}")
+    return 1 if failed else 0
+
+
+def _escaped(text: str) -> str:
+    from causalprint.cli_errors import one_line
+
+    return one_line(text)
+
+
 def _cmd_enrol(args: argparse.Namespace) -> int:
     from causalprint.enrolment.config import EnrolJobConfig
     from causalprint.enrolment.job import format_enrolment, run_enrolment
@@ -286,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
          _cmd_bench_device_kit)
     _job(bench, "device", "the attribution path on each device (CPU, CUDA) in one process; needs a device kit",
          _cmd_bench_device, results=True)
+    _job(bench, "serve", "the Serve app under load on 127.0.0.1: latency, batched vs unbatched, replicas over a "
+         "ramp, a champion change", _cmd_bench_serve, results=True)
     _job(commands, "train", "fit the decoupling model on Ray Train and register it in MLflow", _cmd_train,
          presets="tiny, bench or bench-openset", results=True)
     _job(commands, "evaluate", "ours against the baselines: clean, perturbed, content shift, open set",
@@ -314,6 +384,21 @@ def build_parser() -> argparse.ArgumentParser:
     enrol.add_argument("--family", required=True, help="its family: gan, diffusion, vae, ...")
     enrol.add_argument("--model", help="attributor URI (default: models:/causalprint-attributor@champion)")
     enrol.add_argument("--alias", help="alias of the new version (default: candidate; only the gate moves champion)")
+    _job(commands, "serve", "start the Serve application (attribution, verification, enrolment, web page) and "
+         "print its URL", _cmd_serve)
+    keygen = commands.add_parser("keygen", help="make an API key and the hashed record the service stores")
+    keygen.add_argument("--role", choices=("user", "admin"), default="user")
+    keygen.set_defaults(func=_cmd_keygen)
+    _add_common_flags(keygen)
+    attribute = commands.add_parser("attribute", help="ask a running service which model made each image")
+    attribute.add_argument("images", nargs="+", help="local image files, or storage:<uri> for objects in the "
+                                                     "service's storage")
+    attribute.add_argument("--url", default="http://127.0.0.1:8000", help="the service (default: %(default)s)")
+    attribute.add_argument("--key", help="API key (default: $CAUSALPRINT_API_KEY)")
+    attribute.add_argument("--model-version", help="ask this registered version instead of the champion")
+    attribute.add_argument("--json", action="store_true", help="one JSON answer per line")
+    attribute.set_defaults(func=_cmd_attribute)
+    _add_common_flags(attribute)
     inv = _job(commands, "inventory", "read a folder or bucket prefix of images and report failures",
                _cmd_inventory, presets=None)
     inv.add_argument("prefix", help="folder or prefix, inside the configured storage root")

@@ -110,3 +110,32 @@ def test_a_new_champion_is_served_without_failing_requests(served: str, serve_wo
     pinned = _post(served, data, "x.png", headers={"X-Model-Version": before}).json()
     assert pinned["model"]["version"] == before
     assert httpx.get(f"{served}/v1/models", timeout=30).json()["serving"]["model"]["version"] == new
+
+
+def test_the_client_and_the_attribute_command(served: str, serve_world: World, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from causalprint.cli import main
+    from causalprint.serving.client import CausalprintClient, ServiceError
+
+    storage = serve_world.storage
+    good = tmp_path / "good.png"
+    good.write_bytes(storage.read_bytes(serve_world.good[0]))
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"nothing")
+    with CausalprintClient(served) as client:
+        assert client.ready()
+        answer = client.attribute(good)
+        assert client.attribute(f"storage:{storage.relative(serve_world.good[0])}")["source"] == answer["source"]
+        with pytest.raises(ServiceError) as refused:
+            client.attribute(bad)
+        assert (refused.value.status, refused.value.kind) == (415, "not_an_image")
+        assert client.verify(good, answer["source"], threshold=0.01)["probability"] > 0
+        assert {s["name"] for s in client.sources()["sources"]} == set(answer["probabilities"])
+    capsys.readouterr()
+    assert main(["attribute", str(good), str(bad), "--url", served]) == 1  # one image failed
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{good}\t{answer['source']}") and "415 not_an_image" in out[1]
+    assert main(["attribute", str(good), "--url", served, "--json"]) == 0
+    import json
+
+    assert json.loads(capsys.readouterr().out)["source"] == answer["source"]

@@ -35,6 +35,9 @@ def bind(job: ServeJobConfig) -> Any:
     live) and the ingress bound to it, each with its autoscaling and resources."""
     from causalprint.serving.deployments import AttributorDeployment, ingress_deployment
 
+    # The service's own fields only (a benchmark's config extends this one). Passed as objects, not JSON: a JSON
+    # dump would mask the storage credentials.
+    job = ServeJobConfig(storage=job.storage, ray=job.ray, mlflow=job.mlflow, serve=job.serve)
     cfg = job.serve
     try:
         keys = gather_keys(cfg.auth.keys, cfg.auth.keys_env)
@@ -54,7 +57,7 @@ def bind(job: ServeJobConfig) -> Any:
                                   max_ongoing_requests=replicas.max_ongoing_requests, **extra)
 
     model = scaled(AttributorDeployment, cfg.model_replicas,
-                   user_config=cfg.batching.model_dump()).bind(job.model_dump(mode="json"))
+                   user_config=cfg.batching.model_dump()).bind(job)
     return scaled(ingress_deployment(job, keys), cfg.ingress_replicas).bind(model)
 
 

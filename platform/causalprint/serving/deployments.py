@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -25,10 +26,10 @@ MODEL_DEPLOYMENT, INGRESS_DEPLOYMENT = "Attributor", "Ingress"
 class AttributorDeployment:
     """One model replica: a :class:`ModelServer`, a batch queue, and a thread that follows the alias."""
 
-    def __init__(self, job: dict[str, Any]) -> None:
+    def __init__(self, job: ServeJobConfig) -> None:
         import torch
 
-        self.job = ServeJobConfig.model_validate(job)
+        self.job = job
         torch.set_num_threads(self.job.serve.torch_threads)
         self.server = ModelServer(self.job)
         self._stop = threading.Event()
@@ -103,8 +104,10 @@ class ServeBackend:
     """The ingress's :class:`~causalprint.serving.api.Backend`: calls on the model deployment's handle, routed by
     version so that a replica already holding it answers."""
 
-    def __init__(self, handle: Any) -> None:
+    def __init__(self, handle: Any, size_ttl_s: float = 2.0) -> None:
         self.handle = handle
+        self._size_ttl_s = size_ttl_s
+        self._sizes: dict[str | None, tuple[int, float]] = {}  # version -> (image size, when asked)
 
     def _to(self, version: str | None) -> Any:
         return self.handle.options(multiplexed_model_id=version) if version else self.handle
@@ -116,7 +119,13 @@ class ServeBackend:
         return await _unwrap(self._to(version).describe.remote(version))
 
     async def image_size(self, version: str | None) -> int:
-        return await _unwrap(self._to(version).image_size.remote(version))
+        """The model's input size, asked again after a few seconds (a new champion may take another size; a
+        request decoded at a stale size is refused by the model's shape check and retried by the client)."""
+        size, when = self._sizes.get(version, (0, 0.0))
+        if time.monotonic() - when > self._size_ttl_s:
+            size = await _unwrap(self._to(version).image_size.remote(version))
+            self._sizes[version] = (size, time.monotonic())
+        return size
 
     async def versions(self) -> list[dict[str, Any]]:
         return await _unwrap(self.handle.versions.remote())
@@ -141,14 +150,9 @@ async def _unwrap(response: Any) -> Any:
 def ingress_deployment(job: ServeJobConfig, keys: tuple[KeyRecord, ...]) -> Any:
     """The ingress class for ``job``: the FastAPI app is built on each replica from the builder below (a Serve
     ingress builder runs where the replica starts, so nothing unpicklable crosses)."""
-    job_json = job.model_dump(mode="json")
-    key_json = [k.model_dump() for k in keys]
-
     def build_asgi() -> Any:
-        cfg = ServeJobConfig.model_validate(job_json)
         handle = serve.get_deployment_handle(MODEL_DEPLOYMENT, app_name=serve.get_replica_context().app_name)
-        return create_api(cfg.serve, ServeBackend(handle), Storage(cfg.storage),
-                          KeyRing(KeyRecord.model_validate(k) for k in key_json))
+        return create_api(job.serve, ServeBackend(handle), Storage(job.storage), KeyRing(keys))
 
     @serve.deployment(name=INGRESS_DEPLOYMENT)
     @serve.ingress(build_asgi)

@@ -53,13 +53,12 @@ def stop() -> None:
 
 
 def serve_forever(job: ServeJobConfig) -> int:
+    """Serve until Ctrl-C, which stops Serve and surfaces as KeyboardInterrupt (the CLI's exit 130)."""
     url = start(job)
     print(f"causalprint is serving at {url}  (web page {url}/, API docs {url}/docs); Ctrl-C stops it", flush=True)
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
-        print("stopping", flush=True)
-        return 130
-    finally:
         stop()
+        raise KeyboardInterrupt(f"stopped serving at {url}") from None
