@@ -184,8 +184,14 @@ def test_refusals_come_before_any_image_is_read(world: World, tmp_path: Path, ca
 
     # A report holds one scan: another source into the same output is refused.
     run_scan(world.job("scans/pinned", source="inbox/truncated.png"))
-    with pytest.raises(ScanError, match="holds another scan"):
+    with pytest.raises(ScanError, match=r"holds another scan.*: give this scan its own report with "
+                                        r"--set scan\.output=scans/inbox-[0-9a-f]{8} \(or leave scan\.output out"):
         run_scan(world.job("scans/pinned"))
+    # Without scan.output, each source has its own report: the same two scans are both accepted.
+    for source in ("inbox/truncated.png", "inbox"):
+        job = world.job("unused", source=source)
+        summary = run_scan(job.model_copy(update={"scan": job.scan.model_copy(update={"output": None})}))
+        assert summary["report"].startswith(storage.uri("scans", source.replace("/", "-").replace(".png", "")))
 
 
 def test_scan_reads_and_writes_s3(world: World, s3_endpoint: str, s3_bucket: str) -> None:

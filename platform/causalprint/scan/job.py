@@ -136,8 +136,10 @@ def run_scan(job: ScanJobConfig, *, on_part: PartHook | None = None) -> dict[str
     tracking_uri = tracking_uri_for(job.mlflow, storage)
     model, meta, intake = _prepare(job, storage, tracking_uri)
     prefix = report_prefix(output, model.slug)
-    fix = (f"scan into this source's own report by leaving out scan.output (it is then {derived}), or give "
-           f"another: --set scan.output=<folder>") if cfg.output else "remove this report's folder to start over"
+    # The exact flag: the source's own report when the user chose another, else a new folder beside it.
+    own = derived if cfg.output and storage.resolve(derived) != output else f"{derived}-2"
+    fix = f"give this scan its own report with --set scan.output={own}" + (
+        " (or leave scan.output out: each source gets its own report)" if cfg.output else "")
     pin_scan(storage, prefix, meta, fix)
 
     done = done_uris(storage, prefix)
