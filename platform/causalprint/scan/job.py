@@ -1,9 +1,10 @@
 """The provenance scan: a folder or bucket prefix -> read/decode -> residual -> features -> attributor -> report.
 
-Everything is checked before an image is read: SOURCE and the output lie inside storage, the model URI pins one
-version, that version records how its features were extracted, and the reference model is the one it was
-trained on. Then the files under SOURCE not yet in the report are read and decoded on Ray Data (a bad file is
-an error row), attributed by :class:`~causalprint.scan.attribution_pipeline.AttributionPipeline` actors and
+Everything is checked before an image is read: SOURCE exists and holds files, SOURCE and the output lie inside
+storage, the model URI pins one version, that version records how its features were extracted, and the reference
+model is the one it was trained on. Then every entry under SOURCE (:func:`~causalprint.storage.list_source`) not
+yet in the report is read and decoded on Ray Data (a bad file, a link out of the root or a FIFO is an error row),
+attributed by :class:`~causalprint.scan.attribution_pipeline.AttributionPipeline` actors and
 written as report parts (:mod:`causalprint.scan.report`).
 """
 
