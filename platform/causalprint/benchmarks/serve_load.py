@@ -29,6 +29,9 @@ class LoadConfig(StrictModel):
     large_requests: int = Field(default=40, ge=5, le=1000)
     throughput_requests: int = Field(default=600, ge=50, le=20000, description="per batching mode")
     concurrency: int = Field(default=32, ge=1, le=256)
+    batch_images: int = Field(default=32, ge=2, le=1024, description="images per /v1/attribute/batch request")
+    batch_requests: int = Field(default=40, ge=5, le=5000, description="batch requests per batching mode")
+    batch_concurrency: int = Field(default=4, ge=1, le=64)
     ramp: list[int] = Field(default=[2, 8, 32, 32, 8, 2], min_length=2, description="concurrency per stage")
     stage_s: float = Field(default=8.0, gt=0, le=120)
     settle_s: float = Field(default=60.0, gt=0, le=600, description="longest wait for the replicas to shrink")
@@ -50,6 +53,7 @@ class Phase:
     lost: int = 0
     seconds: float = 0.0
     versions: list[str] = field(default_factory=list)
+    images_per_request: int = 1
 
     def record(self, status: int, ms: float, version: str | None) -> None:
         self.statuses[status] = self.statuses.get(status, 0) + 1
@@ -67,7 +71,8 @@ class Phase:
                 "ok": self.statuses.get(200, 0), "lost": self.lost, "5xx": sum(n for s, n in self.statuses.items() if s >= 500),
                 "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
                 "p99_ms": float(np.percentile(lat, 99)), "seconds": self.seconds,
-                "throughput": self.answered / self.seconds if self.seconds else 0.0}
+                "throughput": self.answered / self.seconds if self.seconds else 0.0,
+                "images_per_second": self.images_per_request * self.answered / self.seconds if self.seconds else 0.0}
 
 
 def payloads(size: int = 32) -> dict[str, bytes]:
@@ -85,7 +90,8 @@ def payloads(size: int = 32) -> dict[str, bytes]:
 
 async def _load(url: str, data: bytes, name: str, phase: Phase, *, total: int | None, concurrency: int,
                 until: float | None = None) -> None:
-    """Send ``total`` requests (or until ``until``) with ``concurrency`` in flight; every answer is recorded."""
+    """Send ``total`` requests (or until ``until``) with ``concurrency`` in flight; every answer is recorded.
+    A phase of ``images_per_request`` > 1 posts that many copies to ``/v1/attribute/batch``."""
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -101,6 +107,13 @@ async def _load(url: str, data: bytes, name: str, phase: Phase, *, total: int | 
                 phase.sent += 1
                 start = time.perf_counter()
                 try:
+                    if phase.images_per_request > 1:
+                        files = [("files", (f"{i}-{name}", data)) for i in range(phase.images_per_request)]
+                        response = await client.post("/v1/attribute/batch", files=files)
+                        ok = response.status_code == 200 and response.json()["failed"] == 0
+                        phase.record(response.status_code if ok else 207, (time.perf_counter() - start) * 1000,
+                                     None)
+                        continue
                     response = await client.post("/v1/attribute", files={"file": (name, data)})
                     version = response.json().get("model", {}).get("version") if response.status_code == 200 else None
                     phase.record(response.status_code, (time.perf_counter() - start) * 1000, version)
@@ -199,16 +212,26 @@ def run_serve_bench(job: BenchServeJobConfig, *, plot: str | None = None) -> dic
         _redeploy(job, batch=job.serve.batching.max_batch_size, replicas=fixed)
         run(Phase(f"throughput, batched (max_batch_size {job.serve.batching.max_batch_size})"), data=data["png"],
             name="x.png", total=cfg.throughput_requests, concurrency=cfg.concurrency)
+        # 2b. The same two modes through the batch endpoint: many images per request, so the HTTP front costs
+        # less per image and the model's pass is what batching changes.
+        _redeploy(job, batch=1, replicas=fixed)
+        run(Phase(f"batch endpoint ({cfg.batch_images} images a request), unbatched (max_batch_size 1)",
+                  images_per_request=cfg.batch_images), data=data["png"], name="x.png", total=cfg.batch_requests,
+            concurrency=cfg.batch_concurrency)
+        _redeploy(job, batch=job.serve.batching.max_batch_size, replicas=fixed)
+        run(Phase(f"batch endpoint ({cfg.batch_images} images a request), batched (max_batch_size "
+                  f"{job.serve.batching.max_batch_size})", images_per_request=cfg.batch_images), data=data["png"],
+            name="x.png", total=cfg.batch_requests, concurrency=cfg.batch_concurrency)
         # 3. The ramp, with the configured autoscaling; replicas sampled twice a second until they shrink back.
         _redeploy(job, batch=job.serve.batching.max_batch_size, replicas=job.serve.model_replicas)
-        samples: list[tuple[float, int, int]] = []
+        samples: list[tuple[float, int, int, int]] = []
         current = {"concurrency": 0}
         done = threading.Event()
         t0 = time.monotonic()
 
         def sample() -> None:
             while not done.wait(0.5):
-                samples.append((time.monotonic() - t0, _replicas(), current["concurrency"]))
+                samples.append((time.monotonic() - t0, _replicas(), current["concurrency"], _replicas("Ingress")))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -219,7 +242,7 @@ def run_serve_bench(job: BenchServeJobConfig, *, plot: str | None = None) -> dic
                               until=time.monotonic() + cfg.stage_s))
         current["concurrency"] = 0
         settle_until = time.monotonic() + cfg.settle_s
-        while time.monotonic() < settle_until and not (samples and samples[-1][1] == 1
+        while time.monotonic() < settle_until and not (samples and samples[-1][1] == samples[-1][3] == 1
                                                        and max(s[1] for s in samples) > 1):
             time.sleep(0.5)
         time.sleep(1.0)
@@ -255,15 +278,16 @@ def run_serve_bench(job: BenchServeJobConfig, *, plot: str | None = None) -> dic
     return results
 
 
-def plot_ramp(samples: list[tuple[float, int, int]], path: str) -> str:
+def plot_ramp(samples: list[tuple[float, int, int, int]], path: str) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    t, replicas, load = zip(*samples) if samples else ((), (), ())
+    t, replicas, load, ingress = zip(*samples) if samples else ((), (), (), ())
     fig, ax = plt.subplots(figsize=(7, 3))
     ax.step(t, replicas, where="post", label="model replicas (running)", color="#1b6b2f")
+    ax.step(t, ingress, where="post", label="ingress replicas (running)", color="#9a3b0c", linestyle="--")
     ax.set_xlabel("seconds")
     ax.set_ylabel("replicas")
     ax.set_ylim(0, max(replicas or (1,)) + 1)
@@ -279,20 +303,26 @@ def plot_ramp(samples: list[tuple[float, int, int]], path: str) -> str:
 
 
 def format_serve_bench(result: dict[str, Any]) -> str:
-    rows = ["| phase | sent | answered | 200 | 5xx | p50 ms | p95 ms | p99 ms | req/s |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| phase | requests sent | answered | 200 | 5xx | lost | p50 ms | p95 ms | p99 ms | requests/s | images/s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in result["phases"]:
-        rows.append(f"| {p['phase']} | {p['sent']} | {p['answered']} | {p['ok']} | {p['5xx']} | {p['p50_ms']:.1f} | "
-                    f"{p['p95_ms']:.1f} | {p['p99_ms']:.1f} | {p['throughput']:.1f} |")
-    phases = {p["phase"].split(" (")[0]: p for p in result["phases"]}
-    unbatched, batched = phases.get("throughput, unbatched"), phases.get("throughput, batched")
+        rows.append(f"| {p['phase']} | {p['sent']} | {p['answered']} | {p['ok']} | {p['5xx']} | {p['lost']} | "
+                    f"{p['p50_ms']:.1f} | {p['p95_ms']:.1f} | {p['p99_ms']:.1f} | {p['throughput']:.1f} | "
+                    f"{p['images_per_second']:.1f} |")
     lines = ["\n".join(rows), ""]
-    if unbatched and batched and unbatched["throughput"]:
-        lines.append(f"Batched throughput is {batched['throughput'] / unbatched['throughput']:.2f}x unbatched on the "
-                     f"same single model replica (only user_config changed between the two runs).")
-    peak = max((r for _, r, _ in result["ramp"]), default=0)
-    last = result["ramp"][-1][1] if result["ramp"] else 0
-    lines.append(f"Under the ramp the model deployment went from 1 to {peak} replicas and was at {last} when "
-                 f"sampling stopped.")
+    for route in ("throughput", "batch endpoint"):
+        pair = [p for p in result["phases"] if p["phase"].startswith(route)]
+        if len(pair) == 2 and pair[0]["images_per_second"]:
+            lines.append(f"{route.capitalize()}: batched {pair[1]['images_per_second']:.1f} images/s is "
+                         f"{pair[1]['images_per_second'] / pair[0]['images_per_second']:.2f}x unbatched "
+                         f"{pair[0]['images_per_second']:.1f}, on the same single model replica (only its "
+                         f"user_config changed between the two runs).")
+    ramp = result["ramp"]
+    for name, col in (("model", 1), ("ingress", 3)):
+        peak = max((s[col] for s in ramp), default=0)
+        last = ramp[-1][col] if ramp else 0
+        lines.append(f"Under the ramp the {name} deployment went from {ramp[0][col] if ramp else 0} to {peak} "
+                     f"replicas and was at {last} when sampling stopped ({ramp[-1][0] if ramp else 0:.0f} s).")
     s = result["switch"]
     lines.append(f"Champion change v{s['from']} → v{s['to']} during a load run: {s['answered']} answered, "
                  f"{s['failed']} failed, {s['lost']} lost; new version seen: {s['new_version_seen']}; answers "

@@ -68,6 +68,9 @@ class ReplicaConfig(StrictModel):
     max_ongoing_requests: int = Field(default=64, ge=1)
     upscale_delay_s: float = Field(default=2.0, ge=0)
     downscale_delay_s: float = Field(default=10.0, ge=0)
+    # Serve's defaults (10 s, 30 s) average a short burst away: replicas then follow load only after minutes.
+    metrics_interval_s: float = Field(default=1.0, gt=0, description="how often replicas report their load")
+    look_back_period_s: float = Field(default=5.0, gt=0, description="the window the load is averaged over")
     num_cpus: float = Field(default=0.5, gt=0)
     num_gpus: float = Field(default=0, ge=0, description="GPUs per replica; 0 on a machine without one")
 
@@ -81,7 +84,8 @@ class ReplicaConfig(StrictModel):
         return {"min_replicas": self.min_replicas, "max_replicas": self.max_replicas,
                 "initial_replicas": max(self.min_replicas, 1),
                 "target_ongoing_requests": self.target_ongoing_requests, "upscale_delay_s": self.upscale_delay_s,
-                "downscale_delay_s": self.downscale_delay_s}
+                "downscale_delay_s": self.downscale_delay_s, "metrics_interval_s": self.metrics_interval_s,
+                "look_back_period_s": self.look_back_period_s}
 
     def actor_options(self) -> dict[str, float]:
         return {"num_cpus": self.num_cpus, **({"num_gpus": self.num_gpus} if self.num_gpus else {})}
