@@ -107,7 +107,10 @@ def test_results_at_a_folder_is_refused_before_the_scan_runs(tmp_path, capsys, m
 
 @pytest.mark.parametrize("source", ["photoz", "C:\\Windows\\win.ini", "..%2F..%2Fetc%2Fpasswd",
                                     "%2e%2e/%2e%2e/etc/passwd", "~/.aws/credentials", "\\\\server\\share\\x"])
-def test_a_missing_source_is_an_error_not_zero_images(tmp_path, capsys, source: str) -> None:
+def test_a_missing_source_is_an_error_not_zero_images(tmp_path, capsys, monkeypatch, source: str) -> None:
+    import causalprint.inventory_job
+
+    monkeypatch.setattr(causalprint.inventory_job, "ensure_ray", lambda *a: pytest.fail("Ray started first"))
     root = ["--set", f"storage.root={tmp_path}"]
     assert "no such folder or file" in _one_line_refusal(["scan", source, *root], capsys)
     assert "no such folder or file" in _one_line_refusal(["inventory", source, *root], capsys)
