@@ -30,6 +30,8 @@ def test_main_job_builds_trains_registers_and_scans_the_demo_zoo(tmp_path, ray_s
     summary = storage.read_json(f"{report}/_summary.json")
     assert summary["model_version"] == f"models:/causalprint-attributor-tiny/{champion.version}"
     assert summary["images"] == summary["attributed"] == 14 * 12 and summary["errors"] == 0
+    # Each source's _DONE.json marker is skipped by the default ignore pattern, and counted.
+    assert summary["run"]["not_listed"] == {"matches ignore pattern '_DONE.json'": 14}
     assert sum(summary["by_predicted"].values()) == 14 * 12
     assert f"scan of {storage.uri('zoo/tiny/images')}" in out and "images/s" in out
 
@@ -43,6 +45,7 @@ def test_main_job_builds_trains_registers_and_scans_the_demo_zoo(tmp_path, ray_s
     out = capsys.readouterr().out
     assert victim in out and "truncated" in out
     assert "notes.jpg" in out and "not_an_image" in out
+    assert "_DONE.json" not in out.split("failures", 1)[1]  # skipped and counted, not a failure
 
 
 def test_inventory_refuses_a_prefix_outside_storage(tmp_path, ray_session, capsys) -> None:

@@ -6,7 +6,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from causalprint.config import StrictModel
-from causalprint.data.collection import read_collection
+from causalprint.data.collection import DEFAULT_IGNORE, read_collection
 from causalprint.imaging.intake import IntakeConfig
 from causalprint.inventory import InventoryReport, build_inventory, format_inventory
 from causalprint.runtime.ray_local import RayConfig, ensure_ray
@@ -21,8 +21,8 @@ class InventoryJobConfig(StrictModel):
     intake: IntakeConfig = IntakeConfig()
     prefix: str
     manifest: str | None = None
-    ignore: tuple[str, ...] = Field(default=(), description="fnmatch patterns of file names (or paths below the "
-                                    "prefix) to skip; the report counts them")
+    ignore: tuple[str, ...] = Field(default=DEFAULT_IGNORE, description="fnmatch patterns of file names (or paths "
+                                    "below the prefix) to skip; the report counts them")
 
 
 def _manifest(storage: Storage, uri: str) -> pa.Table:

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 # What the image jobs used to list; a collection now lists every file and intake names each refusal.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+# The ignore patterns of the scan and the inventory unless configured: the marker the zoo writes beside a finished
+# source's images (zoo/build.py). Skipped files are counted in the summary, never dropped silently.
+DEFAULT_IGNORE = ("_DONE.json",)
 COLUMNS = ("uri", "ok", "error_kind", "error", "image")
 UNKNOWN_SIZE = -1
 _MAX_BLOCKS = 512  # a block of URIs is tiny; beyond this, more blocks only add scheduling overhead

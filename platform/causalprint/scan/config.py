@@ -8,6 +8,7 @@ from pydantic import Field
 
 from causalprint.attribution.registry import MODEL_NAME
 from causalprint.config import StrictModel
+from causalprint.data.collection import DEFAULT_IGNORE
 from causalprint.extraction.config import ActorConfig
 from causalprint.imaging.intake import IntakeConfig
 from causalprint.runtime.ray_local import RayConfig
@@ -27,8 +28,8 @@ class ScanOptions(StrictModel):
                                "model=<...>/ folder (default: <reports>/<source slug>-<hash>, one report per source)")
     reports: str = Field(default="scans", min_length=1,
                          description="folder of the per-source reports when output is not set")
-    ignore: tuple[str, ...] = Field(default=(), description="fnmatch patterns of file names (or paths below the "
-                                    "source) to skip; the summary counts them")
+    ignore: tuple[str, ...] = Field(default=DEFAULT_IGNORE, description="fnmatch patterns of file names (or paths "
+                                    "below the source) to skip; the summary counts them")
     decision: Literal["logits", "prototypes"] = Field(
         default="prototypes", description="class scores of the open-set decision: the distance to class "
         "prototypes (the only path that knows enrolled sources) or the classifier's logits (which know the trained "
