@@ -15,6 +15,7 @@ from causalprint.cli_errors import INTERRUPTED, check_output_file, failure, inte
 from causalprint.config import ConfigError, build_config
 from causalprint.enrolment.errors import EnrolmentError
 from causalprint.logging_setup import configure_logging
+from causalprint.presets import forget_presets_read
 from causalprint.runtime.ray_local import ray_owner
 from causalprint.scan.errors import ScanError
 from causalprint.storage import StorageError
@@ -417,6 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     the user can fix, 1 for a defect, 130 for Ctrl-C (a Ray that this call started is stopped)."""
     args = build_parser().parse_args(argv)
     configure_logging(verbose=args.verbose)
+    forget_presets_read()  # a results section records the presets this command reads (results_doc)
     try:
         with ray_owner():
             _check_paths(args)
