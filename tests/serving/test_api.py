@@ -94,7 +94,9 @@ def test_a_batch_answers_each_image_and_one_bad_file_fails_alone(client, serve_w
     assert [r["index"] for r in body["results"]] == [0, 1, 2, 3]
     assert body["results"][1]["error"]["kind"] == "not_an_image" and body["results"][1]["result"] is None
     single = _upload(client, storage.read_bytes(serve_world.good[0])).json()
-    assert body["results"][0]["result"]["probabilities"] == single["probabilities"]
+    # One model pass for the request's three images: equal to the single pass to float precision (kernels sum in
+    # an order that depends on the batch size).
+    assert body["results"][0]["result"]["probabilities"] == pytest.approx(single["probabilities"], abs=1e-4)
     by_uri = client.post("/v1/attribute/batch", json={"uris": [storage.relative(serve_world.good[0]),
                                                                  "../outside.png"]}).json()
     assert by_uri["ok"] == 1 and by_uri["results"][1]["error"]["kind"] == "outside_storage"

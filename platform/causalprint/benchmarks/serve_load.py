@@ -134,14 +134,24 @@ def _replicas(deployment: str = "Attributor") -> int:
     return int(status.replica_states.get("RUNNING", 0))
 
 
-def _redeploy(job: BenchServeJobConfig, *, batch: int, replicas: ReplicaConfig) -> None:
-    """Change the batch size (user_config) and the model's scaling in place: the same replicas keep serving."""
+def _set_batching(batch: int) -> str:
+    """Set the single model replica's batch size in place; returns its id (the same replica serves both runs)."""
+    from ray import serve
+
+    from causalprint.serving.app import APP_NAME
+    from causalprint.serving.deployments import MODEL_DEPLOYMENT
+
+    handle = serve.get_deployment_handle(MODEL_DEPLOYMENT, app_name=APP_NAME)
+    return handle.set_batching.remote(batch).result(timeout_s=60)
+
+
+def _redeploy(job: BenchServeJobConfig, replicas: ReplicaConfig) -> None:
+    """Deploy again with the model's scaling set to ``replicas`` (new replicas)."""
     from ray import serve
 
     from causalprint.serving.app import APP_NAME, bind
 
-    serve_cfg = job.serve.model_copy(update={"batching": job.serve.batching.model_copy(
-        update={"max_batch_size": batch}), "model_replicas": replicas})
+    serve_cfg = job.serve.model_copy(update={"model_replicas": replicas})
     serve.run(bind(job.model_copy(update={"serve": serve_cfg})), name=APP_NAME, route_prefix="/")
 
 
@@ -205,25 +215,27 @@ def run_serve_bench(job: BenchServeJobConfig, *, plot: str | None = None) -> dic
             concurrency=1)
         run(Phase("latency, 1024x1024 JPEG"), data=data["jpeg"], name="x.jpg", total=cfg.large_requests,
             concurrency=1)
-        # 2. Unbatched, then batched, on the same single model replica (user_config changes in place).
-        _redeploy(job, batch=1, replicas=fixed)
+        # 2. Unbatched, then batched, on the same single model replica (its batch size changes in place).
+        batched_size = job.serve.batching.max_batch_size
+        replica = _set_batching(1)
         run(Phase("throughput, unbatched (max_batch_size 1)"), data=data["png"], name="x.png",
             total=cfg.throughput_requests, concurrency=cfg.concurrency)
-        _redeploy(job, batch=job.serve.batching.max_batch_size, replicas=fixed)
+        same = [_set_batching(batched_size) == replica]
         run(Phase(f"throughput, batched (max_batch_size {job.serve.batching.max_batch_size})"), data=data["png"],
             name="x.png", total=cfg.throughput_requests, concurrency=cfg.concurrency)
         # 2b. The same two modes through the batch endpoint: many images per request, so the HTTP front costs
         # less per image and the model's pass is what batching changes.
-        _redeploy(job, batch=1, replicas=fixed)
+        same.append(_set_batching(1) == replica)
         run(Phase(f"batch endpoint ({cfg.batch_images} images a request), unbatched (max_batch_size 1)",
                   images_per_request=cfg.batch_images), data=data["png"], name="x.png", total=cfg.batch_requests,
             concurrency=cfg.batch_concurrency)
-        _redeploy(job, batch=job.serve.batching.max_batch_size, replicas=fixed)
+        same.append(_set_batching(batched_size) == replica)
         run(Phase(f"batch endpoint ({cfg.batch_images} images a request), batched (max_batch_size "
                   f"{job.serve.batching.max_batch_size})", images_per_request=cfg.batch_images), data=data["png"],
             name="x.png", total=cfg.batch_requests, concurrency=cfg.batch_concurrency)
+        results["same_replica"] = all(same) and _replicas() == 1
         # 3. The ramp, with the configured autoscaling; replicas sampled twice a second until they shrink back.
-        _redeploy(job, batch=job.serve.batching.max_batch_size, replicas=job.serve.model_replicas)
+        _redeploy(job, job.serve.model_replicas)
         samples: list[tuple[float, int, int, int]] = []
         current = {"concurrency": 0}
         done = threading.Event()
@@ -315,8 +327,8 @@ def format_serve_bench(result: dict[str, Any]) -> str:
         if len(pair) == 2 and pair[0]["images_per_second"]:
             lines.append(f"{route.capitalize()}: batched {pair[1]['images_per_second']:.1f} images/s is "
                          f"{pair[1]['images_per_second'] / pair[0]['images_per_second']:.2f}x unbatched "
-                         f"{pair[0]['images_per_second']:.1f}, on the same single model replica (only its "
-                         f"user_config changed between the two runs).")
+                         f"{pair[0]['images_per_second']:.1f}, on the same single model replica (only its batch "
+                         f"size changed; same replica: {result['same_replica']}).")
     ramp = result["ramp"]
     for name, col in (("model", 1), ("ingress", 3)):
         peak = max((s[col] for s in ramp), default=0)

@@ -36,7 +36,8 @@ _ERRORS = {status: {"model": schemas.ErrorBody} for status in (400, 401, 403, 40
 class Backend(Protocol):
     """Where decisions come from: the Serve model deployment, or a :class:`ModelServer` in-process."""
 
-    async def attribute(self, image: np.ndarray, version: str | None, explain: bool) -> dict[str, Any]: ...
+    async def attribute(self, images: np.ndarray, version: str | None, explain: list[bool]) -> list[dict[str, Any]]:
+        """Decisions for uint8 images ``[N, S, S, 3]`` (one request's), one row per image."""
     async def describe(self, version: str | None) -> dict[str, Any]: ...
     async def versions(self) -> list[dict[str, Any]]: ...
     async def enrol(self, source: str, request: dict[str, Any]) -> dict[str, Any]: ...
@@ -206,7 +207,7 @@ def create_api(options: ServeOptions, backend: Backend | None, storage: Storage,
 
     async def attribute_one(data: bytes, name: str, version: str | None, explain: bool) -> dict[str, Any]:
         decoded = await decode(data, name, version)
-        row = await timed(_backend().attribute(decoded.image, version, explain))
+        (row,) = await timed(_backend().attribute(decoded.image[None], version, [explain]))
         return {**_attribution(row), "image": decoded.info}
 
     # -- routes -----------------------------------------------------------------------------------------------
@@ -264,18 +265,25 @@ def create_api(options: ServeOptions, backend: Backend | None, storage: Storage,
             raise ApiError(415, "unsupported_media_type", f"send multipart/form-data with 'files' fields, or "
                                                           f"application/json with 'uris'; got {kind!r}")
 
-        async def one(index: int, name: str, reading: Awaitable[tuple[bytes, str]]) -> dict[str, Any]:
+        async def read_and_decode(index: int, name: str, reading: Awaitable[tuple[bytes, str]]) -> Any:
             try:
                 data, full = await reading
-                return {"index": index, "name": full or name,
-                        "result": {**await attribute_one(data, full or name, version, False),
-                                   "elapsed_ms": _ms(start)}}
+                return index, full or name, await decode(data, full or name, version)
             except ApiError as exc:
                 if exc.status >= 500:
                     raise
-                return {"index": index, "name": name, "error": exc.body()["error"]}
+                return index, name, exc
 
-        results = await asyncio.gather(*(one(i, name, reading) for i, (name, reading) in enumerate(items)))
+        decoded = await asyncio.gather(*(read_and_decode(i, n, r) for i, (n, r) in enumerate(items)))
+        good = [(i, name, d) for i, name, d in decoded if isinstance(d, Decoded)]
+        # One call to the model for the whole request: its images share model passes (and other requests').
+        rows = await timed(_backend().attribute(np.stack([d.image for _, _, d in good]), version,
+                                                [False] * len(good))) if good else []
+        answers = {i: {"index": i, "name": name, "result": {**_attribution(row), "image": d.info,
+                                                            "elapsed_ms": _ms(start)}}
+                   for (i, name, d), row in zip(good, rows)}
+        results = [answers.get(i) or {"index": i, "name": name, "error": d.body()["error"]}
+                   for i, name, d in decoded]
         failed = sum(1 for r in results if "error" in r)
         return {"results": results, "ok": len(results) - failed, "failed": failed, "elapsed_ms": _ms(start)}
 

@@ -54,7 +54,8 @@ def bind(job: ServeJobConfig) -> Any:
 
     def scaled(deployment: Any, replicas: Any, **extra: Any) -> Any:
         return deployment.options(autoscaling_config=replicas.autoscaling(), ray_actor_options=replicas.actor_options(),
-                                  max_ongoing_requests=replicas.max_ongoing_requests, **extra)
+                                  max_ongoing_requests=replicas.max_ongoing_requests,
+                                  logging_config={"enable_access_log": cfg.access_log}, **extra)
 
     model = scaled(AttributorDeployment, cfg.model_replicas,
                    user_config=cfg.batching.model_dump()).bind(job)

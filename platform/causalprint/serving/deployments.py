@@ -32,6 +32,7 @@ class AttributorDeployment:
         self.job = job
         torch.set_num_threads(self.job.serve.torch_threads)
         self.server = ModelServer(self.job)
+        self._per_pass = self.job.serve.batching.max_batch_size  # images per model pass (reconfigure sets it)
         self._stop = threading.Event()
         threading.Thread(target=self._follow_alias, name="follow-alias", daemon=True).start()
 
@@ -45,9 +46,17 @@ class AttributorDeployment:
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Live settings (``user_config``): the batch size and wait, e.g. for the load test's unbatched phase."""
         if "max_batch_size" in user_config:
-            self._batch.set_max_batch_size(int(user_config["max_batch_size"]))
+            self._per_pass = int(user_config["max_batch_size"])
+            self._batch.set_max_batch_size(self._per_pass)
         if "batch_wait_timeout_s" in user_config:
             self._batch.set_batch_wait_timeout_s(float(user_config["batch_wait_timeout_s"]))
+
+    async def set_batching(self, max_batch_size: int, batch_wait_timeout_s: float | None = None) -> str:
+        """Change this replica's batching now (the load test's unbatched and batched runs); returns the replica's
+        id, so a caller can check that the same replica served both."""
+        self.reconfigure({"max_batch_size": max_batch_size, **({"batch_wait_timeout_s": batch_wait_timeout_s}
+                                                               if batch_wait_timeout_s is not None else {})})
+        return str(serve.get_replica_context().replica_id.unique_id)
 
     @serve.multiplexed(max_num_models_per_replica=3)
     async def _version(self, model_id: str) -> Served:
@@ -59,28 +68,35 @@ class AttributorDeployment:
         return await self._version(version)
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
-    async def _batch(self, requests: list[tuple[np.ndarray, str | None, bool]]) -> list[dict[str, Any] | Exception]:
-        """One pass per version present in the batch (requests naming no version share the current one)."""
-        results: list[dict[str, Any] | Exception] = [None] * len(requests)  # type: ignore[list-item]
+    async def _batch(self, requests: list[tuple[np.ndarray, str | None, list[bool]]]) -> list[Any]:
+        """Requests (each one or more images) -> rows. The images of all requests naming one version are run
+        together, in model passes of at most ``max_batch_size`` images: 1 means one pass per image (unbatched)."""
+        results: list[Any] = [None] * len(requests)
         groups: dict[str | None, list[int]] = {}
         for i, (_, version, _) in enumerate(requests):
             groups.setdefault(version, []).append(i)
-        for version, rows in groups.items():
+        per_pass = self._per_pass
+        for version, members in groups.items():
             try:
                 served = await self._served(version)
             except UnknownVersion as exc:
-                for i in rows:
+                for i in members:
                     results[i] = exc
                 continue
-            images = np.stack([requests[i][0] for i in rows])
-            explain = [requests[i][2] for i in rows]
-            out = await asyncio.to_thread(self.server.attribute, served, images, explain)
-            for i, row in zip(rows, out):
-                results[i] = row
+            images = np.concatenate([requests[i][0] for i in members])
+            explain = [flag for i in members for flag in requests[i][2]]
+            rows: list[dict[str, Any]] = []
+            for at in range(0, len(images), per_pass):
+                rows += await asyncio.to_thread(self.server.attribute, served, images[at:at + per_pass],
+                                                explain[at:at + per_pass])
+            at = 0
+            for i in members:
+                n = len(requests[i][0])
+                results[i], at = rows[at:at + n], at + n
         return results
 
-    async def attribute(self, image: np.ndarray, version: str | None, explain: bool) -> dict[str, Any]:
-        result = await self._batch((image, version, explain))
+    async def attribute(self, images: np.ndarray, version: str | None, explain: list[bool]) -> list[dict[str, Any]]:
+        result = await self._batch((images, version, explain))
         if isinstance(result, Exception):
             raise result
         return result
@@ -112,8 +128,8 @@ class ServeBackend:
     def _to(self, version: str | None) -> Any:
         return self.handle.options(multiplexed_model_id=version) if version else self.handle
 
-    async def attribute(self, image: np.ndarray, version: str | None, explain: bool) -> dict[str, Any]:
-        return await _unwrap(self._to(version).attribute.remote(image, version, explain))
+    async def attribute(self, images: np.ndarray, version: str | None, explain: list[bool]) -> list[dict[str, Any]]:
+        return await _unwrap(self._to(version).attribute.remote(images, version, explain))
 
     async def describe(self, version: str | None) -> dict[str, Any]:
         return await _unwrap(self._to(version).describe.remote(version))

@@ -25,10 +25,10 @@ class LocalBackend:
         except UnknownVersion as exc:
             raise ApiError(404, "unknown_version", str(exc)) from None
 
-    async def attribute(self, image: np.ndarray, version: str | None, explain: bool) -> dict[str, Any]:
+    async def attribute(self, images: np.ndarray, version: str | None, explain: list[bool]) -> list[dict[str, Any]]:
         served = self._served(version)
         async with self._lock:
-            return (await asyncio.to_thread(self.server.attribute, served, image[None], [explain]))[0]
+            return await asyncio.to_thread(self.server.attribute, served, images, explain)
 
     async def describe(self, version: str | None) -> dict[str, Any]:
         return self.server.describe(self._served(version))
