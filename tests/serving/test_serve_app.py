@@ -139,3 +139,17 @@ def test_the_client_and_the_attribute_command(served: str, serve_world: World, t
     import json
 
     assert json.loads(capsys.readouterr().out)["source"] == answer["source"]
+
+
+def test_hostile_uploads_over_serve_get_a_4xx_and_it_keeps_serving(served: str, serve_world: World) -> None:
+    from image_samples import bomb_png, header_only_png
+
+    good = serve_world.storage.read_bytes(serve_world.good[0])
+    for name, data, status in (("bomb.png", bomb_png(), 413), ("huge.png", header_only_png(100_000, 100_000), 413),
+                               ("truncated.png", good[: len(good) // 2], 400), ("empty.png", b"", 400),
+                               ("text.png", b"hello", 415)):
+        response = _post(served, data, name)
+        assert response.status_code == status, (name, response.text)
+        assert response.json()["error"]["reason"]
+    assert _post(served, good, "good.png").status_code == 200
+    assert httpx.get(f"{served}/readyz", timeout=30).status_code == 200
