@@ -131,7 +131,8 @@ def test_verify_answers_the_claim_at_its_operating_point(client, serve_world: Wo
 def test_models_and_sources_describe_the_served_version(client) -> None:
     models = client.get("/v1/models").json()
     assert models["name"] == TINY_MODEL and models["serving"]["model"]["version"] == "1"
-    assert [v["version"] for v in models["versions"]] == ["1"] and "champion" in models["versions"][0]["aliases"]
+    versions = {v["version"]: v["aliases"] for v in models["versions"]}
+    assert "champion" in versions["1"] and list(versions) == sorted(versions, key=int, reverse=True)
     sources = client.get("/v1/sources").json()["sources"]
     assert {s["name"]: s["family"] for s in sources} == {"blocky": "diffusion", "noisy": "diffusion",
                                                           "smooth": "gan"}
@@ -182,6 +183,22 @@ def test_enrolment_needs_an_admin_key(keyed, api_keys: dict) -> None:
     _assert_refused(keyed.post("/v1/sources/new-gan/enrol", json={**body, "images": "../../etc"}, headers=admin),
                     400, "outside_storage")
     _assert_refused(keyed.post("/v1/sources/smooth/enrol", json=body, headers=admin), 400, "enrolment_refused")
+
+
+def test_an_admin_enrols_a_new_source_as_a_candidate_version(keyed, api_keys: dict) -> None:
+    admin = {"X-API-Key": api_keys["admin"][0]}
+    response = keyed.post("/v1/sources/blocky-v2/enrol", json={"images": "images/blocky/train", "family": "diffusion"},
+                          headers=admin)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["source"] == "blocky-v2" and body["alias"] == "candidate"
+    assert body["summary"]["read"] == 12 and body["summary"]["enrolled_from"] == f"models:/{TINY_MODEL}/1"
+    versions = {v["version"]: v["aliases"] for v in keyed.get("/v1/models", headers=admin).json()["versions"]}
+    assert versions[body["model"]["version"]] == ["candidate"] and "champion" in versions["1"]
+    # The champion still serves; the new version answers when asked by number, and knows the new source.
+    enrolled = keyed.get("/v1/sources", headers={**admin, "X-Model-Version": body["model"]["version"]}).json()
+    assert {s["name"]: s["enrolled"] for s in enrolled["sources"]}["blocky-v2"] is True
+    assert "blocky-v2" not in {s["name"] for s in keyed.get("/v1/sources", headers=admin).json()["sources"]}
 
 
 def test_a_key_past_its_rate_gets_429(model_server: ModelServer, api_keys: dict) -> None:

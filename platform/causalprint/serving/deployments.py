@@ -67,7 +67,7 @@ class AttributorDeployment:
             return self.server.current
         return await self._version(version)
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)  # reconfigure sets the configured values
     async def _batch(self, requests: list[tuple[np.ndarray, str | None, list[bool]]]) -> list[Any]:
         """Requests (each one or more images) -> rows. The images of all requests naming one version are run
         together, in model passes of at most ``max_batch_size`` images: 1 means one pass per image (unbatched)."""
