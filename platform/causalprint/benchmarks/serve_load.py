@@ -33,7 +33,8 @@ class LoadConfig(StrictModel):
     batch_requests: int = Field(default=40, ge=5, le=5000, description="batch requests per batching mode")
     batch_concurrency: int = Field(default=4, ge=1, le=64)
     ramp: list[int] = Field(default=[2, 8, 32, 32, 8, 2], min_length=2, description="concurrency per stage")
-    stage_s: float = Field(default=8.0, gt=0, le=120)
+    stage_s: float = Field(default=12.0, gt=0, le=120, description="a new replica loads its model in seconds: "
+                                                                   "a stage must outlast that to see it run")
     settle_s: float = Field(default=60.0, gt=0, le=600, description="longest wait for the replicas to shrink")
     switch_s: float = Field(default=20.0, gt=0, le=300, description="length of the champion-change run; the alias "
                                                                      "moves 1 s in, so keep it past serve.refresh_s")
@@ -125,13 +126,13 @@ async def _load(url: str, data: bytes, name: str, phase: Phase, *, total: int | 
         phase.seconds += time.perf_counter() - start
 
 
-def _replicas(deployment: str = "Attributor") -> int:
+def _replicas(deployment: str = "Attributor", states: tuple[str, ...] = ("RUNNING",)) -> int:
     from ray import serve
 
     from causalprint.serving.app import APP_NAME
 
     status = serve.status().applications[APP_NAME].deployments[deployment]
-    return int(status.replica_states.get("RUNNING", 0))
+    return int(sum(status.replica_states.get(state, 0) for state in states))
 
 
 def _set_batching(batch: int) -> str:
@@ -236,14 +237,15 @@ def run_serve_bench(job: BenchServeJobConfig, *, plot: str | None = None) -> dic
         results["same_replica"] = all(same) and _replicas() == 1
         # 3. The ramp, with the configured autoscaling; replicas sampled twice a second until they shrink back.
         _redeploy(job, job.serve.model_replicas)
-        samples: list[tuple[float, int, int, int]] = []
+        samples: list[tuple[float, int, int, int, int]] = []
         current = {"concurrency": 0}
         done = threading.Event()
         t0 = time.monotonic()
 
         def sample() -> None:
             while not done.wait(0.5):
-                samples.append((time.monotonic() - t0, _replicas(), current["concurrency"], _replicas("Ingress")))
+                samples.append((time.monotonic() - t0, _replicas(), current["concurrency"], _replicas("Ingress"),
+                                _replicas(states=("STARTING", "RUNNING"))))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -290,13 +292,13 @@ def run_serve_bench(job: BenchServeJobConfig, *, plot: str | None = None) -> dic
     return results
 
 
-def plot_ramp(samples: list[tuple[float, int, int, int]], path: str) -> str:
+def plot_ramp(samples: list[tuple[float, int, int, int, int]], path: str) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    t, replicas, load, ingress = zip(*samples) if samples else ((), (), (), ())
+    t, replicas, load, ingress, _ = zip(*samples) if samples else ((), (), (), (), ())
     fig, ax = plt.subplots(figsize=(7, 3))
     ax.step(t, replicas, where="post", label="model replicas (running)", color="#1b6b2f")
     ax.step(t, ingress, where="post", label="ingress replicas (running)", color="#9a3b0c", linestyle="--")
@@ -334,7 +336,8 @@ def format_serve_bench(result: dict[str, Any]) -> str:
         peak = max((s[col] for s in ramp), default=0)
         last = ramp[-1][col] if ramp else 0
         lines.append(f"Under the ramp the {name} deployment went from {ramp[0][col] if ramp else 0} to {peak} "
-                     f"replicas and was at {last} when sampling stopped ({ramp[-1][0] if ramp else 0:.0f} s).")
+                     f"running replicas and was at {last} when sampling stopped ({ramp[-1][0] if ramp else 0:.0f} s).")
+    lines.append(f"Model replicas running or starting, at most: {max((s[4] for s in ramp), default=0)}.")
     s = result["switch"]
     lines.append(f"Champion change v{s['from']} → v{s['to']} during a load run: {s['answered']} answered, "
                  f"{s['failed']} failed, {s['lost']} lost; new version seen: {s['new_version_seen']}; answers "
