@@ -19,6 +19,7 @@ from causalprint.runtime.worker_setup import BOMB_WARNING
 def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    logging.captureWarnings(False)  # an earlier main() left it on, under another test's warning recorder
     yield
     logging.captureWarnings(False)
     for handler in root.handlers:

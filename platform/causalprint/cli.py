@@ -215,14 +215,14 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     config = build_config(ScanJobConfig, {"scan": scan}, yaml_path=args.config, overrides=args.overrides)
     summary = run_scan(config)
     print(format_summary(summary))
-    if args.show:
+    _report(args, f"scan-{args.preset}", "Provenance scan throughput",
+            format_throughput(summary, config.scan.batch_size, config.scan.actors.max_actors))
+    if args.show:  # last, so that the rows end the output
         from causalprint.scan.rows import format_rows, report_rows
         from causalprint.storage import Storage
 
         print(f"\nfirst {args.show} rows (causalprint report {summary['report']} --all for every row):")
         print(format_rows(report_rows(Storage(config.storage), summary["report"], args.show)))
-    _report(args, f"scan-{args.preset}", "Provenance scan throughput",
-            format_throughput(summary, config.scan.batch_size, config.scan.actors.max_actors))
     return 0
 
 

@@ -39,6 +39,8 @@ def adopt_logger(name: str) -> None:
         for handler in logger.handlers[:]:
             logger.removeHandler(handler)
         logger.propagate = True
+        if logging.NOTSET < logger.level < logging.INFO:  # Ray Data's own config logs DEBUG: pages of stats
+            logger.setLevel(logging.INFO)
 
 
 def log_file_path() -> str:

@@ -115,7 +115,7 @@ def test_an_interrupted_scan_resumes_and_writes_each_file_once(world: World, tmp
                  "--set", f"mlflow.tracking_uri={world.tracking_uri}", "--results", str(results), "--show", "3"]) == 0
     out = capsys.readouterr().out
     assert "2 errors" in out and "Provenance scan throughput" in results.read_text()
-    shown = out.split("first 3 rows", 1)[1].splitlines()[1:]
+    shown = out.split("first 3 rows", 1)[1].splitlines()[1:]  # the rows end the output
     assert shown[0].split()[:2] == ["file", "decision"] and len(shown) == 4
     assert shown[1].startswith(sorted([*world.good, *world.bad])[0])
     resumed = storage.read_json(f"{prefix}/_summary.json")
