@@ -109,3 +109,12 @@ def tiny_zoo_s3(s3_endpoint: str, ray_session: None):
     overrides = ["--set", "storage.root=s3://zoo-build/cp", "--set", f"storage.endpoint_url={s3_endpoint}"]
     assert main(["zoo", "build", "--preset", "tiny", *overrides]) == 0
     return Storage(StorageConfig(root="s3://zoo-build/cp", endpoint_url=s3_endpoint))
+
+
+@pytest.fixture(scope="session")
+def attribution_world(tmp_path_factory: pytest.TempPathFactory, tiny_reference_dir: Path, ray_session: None):
+    """The scan tests' attribution world (three synthetic sources, a registered champion), built once for the
+    serving and anonymization tests."""
+    from scan_world import build_world
+
+    return build_world(tmp_path_factory, tiny_reference_dir)

@@ -3,21 +3,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from causalprint.serving.config import AuthConfig
 from causalprint.serving.keys import new_key
 from causalprint.serving.model_server import ModelServer
-from scan_world import World, build_world
+from scan_world import World
 from serve_helpers import make_client, serve_job
 
 
 @pytest.fixture(scope="session")
-def serve_world(tmp_path_factory: pytest.TempPathFactory, tiny_reference_dir: Path, ray_session: None) -> World:
-    """One attribution world for every serving test (Ray builds its features once)."""
-    return build_world(tmp_path_factory, tiny_reference_dir)
+def serve_world(attribution_world: World) -> World:
+    """The session's attribution world, served."""
+    return attribution_world
 
 
 @pytest.fixture(scope="session")

@@ -289,7 +289,7 @@ def test_the_page_and_its_script_are_served_with_a_strict_policy(client) -> None
     assert page.status_code == 200 and 'id="drop"' in page.text and "/static/app.js" in page.text
     assert "script-src" not in page.headers["content-security-policy"]  # default-src 'self': no inline script
     assert "<script>" not in page.text.replace('<script src="/static/app.js"></script>', "")
-    assert "fetch(\"/v1/attribute?explain=true\"" in client.get("/static/app.js").text
+    assert "\"/v1/attribute?explain=true\"" in client.get("/static/app.js").text
 
 
 def test_the_openapi_schema_lists_every_route(client) -> None:
@@ -299,3 +299,21 @@ def test_the_openapi_schema_lists_every_route(client) -> None:
     body = spec["paths"]["/v1/attribute"]["post"]["requestBody"]["content"]
     assert set(body) == {"multipart/form-data", "application/json"}
     assert json.dumps(spec).count("#/components/schemas/StorageObject") >= 1
+
+
+def test_anonymize_returns_a_png_and_its_report(client, serve_world: World) -> None:
+    import base64
+
+    data = serve_world.storage.read_bytes(serve_world.good[0])
+    _assert_refused(_upload(client, data, path="/v1/anonymize"), 422, "cannot_anonymize")  # no real class here
+    response = _upload(client, data, path="/v1/anonymize", params={"target": "away"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    image = Image.open(io.BytesIO(base64.b64decode(body["png"])))
+    assert image.format == "PNG" and image.size == (16, 16)
+    report = body["report"]
+    assert report["max_change"] <= 4 and report["before"]["predicted"] == _upload(client, data).json()["source"]
+    again = _upload(client, base64.b64decode(body["png"]), "anon.png").json()
+    assert again["source"] == report["after"]["predicted"]  # the report scores the PNG it returns
+    _assert_refused(_upload(client, b"nope", path="/v1/anonymize", params={"target": "away"}), 415)
+    _assert_refused(_upload(client, data, path="/v1/anonymize", params={"target": "smooth"}), 422)  # no forgery

@@ -27,7 +27,7 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1000,900"):
+                 "--window-size=1000,1250"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
     try:
@@ -72,6 +72,24 @@ def test_the_page_attributes_a_chosen_image(browser, served: str, serve_world: W
 
     browser.find_element(By.ID, "file").send_keys(str(image))
     WebDriverWait(browser, 60).until(ec.visibility_of_element_located((By.ID, "result")))
+    # Anonymize it (this world has no real class: away from the named source), before and after side by side.
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.find_element(By.ID, "target")).select_by_value("away")
+    browser.find_element(By.ID, "anonymize").click()
+    WebDriverWait(browser, 120).until(ec.visibility_of_element_located((By.ID, "anon-result")))
+    assert browser.find_element(By.ID, "anon-before").text == expected["source"]
+    after = browser.find_element(By.ID, "anon-after").text
+    reanswer = httpx.post(f"{served}/v1/attribute", timeout=60, files={"file": ("a.png", _png_of(
+        browser.find_element(By.ID, "anon-image").get_attribute("src")))}).json()
+    assert reanswer["source"] == after  # the page shows what the returned PNG is attributed to
+    assert "PSNR" in browser.find_element(By.ID, "anon-quality").text
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     if os.environ.get("CI") != "true":  # CI's clone is not where docs live; a session refreshes the screenshot
         browser.save_screenshot(str(SCREENSHOT))
+
+
+def _png_of(data_url: str) -> bytes:
+    import base64
+
+    return base64.b64decode(data_url.split(",", 1)[1])

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from causalprint.anonymization.config import AnonymizationError
 from causalprint.serving import schemas
 from causalprint.serving.config import LOOPBACK, ServeOptions
 from causalprint.serving.errors import ApiError
@@ -38,6 +39,7 @@ class Backend(Protocol):
 
     async def attribute(self, images: np.ndarray, version: str | None, explain: list[bool]) -> list[dict[str, Any]]:
         """Decisions for uint8 images ``[N, S, S, 3]`` (one request's), one row per image."""
+    async def anonymize(self, image: np.ndarray, version: str | None, target: str) -> dict[str, Any]: ...
     async def describe(self, version: str | None) -> dict[str, Any]: ...
     async def versions(self) -> list[dict[str, Any]]: ...
     async def enrol(self, source: str, request: dict[str, Any]) -> dict[str, Any]: ...
@@ -303,6 +305,22 @@ def create_api(options: ServeOptions, backend: Backend | None, storage: Storage,
                                                   f"{claim.source[:80]!r}; it knows {', '.join(known)}")
         row = await attribute_one(data, name, version, False)
         return {**verdict(row, claim.source, claim.threshold), "elapsed_ms": _ms(start)}
+
+    @app.post("/v1/anonymize", response_model=schemas.AnonymizeResponse, responses=_ERRORS,
+              openapi_extra=_multipart_or_json("StorageObject", {"file": _FILE}))
+    async def anonymize(request: Request, target: str = Query("real", pattern="^(real|away)$",
+                                                              description="real: the real class's fingerprint; "
+                                                                          "away: away from the named source"),
+                        _: Caller = Depends(caller)) -> dict[str, Any]:
+        start = time.perf_counter()
+        version = version_of(request)
+        data, name, _fields = await one_image(request)
+        decoded = await decode(data, name, version)
+        try:
+            answer = await timed(_backend().anonymize(decoded.image, version, target))
+        except AnonymizationError as exc:  # the in-process backend raises the method's own refusal
+            raise ApiError(422, "cannot_anonymize", str(exc)) from None
+        return {**answer, "image": decoded.info, "elapsed_ms": _ms(start)}
 
     @app.get("/v1/models", response_model=schemas.ModelsResponse, responses=_ERRORS)
     async def models(request: Request, _: Caller = Depends(caller)) -> dict[str, Any]:

@@ -101,6 +101,16 @@ class AttributorDeployment:
             raise result
         return result
 
+    async def anonymize(self, image: np.ndarray, version: str | None, target: str) -> dict[str, Any]:
+        from causalprint.anonymization.config import AnonymizationError
+        from causalprint.serving.errors import ApiError
+
+        served = await self._served(version)
+        try:
+            return await asyncio.to_thread(self.server.anonymize, served, image, target)
+        except AnonymizationError as exc:
+            raise ApiError(422, "cannot_anonymize", str(exc)) from None
+
     async def describe(self, version: str | None) -> dict[str, Any]:
         return self.server.describe(await self._served(version))
 
@@ -130,6 +140,9 @@ class ServeBackend:
 
     async def attribute(self, images: np.ndarray, version: str | None, explain: list[bool]) -> list[dict[str, Any]]:
         return await _unwrap(self._to(version).attribute.remote(images, version, explain))
+
+    async def anonymize(self, image: np.ndarray, version: str | None, target: str) -> dict[str, Any]:
+        return await _unwrap(self._to(version).anonymize.remote(image, version, target))
 
     async def describe(self, version: str | None) -> dict[str, Any]:
         return await _unwrap(self._to(version).describe.remote(version))

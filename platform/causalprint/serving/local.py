@@ -30,6 +30,11 @@ class LocalBackend:
         async with self._lock:
             return await asyncio.to_thread(self.server.attribute, served, images, explain)
 
+    async def anonymize(self, image: np.ndarray, version: str | None, target: str) -> dict[str, Any]:
+        served = self._served(version)
+        async with self._lock:
+            return await asyncio.to_thread(self.server.anonymize, served, image, target)
+
     async def describe(self, version: str | None) -> dict[str, Any]:
         return self.server.describe(self._served(version))
 

@@ -60,6 +60,7 @@ class ModelServer:
             raise ValueError(f"serve.model: {exc}") from None
         self._lock = threading.Lock()
         self._versions: dict[str, Served] = {}
+        self._paths: dict[str, Any] = {}  # version -> its differentiable path (anonymization)
         self.current = self._load(version or self._alias_version())
 
     # -- which version --------------------------------------------------------------------------------------
@@ -116,6 +117,20 @@ class ModelServer:
             row["model"] = served.model_json()
             row["residual_png"] = maps.get(i)
         return rows
+
+    def anonymize(self, served: Served, image: np.ndarray, target: str) -> dict[str, Any]:
+        """The counterfactual of one canonical image (``target``: real or away; forgery is the library's only)."""
+        from causalprint.anonymization.config import AnonymizeOptions
+        from causalprint.anonymization.method import anonymize
+        from causalprint.anonymization.path import FingerprintPath
+
+        with self._lock:
+            path = self._paths.get(served.version)
+            if path is None:
+                path = self._paths[served.version] = FingerprintPath(served.pipeline)
+        result = anonymize(served.pipeline, image, AnonymizeOptions(target=target), path=path)
+        return {"png": base64.b64encode(result.png).decode(), "report": result.report(),
+                "model": served.model_json()}
 
     def sources(self, served: Served) -> list[dict[str, Any]]:
         attributor = served.pipeline.attributor

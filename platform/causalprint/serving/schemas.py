@@ -150,3 +150,31 @@ class Health(Schema):
     status: str
     model: ModelName | None = None
     detail: str | None = None
+
+
+class Decision(Schema):
+    predicted: str | None
+    source_family: str | None
+    unknown: bool | None
+    confidence: float | None
+
+
+class AnonymizationReport(Schema):
+    target: str = Field(description="the counterfactual fingerprint: real, or away from the named source")
+    removed: str | None = Field(description="the source the model named before (None: it named none)")
+    succeeded: bool = Field(description="the removed source is no longer named")
+    before: Decision
+    after: Decision = Field(description="the decision on the returned PNG, through the scan's path")
+    psnr: float | None = Field(description="dB against the canonical input; null when nothing changed")
+    ssim: float
+    max_change: int = Field(description="the largest change of a pixel, in uint8 levels")
+    steps: int
+    seconds: float
+
+
+class AnonymizeResponse(Schema):
+    png: str = Field(description="the anonymized image, base64 PNG at the model's size")
+    report: AnonymizationReport
+    model: ModelName
+    image: ImageInfo
+    elapsed_ms: float

@@ -52,18 +52,55 @@ function show(result, file) {
   $("result").hidden = false;
 }
 
-async function attribute(file) {
-  text($("status"), `attributing ${file.name} …`);
+let lastFile = null;
+
+async function post(url, file) {
   const body = new FormData();
   body.append("file", file, file.name);
   const headers = {};
   if (keyInput.value.trim()) headers["X-API-Key"] = keyInput.value.trim();
+  const response = await fetch(url, { method: "POST", body, headers });
+  return [response, await response.json()];
+}
+
+async function anonymize() {
+  if (!lastFile) return;
+  text($("status"), "anonymizing … (seconds)");
+  $("anon-result").hidden = true;
   try {
-    const response = await fetch("/v1/attribute?explain=true", { method: "POST", body, headers });
-    const payload = await response.json();
+    const [response, payload] = await post(`/v1/anonymize?target=${$("target").value}`, lastFile);
+    text($("status"), "");
+    if (!response.ok) return text($("error"), `${response.status} ${payload.error.kind}: ${payload.error.reason}`);
+    text($("error"), "");
+    const r = payload.report;
+    $("anon-image").src = "data:image/png;base64," + payload.png;
+    text($("anon-before"), r.before.predicted);
+    text($("anon-after"), r.after.predicted);
+    $("anon-after").dataset.source = r.after.predicted;
+    text($("anon-before-conf"), (100 * r.before.confidence).toFixed(1) + " %");
+    text($("anon-after-conf"), (100 * r.after.confidence).toFixed(1) + " %");
+    text($("anon-quality"), `${r.succeeded ? "removed" : "not removed"} · PSNR ${r.psnr === null ? "∞" :
+         r.psnr.toFixed(1)} dB · SSIM ${r.ssim.toFixed(3)} · largest change ${r.max_change} levels · ` +
+         `${r.steps} steps · ${r.seconds.toFixed(1)} s`);
+    $("anon-result").hidden = false;
+  } catch (err) {
+    text($("status"), "");
+    text($("error"), `the service did not answer: ${err}`);
+  }
+}
+$("anonymize").addEventListener("click", anonymize);
+
+async function attribute(file) {
+  text($("status"), `attributing ${file.name} …`);
+  $("anon-box").hidden = true;
+  try {
+    const [response, payload] = await post("/v1/attribute?explain=true", file);
     text($("status"), "");
     if (!response.ok) return showError(`${response.status} ${payload.error.kind}: ${payload.error.reason}`);
     show(payload, file);
+    lastFile = file;
+    $("anon-result").hidden = true;
+    $("anon-box").hidden = false;
   } catch (err) {
     text($("status"), "");
     showError(`the service did not answer: ${err}`);

@@ -1,0 +1,31 @@
+"""Typed options of one anonymization."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from causalprint.config import StrictModel
+
+REAL, AWAY = "real", "away"
+
+
+class AnonymizationError(ValueError):
+    """The request cannot be met by this model (no real class, an unknown target); the message says why."""
+
+
+class AnonymizeOptions(StrictModel):
+    """How far and how long the pixels may move. ``max_change`` bounds every pixel (L-infinity, in uint8 levels),
+    which also floors the PSNR: a change of at most ``m`` levels keeps PSNR >= 20 log10(255 / m) dB (36.1 dB at
+    4). ``target`` is the counterfactual fingerprint: ``real`` (the real class's prototype), ``away`` (away from
+    the named source, for a model without a real class), or a source name (forgery: the evaluation's, never an
+    endpoint's)."""
+
+    target: str = Field(default=REAL, min_length=1, max_length=128)
+    max_change: float = Field(default=4.0, gt=0, le=64, description="largest change of a pixel, in uint8 levels")
+    steps: int = Field(default=60, ge=1, le=2000, description="optimisation steps at most")
+    step_size: float = Field(default=0.5, gt=0, le=16, description="signed-gradient step, in uint8 levels")
+    noise_draws: int = Field(default=2, ge=1, le=16, description="residual noise draws averaged per step, so the "
+                                                                 "change holds for the noise the scan will draw")
+    check_every: int = Field(default=5, ge=1, le=100, description="steps between checks through the scan's path")
+    seed: int = Field(default=0, ge=0, description="the noise draws' seed: the same image and seed give the same "
+                                                   "result")

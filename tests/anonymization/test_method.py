@@ -1,0 +1,71 @@
+"""The counterfactual on the attribution world: the differentiable path equals the scan's, the change stays in
+its bound, the decision moves, and the result is deterministic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from causalprint.anonymization.config import AnonymizationError, AnonymizeOptions
+from causalprint.anonymization.method import anonymize
+from causalprint.anonymization.path import FingerprintPath
+from causalprint.extraction.actors import image_seeds
+from causalprint.imaging.intake import IntakeConfig, decode_image
+from causalprint.scan.attribution_pipeline import AttributionPipeline
+from scan_world import CHAMPION, REFERENCE, SIZE, World
+
+
+@pytest.fixture(scope="module")
+def pipeline(attribution_world: World) -> AttributionPipeline:
+    return AttributionPipeline(attribution_world.storage, CHAMPION, REFERENCE,
+                               tracking_uri=attribution_world.tracking_uri)
+
+
+@pytest.fixture(scope="module")
+def images(attribution_world: World) -> np.ndarray:
+    storage = attribution_world.storage
+    return np.stack([decode_image(storage.read_bytes(u), u, IntakeConfig(size=SIZE)) for u in attribution_world.good])
+
+
+def test_the_differentiable_path_computes_the_scans_codes(pipeline: AttributionPipeline, images: np.ndarray) -> None:
+    path = FingerprintPath(pipeline)
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1).requires_grad_(True)
+    codes = path.codes(x, image_seeds(images))
+    expected = pipeline.codes({"ok": np.ones(len(images), bool), "image": images}).fp
+    assert np.allclose(codes.detach().numpy(), np.asarray(expected), atol=1e-4)
+    codes.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # gradients reach the pixels
+
+
+def test_away_moves_the_decision_within_the_bound(pipeline: AttributionPipeline, images: np.ndarray) -> None:
+    options = AnonymizeOptions(target="away", max_change=4, steps=30)
+    results = [anonymize(pipeline, image, options) for image in images]
+    for image, result in zip(images, results):
+        assert result.image.dtype == np.uint8 and result.image.shape == image.shape
+        assert result.max_change <= 4 and result.psnr >= 20 * np.log10(255 / 4)
+        if result.removed is not None:
+            before = result.before["probabilities"][result.removed]
+            assert result.succeeded or result.steps == options.steps
+            assert result.after["probabilities"][result.removed] < before  # the named source lost ground
+    named = [r for r in results if r.removed is not None]
+    assert named and sum(r.succeeded for r in named) > len(named) / 2
+
+
+def test_the_same_seed_gives_the_same_png(pipeline: AttributionPipeline, images: np.ndarray) -> None:
+    options = AnonymizeOptions(target="away", steps=10, seed=3)
+    assert anonymize(pipeline, images[0], options).png == anonymize(pipeline, images[0], options).png
+
+
+def test_targets_the_model_cannot_meet_are_refused(pipeline: AttributionPipeline, images: np.ndarray) -> None:
+    with pytest.raises(AnonymizationError, match="no 'real' class; use target 'away'"):
+        anonymize(pipeline, images[0], AnonymizeOptions())
+    with pytest.raises(AnonymizationError, match="not a source of the model"):
+        anonymize(pipeline, images[0], AnonymizeOptions(target="midjourney"))
+
+
+def test_forgery_moves_images_to_the_chosen_source(pipeline: AttributionPipeline, images: np.ndarray) -> None:
+    target = "smooth"
+    results = [anonymize(pipeline, image, AnonymizeOptions(target=target, steps=30)) for image in images]
+    moved = [r for r in results if r.removed not in (None, target)]
+    assert moved and sum(r.after["predicted"] == target for r in moved) > len(moved) / 2
