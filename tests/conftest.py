@@ -14,7 +14,8 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 # The CLI's log file: out of the working tree while tests call main().
-os.environ.setdefault("CAUSALPRINT_LOG_FILE", os.path.join(tempfile.gettempdir(), f"causalprint-tests-{os.getpid()}.log"))
+os.environ.setdefault("CAUSALPRINT_LOG_FILE",
+                      os.path.join(tempfile.gettempdir(), f"causalprint-tests-{os.getpid()}.log"))
 # The S3 server accepts any credentials; the variables only stop boto3 and pyarrow from searching for real ones.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")

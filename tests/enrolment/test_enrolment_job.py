@@ -74,6 +74,7 @@ def test_an_enrolled_source_is_attributed_by_its_new_version(world: World, capsy
                                                                                     f"{i:03d}.png")))
     png = storage.read_bytes(f"{folder}/000.png")
     storage.write_bytes(f"{folder}/cut.png", png[: len(png) // 2])
+    storage.write_bytes(f"{folder}/notes.txt", b"where these came from")  # listed too, whatever its suffix
     images, sources = _heldout(world)
     before = _answers(world, f"models:/{BASE}/1", images)
     assert "noisy" not in before
@@ -81,7 +82,8 @@ def test_an_enrolled_source_is_attributed_by_its_new_version(world: World, capsy
     assert _enrol(world, folder, "--source", "noisy", "--family", "diffusion") == 0
     out = capsys.readouterr().out
     assert f"new version models:/{BASE}/2 (alias candidate)" in out
-    assert "13 files under" in out and "12 read, 1 unreadable" in out and "cut.png: truncated" in out
+    assert "14 files under" in out and "12 read, 2 unreadable" in out and "cut.png: truncated" in out
+    assert "notes.txt: not_an_image" in out
 
     client = mlflow.MlflowClient(world.tracking_uri)
     aliases = {k: str(v) for k, v in client.get_registered_model(BASE).aliases.items()}
@@ -131,7 +133,7 @@ def test_refusals_register_nothing(world: World, capsys: pytest.CaptureFixture) 
         ((few, "--source", "mine", "--family", "gan"),
          "2 of 3 images under .* could be read; enrolment needs at least 5 .*notes.png: not_an_image"),
         (("/etc", "--source", "mine", "--family", "gan"), "outside"),
-        ((storage.uri("enrol", "nothing"), "--source", "mine", "--family", "gan"), "no image files"),
+        ((storage.uri("enrol", "nothing"), "--source", "mine", "--family", "gan"), "no such folder or file"),
         ((few, "--source", "mine", "--family", "gan", "--alias", "champion"), "only the evaluation gate moves"),
         ((few, "--source", "mine", "--family", "gan", "--model", "runs:/0a1b2c3d/attributor"),
          "'runs:/0a1b2c3d/attributor' is not one: use models:/<name>@<alias>"),

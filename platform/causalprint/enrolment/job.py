@@ -35,14 +35,15 @@ from causalprint.attribution.registry import (
     parse_model_uri,
 )
 from causalprint.attribution.training import KIND_TAG
-from causalprint.data.collection import IMAGE_SUFFIXES, decode_rows
+from causalprint.data.collection import DEFAULT_IGNORE, decode_rows
 from causalprint.enrolment.config import EnrolJobConfig
 from causalprint.enrolment.errors import EnrolmentError
 from causalprint.imaging.intake import IntakeConfig
 from causalprint.progress import ProgressLogger
 from causalprint.scan.attribution_pipeline import AttributionPipeline
 from causalprint.scan.attributor import ModelRef
-from causalprint.storage import Storage
+from causalprint.storage import Storage, list_source
+from causalprint.text import printable
 from causalprint.tracking.mlflow_setup import tracking_uri_for
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,10 @@ def run_enrolment(job: EnrolJobConfig) -> dict[str, Any]:
     cfg = job.enrol
     images = storage.resolve(cfg.images)  # refuse what lies outside storage
     _registered(cfg.model)
+    # Every file, whatever its suffix: one that is not an image is reported as unreadable, never dropped unseen.
+    files = list_source(storage, images, DEFAULT_IGNORE).entries
+    if not files:
+        raise EnrolmentError(f"no files under {images}")
     tracking_uri = tracking_uri_for(job.mlflow, storage)
     # On the CPU: a few images do not pay for an accelerator context, and the codes are the same (float32).
     pipeline = AttributionPipeline(storage, cfg.model, cfg.reference, tracking_uri=tracking_uri,
@@ -127,9 +132,6 @@ def run_enrolment(job: EnrolJobConfig) -> dict[str, Any]:
     assert parent is not None  # built from a model URI, so it holds its registry reference
     check_names(pipeline.attributor, cfg.source, cfg.family)
     intake = pipeline.intake(job.intake)
-    files = storage.list_files(images, IMAGE_SUFFIXES)
-    if not files:
-        raise EnrolmentError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {images}")
     if len(files) > cfg.max_images:
         raise EnrolmentError(f"{len(files)} images under {images}; enrolment reads at most {cfg.max_images} "
                              f"(enrol.max_images): a few dozen suffice")
@@ -160,7 +162,7 @@ def format_enrolment(summary: Mapping[str, Any]) -> str:
              f"{summary['model']} (alias {summary['alias']}), weights unchanged",
              f"{summary['listed']} files under {summary['images']}: {summary['read']} read, "
              f"{len(summary['unreadable'])} unreadable"]
-    lines += [f"  {e['uri']}: {e['error_kind']} ({e['error']})" for e in summary["unreadable"]]
+    lines += [f"  {printable(e['uri'])}: {e['error_kind']} ({printable(e['error'])})" for e in summary["unreadable"]]
     n = check["samples"]
     lines.append(f"leave-one-out on the enrolment images: nearest to {check['source']!r} "
                  f"{_share(check['loo_top1'], n)}; also past the threshold it will use "
