@@ -15,10 +15,17 @@ def test_main_job_builds_trains_registers_and_scans_the_demo_zoo(tmp_path, ray_s
     import mlflow
 
     root = tmp_path / "store"
-    assert main(["run", "--set", f"storage.root={root}"]) == 0
+    results = tmp_path / "results.md"
+    assert main(["run", "--preset", "tiny", "--set", f"storage.root={root}", "--results", str(results)]) == 0
     storage = Storage(StorageConfig(root=str(root)))
     out = capsys.readouterr().out
     assert "dcgan-twin" in out and "real-vs-real floor" in out  # the zoo's table
+    # Beside the scan's answers, how far to trust them: accuracy and recall per source on held-out images.
+    assert "test accuracy" in out and "| dcgan-twin |" in out.split("recall on held-out images")[1]
+    # --results: one section with the time per stage, written from the five presets it names.
+    section = results.read_text()
+    assert "<!-- BEGIN main-tiny -->" in section and "| **whole job** |" in section
+    assert all(f"`{stage}/tiny` (sha256 `" in section for stage in ("zoo", "reference", "extract", "train", "scan"))
 
     # The attributor is registered and the gate made it champion; the scan used that version.
     client = mlflow.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
@@ -55,7 +62,8 @@ def test_inventory_refuses_a_prefix_outside_storage(tmp_path, ray_session, capsy
 
 
 def test_main_job_refuses_stages_that_do_not_connect(tmp_path, capsys) -> None:
-    assert main(["run", "--set", f"storage.root={tmp_path}", "--set", "scan.reference=models/reference/other",
+    assert main(["run", "--preset", "tiny", "--set", f"storage.root={tmp_path}",
+                 "--set", "scan.reference=models/reference/other",
                  "--set", "scan.model=models:/someone-else@champion"]) == 2
     err = capsys.readouterr().err
     assert "scan.reference='models/reference/other'" in err and "someone-else" in err

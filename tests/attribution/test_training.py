@@ -407,6 +407,11 @@ def test_train_and_register_job(flaky_run: FlakyRun) -> None:
     report = format_training(summary)
     assert f"{summary['data']['train_rows']} train rows" in report and "promoted to champion" in report
     assert f"| test_accuracy | {summary['metrics']['test_accuracy']:.4f} |" in report
+    # Recall per class on the same test rows: test_accuracy is their row-weighted mean, so it lies between them.
+    recall = summary["test_recall"]
+    assert list(recall) == flaky_run.result.data.class_names
+    assert min(recall.values()) - 1e-4 <= summary["metrics"]["test_accuracy"] <= max(recall.values()) + 1e-4
+    assert "Test recall per source (closed set): " in report
     # The version's run carries the training's name too, and is newer: a rerun still reopens the training run.
     assert run.data.tags[RUN_TAG] == job.name
     assert run_training(flaky_run.job).mlflow_run_id == flaky_run.result.mlflow_run_id

@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "fdr_table", "format_fdr", "format_training", "GateConfig", "load_attributor", "LoadedAttributor",
-    "log_version", "MODEL_NAME", "parse_model_uri", "promote_if_better", "PromotionDecision",
+    "log_version", "MODEL_NAME", "parse_model_uri", "per_source_recall", "promote_if_better", "PromotionDecision",
     "register_version", "RegisteredVersion", "resolve_version", "save_attributor", "train_and_register",
     "TrainRegisterJobConfig", "write_report",
 ]
@@ -416,7 +416,7 @@ def train_and_register(job: TrainRegisterJobConfig) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "name": job.name, "model": version.uri, "run_id": version.run_id, "checkpoint": result.checkpoint_uri,
         "epochs": result.epochs_completed, "metrics": {k: round(v, 4) for k, v in result.metrics.items()},
-        "data": result.data.summary(), "columns": result.data.columns,
+        "data": result.data.summary(), "columns": result.data.columns, "test_recall": per_source_recall(result),
         "epoch_seconds": [round(h["epoch_seconds"], 3) for h in result.history if "epoch_seconds" in h]}
     if job.promote:
         decision = promote_if_better(client, version, thresholds=job.gate, model_name=job.model_name)
@@ -424,6 +424,17 @@ def train_and_register(job: TrainRegisterJobConfig) -> dict[str, Any]:
                        gate=decision.reasons)
     summary["wall_seconds"] = round(time.perf_counter() - start, 1)
     return summary
+
+
+def per_source_recall(result: TrainResult) -> dict[str, float]:
+    """Per class, the share of its test rows that the model's most likely source gets right (the closed-set
+    decision behind ``test_accuracy``), in class order."""
+    data = result.data
+    if not len(data.y_test):
+        return {}
+    predicted = result.model.predict(data.x_test)
+    return {name: round(float((predicted[data.y_test == i] == i).mean()), 4)
+            for i, name in enumerate(data.class_names) if (data.y_test == i).any()}
 
 
 def format_training(summary: Mapping[str, Any]) -> str:
@@ -445,6 +456,9 @@ def format_training(summary: Mapping[str, Any]) -> str:
                         "test_oscr", "test_unknown_reject", "test_proto_auroc", "test_proto_oscr",
                         "test_proto_unknown_reject", "chosen_epoch") if k in metrics]
     lines += ["", "| metric | value |", "|---|---:|"] + [f"| {k} | {metrics[k]:.4f} |" for k in keys]
+    if summary.get("test_recall"):
+        lines += ["", "Test recall per source (closed set): " + ", ".join(
+            f"{name} {recall:.3f}" for name, recall in summary["test_recall"].items()) + "."]
     if "promoted" in summary:
         lines += ["", f"Gate: {'promoted to champion' if summary['promoted'] else 'refused'} "
                       f"({'; '.join(summary['gate'])})."]
