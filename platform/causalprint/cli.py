@@ -249,6 +249,19 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _cmd_anonymize(args: argparse.Namespace) -> int:
+    from causalprint.anonymization.job import format_anonymize, run_anonymize
+    from causalprint.anonymization.job_config import AnonymizeJobConfig
+    from causalprint.presets import load_preset
+
+    given = {"source": args.source, "output": args.out, "model": args.model, "target": args.target}
+    options = {**load_preset("anonymize", args.preset), **{k: v for k, v in given.items() if v is not None}}
+    config = build_config(AnonymizeJobConfig, {"anonymize": options}, yaml_path=args.config,
+                          overrides=args.overrides)
+    print(format_anonymize(run_anonymize(config)))
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from causalprint.serving.app import load_serve_job
     from causalprint.serving.launcher import serve_forever
@@ -392,6 +405,13 @@ def build_parser() -> argparse.ArgumentParser:
     enrol.add_argument("--family", required=True, help="its family: gan, diffusion, vae, ...")
     enrol.add_argument("--model", help="attributor URI (default: models:/causalprint-attributor@champion)")
     enrol.add_argument("--alias", help="alias of the new version (default: candidate; only the gate moves champion)")
+    anonymize = _job(commands, "anonymize", "remove the source's fingerprint from every image of a folder or "
+                     "prefix: PNGs and a per-image report, resumable", _cmd_anonymize)
+    anonymize.add_argument("source", help="folder or prefix of images, inside the configured storage root")
+    anonymize.add_argument("--out", required=True, help="prefix for the anonymized PNGs and the report")
+    anonymize.add_argument("--model", help="attributor URI (default: the preset's champion)")
+    anonymize.add_argument("--target", choices=("real", "away"),
+                           help="the counterfactual: the real class (default) or away from the named source")
     _job(commands, "serve", "start the Serve application (attribution, verification, enrolment, web page) and "
          "print its URL", _cmd_serve)
     keygen = commands.add_parser("keygen", help="make an API key and the hashed record the service stores")
