@@ -376,7 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     _job(bench, "device", "the attribution path on each device (CPU, CUDA) in one process; needs a device kit",
          _cmd_bench_device, results=True)
     _job(bench, "serve", "the Serve app under load on 127.0.0.1: latency, batched vs unbatched, replicas over a "
-         "ramp, a champion change", _cmd_bench_serve, results=True)
+         "ramp, a champion change", _cmd_bench_serve, results=True, presets="demo, tiny or bench",
+         default_preset="demo")
     _job(commands, "train", "fit the decoupling model on Ray Train and register it in MLflow", _cmd_train,
          presets="tiny, bench or bench-openset", results=True)
     _job(commands, "evaluate", "ours against the baselines: clean, perturbed, content shift, open set",
@@ -406,14 +407,15 @@ def build_parser() -> argparse.ArgumentParser:
     enrol.add_argument("--model", help="attributor URI (default: models:/causalprint-attributor@champion)")
     enrol.add_argument("--alias", help="alias of the new version (default: candidate; only the gate moves champion)")
     anonymize = _job(commands, "anonymize", "remove the source's fingerprint from every image of a folder or "
-                     "prefix: PNGs and a per-image report, resumable", _cmd_anonymize)
+                     "prefix: PNGs and a per-image report, resumable", _cmd_anonymize, presets="demo, tiny or bench",
+                     default_preset="demo")
     anonymize.add_argument("source", help="folder or prefix of images, inside the configured storage root")
     anonymize.add_argument("--out", required=True, help="prefix for the anonymized PNGs and the report")
     anonymize.add_argument("--model", help="attributor URI (default: the preset's champion)")
     anonymize.add_argument("--target", choices=("real", "away"),
                            help="the counterfactual: the real class (default) or away from the named source")
     _job(commands, "serve", "start the Serve application (attribution, verification, enrolment, web page) and "
-         "print its URL", _cmd_serve)
+         "print its URL", _cmd_serve, presets="demo (the main job's model), tiny or bench", default_preset="demo")
     keygen = commands.add_parser("keygen", help="make an API key and the hashed record the service stores")
     keygen.add_argument("--role", choices=("user", "admin"), default="user")
     keygen.set_defaults(func=_cmd_keygen)

@@ -20,7 +20,7 @@ APP_NAME = "causalprint"
 class AppArgs(StrictModel):
     """The ``args`` of the application in a Serve config file."""
 
-    preset: str = Field(default="tiny", pattern=r"^[a-z0-9][a-z0-9-]*$")
+    preset: str = Field(default="demo", pattern=r"^[a-z0-9][a-z0-9-]*$")
     config: str | None = Field(default=None, description="a YAML file of ServeJobConfig, over the preset")
     overrides: list[str] = Field(default_factory=list, description="key.sub=value, as --set")
 
