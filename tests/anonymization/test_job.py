@@ -56,7 +56,8 @@ def test_the_command_resumes_the_report(attribution_world: World, capsys: pytest
     from causalprint.cli import main
 
     run_anonymize(_job(attribution_world))  # done already, or done now
-    code = main(["anonymize", "inbox", "--out", "anonymized/inbox", "--target", "away", "--model", CHAMPION,
+    code = main(["anonymize", "inbox", "--out", "anonymized/inbox", "--preset", "tiny", "--target", "away",
+                 "--model", CHAMPION,
                  "--set", f"storage.root={attribution_world.storage.root}",
                  "--set", f"mlflow.tracking_uri={attribution_world.tracking_uri}", "--set", "anonymize.method.steps=10"])
     out = capsys.readouterr().out
