@@ -317,3 +317,18 @@ def test_anonymize_returns_a_png_and_its_report(client, serve_world: World) -> N
     assert again["source"] == report["after"]["predicted"]  # the report scores the PNG it returns
     _assert_refused(_upload(client, b"nope", path="/v1/anonymize", params={"target": "away"}), 415)
     _assert_refused(_upload(client, data, path="/v1/anonymize", params={"target": "smooth"}), 422)  # no forgery
+
+
+def test_a_link_out_of_storage_or_a_fifo_is_never_read(client, serve_world: World) -> None:
+    import os
+
+    root = Path(serve_world.storage.root)
+    (root / "links").mkdir(exist_ok=True)
+    link, fifo = root / "links" / "passwd.png", root / "links" / "pipe.png"
+    if not link.exists():
+        link.symlink_to("/etc/passwd")
+    if not fifo.exists():
+        os.mkfifo(fifo)
+    _assert_refused(client.post("/v1/attribute", json={"uri": "links/passwd.png"}), 400, "outside_storage")
+    refused = client.post("/v1/attribute", json={"uri": "links/pipe.png"})  # would block forever if opened
+    assert refused.status_code == 400 and "not a regular file" in refused.json()["error"]["reason"]

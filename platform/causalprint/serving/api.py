@@ -89,7 +89,7 @@ def create_api(options: ServeOptions, backend: Backend | None, storage: Storage,
                                            f"(limits.request_timeout_s)") from None
 
     # -- who calls --------------------------------------------------------------------------------------------
-    def caller(request: Request) -> Caller:
+    async def caller(request: Request) -> Caller:  # async: FastAPI runs a plain def in a thread pool
         if not keys:
             who = Caller(request.client.host if request.client else "local", "admin")
         else:
@@ -111,7 +111,7 @@ def create_api(options: ServeOptions, backend: Backend | None, storage: Storage,
                            headers={"Retry-After": str(max(1, round(wait)))})
         return who
 
-    def admin(who: Caller = Depends(caller)) -> Caller:
+    async def admin(who: Caller = Depends(caller)) -> Caller:
         if who.role != "admin":
             raise ApiError(403, "forbidden", "this endpoint needs an admin key")
         return who
