@@ -77,6 +77,8 @@ class AttributionPipeline:
             raise ScanError(f"columns {self.spec.columns} give {width} dims here, the attributor takes "
                             f"{self.spec.input_dim}: the feature spaces differ from training")
         self.decider = attributor.calibration.attributor(decision)
+        config = attributor.model.config
+        self._class_architecture = dict(zip(config.class_names, config.architectures or ()))
         self.class_names = decision_classes(attributor, decision)
 
     @property
@@ -123,6 +125,10 @@ class AttributionPipeline:
             for i, decision in zip(rows, self.decider.predict(codes=codes.fp, logits=codes.logits)):
                 predicted[i], family[i], unknown[i] = decision.label, decision.family or "", not decision.known
                 confidence[i] = decision.confidence
+                # A named source's row names that source's architecture, so one row never contradicts itself;
+                # the head's own reading stays for unknown rows (an unknown source of a known architecture).
+                if decision.known and decision.label in self._class_architecture:
+                    architecture[i] = self._class_architecture[decision.label]
         out.update(predicted=predicted, source_family=family, architecture=architecture, unknown=unknown,
                    confidence=confidence,
                    probabilities=probabilities, model_version=np.full(n, self.model_version, dtype=object),
