@@ -28,6 +28,6 @@ def test_the_demo_zoo_holds_two_gans_and_two_diffusion_families_at_32_px() -> No
 
 def test_the_gate_refuses_a_demo_model_below_the_target() -> None:
     """A regression of the demo fails loudly: below 95 % the model is not champion and `causalprint run` exits
-    non-zero (1, or 2 when no earlier champion exists for the scan)."""
+    non-zero (1 when an earlier champion answered the scan; with none, the scan's own refusal)."""
     train = build_config(MainJobConfig, main_presets("demo")).train
     assert train.gate.minimum["test_accuracy"] >= 0.95 and train.promote
