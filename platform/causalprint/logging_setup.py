@@ -64,7 +64,10 @@ def configure_logging(level: int = logging.INFO, *, verbose: bool = False, log_f
     _configured = True
     # Ray Data configures its logger when ray.data is imported, from this file if the variable names one.
     os.environ.setdefault(RAY_DATA_CONFIG_ENV, os.path.join(os.path.dirname(__file__), "ray_data_logging.yaml"))
-    for name in ("ray", "ray.data"):
+    # MLflow gives its logger a terminal handler of its own at import unless told not to; one imported already is
+    # adopted like Ray's.
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
+    for name in ("ray", "ray.data", "mlflow"):
         if name in sys.modules:
             adopt_logger(name)
     logging.captureWarnings(True)  # warnings become records of "py.warnings": the file, or the terminal if verbose

@@ -39,18 +39,3 @@ def client(model_server: ModelServer):
 def keyed(model_server: ModelServer, api_keys: dict):
     with make_client(model_server, api_keys, auth=AuthConfig(requests_per_minute=6000, burst=1000)) as c:
         yield c
-
-
-@pytest.fixture(scope="session")
-def served(serve_world: World) -> str:
-    """The real application on Ray Serve (both deployments, HTTP proxy on 127.0.0.1), keyless; its URL."""
-    import socket
-
-    from causalprint.serving import launcher
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = launcher.start(serve_job(serve_world, port=port, refresh_s=1.0), ready_timeout_s=240)
-    yield url
-    launcher.stop()

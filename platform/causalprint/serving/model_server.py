@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ from PIL import Image
 
 from causalprint.attribution.enrolment import enrolled_sources
 from causalprint.attribution.registry import parse_model_uri, resolve_version
-from causalprint.scan.attribution_pipeline import AttributionPipeline, result_rows
+from causalprint.scan.attribution_pipeline import AttributionPipeline
 from causalprint.serving.config import ServeJobConfig
 from causalprint.storage import Storage
 from causalprint.tracking.mlflow_setup import tracking_uri_for
@@ -51,6 +52,8 @@ class ModelServer:
     """Loads the configured model (an alias is pinned now and re-read by :meth:`refresh`) and answers batches."""
 
     def __init__(self, job: ServeJobConfig) -> None:
+        # A replica's output is the service's log: MLflow's download bars would add a screen per model load.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         self.job = job
         self.storage = Storage(job.storage)
         self.tracking_uri = tracking_uri_for(job.mlflow, self.storage)
