@@ -258,7 +258,17 @@ def _cmd_anonymize(args: argparse.Namespace) -> int:
     options = {**load_preset("anonymize", args.preset), **{k: v for k, v in given.items() if v is not None}}
     config = build_config(AnonymizeJobConfig, {"anonymize": options}, yaml_path=args.config,
                           overrides=args.overrides)
-    print(format_anonymize(run_anonymize(config)))
+    summary = run_anonymize(config)
+    print(format_anonymize(summary))
+    if args.results:
+        from causalprint.anonymization.job import format_anonymize_table
+
+        import re
+
+        slug = re.sub(r"[^a-z0-9]+", "-", config.anonymize.source.lower()).strip("-")
+        _report(args, f"anonymize-{args.preset}-{config.anonymize.target}-{slug}",
+                f"Anonymization of `{summary['source']}` (white-box, target {config.anonymize.target})",
+                format_anonymize_table(summary))
     return 0
 
 
@@ -408,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     enrol.add_argument("--alias", help="alias of the new version (default: candidate; only the gate moves champion)")
     anonymize = _job(commands, "anonymize", "remove the source's fingerprint from every image of a folder or "
                      "prefix: PNGs and a per-image report, resumable", _cmd_anonymize, presets="demo, tiny or bench",
-                     default_preset="demo")
+                     default_preset="demo", results=True)
     anonymize.add_argument("source", help="folder or prefix of images, inside the configured storage root")
     anonymize.add_argument("--out", required=True, help="prefix for the anonymized PNGs and the report")
     anonymize.add_argument("--model", help="attributor URI (default: the preset's champion)")

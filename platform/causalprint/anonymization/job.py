@@ -132,10 +132,32 @@ def summarize(storage: Storage, report: str) -> dict[str, Any]:
         values = values[np.isfinite(values)]
         return float(values.mean()) if values.size else float("nan")
 
+    answers: dict[str, int] = {}  # what the scan answers instead, for the images whose source was named
+    for removed, after in zip(named["removed"].to_pylist(), named["after"].to_pylist()):
+        kind = ("still the source" if after == removed else "real" if after == "real" else
+                "unknown" if after == "unknown" else "a family, exact model unknown" if "(" in after
+                else "another known source")
+        answers[kind] = answers.get(kind, 0) + 1
     return {"images": table.num_rows, "errors": table.num_rows - ok.num_rows, "named_before": named.num_rows,
+            "answers_after": answers,
             "unchanged": int(np.isnan(np.asarray(ok["psnr"].to_numpy(zero_copy_only=False), np.float64)).sum()),
             "removed": int(pc.sum(named["succeeded"]).as_py() or 0) if named.num_rows else 0,
             "mean_psnr": mean("psnr"), "mean_ssim": mean("ssim"), "mean_seconds": mean("seconds")}
+
+
+def format_anonymize_table(summary: dict[str, Any]) -> str:
+    """The report's figures as a Markdown table (whole report, every run)."""
+    named = summary["named_before"]
+    share = f"{summary['removed']} of {named} ({100 * summary['removed'] / named:.1f} %)" if named else "n/a"
+    return "\n".join([
+        "| images | unreadable | source named before | no longer named after | mean PSNR (changed) | mean SSIM | "
+        "s per image |", "|---|---|---|---|---|---|---|",
+        f"| {summary['images']} | {summary['errors']} | {named} | {share} | {summary['mean_psnr']:.1f} dB | "
+        f"{summary['mean_ssim']:.3f} | {summary['mean_seconds']:.2f} |",
+        "", "What the scan answers after, for the images whose source it named before: "
+            + ", ".join(f"{kind} {n}" for kind, n in sorted(summary["answers_after"].items())) + ".",
+        "", f"Model {summary['model']}; every score is the scan's decision on the written PNG. White-box only: the "
+            f"transfer to an independently trained copy and to the baselines is not measured yet."])
 
 
 def format_anonymize(summary: dict[str, Any]) -> str:
