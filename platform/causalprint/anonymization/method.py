@@ -87,7 +87,8 @@ def _prototype(pipeline: AttributionPipeline, label: str) -> torch.Tensor:
 
 
 def _to_unit(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(127.5).sub(1)[None]
+    copy = np.array(image, dtype=np.uint8)  # Ray Data hands read-only arrays, which torch will not wrap
+    return torch.from_numpy(copy).permute(2, 0, 1).float().div(127.5).sub(1)[None]
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
