@@ -46,8 +46,10 @@ def test_away_moves_the_decision_within_the_bound(pipeline: AttributionPipeline,
         assert result.max_change <= 4 and result.psnr >= 20 * np.log10(255 / 4)
         if result.removed is not None:
             before = result.before["probabilities"][result.removed]
-            assert result.succeeded or result.steps == options.steps
-            assert result.after["probabilities"][result.removed] < before  # the named source lost ground
+            # No longer named, or (the search ran out) the named source lost ground. This world's probabilities
+            # sit near 1/3, so a removed source's probability may not move at float32 precision.
+            assert result.succeeded or (result.steps == options.steps
+                                        and result.after["probabilities"][result.removed] < before)
     named = [r for r in results if r.removed is not None]
     assert named and sum(r.succeeded for r in named) > len(named) / 2
 
