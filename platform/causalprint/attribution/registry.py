@@ -118,7 +118,8 @@ class LoadedAttributor:
         """Each row's most likely architecture (:meth:`CausalDecoupler.architectures_of`), its class logits at
         the logits path's calibrated temperature whatever the decision path (the prototype path's classes may
         include enrolled sources, whose architecture the model does not know); None when the model records no
-        class architectures. The scan and the evaluation both ask here, so that they give one answer."""
+        class architectures. The evaluation asks here, and so does the scan for the rows its decision leaves
+        unknown (a row that names a source names that source's architecture)."""
         return self.model.architectures_of(codes, temperature=self.calibration.temperature)
 
 

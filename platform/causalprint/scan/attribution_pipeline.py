@@ -119,7 +119,7 @@ class AttributionPipeline:
             probabilities[ok] = self.decider.probabilities(codes=codes.fp, logits=codes.logits)
             rows = np.flatnonzero(ok)
             # Named even when the source is "unknown": a new instance of a known architecture still shows it.
-            archs = self.attributor.architectures_of(codes)  # the evaluation's rule too
+            archs = self.attributor.architectures_of(codes)  # the evaluation's rule (kept for unknown rows)
             if archs is not None:
                 architecture[rows] = archs
             for i, decision in zip(rows, self.decider.predict(codes=codes.fp, logits=codes.logits)):
