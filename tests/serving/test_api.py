@@ -185,6 +185,7 @@ def test_enrolment_needs_an_admin_key(keyed, api_keys: dict) -> None:
     _assert_refused(keyed.post("/v1/sources/new-gan/enrol", json={**body, "images": "../../etc"}, headers=admin),
                     400, "outside_storage")
     _assert_refused(keyed.post("/v1/sources/smooth/enrol", json=body, headers=admin), 400, "enrolment_refused")
+    _assert_refused(keyed.post("/v1/sources/Bad%20Name/enrol", json=body, headers=admin), 400, "enrolment_refused")
 
 
 def test_an_admin_enrols_a_new_source_as_a_candidate_version(keyed, api_keys: dict) -> None:

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from causalprint.anonymization.config import AnonymizationError
 from causalprint.serving import schemas
-from causalprint.serving.config import LOOPBACK, ServeOptions
+from causalprint.serving.config import ServeOptions
 from causalprint.serving.errors import ApiError
 from causalprint.serving.keys import KeyRing
 from causalprint.serving.limits import BodyLimit, BodyTooLarge
@@ -65,9 +65,6 @@ _FILE = {"type": "string", "format": "binary"}
 def create_api(options: ServeOptions, backend: Backend | None, storage: Storage, keys: KeyRing) -> FastAPI:
     """The app. ``backend`` may be set later (``app.state.backend``): a Serve ingress gets its handle once the
     replica starts."""
-    if not keys and options.host not in LOOPBACK:
-        raise ApiError(500, "configuration", f"no API keys are configured and the service would bind to "
-                                             f"{options.host}: keys are required off 127.0.0.1")
     limits = options.limits
     app = FastAPI(title="causalprint", version="1", summary="Which generative model made an image.",
                   description="Attribution, verification and enrolment over the registered attributor. Every "
@@ -137,14 +134,14 @@ def create_api(options: ServeOptions, backend: Backend | None, storage: Storage,
                             headers=getattr(exc, "headers", None))
 
     # -- reading a request's images ---------------------------------------------------------------------------
-    async def body_json(request: Request, model: type[T]) -> T:
-        raw = await request.body()
+    async def json_object(request: Request) -> dict[str, Any]:
         try:
-            return model.model_validate(json.loads(raw))  # type: ignore[attr-defined]
+            body = json.loads(await request.body())
         except json.JSONDecodeError as exc:
             raise ApiError(400, "invalid_json", f"the body is not JSON: {exc.msg} at {exc.pos}") from None
-        except ValidationError as exc:
-            raise ApiError(422, "invalid_request", _validation_reason(exc.errors())) from None
+        if not isinstance(body, dict):
+            raise ApiError(422, "invalid_request", "the JSON body must be an object")
+        return body
 
     async def read_object(uri: str) -> tuple[bytes, str]:
         try:
@@ -188,13 +185,7 @@ def create_api(options: ServeOptions, backend: Backend | None, storage: Storage,
             fields = {k: v for k, v in form.items() if isinstance(v, str)}
             return data, upload.filename or "upload", fields
         if kind == "application/json":
-            raw = await request.body()
-            try:
-                body = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise ApiError(400, "invalid_json", f"the body is not JSON: {exc.msg} at {exc.pos}") from None
-            if not isinstance(body, dict):
-                raise ApiError(422, "invalid_request", "the JSON body must be an object")
+            body = await json_object(request)
             obj = _validated(schemas.StorageObject, {"uri": body.get("uri")})
             data, name = await read_object(obj.uri)
             return data, name, {k: v for k, v in body.items() if k != "uri"}
@@ -260,7 +251,7 @@ def create_api(options: ServeOptions, backend: Backend | None, storage: Storage,
             _check_count(len(uploads), limits.max_batch_images)
             items = [(u.filename or f"upload-{i}", _read_upload(u)) for i, u in enumerate(uploads)]
         elif kind == "application/json":
-            body = await body_json(request, schemas.BatchStorageObjects)
+            body = _validated(schemas.BatchStorageObjects, await json_object(request))
             _check_count(len(body.uris), limits.max_batch_images)
             items = [(uri, read_object(uri)) for uri in body.uris]
         else:
@@ -334,10 +325,7 @@ def create_api(options: ServeOptions, backend: Backend | None, storage: Storage,
 
     @app.post("/v1/sources/{name}/enrol", response_model=schemas.EnrolResponse, responses=_ERRORS)
     async def enrol(name: str, body: schemas.EnrolRequest, _: Caller = Depends(admin)) -> dict[str, Any]:
-        if not _SOURCE_NAME(name):
-            raise ApiError(422, "invalid_request", "a source name is 1-64 letters, digits, '.', '_' or '-', "
-                                                   "starting with a letter or digit")
-        try:
+        try:  # the name itself is checked by enrolment's own rule (a 400 with its reason)
             storage.resolve(body.images)
         except StorageError as exc:
             raise ApiError(400, "outside_storage", f"{body.images}: {exc}") from None
@@ -351,12 +339,6 @@ def create_api(options: ServeOptions, backend: Backend | None, storage: Storage,
 # -- helpers ----------------------------------------------------------------------------------------------------
 _PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
                                             "style-src 'self' 'unsafe-inline'", "X-Content-Type-Options": "nosniff"}
-
-
-def _SOURCE_NAME(name: str) -> bool:  # noqa: N802 - reads as a predicate constant
-    import re
-
-    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name) is not None
 
 
 def _web(name: str) -> str:
