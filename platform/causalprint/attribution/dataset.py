@@ -9,8 +9,9 @@ name is dropped, so a source added to the zoo trains nothing until a preset name
 ones (``excluded_sources``). Splits:
 
 - ``train``: the manifest's train split minus the validation rows;
-- ``val``: carved from the train split per class, deterministically by a hash of the row's URI (so the same
-  image is always in the same part, whatever the row order or the worker);
+- ``val``: carved from the train split per class, deterministically by a hash of the row's URI relative to the
+  storage root (so the same image is always in the same part, whatever the row order, the worker or the root the
+  features were extracted under: a URI outside the root is hashed as written);
 - ``test``: the manifest's held-out split, known sources only; ``unknown``: the held-out split of held-out sources.
 
 Every row must come from one reference model (``reference_id``): vectors of different reference models do not
@@ -32,7 +33,7 @@ from pydantic import Field, model_validator
 from causalprint.attribution.model import architecture_names
 from causalprint.config import StrictModel, check_one_role
 from causalprint.extraction.parts import list_parts, load_features, vectors
-from causalprint.storage import Storage
+from causalprint.storage import Storage, StorageError
 
 __all__ = ["AttributionData", "DataConfig", "check_columns", "load_attribution_data", "load_columns",
            "split_attribution_data"]
@@ -169,6 +170,17 @@ def _uri_rank(uri: str) -> int:
     return int.from_bytes(hashlib.sha256(uri.encode()).digest()[:8], "big")
 
 
+def _split_key(uri: str, storage: Storage | None) -> str:
+    """What the validation split hashes: the root-relative key of ``uri``, so that the same features under another
+    storage root keep their validation rows; a URI outside the root (or no storage given) is hashed as written."""
+    if storage is None:
+        return uri
+    try:
+        return storage.relative(uri)
+    except StorageError:  # OutsideStorageError included: a table written under another root or by hand
+        return uri
+
+
 def _val_mask(uris: list[str], labels: np.ndarray, fraction: float) -> np.ndarray:
     """Per class, the ``round(fraction * n)`` images (at least 1 when the class has 2+) with the smallest URI
     hash, ``n`` counting distinct URIs: every copy of an image (clean and perturbed) lands on the same side."""
@@ -198,8 +210,10 @@ def _gather(table: pa.Table, columns: list[str], dims: list[int], rows_index: np
     return out
 
 
-def split_attribution_data(table: pa.Table, cfg: DataConfig) -> AttributionData:
-    """Build :class:`AttributionData` from a loaded extraction table (see the module docstring for the rules)."""
+def split_attribution_data(table: pa.Table, cfg: DataConfig, storage: Storage | None = None) -> AttributionData:
+    """Build :class:`AttributionData` from a loaded extraction table (see the module docstring for the rules).
+
+    ``storage`` is where the table's URIs live: the validation split hashes them relative to its root."""
     missing = [c for c in (*META_COLUMNS, *cfg.columns) if c not in table.column_names]
     if missing:
         vector_columns = sorted(c for c in table.column_names if "." in c)
@@ -252,7 +266,7 @@ def split_attribution_data(table: pa.Table, cfg: DataConfig) -> AttributionData:
     train_rows = known & (split == cfg.train_split)
     val = np.zeros(len(y), dtype=bool)
     rows = np.flatnonzero(train_rows)
-    val[rows] = _val_mask([uris[i] for i in rows], y[rows], cfg.val_fraction)
+    val[rows] = _val_mask([_split_key(uris[i], storage) for i in rows], y[rows], cfg.val_fraction)
     train = (train_rows & ~val) | (arch_only & (split == cfg.train_split))
     test = known & (split == cfg.test_split)
     unknown = held & (split == cfg.test_split)
@@ -312,7 +326,7 @@ def load_attribution_data(storage: Storage, cfg: DataConfig) -> AttributionData:
     wanted = [*META_COLUMNS, *cfg.columns]
     # The bench's dropped sources are most of its rows: reading them whole ran a training worker out of memory.
     tables = [load_columns(storage, prefix, wanted, cfg.source_filter()) for prefix in cfg.prefixes]
-    data = split_attribution_data(pa.concat_tables(tables) if len(tables) > 1 else tables[0], cfg)
+    data = split_attribution_data(pa.concat_tables(tables) if len(tables) > 1 else tables[0], cfg, storage)
     del tables
     # Arrow's allocator (mimalloc) keeps freed buffers: without this a training driver held ~9 GB of the bench's
     # tables while its worker loaded its own copy, and Ray's memory monitor killed the worker.
