@@ -116,15 +116,23 @@ def test_outside_uri_is_refused(local: Storage) -> None:
 
 
 class _CountingStorage(Storage):
-    """Records every whole-file read, to show oversized files are refused from their size alone."""
+    """Records every read and how many bytes it asked for, to show oversized files are refused from their listed
+    size alone, or else from a read bounded at max_bytes + 1."""
 
     def __init__(self, config: StorageConfig) -> None:
         super().__init__(config)
         self.reads: list[str] = []
+        self.limits: dict[str, int | None] = {}
 
     def read_bytes(self, uri: str) -> bytes:
         self.reads.append(uri)
+        self.limits[uri] = None
         return super().read_bytes(uri)
+
+    def read_at_most(self, uri: str, limit: int) -> bytes:
+        self.reads.append(uri)
+        self.limits[uri] = limit
+        return super().read_at_most(uri, limit)
 
 
 def test_decode_rows_without_ray_never_reads_oversized_files(tmp_path: Path) -> None:
@@ -140,11 +148,12 @@ def test_decode_rows_without_ray_never_reads_oversized_files(tmp_path: Path) -> 
     kinds = dict(zip(out["uri"], out["error_kind"], strict=True))
     assert all(kinds[u] == "too_large_bytes" for u in big)
     assert not big & set(storage.reads)
-    # Unknown sizes (-1) are looked up before reading, with the same result.
+    # Unknown sizes (-1): no size look-up, one read of at most max_bytes + 1 bytes each, with the same result.
     storage.reads.clear()
     out = decode_rows({"uri": batch["uri"], "size": np.full(len(files), -1)}, storage, config)
     assert all(dict(zip(out["uri"], out["error_kind"], strict=True))[u] == "too_large_bytes" for u in big)
-    assert not big & set(storage.reads)
+    assert sorted(storage.reads) == sorted(f.uri for f in files)
+    assert set(storage.limits.values()) == {config.max_bytes + 1}
 
 
 def test_decode_rows_reports_read_failures(tmp_path: Path) -> None:

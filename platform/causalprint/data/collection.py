@@ -131,15 +131,20 @@ def decode_rows(batch: dict[str, np.ndarray], storage: Storage, config: IntakeCo
 
 
 def _read_checked(storage: Storage, uri: str, size: int, config: IntakeConfig) -> bytes:
-    """The file's bytes, refusing by size before reading so an oversized file is never fetched."""
+    """The file's bytes in one request (one GET on S3, no HEAD before it), refusing an oversized file: by its
+    listed size without reading it, else from the read itself, which fetches at most ``max_bytes + 1`` bytes."""
     try:
-        if size == UNKNOWN_SIZE:
-            size = storage.size(uri)
-        if size > config.max_bytes:
+        if size != UNKNOWN_SIZE and size > config.max_bytes:
             raise ImageDecodeError(
                 uri, ImageErrorKind.TOO_LARGE_BYTES, f"{size} bytes exceeds max_bytes {config.max_bytes}"
             )
-        return storage.read_bytes(uri)
+        data = storage.read_at_most(uri, config.max_bytes + 1)
+        if len(data) > config.max_bytes:
+            raise ImageDecodeError(
+                uri, ImageErrorKind.TOO_LARGE_BYTES,
+                f"over max_bytes {config.max_bytes} (reading stopped at {len(data)} bytes)",
+            )
+        return data
     except ImageDecodeError:
         raise
     except OutsideStorageError as exc:

@@ -257,6 +257,43 @@ class Storage:
         with self.filesystem.open_input_stream(path) as stream:
             return stream.read()
 
+    def read_at_most(self, uri: str, limit: int) -> bytes:
+        """The first ``limit`` bytes of a file, or all of it when shorter: one request, no size look-up first.
+
+        A caller that refuses files over N bytes asks for N + 1 and refuses a longer answer, so an oversized
+        file costs N + 1 bytes and never the whole. On S3 this is a single ranged GET (no HEAD); locally, the
+        same checks as :meth:`read_bytes` (no link out of the root, no FIFO or device), then one bounded read.
+        FileNotFoundError if there is no such file.
+        """
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        path = self.fs_path(uri)
+        if not self.is_s3:
+            self._local_file(path)
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+            with os.fdopen(fd, "rb") as handle:
+                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                    raise NotARegularFileError(f"{path} is not a regular file: not read")
+                return handle.read(limit)
+        if limit == 0:
+            return b""
+        from botocore.exceptions import ClientError
+
+        key = "/".join((*self._root.prefix, *self._file_key(uri)))
+        try:
+            response = self.boto3_client().get_object(Bucket=self._root.bucket, Key=key, Range=f"bytes=0-{limit - 1}")
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            if error.get("Code") in ("NoSuchKey", "404", "NotFound"):
+                raise FileNotFoundError(f"no such file: s3://{path}") from None
+            # An empty object has no byte 0: S3 answers 416 to any range over it.
+            if error.get("Code") == "InvalidRange" or exc.response.get("ResponseMetadata", {}).get(
+                    "HTTPStatusCode") == 416:
+                return b""
+            raise
+        with contextlib.closing(response["Body"]) as body:
+            return body.read(limit)
+
     def read_json(self, uri: str) -> Any:
         """Parse a JSON file."""
         return json.loads(self.read_bytes(uri))
