@@ -11,7 +11,7 @@ from PIL import Image
 
 from causalprint.anonymization.job import run_anonymize
 from causalprint.anonymization.job_config import AnonymizeJobConfig
-from causalprint.extraction.parts import load_features
+from causalprint.data.parts import read_parts
 from causalprint.scan.errors import ScanError
 from causalprint.tracking.mlflow_setup import MlflowConfig
 from scan_world import CHAMPION, REFERENCE, World
@@ -30,7 +30,7 @@ def test_every_image_is_anonymized_once_and_a_rerun_resumes(attribution_world: W
     summary = run_anonymize(_job(attribution_world))
     listed = len(attribution_world.good) + len(attribution_world.bad)
     assert summary["images"] == summary["written"] == listed and summary["errors"] == len(attribution_world.bad)
-    rows = {r["uri"]: r for r in load_features(storage, summary["output"] + "/report").to_pylist()}
+    rows = {r["uri"]: r for r in read_parts(storage, summary["output"] + "/report").to_pylist()}
     assert sorted(rows) == sorted([*attribution_world.good, *attribution_world.bad])
     for uri in attribution_world.good:
         row = rows[uri]

@@ -22,8 +22,8 @@ from causalprint.attribution.source_study import (
 )
 from causalprint.attribution.training import load_checkpoint
 from causalprint.cli import main
+from causalprint.data.parts import read_parts
 from causalprint.evaluation.eval_rows import load_eval_rows
-from causalprint.extraction.parts import load_features
 from causalprint.presets import preset_names
 from causalprint.storage import Storage, StorageConfig
 from causalprint.storage.folders import download_folder
@@ -105,7 +105,7 @@ def test_a_variants_missing_column_is_refused_before_any_variant_trains(synth_tr
     storage = Storage(StorageConfig(root=str(tmp_path)))
     _write_features(storage)
     # A second training output that lacks a column the shift rows (features/synth) have.
-    narrow = load_features(storage, "features/synth").drop_columns([list(COLUMNS)[1]])
+    narrow = read_parts(storage, "features/synth").drop_columns([list(COLUMNS)[1]])
     storage.write_parquet(f"{storage.resolve('features/other')}/part-000.parquet", narrow)
     preset = {**TRAIN, "data": {**TRAIN["data"], "features": ["features/synth", "features/other"]}}
     monkeypatch.setattr(source_study, "load_preset", lambda kind, name: preset)

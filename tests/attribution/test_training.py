@@ -30,7 +30,7 @@ from causalprint.attribution.training import (
 )
 from causalprint.attribution.model import CausalDecoupler, DecouplerConfig, fit_decoupler
 from causalprint.attribution.schedule import epoch_lr
-from causalprint.extraction.parts import batch_to_table, load_features
+from causalprint.data.parts import batch_to_table, read_parts
 from causalprint.storage import Storage, StorageConfig
 
 SOURCES = {"real": "real", "sd-a": "diffusion", "sd-b": "diffusion", "gan-a": "gan"}
@@ -103,7 +103,7 @@ def test_data_splits_labels_and_reference(tmp_path: Path) -> None:
     assert len(data.y_train) + len(data.y_val) == 179 and len(data.y_test) == 59
     assert len(data.x_unknown) == 20 and set(data.unknown_sources) == {"gan-a"}
     # Columns keep the configured order, and the val carve-out does not depend on the row order.
-    table = load_features(storage, "features/synth")
+    table = read_parts(storage, "features/synth")
     flipped = split_attribution_data(table.take(np.arange(table.num_rows)[::-1]), cfg)
     assert sorted(map(tuple, flipped.x_val.tolist())) == sorted(map(tuple, data.x_val.tolist()))
     swapped = load_attribution_data(storage, cfg.model_copy(update={"columns": list(COLUMNS)[::-1]}))
@@ -139,7 +139,7 @@ def test_named_classes_drop_every_source_the_config_does_not_name(tmp_path: Path
     assert with_instance.class_names == ["real", "sd-a"] and (with_instance.y_train < 0).sum() == 60
 
     # A row whose ok is null is no ok row, whichever way sources are dropped.
-    table = load_features(storage, "features/synth")
+    table = read_parts(storage, "features/synth")
     ok = table["ok"].to_pylist()
     first_sd_a = table["source"].to_pylist().index("sd-a")
     ok[first_sd_a] = None

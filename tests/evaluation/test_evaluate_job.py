@@ -13,6 +13,7 @@ from causalprint.attribution.dataset import DataConfig, load_attribution_data
 from causalprint.attribution.model import DecouplerConfig, fit_decoupler
 from causalprint.attribution.registry import register_version
 from causalprint.attribution.training import TrainResult, calibrate, evaluate
+from causalprint.data.parts import read_parts
 from causalprint.evaluation.conditions import Condition, default_conditions
 from causalprint.evaluation.evaluate_job import (
     BaselineSpec,
@@ -23,7 +24,6 @@ from causalprint.evaluation.evaluate_job import (
 )
 from causalprint.evaluation.robustness import RobustnessConfig
 from causalprint.extraction.config import ExtractConfig, ExtractJobConfig, SpaceSpec
-from causalprint.extraction.parts import load_features
 from causalprint.extraction.pipeline import run_extract
 from causalprint.perturbations import PerturbationSpec
 from causalprint.storage import Storage
@@ -150,7 +150,7 @@ def test_enrolment_draws_from_the_held_out_sources_train_rows(evaluation, monkey
 
 def test_perturbed_test_set_is_extracted_once_with_its_perturbation(evaluation) -> None:
     storage, _, _ = evaluation
-    table = load_features(storage, "features/eval-robust/jpeg75", columns=["source", "split", "perturbation"])
+    table = read_parts(storage, "features/eval-robust/jpeg75", columns=["source", "split", "perturbation"])
     assert set(table["perturbation"].to_pylist()) == {"jpeg(quality=75)"}
     assert set(table["split"].to_pylist()) == {"heldout"} and table.num_rows == 3 * len(SOURCES)
     record = storage.read_json(f"{storage.resolve('features/eval-robust/jpeg75')}/_extraction.json")
@@ -201,8 +201,8 @@ def test_a_model_of_other_sources_is_refused(evaluation) -> None:
 
 def test_perturbed_rows_differ_from_clean_rows(evaluation) -> None:
     storage, _, _ = evaluation
-    clean = load_features(storage, "features/eval", columns=["uri", "image.rgb"])
-    jpeg = load_features(storage, "features/eval-robust/jpeg75", columns=["uri", "image.rgb"])
+    clean = read_parts(storage, "features/eval", columns=["uri", "image.rgb"])
+    jpeg = read_parts(storage, "features/eval-robust/jpeg75", columns=["uri", "image.rgb"])
     by_uri = dict(zip(clean["uri"].to_pylist(), np.asarray(clean["image.rgb"].to_pylist())))
     diffs = [np.abs(by_uri[u] - np.asarray(v)).mean() for u, v in zip(jpeg["uri"].to_pylist(),
                                                                      jpeg["image.rgb"].to_pylist())]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from causalprint.data.parts import batch_to_table
 from causalprint.evaluation.probe import ProbeConfig, format_probe, probe_table
-from causalprint.extraction.parts import batch_to_table
 
 
 def _table(n_per_class: int = 40, seed: int = 0) -> pa.Table:

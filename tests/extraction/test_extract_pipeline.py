@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
+from causalprint.data.parts import read_parts, vectors
 from causalprint.extraction.config import ExtractConfig, ExtractJobConfig, SpaceSpec
-from causalprint.extraction.parts import load_features, vectors
 from causalprint.extraction.pipeline import run_extract
 from causalprint.residual.reference import ReferenceModel
 from causalprint.storage import Storage
@@ -49,7 +49,7 @@ def test_one_row_per_image_with_error_rows_and_no_rework(extraction_inputs, tiny
     storage, inputs = extraction_inputs
     first = run_extract(_job(storage))
     assert first["written"] == inputs.num_rows and first["skipped"] == 0
-    table = load_features(storage, "features/test")
+    table = read_parts(storage, "features/test")
     uris = table["uri"].to_pylist()
     assert sorted(uris) == sorted(inputs["uri"].to_pylist()) and len(set(uris)) == len(uris)
 
@@ -67,7 +67,7 @@ def test_one_row_per_image_with_error_rows_and_no_rework(extraction_inputs, tiny
 
     again = run_extract(_job(storage))
     assert again["written"] == 0 and again["skipped"] == inputs.num_rows
-    assert load_features(storage, "features/test").num_rows == inputs.num_rows
+    assert read_parts(storage, "features/test").num_rows == inputs.num_rows
 
 
 def test_resumes_after_a_partial_run(extraction_inputs) -> None:
@@ -78,7 +78,7 @@ def test_resumes_after_a_partial_run(extraction_inputs) -> None:
     storage.delete(parts[0])  # as if the job had died before writing this part
     resumed = run_extract(_job(storage, output="features/partial"))
     assert resumed["written"] == lost > 0 and resumed["skipped"] == inputs.num_rows - lost
-    table = load_features(storage, "features/partial")
+    table = read_parts(storage, "features/partial")
     assert sorted(table["uri"].to_pylist()) == sorted(inputs["uri"].to_pylist())
 
 

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from causalprint.cli import main
+from causalprint.data.parts import list_parts, read_parts
 from causalprint.extraction.config import SpaceSpec
-from causalprint.extraction.parts import list_parts, load_features
 from causalprint.imaging.intake import IntakeConfig, decode_image
 from causalprint.residual.reference import ReferenceModel
 from causalprint.scan import attribution_pipeline
@@ -48,7 +48,7 @@ def test_ray_batches_and_single_images_give_the_same_decisions(world: World) -> 
     assert sum(summary["by_predicted"].values()) == summary["attributed"] == len(world.good)
     assert storage.read_json(f"{summary['report']}/_summary.json")["images"] == summary["images"]
 
-    table = load_features(storage, summary["report"])
+    table = read_parts(storage, summary["report"])
     assert len(list_parts(storage, summary["report"])) >= 3
     class_names = json.loads(table.schema.metadata[CLASS_NAMES_KEY])
     rows = {r["uri"]: r for r in table.to_pylist()}
@@ -87,7 +87,7 @@ def test_ray_batches_and_single_images_give_the_same_decisions(world: World) -> 
     # A rerun finds everything in the report and writes nothing.
     again = run_scan(world.job("scans/local", batch_size=1))
     assert again["run"]["written"] == 0 and again["run"]["skipped"] == again["images"] == summary["images"]
-    assert load_features(storage, summary["report"]).num_rows == summary["images"]
+    assert read_parts(storage, summary["report"]).num_rows == summary["images"]
 
 
 def _fail_after(parts: int):
@@ -105,7 +105,7 @@ def test_an_interrupted_scan_resumes_and_writes_each_file_once(world: World, tmp
     with pytest.raises(Exception, match="injected failure after 2 parts"):
         run_scan(world.job("scans/interrupted"), on_part=_fail_after(2))
     prefix = storage.uri("scans/interrupted", f"model={TINY_MODEL}-v1")
-    first = load_features(storage, prefix)["uri"].to_pylist()
+    first = read_parts(storage, prefix)["uri"].to_pylist()
     total = len(world.good) + len(world.bad)
     assert 0 < len(first) < total
 
@@ -120,7 +120,7 @@ def test_an_interrupted_scan_resumes_and_writes_each_file_once(world: World, tmp
     assert shown[1].startswith(sorted([*world.good, *world.bad])[0])
     resumed = storage.read_json(f"{prefix}/_summary.json")
     assert resumed["run"]["skipped"] == len(first) and resumed["run"]["written"] == total - len(first)
-    uris = load_features(storage, prefix)["uri"].to_pylist()
+    uris = read_parts(storage, prefix)["uri"].to_pylist()
     assert len(uris) == len(set(uris)) == total and set(uris) == {*world.good, *world.bad}
     assert resumed["images"] == total and resumed["errors"] == 2
 
@@ -209,7 +209,7 @@ def test_scan_reads_and_writes_s3(world: World, s3_endpoint: str, s3_bucket: str
     local = {uri.rsplit("/", 1)[1]: single for uri, single in zip(world.good, pipeline.attribute_images(
         np.stack([decode_image(world.storage.read_bytes(uri), uri, intake) for uri in world.good])))}
     bad = {uri.rsplit("/", 1)[1] for uri in world.bad}
-    for row in load_features(s3, summary["report"]).to_pylist():
+    for row in read_parts(s3, summary["report"]).to_pylist():
         assert row["uri"].startswith(f"s3://{s3_bucket}/cp/inbox/")
         name = row["uri"].rsplit("/", 1)[1]
         assert row["ok"] == (name not in bad)
@@ -288,7 +288,7 @@ def test_ctrl_c_stops_the_scan_and_its_ray_and_a_rerun_goes_on(world: World) -> 
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     prefix = storage.uri("scans/sigint", f"model={TINY_MODEL}-v1")
-    uris = load_features(storage, prefix)["uri"].to_pylist()
+    uris = read_parts(storage, prefix)["uri"].to_pylist()
     assert len(uris) == len(set(uris)) == len(world.good) + len(world.bad)
 
 
@@ -298,7 +298,7 @@ def test_every_entry_of_a_hostile_folder_is_in_the_report_or_counted(world: Worl
     job = world.job("scans/hostile", source="hostile")
     job = job.model_copy(update={"scan": job.scan.model_copy(update={"ignore": IGNORE})})
     summary = run_scan(job)
-    kinds = {r["uri"]: r["error_kind"] or "" for r in load_features(storage, summary["report"]).to_pylist()}
+    kinds = {r["uri"]: r["error_kind"] or "" for r in read_parts(storage, summary["report"]).to_pylist()}
     assert kinds == {corpus.uri(name): kind for name, kind in corpus.kinds.items()}
     assert summary["images"] == summary["run"]["listed"] == len(corpus.kinds)
     assert summary["run"]["not_listed"] == corpus.skipped

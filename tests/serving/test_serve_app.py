@@ -13,7 +13,7 @@ import httpx
 import mlflow
 import pytest
 
-from causalprint.extraction.parts import load_features
+from causalprint.data.parts import read_parts
 from causalprint.scan.job import run_scan
 from causalprint.scan.report import CLASS_NAMES_KEY
 from scan_world import TINY_MODEL, World, register_model
@@ -47,7 +47,7 @@ def test_decisions_over_http_equal_the_scans(served: str, serve_world: World) ->
 
     storage = serve_world.storage
     summary = run_scan(serve_world.job("scans/serve-check"))
-    table = load_features(storage, summary["report"])
+    table = read_parts(storage, summary["report"])
     class_names = json.loads(table.schema.metadata[CLASS_NAMES_KEY])
     rows = {r["uri"]: r for r in table.to_pylist()}
     for uri in serve_world.good:

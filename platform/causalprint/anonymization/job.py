@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from causalprint.anonymization.job_config import AnonymizeJobConfig
 from causalprint.data.collection import read_collection
-from causalprint.extraction.parts import batch_to_table, done_uris, load_features, write_rows_part
+from causalprint.data.parts import batch_to_table, done_uris, read_parts, write_rows_part
 from causalprint.extraction.pipeline import actor_resources
 from causalprint.progress import ProgressLogger
 from causalprint.runtime.ray_local import ensure_ray
@@ -123,7 +123,7 @@ def run_anonymize(job: AnonymizeJobConfig) -> dict[str, Any]:
 
 def summarize(storage: Storage, report: str) -> dict[str, Any]:
     """Counts and means over the whole report (every run)."""
-    table = load_features(storage, report)
+    table = read_parts(storage, report)
     ok = table.filter(pc.field("ok"))
     named = ok.filter(pc.field("removed") != "")
 

@@ -1,6 +1,6 @@
 """Attribution data from an extraction output: which vector columns, which rows, which labels, which splits.
 
-Rows are the ``ok`` rows of one extraction output (``causalprint.extraction.parts``). The input of the model is
+Rows are the ``ok`` rows of one extraction output (``causalprint.data.parts``). The input of the model is
 the concatenation of the chosen ``<mode>.<space>`` columns, in the configured order. Labels are the sorted
 source names that take part in training; *held-out* sources never train and come back as the open-set
 "unknown" test rows; *architecture-only* sources train the architecture head alone. Which other sources are
@@ -21,18 +21,16 @@ live in one space.
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
 from causalprint.attribution.model import architecture_names
 from causalprint.config import StrictModel, check_one_role
-from causalprint.extraction.parts import list_parts, load_features, vectors
+from causalprint.data.parts import part_columns, read_parts, vectors
 from causalprint.storage import Storage, StorageError
 
 __all__ = ["AttributionData", "DataConfig", "check_columns", "load_attribution_data", "load_columns",
@@ -288,10 +286,10 @@ def split_attribution_data(table: pa.Table, cfg: DataConfig, storage: Storage | 
 
 
 def _first_part_columns(storage: Storage, prefix: str) -> list[str]:
-    parts = list_parts(storage, prefix)
-    if not parts:
+    names = part_columns(storage, prefix)
+    if names is None:
         raise ValueError(f"extraction output {prefix} has no parts: extract it first")
-    return pq.read_schema(io.BytesIO(storage.read_bytes(parts[0]))).names
+    return names
 
 
 def _lacks(prefix: str, missing: list[str], names: list[str]) -> ValueError:
@@ -312,7 +310,7 @@ def load_columns(storage: Storage, prefix: str, columns: list[str], rows: pc.Exp
     """The ``columns`` of one extraction output, less the rows ``rows`` does not select (dropped part by part, so
     they are never all in memory), with a message naming what is there when a column is missing."""
     try:
-        return load_features(storage, prefix, columns=columns, rows=rows)
+        return read_parts(storage, prefix, columns=columns, rows=rows)
     except pa.ArrowInvalid as exc:  # a requested column is absent from a part
         names = _first_part_columns(storage, prefix)
         missing = [c for c in columns if c not in names]

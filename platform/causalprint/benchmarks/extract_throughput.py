@@ -24,9 +24,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from causalprint.benchmarks.memory import PeakMemory
 from causalprint.config import StrictModel
 from causalprint.data.collection import decode_rows
+from causalprint.data.parts import write_batch_part
 from causalprint.extraction.actors import FeatureActor, ResidualActor, image_seeds, load_reference, to_model_input
 from causalprint.extraction.config import ExtractConfig, ExtractJobConfig, SpaceSpec
-from causalprint.extraction.parts import write_part
 from causalprint.extraction.pipeline import run_extract
 from causalprint.imaging.intake import IntakeConfig
 from causalprint.residual.registry import create_mode
@@ -119,7 +119,7 @@ def plain_loop(storage: Storage, uris: list[str], cfg: ThroughputConfig, intake:
     features = FeatureActor(storage, cfg.pipeline_spaces, intake.size)
     for i in range(0, len(uris), cfg.batch_size):
         batch = decode_rows({"uri": np.array(uris[i : i + cfg.batch_size], dtype=object)}, storage, intake)
-        write_part(features(residual(batch)), storage, output)
+        write_batch_part(features(residual(batch)), storage, output)
     return time.perf_counter() - start
 
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from causalprint.attribution.dataset import META_COLUMNS, load_columns
-from causalprint.extraction.parts import vectors
+from causalprint.data.parts import vectors
 from causalprint.storage import Storage
 
 

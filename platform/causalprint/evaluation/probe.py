@@ -22,8 +22,8 @@ import torch
 from pydantic import Field
 
 from causalprint.config import StrictModel
+from causalprint.data.parts import read_parts, vectors
 from causalprint.evaluation.separability import fisher_discriminant_ratio, linear_probe_accuracy
-from causalprint.extraction.parts import load_features, vectors
 from causalprint.features.manifold import RealManifoldIndex
 from causalprint.storage import Storage, StorageConfig
 from causalprint.zoo.config import REAL_SOURCE
@@ -114,7 +114,7 @@ def run_probe(job: ProbeJobConfig) -> list[dict[str, Any]]:
     storage = Storage(job.storage)
     rows = []
     for output in job.probe.features:
-        for row in probe_table(load_features(storage, output), job.probe):
+        for row in probe_table(read_parts(storage, output), job.probe):
             rows.append({"features": output, **row})
     return rows
 

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from causalprint.data.parts import write_batch_part
 from causalprint.extraction.config import SpaceSpec
-from causalprint.extraction.parts import write_part
 from causalprint.features.registry import create_space
 from causalprint.residual.reference import ReferenceModel
 from causalprint.residual.registry import create_mode
@@ -119,4 +119,4 @@ class ExtractActor:
         self.storage, self.output = storage, output
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return write_part(self.features(self.residual(batch)), self.storage, self.output)
+        return write_batch_part(self.features(self.residual(batch)), self.storage, self.output)

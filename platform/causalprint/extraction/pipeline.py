@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from causalprint.data.collection import IMAGE_SUFFIXES, read_collection
+from causalprint.data.parts import done_uris
 from causalprint.extraction.actors import ExtractActor, load_reference
 from causalprint.extraction.config import ActorConfig, ExtractJobConfig
-from causalprint.extraction.parts import done_uris
 from causalprint.imaging.intake import IntakeConfig
 from causalprint.perturbations import perturb_batch
 from causalprint.runtime.ray_local import ensure_ray, gpu_count

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from causalprint.data.collection import read_collection
+from causalprint.data.parts import done_uris
 from causalprint.extraction.pipeline import actor_resources
-from causalprint.extraction.parts import done_uris
 from causalprint.imaging.intake import IntakeConfig
 from causalprint.progress import ProgressLogger
 from causalprint.runtime.ray_local import ensure_ray

@@ -7,7 +7,7 @@ Layout under the scan's ``output`` prefix::
         _summary.json                   counts over the whole report and the throughput of the latest run
         run=<run id>/part-<hash>.parquet   the rows one scan invocation wrote (a resumed scan adds a new run)
 
-Each part is written atomically and named by a hash of its URIs (:func:`causalprint.extraction.parts.write_rows_part`),
+Each part is written atomically and named by a hash of its URIs (:func:`causalprint.data.parts.write_rows_part`),
 so a killed scan leaves only whole parts and a retried batch rewrites the same file. A rerun skips every URI
 already in the report, so across runs each image appears exactly once. Read the report with
 ``pyarrow.dataset.dataset(prefix, partitioning="hive")`` (files starting with ``_`` are skipped), or part by part.
@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from causalprint.extraction.parts import list_parts, load_features, write_rows_part
+from causalprint.data.parts import list_parts, read_parts, write_rows_part
 from causalprint.scan.errors import ScanError
 from causalprint.storage import Storage
 from causalprint.text import cut, markdown_cell, printable
@@ -137,8 +137,8 @@ def summarize(storage: Storage, prefix: str) -> dict[str, Any]:
         return {"images": 0, "attributed": 0, "unknown": 0, "errors": 0, "by_predicted": {}, "by_architecture": {},
                 "errors_by_kind": {}, "error_examples": []}
     # Arrow compute, not Python rows: a report holds a row per image of an archive.
-    table = load_features(storage, prefix,
-                          columns=["uri", "predicted", "architecture", "unknown", "ok", "error_kind", "error"])
+    table = read_parts(storage, prefix,
+                       columns=["uri", "predicted", "architecture", "unknown", "ok", "error_kind", "error"])
     attributed, failed = table.filter(table["ok"]), table.filter(pc.invert(table["ok"]))
     examples = failed.sort_by("uri").slice(0, MAX_ERROR_EXAMPLES).select(["uri", "error_kind", "error"])
     return {

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import pyarrow.compute as pc
 
 from causalprint.config import StrictModel
-from causalprint.extraction.parts import list_parts, load_features
+from causalprint.data.parts import list_parts, read_parts
 from causalprint.scan.errors import ScanError
 from causalprint.storage import Storage, StorageConfig
 from causalprint.text import printable
@@ -40,7 +40,7 @@ def report_rows(storage: Storage, prefix: str, limit: int | None = None) -> list
     models = sorted({s for part in parts for s in part[len(prefix):].split("/") if s.startswith("model=")})
     if len(models) > 1:
         raise ScanError(f"{prefix} holds the reports of several models ({', '.join(models)}): add one to the path")
-    table = load_features(storage, prefix, columns=list(COLUMNS))
+    table = read_parts(storage, prefix, columns=list(COLUMNS))
     indices = pc.sort_indices(table, sort_keys=[("uri", "ascending")])
     if limit is not None:
         indices = indices[:limit]
