@@ -1,8 +1,8 @@
 """The causal decoupling model: a VAE that splits a representation into a fingerprint code and a content code.
 
-Causal graph (science.md §1): ``source Y -> fingerprint F -> X <- content C, style S``. The encoder reads a
+Causal graph (docs/method.md §1): ``source Y -> fingerprint F -> X <- content C, style S``. The encoder reads a
 (standardised) representation ``x`` into ``z_fp`` (carries Y) and ``z_c`` (carries C, S, and no Y); the decoder
-rebuilds ``x`` from both. Terms of the loss (science.md §3.4):
+rebuilds ``x`` from both. Terms of the loss (docs/method.md §4):
 
 - ``cls``: cross-entropy of the source from ``z_fp``;
 - ``rec``: reconstruction of the standardised input;
@@ -341,10 +341,9 @@ class CausalDecoupler(nn.Module):
 
     def _swap_terms(self, out: _ClassRows, y: Tensor) -> dict[str, Tensor]:
         """Counterfactual consistency: the intervention do(F = f_A) with C = c_B fixed must yield a vector that
-        is attributed to A's source and still holds B's content (science.md §3.4); steps 1-5. Step 6 is the null
-        intervention, which is what makes z_fp hold the source and nothing else: without it the swapped vector
-        is attributed to A but drags in A's content too (on the synthetic data of tests/attribution, the distance
-        of the decoded counterfactual to the true one fell from ~1.2x to ~0.3x that of the factual input)."""
+        is attributed to A's source and still holds B's content (docs/method.md §4); steps 1-5. Step 6 is the
+        null intervention, which is what makes z_fp hold the source and nothing else: without it the swapped
+        vector is attributed to A but drags in A's content too."""
         # 1. Pair each sample A with a recipient B = pi(A) by a random permutation pi of the batch.
         perm = torch.randperm(out.z_fp.shape[0], device=out.z_fp.device)
         # 2. Decode the counterfactual x_AB = g(z_fp[A], z_c[B]) (standardised space).

@@ -1,4 +1,4 @@
-"""Attribution baselines from the literature behind one interface (science.md §2), to compare the causal
+"""Attribution baselines from the literature behind one interface (docs/method.md §7), to compare the causal
 fingerprint against: ``yu2019``, ``frank2020``, ``dire``, ``aeroblade``, ``univfd``.
 
 Each reads columns of the extraction output (``{"image.rgb": [N, D], ...}``), and has ``fit``,

@@ -18,9 +18,8 @@ __all__ = ["CNNBaseline", "CNNOptions", "LinearProbeBaseline", "LinearProbeOptio
 
 class CNNOptions(BaselineOptions):
     """Training of :class:`CNNBaseline`. The defaults (width 16, ~27k parameters; 8 epochs of minibatches of 64)
-    are tuned for the bench, 10,000 rows of 32x32 images on a 2-core CPU: training ran at ~1,400 rows/s on one
-    shared core of the development machine, so 8 epochs take about 60 s (plus one forward pass to settle the
-    BatchNorm statistics). A GPU takes seconds."""
+    are tuned for the bench, 10,000 rows of 32x32 images, so that it trains on a small CPU (the training time is
+    in the evaluation section of ``docs/results.md``)."""
 
     width: int = Field(default=16, ge=1, description="channels of the first block; the trunk ends at 4 * width")
     epochs: int = Field(default=8, ge=1)

@@ -63,7 +63,7 @@ class BaselineOptions(StrictModel):
     inference_batch_size: int | None = Field(
         default=None, ge=1,
         description="rows per forward pass at inference; None: 64 on the CPU (larger batches of 32x32 images fall "
-                    "out of cache and ran 4x slower per row there), 1024 elsewhere")
+                    "out of cache and run slower per row there), 1024 elsewhere")
 
 
 class Baseline(ABC):

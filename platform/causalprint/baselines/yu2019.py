@@ -3,7 +3,7 @@
 Their attribution network is a CNN trained with cross-entropy on the image pixels to name the source
 (reported ~99 % closed-set over 5 sources). Ours: the same idea with the small shared trunk
 (:class:`~causalprint.baselines._nets.ConvTrunk`, 4 conv blocks, ~27k parameters at the default width) instead of
-their deeper network, sized so that the bench trains on 2 CPU cores in about a minute.
+their deeper network, sized so that the bench trains on a CPU.
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
     from causalprint.storage import Storage
 
-# What the image jobs used to list; a collection now lists every file and intake names each refusal.
+# Image files by name, for a job that picks images out of a folder (extraction); a collection lists every file
+# and intake names each refusal.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 # The ignore patterns of the scan and the inventory unless configured: the marker the zoo writes beside a finished
 # source's images (zoo/build.py). Skipped files are counted in the summary, never dropped silently.

@@ -217,11 +217,7 @@ def fit_baseline(storage: Storage, cfg: EvaluateConfig, spec: BaselineSpec, held
     folder = f"{cfg.baseline_cache}/{spec.name}-{_cache_key(cls, spec, data_cfg, reference_id, cfg.sources)}"
     done = f"{storage.resolve(folder)}/_DONE.json"
     stored = storage.read_json(done) if storage.exists(done) else None
-    if stored is not None and "class_names" not in stored:  # cached before _DONE.json named its classes
-        data = data or load_attribution_data(storage, data_cfg)
-        stored["class_names"] = data.class_names
-        storage.write_json(done, stored)  # so that later runs skip this read
-    if stored is not None and stored["class_names"] == class_names:
+    if stored is not None and stored.get("class_names") == class_names:
         with tempfile.TemporaryDirectory() as tmp:
             baseline = cls.from_pretrained(download_folder(storage, folder, tmp))
         log.info("baseline %s: reused %s", spec.name, folder)

@@ -73,7 +73,7 @@ def _check_metadata(storage: Storage, job: ExtractJobConfig, reference_id: str) 
         "spaces": [s.model_dump() for s in cfg.spaces],
         "image_size": job.intake.size,
     }
-    if cfg.perturb:  # only when set, so outputs written before perturbations existed keep their record
+    if cfg.perturb:  # a clean extraction's record names no perturbations
         want["perturb"] = [p.model_dump() for p in cfg.perturb]
     if storage.exists(uri):
         have = storage.read_json(uri)

@@ -52,8 +52,7 @@ class ReferenceTrainConfig(StrictModel):
     seed: int = 0
     torch_threads: int | None = Field(
         default=None, ge=1, description="CPU threads of the training (default: torch's). One thread on a small "
-        "model: on a busy 2-core machine oversubscribed OpenMP threads stall (a step of a width-16 UNet at batch 32 "
-        "took 1.3 s on one thread and 17 s on two, with other jobs on the cores)")
+        "model: on a busy machine with few cores, oversubscribed OpenMP threads stall")
 
 
 class PretrainJobConfig(StrictModel):

@@ -43,7 +43,7 @@ def qft_magnitude(residuals: torch.Tensor) -> torch.Tensor:
     f2 = torch.complex((g - b) / math.sqrt(2.0), (g + b - 2.0 * r) / math.sqrt(6.0))
     # Step 4: two complex FFTs.
     spectra = torch.fft.fft2(torch.stack((f1, f2), dim=1), norm="ortho")
-    # Step 5: the 4 real parts per frequency, last and contiguous (a strided reduction is ~40x slower on CPU);
+    # Step 5: the 4 real parts per frequency, last and contiguous (a strided reduction is far slower on CPU);
     # vector_norm's backward is zero, not NaN, where the magnitude vanishes.
     parts = torch.view_as_real(spectra).movedim(1, -1).flatten(-2)
     return torch.linalg.vector_norm(parts, dim=-1)

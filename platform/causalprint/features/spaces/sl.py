@@ -22,7 +22,7 @@ class EfficientNetSpace(FeatureSpace):
     The residual goes through the fixed map ``img = 0.5 + gain * r / 4`` (:func:`residual_to_unit_image`), is
     resized (bilinear) to ``input_size`` (default 64) and normalised with the ImageNet mean/std, as the network
     was trained. Options: ``input_size``, ``gain`` (default 1.0), ``micro_batch`` (images per forward pass;
-    default 64 on CPU, where larger batches fall out of cache and run ~2x slower per image, 1024 elsewhere).
+    default 64 on CPU, where larger batches fall out of cache and run slower per image, 1024 elsewhere).
     """
 
     name = "sl"
