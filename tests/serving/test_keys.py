@@ -35,6 +35,7 @@ def test_keys_from_the_environment_are_parsed_hashed_and_validated() -> None:
     with pytest.raises(KeyFormatError, match="cp_<8-32") as caught:
         keys_from_env("user:hunter2")
     assert "hunter2" not in str(caught.value)
+    assert "make one with `causalprint keygen`" in str(caught.value)  # the command that exists
 
 
 def test_a_duplicate_key_id_is_refused() -> None:

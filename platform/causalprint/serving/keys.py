@@ -32,7 +32,7 @@ def hash_key(key: str, role: Role) -> KeyRecord:
     match = _KEY.match(key)
     if match is None:
         raise KeyFormatError("an API key must look like cp_<8-32 lowercase letters or digits>_<32+ url-safe "
-                             "characters>; make one with `causalprint serve keygen`")
+                             "characters>; make one with `causalprint keygen`")
     salt = secrets.token_hex(16)
     return KeyRecord(id=match["id"], role=role, hash=f"sha256${salt}${_digest(salt, key)}")
 
