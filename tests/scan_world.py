@@ -14,16 +14,19 @@ import pytest
 import torch
 from PIL import Image
 
+from causalprint.attribution.calibration import calibrate
 from causalprint.attribution.dataset import DataConfig, load_attribution_data
 from causalprint.attribution.model import DecouplerConfig, fit_decoupler
-from causalprint.attribution.registry import register_version
-from causalprint.attribution.training import TrainJobConfig, TrainResult, calibrate, evaluate
+from causalprint.attribution.training.config import TrainJobConfig
+from causalprint.attribution.training.driver import TrainResult
+from causalprint.attribution.training.evaluate import evaluate
 from causalprint.extraction.config import ActorConfig, ExtractConfig, ExtractJobConfig, SpaceSpec
 from causalprint.extraction.pipeline import run_extract
 from causalprint.scan.config import ScanConfig, ScanJobConfig
 from causalprint.storage import Storage, StorageConfig
 from causalprint.storage.folders import upload_folder
 from causalprint.tracking.mlflow_setup import MlflowConfig, configure_mlflow, tracking_uri_for
+from causalprint.tracking.versions import register_version
 from causalprint.zoo.manifest import MANIFEST_SCHEMA
 
 REFERENCE = "models/reference/tiny"

@@ -12,14 +12,14 @@ from causalprint.anonymization.method import anonymize
 from causalprint.anonymization.path import FingerprintPath
 from causalprint.extraction.actors import image_seeds
 from causalprint.imaging.intake import IntakeConfig, decode_image
-from causalprint.scan.attribution_pipeline import AttributionPipeline
+from causalprint.scan.image_attributor import ImageAttributor
 from scan_world import CHAMPION, REFERENCE, SIZE, World
 
 
 @pytest.fixture(scope="module")
-def pipeline(attribution_world: World) -> AttributionPipeline:
-    return AttributionPipeline(attribution_world.storage, CHAMPION, REFERENCE,
-                               tracking_uri=attribution_world.tracking_uri)
+def pipeline(attribution_world: World) -> ImageAttributor:
+    return ImageAttributor(attribution_world.storage, CHAMPION, REFERENCE,
+                           tracking_uri=attribution_world.tracking_uri)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def images(attribution_world: World) -> np.ndarray:
     return np.stack([decode_image(storage.read_bytes(u), u, IntakeConfig(size=SIZE)) for u in attribution_world.good])
 
 
-def test_the_differentiable_path_computes_the_scans_codes(pipeline: AttributionPipeline, images: np.ndarray) -> None:
+def test_the_differentiable_path_computes_the_scans_codes(pipeline: ImageAttributor, images: np.ndarray) -> None:
     path = FingerprintPath(pipeline)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1).requires_grad_(True)
     codes = path.codes(x, image_seeds(images))
@@ -38,7 +38,7 @@ def test_the_differentiable_path_computes_the_scans_codes(pipeline: AttributionP
     assert x.grad is not None and x.grad.abs().sum() > 0  # gradients reach the pixels
 
 
-def test_away_moves_the_decision_within_the_bound(pipeline: AttributionPipeline, images: np.ndarray) -> None:
+def test_away_moves_the_decision_within_the_bound(pipeline: ImageAttributor, images: np.ndarray) -> None:
     options = AnonymizeOptions(target="away", max_change=4, steps=30)
     results = [anonymize(pipeline, image, options) for image in images]
     for image, result in zip(images, results):
@@ -54,19 +54,19 @@ def test_away_moves_the_decision_within_the_bound(pipeline: AttributionPipeline,
     assert named and sum(r.succeeded for r in named) > len(named) / 2
 
 
-def test_the_same_seed_gives_the_same_png(pipeline: AttributionPipeline, images: np.ndarray) -> None:
+def test_the_same_seed_gives_the_same_png(pipeline: ImageAttributor, images: np.ndarray) -> None:
     options = AnonymizeOptions(target="away", steps=10, seed=3)
     assert anonymize(pipeline, images[0], options).png == anonymize(pipeline, images[0], options).png
 
 
-def test_targets_the_model_cannot_meet_are_refused(pipeline: AttributionPipeline, images: np.ndarray) -> None:
+def test_targets_the_model_cannot_meet_are_refused(pipeline: ImageAttributor, images: np.ndarray) -> None:
     with pytest.raises(AnonymizationError, match="no 'real' class; use target 'away'"):
         anonymize(pipeline, images[0], AnonymizeOptions())
     with pytest.raises(AnonymizationError, match="not a source of the model"):
         anonymize(pipeline, images[0], AnonymizeOptions(target="midjourney"))
 
 
-def test_forgery_moves_images_to_the_chosen_source(pipeline: AttributionPipeline, images: np.ndarray) -> None:
+def test_forgery_moves_images_to_the_chosen_source(pipeline: ImageAttributor, images: np.ndarray) -> None:
     target = "smooth"
     results = [anonymize(pipeline, image, AnonymizeOptions(target=target, steps=30)) for image in images]
     moved = [r for r in results if r.removed not in (None, target)]

@@ -20,7 +20,7 @@ from causalprint.attribution.source_study import (
     study_summary,
     variant_job,
 )
-from causalprint.attribution.training import load_checkpoint
+from causalprint.attribution.training.checkpoints import load_checkpoint
 from causalprint.cli import main
 from causalprint.data.parts import read_parts
 from causalprint.evaluation.eval_rows import load_eval_rows
@@ -200,9 +200,9 @@ def test_each_variant_is_trained_scored_on_its_chosen_checkpoint_and_reused(synt
     assert next(line for line in table.splitlines() if line.startswith("| gan-shift |")).count("|") == 5
 
     # A rerun finds every variant's checkpoints: nothing trains again, and the figures are the same.
-    from causalprint.attribution import training
+    from causalprint.attribution.training import driver
 
-    monkeypatch.setattr(training, "_fit", lambda *a, **k: pytest.fail("a complete run trained again"))
+    monkeypatch.setattr(driver, "_fit", lambda *a, **k: pytest.fail("a complete run trained again"))
     again = run_study(job)
     assert [(s.shift, s.val_accuracy, s.checkpoint_uri) for s in again] == \
         [(s.shift, s.val_accuracy, s.checkpoint_uri) for s in scores]

@@ -16,20 +16,14 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from causalprint.attribution.calibration import calibrate
 from causalprint.attribution.dataset import DataConfig, _val_mask, load_attribution_data, split_attribution_data
-from causalprint.attribution.training import (
-    RUN_TAG,
-    TrainJobConfig,
-    TrainResult,
-    calibrate,
-    load_checkpoint,
-    run_root,
-    run_training,
-    save_checkpoint,
-    stored_checkpoints,
-)
 from causalprint.attribution.model import CausalDecoupler, DecouplerConfig, fit_decoupler
 from causalprint.attribution.schedule import epoch_lr
+from causalprint.attribution.training.checkpoints import load_checkpoint, run_root, save_checkpoint, stored_checkpoints
+from causalprint.attribution.training.config import TrainJobConfig
+from causalprint.attribution.training.driver import TrainResult, run_training
+from causalprint.attribution.training.mlflow_run import RUN_TAG
 from causalprint.data.parts import batch_to_table, read_parts
 from causalprint.storage import Storage, StorageConfig
 
@@ -383,12 +377,8 @@ def test_train_and_register_job(flaky_run: FlakyRun) -> None:
     """The command-line job: the finished run is calibrated (no worker starts), registered and promoted."""
     import mlflow
 
-    from causalprint.attribution.registry import (
-        MODEL_NAME,
-        TrainRegisterJobConfig,
-        format_training,
-        train_and_register,
-    )
+    from causalprint.attribution.train_job import TrainRegisterJobConfig, format_training, train_and_register
+    from causalprint.tracking.versions import MODEL_NAME
 
     gate = {"minimum": {"test_accuracy": 0.8}}
     job = TrainRegisterJobConfig.model_validate({**flaky_run.job.model_dump(), "gate": gate})

@@ -11,7 +11,7 @@ import torch
 
 from causalprint.benchmarks.device_throughput import agreement
 from causalprint.cli import main
-from causalprint.scan.attribution_pipeline import AttributionPipeline
+from causalprint.scan.image_attributor import ImageAttributor
 from causalprint.storage import Storage, StorageConfig
 from scan_world import CHAMPION, REFERENCE, World, build_world
 
@@ -66,8 +66,8 @@ def test_a_kit_travels_alone_and_the_benchmark_measures_it(world: World, tmp_pat
 
 
 def test_a_pipeline_around_a_loaded_attributor_decides_as_the_registry_one(world: World) -> None:
-    registered = AttributionPipeline(world.storage, CHAMPION, REFERENCE, tracking_uri=world.tracking_uri)
-    loaded = AttributionPipeline.from_attributor(world.storage, registered.attributor, "local", REFERENCE)
+    registered = ImageAttributor(world.storage, CHAMPION, REFERENCE, tracking_uri=world.tracking_uri)
+    loaded = ImageAttributor.from_attributor(world.storage, registered.attributor, "local", REFERENCE)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (5, registered.image_size, registered.image_size, 3), dtype=np.uint8)
     batch = {"ok": np.ones(5, dtype=bool), "image": images}

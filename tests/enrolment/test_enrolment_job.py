@@ -16,12 +16,13 @@ import pytest
 import torch
 
 from causalprint.attribution.dataset import DataConfig
-from causalprint.attribution.registry import load_attributor, promote_if_better
-from causalprint.attribution.training import TrainJobConfig
+from causalprint.attribution.training.config import TrainJobConfig
 from causalprint.cli import main
 from causalprint.data.collection import decode_rows
 from causalprint.imaging.intake import IntakeConfig
-from causalprint.scan.attribution_pipeline import AttributionPipeline
+from causalprint.scan.image_attributor import ImageAttributor
+from causalprint.tracking.gate import promote_if_better
+from causalprint.tracking.versions import load_attributor
 from scan_world import REFERENCE, SIZE, World, build_world, extract, register_model
 
 pytestmark = pytest.mark.slow
@@ -62,7 +63,7 @@ def _heldout(world: World) -> tuple[np.ndarray, list[str]]:
 
 
 def _answers(world: World, model: str, images: np.ndarray) -> list[str]:
-    pipeline = AttributionPipeline(world.storage, model, REFERENCE, tracking_uri=world.tracking_uri, device="cpu")
+    pipeline = ImageAttributor(world.storage, model, REFERENCE, tracking_uri=world.tracking_uri, device="cpu")
     return [row["predicted"] for row in pipeline.attribute_images(images)]
 
 

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from causalprint.attribution.calibration import calibrate
 from causalprint.attribution.dataset import DataConfig, load_attribution_data
 from causalprint.attribution.model import DecouplerConfig, fit_decoupler
-from causalprint.attribution.registry import register_version
-from causalprint.attribution.training import TrainResult, calibrate, evaluate
+from causalprint.attribution.training.driver import TrainResult
+from causalprint.attribution.training.evaluate import evaluate
 from causalprint.data.parts import read_parts
 from causalprint.evaluation.conditions import Condition, default_conditions
 from causalprint.evaluation.evaluate_job import (
@@ -29,6 +30,7 @@ from causalprint.perturbations import PerturbationSpec
 from causalprint.storage import Storage
 from causalprint.storage.folders import upload_folder
 from causalprint.tracking.mlflow_setup import MlflowConfig, configure_mlflow
+from causalprint.tracking.versions import register_version
 
 pytestmark = pytest.mark.slow
 

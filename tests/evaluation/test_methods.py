@@ -7,11 +7,11 @@ import numpy as np
 import torch
 
 from causalprint.attribution import CausalDecoupler, DecouplerConfig
+from causalprint.attribution.calibration import Calibration
 from causalprint.attribution.openset import Prototypes
-from causalprint.attribution.registry import LoadedAttributor
-from causalprint.attribution.training import Calibration
 from causalprint.evaluation.methods import OursMethod
-from causalprint.scan.attribution_pipeline import AttributionPipeline
+from causalprint.scan.image_attributor import ImageAttributor
+from causalprint.tracking.artifacts import LoadedAttributor
 
 D = 12
 CLASSES = ["dcgan", "dcgan-twin", "ddpm", "real"]
@@ -46,7 +46,7 @@ def _inputs(x: np.ndarray) -> dict[str, np.ndarray]:
 def _scan(method: OursMethod, x: np.ndarray) -> dict[str, np.ndarray]:
     """The columns a scan writes for rows whose vectors are ``x``. The pipeline is assembled without its
     constructor (which needs a registry and a reference model): only its decision step is tested."""
-    pipeline = AttributionPipeline.__new__(AttributionPipeline)
+    pipeline = ImageAttributor.__new__(ImageAttributor)
     pipeline.attributor = method.attributor
     pipeline.decider = method.attributor.calibration.attributor("prototypes")
     pipeline.class_names, pipeline.model_version, pipeline.reference_id = CLASSES, "models:/test/1", "ref"

@@ -21,9 +21,9 @@ from causalprint.data.parts import list_parts, read_parts
 from causalprint.extraction.config import SpaceSpec
 from causalprint.imaging.intake import IntakeConfig, decode_image
 from causalprint.residual.reference import ReferenceModel
-from causalprint.scan import attribution_pipeline
-from causalprint.scan.attribution_pipeline import AttributionPipeline
+from causalprint.scan import image_attributor
 from causalprint.scan.errors import ScanError
+from causalprint.scan.image_attributor import ImageAttributor
 from causalprint.scan.job import run_scan
 from causalprint.scan.report import CLASS_NAMES_KEY, format_summary
 from causalprint.storage import Storage, StorageConfig
@@ -60,7 +60,7 @@ def test_ray_batches_and_single_images_give_the_same_decisions(world: World) -> 
 
     # The same images through the in-memory path, one at a time (what the Serve endpoint calls with N = 1): the
     # scan ran Ray batches of one image, so every decision and probability is bit-identical.
-    pipeline = AttributionPipeline(storage, CHAMPION, REFERENCE, tracking_uri=world.tracking_uri)
+    pipeline = ImageAttributor(storage, CHAMPION, REFERENCE, tracking_uri=world.tracking_uri)
     assert pipeline.model_version == summary["model_version"] and pipeline.class_names == class_names
     intake = IntakeConfig(size=SIZE)
     images = np.stack([decode_image(storage.read_bytes(uri), uri, intake) for uri in world.good])
@@ -145,7 +145,7 @@ def test_refusals_come_before_any_image_is_read(world: World, tmp_path: Path, ca
     err = capsys.readouterr().err
     assert "models/reference/other is tiny@" in err and "trained on residuals of tiny@" in err
     with pytest.raises(ScanError, match="trained on residuals of"):
-        AttributionPipeline(storage, CHAMPION, "models/reference/other", tracking_uri=world.tracking_uri)
+        ImageAttributor(storage, CHAMPION, "models/reference/other", tracking_uri=world.tracking_uri)
 
     # An intake size other than the attributor's: refused before the report is pinned.
     assert main(["scan", "inbox", *root, "--set", "intake.size=24", "--set", "scan.output=scans/size"]) == 2
@@ -160,13 +160,13 @@ def test_refusals_come_before_any_image_is_read(world: World, tmp_path: Path, ca
         return dataclasses.replace(spec, spaces=[SpaceSpec(name=s.name, options={"mode": "fft"})
                                                  if s.name == "fourier" else s for s in spec.spaces])
 
-    recorded = attribution_pipeline.extraction_spec
-    monkeypatch.setattr(attribution_pipeline, "extraction_spec", wider)
+    recorded = image_attributor.extraction_spec
+    monkeypatch.setattr(image_attributor, "extraction_spec", wider)
     assert main(["scan", "inbox", *root, "--set", "scan.output=scans/width"]) == 2
     assert "dims here, the attributor takes" in capsys.readouterr().err
     assert not storage.list_files(storage.uri("scans/width"))
     with pytest.raises(ScanError, match=r"give \d+ dims here, the attributor takes \d+"):
-        AttributionPipeline(storage, CHAMPION, REFERENCE, tracking_uri=world.tracking_uri)
+        ImageAttributor(storage, CHAMPION, REFERENCE, tracking_uri=world.tracking_uri)
     monkeypatch.undo()
 
     # A version registered before requirements recorded the extraction; a model URI that is not one.
@@ -204,7 +204,7 @@ def test_scan_reads_and_writes_s3(world: World, s3_endpoint: str, s3_bucket: str
     assert summary["report"].startswith(f"s3://{s3_bucket}/cp/scans/s3/model=")
     assert summary["images"] == len(world.good) + len(world.bad) and summary["errors"] == 2
     # The same images attributed in-process from local storage (no other test's report is needed).
-    pipeline = AttributionPipeline(world.storage, CHAMPION, REFERENCE, tracking_uri=world.tracking_uri)
+    pipeline = ImageAttributor(world.storage, CHAMPION, REFERENCE, tracking_uri=world.tracking_uri)
     intake = IntakeConfig(size=SIZE)
     local = {uri.rsplit("/", 1)[1]: single for uri, single in zip(world.good, pipeline.attribute_images(
         np.stack([decode_image(world.storage.read_bytes(uri), uri, intake) for uri in world.good])))}

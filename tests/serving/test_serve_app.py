@@ -102,7 +102,7 @@ def test_a_new_champion_is_served_without_failing_requests(served: str, serve_wo
     try:
         time.sleep(1.0)
         # A second version of the served name: the same training, registered again, then made champion.
-        from causalprint.attribution.training import TrainJobConfig
+        from causalprint.attribution.training.config import TrainJobConfig
         from causalprint.attribution.dataset import DataConfig
         from scan_world import COLUMNS
 

@@ -19,7 +19,7 @@ from causalprint.data.parts import batch_to_table, done_uris, read_parts, write_
 from causalprint.extraction.pipeline import actor_resources
 from causalprint.progress import ProgressLogger
 from causalprint.runtime.ray_local import ensure_ray
-from causalprint.scan.attribution_pipeline import AttributionPipeline
+from causalprint.scan.image_attributor import ImageAttributor as AttributionPipeline
 from causalprint.scan.errors import ScanError
 from causalprint.storage import Storage, list_source
 from causalprint.tracking.mlflow_setup import tracking_uri_for

@@ -24,7 +24,7 @@ from PIL import Image
 from causalprint.anonymization.config import AWAY, REAL, AnonymizationError, AnonymizeOptions
 from causalprint.anonymization.path import FingerprintPath
 from causalprint.extraction.actors import image_seeds
-from causalprint.scan.attribution_pipeline import AttributionPipeline
+from causalprint.scan.image_attributor import ImageAttributor as AttributionPipeline
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from causalprint.scan.attribution_pipeline import AttributionPipeline
+from causalprint.scan.image_attributor import ImageAttributor as AttributionPipeline
 
 
 class FingerprintPath:

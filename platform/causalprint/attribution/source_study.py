@@ -22,7 +22,8 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from causalprint.attribution.dataset import check_columns
-from causalprint.attribution.training import TrainJobConfig, TrainResult, run_training
+from causalprint.attribution.training.config import TrainJobConfig
+from causalprint.attribution.training.driver import TrainResult, run_training
 from causalprint.config import StrictModel
 from causalprint.evaluation.eval_rows import EvalRows, load_eval_rows
 from causalprint.evaluation.metrics import architecture_accuracy

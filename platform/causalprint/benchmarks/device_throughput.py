@@ -7,7 +7,7 @@ cannot see is reported as absent, not skipped silently):
 
 1. each residual mode through the extraction's own :class:`ResidualActor` (batched, results back on the host),
    in each precision (``auto`` is bf16 autocast on CUDA and float32 on the CPU);
-2. the whole scan path, :class:`AttributionPipeline` (residual, features, attributor), in images per second per
+2. the whole scan path, :class:`ImageAttributor` (residual, features, attributor), in images per second per
    batch size, and one-image latency, which is what a Serve replica does per request;
 3. the decoupling model's training epoch (:func:`fit_decoupler`'s loop, the one Ray Train workers run) on rows
    of the attributor's own input width;
@@ -31,21 +31,17 @@ import torch
 from pydantic import Field
 
 from causalprint.attribution.model import CausalDecoupler, train_epoch
-from causalprint.attribution.registry import (
-    REQUIREMENTS_NAME,
-    LoadedAttributor,
-    load_attributor,
-    pin_model_uri,
-)
 from causalprint.benchmarks.extract_throughput import balanced_uris
 from causalprint.config import StrictModel
 from causalprint.data.collection import IMAGE_SUFFIXES, decode_rows
 from causalprint.extraction.actors import ResidualActor, autocast_dtype
 from causalprint.imaging.intake import IntakeConfig
-from causalprint.scan.attribution_pipeline import AttributionPipeline
+from causalprint.scan.image_attributor import ImageAttributor
 from causalprint.storage import Storage, StorageConfig
 from causalprint.storage.folders import download_folder, upload_folder
+from causalprint.tracking.artifacts import REQUIREMENTS_NAME, LoadedAttributor
 from causalprint.tracking.mlflow_setup import MlflowConfig, tracking_uri_for
+from causalprint.tracking.versions import load_attributor, pin_model_uri
 from causalprint.zoo.manifest import read_manifest
 
 log = logging.getLogger(__name__)
@@ -146,7 +142,7 @@ def time_residuals(storage: Storage, reference: str, images: np.ndarray, device:
     return rows
 
 
-def time_pipeline(pipeline: AttributionPipeline, images: np.ndarray, device: torch.device, batch_size: int,
+def time_pipeline(pipeline: ImageAttributor, images: np.ndarray, device: torch.device, batch_size: int,
                   single_requests: int) -> dict[str, Any]:
     """Images per second of the whole attribution path per batch, and one-image latency (ms)."""
     pipeline(next(_batches(images, batch_size)))
@@ -190,7 +186,7 @@ def agreement(reference: dict[str, np.ndarray], other: dict[str, np.ndarray]) ->
             "max_probability_gap": float(np.nanmax(np.abs(reference["probabilities"] - other["probabilities"])))}
 
 
-def _run_all(pipeline: AttributionPipeline, images: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
+def _run_all(pipeline: ImageAttributor, images: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
     parts = [pipeline(batch) for batch in _batches(images, batch_size)]
     return {k: np.concatenate([p[k] for p in parts]) for k in ("predicted", "architecture", "probabilities")}
 
@@ -236,8 +232,8 @@ def run_device_bench(job: BenchDeviceJobConfig) -> dict[str, Any]:
             for batch_size in cfg.batch_sizes:
                 entry["residuals"] += time_residuals(storage, reference, sample, device, cfg.modes, precision,
                                                      batch_size)
-            pipeline = AttributionPipeline.from_attributor(storage, attributor, kit_info["model"], reference,
-                                                           precision=precision, device=name)
+            pipeline = ImageAttributor.from_attributor(storage, attributor, kit_info["model"], reference,
+                                                       precision=precision, device=name)
             for batch_size in cfg.batch_sizes:
                 timing = time_pipeline(pipeline, sample, device, batch_size, cfg.single_requests)
                 entry["pipeline"].append({"precision": precision, **timing})
@@ -271,7 +267,7 @@ def format_device_bench(result: dict[str, Any]) -> str:
             opts = ", ".join(f"{k}={v}" for k, v in r["options"].items())
             lines.append(f"| {d['label']} | {r['mode']}{f' ({opts})' if opts else ''} | {r['precision']} | "
                          f"{r['batch_size']} | {r['images']} | {r['images_per_second']:.1f} |")
-    lines += ["", "Whole attribution path (AttributionPipeline: residual, features, attributor; the scan's and the "
+    lines += ["", "Whole attribution path (ImageAttributor: residual, features, attributor; the scan's and the "
               "endpoints' code), and one-image latency:", "",
               "| device | precision | batch | images/s | 1-image p50 (ms) | 1-image p95 (ms) |",
               "|---|---|---:|---:|---:|---:|"]

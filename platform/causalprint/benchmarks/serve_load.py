@@ -160,7 +160,7 @@ def _copy_champion(job: BenchServeJobConfig, served_version: str) -> tuple[str, 
     """Register a copy of the served version; returns (model name, alias, copy's version)."""
     import mlflow
 
-    from causalprint.attribution.registry import parse_model_uri
+    from causalprint.tracking.versions import parse_model_uri
     from causalprint.storage import Storage
     from causalprint.tracking.mlflow_setup import tracking_uri_for
 

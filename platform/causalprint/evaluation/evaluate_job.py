@@ -8,7 +8,7 @@ Every method is scored on the same test rows of the ``bench`` zoo (DIRE on its s
 - open set: a second instance of every method trained without ``held_out_sources``; AUROC and OSCR of its
   known-ness score, known test rows against the held-out sources' rows;
 - enrolment: ours' open-set instance enrols each held-out source from a few of its train images, without
-  retraining (:mod:`causalprint.evaluation.enrolment_eval`).
+  retraining (:mod:`causalprint.evaluation.few_shot`).
 Baselines train on the same rows as ours (train split minus the validation carve-out, clean + augmented copy),
 except the rows of ours' ``architecture_only_sources``: a baseline is a source classifier and gets none.
 """
@@ -29,13 +29,12 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from causalprint.attribution.dataset import DataConfig, load_attribution_data
-from causalprint.attribution.enrolment import check_names
-from causalprint.attribution.registry import LoadedAttributor, load_attributor, pin_model_uri
-from causalprint.attribution.training import extraction_requirements
+from causalprint.attribution.prototype_enrolment import check_names
+from causalprint.attribution.training.driver import extraction_requirements
 from causalprint.config import StrictModel, check_one_role
 from causalprint.evaluation.conditions import Condition
-from causalprint.evaluation.enrolment_eval import format_enrolment, score_enrolment
 from causalprint.evaluation.eval_rows import EvalRows, load_eval_rows
+from causalprint.evaluation.few_shot import format_enrolment, score_enrolment
 from causalprint.evaluation.methods import BaselineMethod, Method, OursMethod
 from causalprint.evaluation.metrics import (
     architecture_accuracy,
@@ -54,7 +53,9 @@ from causalprint.plots import confusion_matrix_png, fingerprint_plot_png, shift_
 from causalprint.runtime.ray_local import RayConfig, ensure_ray
 from causalprint.storage import Storage, StorageConfig
 from causalprint.storage.folders import download_folder, upload_folder
+from causalprint.tracking.artifacts import LoadedAttributor
 from causalprint.tracking.mlflow_setup import MlflowConfig, configure_mlflow, tracking_uri_for
+from causalprint.tracking.versions import load_attributor, pin_model_uri
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from causalprint.attribution.registry import LoadedAttributor
 from causalprint.evaluation.metrics import pooled_architecture
+from causalprint.tracking.artifacts import LoadedAttributor
 
 
 class Method(Protocol):

@@ -8,9 +8,10 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from causalprint.attribution.registry import LoadedAttributor, load_attributor, parse_model_uri, resolve_version
 from causalprint.extraction.config import SpaceSpec
 from causalprint.scan.errors import ScanError
+from causalprint.tracking.artifacts import LoadedAttributor
+from causalprint.tracking.versions import load_attributor, parse_model_uri, resolve_version
 
 _RUNS = re.compile(r"^runs:/(?P<run>[0-9a-f]+)/.+$")
 

@@ -6,7 +6,6 @@ from typing import Literal
 
 from pydantic import Field
 
-from causalprint.attribution.registry import MODEL_NAME
 from causalprint.config import StrictModel
 from causalprint.data.collection import DEFAULT_IGNORE
 from causalprint.extraction.config import ActorConfig
@@ -14,6 +13,7 @@ from causalprint.imaging.intake import IntakeConfig
 from causalprint.runtime.ray_local import RayConfig
 from causalprint.storage import StorageConfig
 from causalprint.tracking.mlflow_setup import MlflowConfig
+from causalprint.tracking.versions import MODEL_NAME
 
 DEFAULT_MODEL = f"models:/{MODEL_NAME}@champion"
 

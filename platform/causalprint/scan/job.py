@@ -4,7 +4,7 @@ Everything is checked before an image is read: SOURCE exists and holds files, SO
 storage, the model URI pins one version, that version records how its features were extracted, and the reference
 model is the one it was trained on. Then every entry under SOURCE (:func:`~causalprint.storage.list_source`) not
 yet in the report is read and decoded on Ray Data (a bad file, a link out of the root or a FIFO is an error row),
-attributed by :class:`~causalprint.scan.attribution_pipeline.AttributionPipeline` actors and
+attributed by :class:`~causalprint.scan.image_attributor.ImageAttributor` actors and
 written as report parts (:mod:`causalprint.scan.report`).
 """
 
@@ -22,10 +22,10 @@ from causalprint.extraction.pipeline import actor_resources
 from causalprint.imaging.intake import IntakeConfig
 from causalprint.progress import ProgressLogger
 from causalprint.runtime.ray_local import ensure_ray
-from causalprint.scan.attribution_pipeline import AttributionPipeline
 from causalprint.scan.attributor import ModelRef
 from causalprint.scan.config import ScanJobConfig
 from causalprint.scan.errors import ScanError, ScanInterrupted
+from causalprint.scan.image_attributor import ImageAttributor
 from causalprint.scan.report import (
     SUMMARY_NAME,
     PartHook,
@@ -43,12 +43,12 @@ log = logging.getLogger(__name__)
 
 
 class ScanActor:
-    """The scan's Ray Data actor: the one attribution path (:class:`AttributionPipeline`, also what a single
+    """The scan's Ray Data actor: the one attribution path (:class:`ImageAttributor`, also what a single
     request calls), then the batch's report part, in the same worker. A separate write stage would wait behind
     the actors' CPU budget and run as a tail once they finish."""
 
     def __init__(self, *, prefix: str, run: str, on_part: PartHook | None, **pipeline: Any) -> None:
-        self.pipeline = AttributionPipeline(**pipeline)
+        self.pipeline = ImageAttributor(**pipeline)
         self.write = {"storage": pipeline["storage"], "prefix": prefix, "run": run,
                       "class_names": self.pipeline.class_names, "on_part": on_part}
 
@@ -66,8 +66,8 @@ def _prepare(job: ScanJobConfig, storage: Storage,
         raise ScanError(f"scan.reference {storage.resolve(cfg.reference)}: no such folder in storage; set it to the "
                         "reference model the attributor was trained with (e.g. models/reference/tiny)")
     # On the CPU: the driver only checks, and a CUDA context here would hold accelerator memory for the whole scan.
-    pipeline = AttributionPipeline(storage, cfg.model, cfg.reference, tracking_uri=tracking_uri,
-                                   precision=cfg.precision, decision=cfg.decision, device="cpu")
+    pipeline = ImageAttributor(storage, cfg.model, cfg.reference, tracking_uri=tracking_uri,
+                               precision=cfg.precision, decision=cfg.decision, device="cpu")
     intake = pipeline.intake(job.intake)
     meta = {"source": storage.resolve(cfg.source), "model_version": pipeline.model_version,
             "reference_id": pipeline.reference_id, "columns": pipeline.spec.columns, "decision": cfg.decision,

@@ -76,7 +76,7 @@ def report_schema(class_names: list[str]) -> pa.Schema:
 
 
 def report_table(batch: dict[str, np.ndarray], class_names: list[str]) -> pa.Table:
-    """The report rows of one batch of :class:`~causalprint.scan.attribution_pipeline.AttributionPipeline`
+    """The report rows of one batch of :class:`~causalprint.scan.image_attributor.ImageAttributor`
     output; the decision columns are null where ``ok`` is false."""
     ok = np.asarray(batch["ok"], dtype=bool)
     missing = ~ok

@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from causalprint.attribution.enrolment import enrolled_sources
-from causalprint.attribution.registry import parse_model_uri, resolve_version
-from causalprint.scan.attribution_pipeline import AttributionPipeline
+from causalprint.attribution.prototype_enrolment import enrolled_sources
+from causalprint.scan.image_attributor import ImageAttributor as AttributionPipeline
 from causalprint.serving.config import ServeJobConfig
 from causalprint.storage import Storage
 from causalprint.tracking.mlflow_setup import tracking_uri_for
+from causalprint.tracking.versions import parse_model_uri, resolve_version
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from causalprint.attribution import CausalDecoupler, DecouplerConfig
+from causalprint.attribution.calibration import Calibration
 from causalprint.attribution.openset import Prototypes
-from causalprint.attribution.registry import LoadedAttributor
-from causalprint.attribution.training import Calibration
-from causalprint.evaluation.enrolment_eval import enrolment_draws, enrolment_rates, format_enrolment
+from causalprint.evaluation.few_shot import enrolment_draws, enrolment_rates, format_enrolment
+from causalprint.tracking.artifacts import LoadedAttributor
 
 F = 4
 AXES = {"a": 0, "b": 1, "new": 2, "other": 3}  # a and b trained; new and other held out

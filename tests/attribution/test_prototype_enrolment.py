@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from causalprint.attribution import CausalDecoupler, DecouplerConfig
-from causalprint.attribution.enrolment import enrol_source, enrolled_sources
+from causalprint.attribution.calibration import Calibration
 from causalprint.attribution.openset import Prototypes
-from causalprint.attribution.registry import LoadedAttributor
-from causalprint.attribution.training import Calibration
+from causalprint.attribution.prototype_enrolment import enrol_source, enrolled_sources
 from causalprint.enrolment.errors import EnrolmentError
+from causalprint.tracking.artifacts import LoadedAttributor
 
 CLASSES = ["ddpm", "real", "stylegan"]
 FAMILIES = {"ddpm": "diffusion", "real": "real", "stylegan": "gan"}

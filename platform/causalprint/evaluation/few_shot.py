@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from causalprint.attribution.enrolment import enrol_source
-from causalprint.attribution.registry import LoadedAttributor
+from causalprint.attribution.prototype_enrolment import enrol_source
 from causalprint.evaluation.eval_rows import EvalRows
 from causalprint.evaluation.methods import OursMethod
+from causalprint.tracking.artifacts import LoadedAttributor
 
 
 def _rates(attributor: LoadedAttributor, codes: np.ndarray, sources: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
