@@ -326,7 +326,7 @@ def load_attribution_data(storage: Storage, cfg: DataConfig) -> AttributionData:
     tables = [load_columns(storage, prefix, wanted, cfg.source_filter()) for prefix in cfg.prefixes]
     data = split_attribution_data(pa.concat_tables(tables) if len(tables) > 1 else tables[0], cfg, storage)
     del tables
-    # Arrow's allocator (mimalloc) keeps freed buffers: without this a training driver held ~9 GB of the bench's
-    # tables while its worker loaded its own copy, and Ray's memory monitor killed the worker.
+    # Arrow's allocator (mimalloc) keeps freed buffers: without this a training driver keeps the bench's tables
+    # while its worker loads its own copy, and Ray's memory monitor kills the worker.
     pa.default_memory_pool().release_unused()
     return data
