@@ -164,19 +164,6 @@ def test_its_own_threshold_needs_enough_images_nearest_to_it() -> None:
     assert enrolled.calibration.proto_class_thresholds == {}
 
 
-def test_a_calibration_saved_before_enrolment_existed_loads(tmp_path) -> None:
-    import json
-
-    parent = _attributor()
-    parent.save(tmp_path)
-    raw = json.loads((tmp_path / "calibration.json").read_text())
-    del raw["prototypes"]["class_thresholds"]
-    (tmp_path / "calibration.json").write_text(json.dumps(raw))
-    loaded = LoadedAttributor.from_folder(tmp_path)
-    assert loaded.calibration.proto_class_thresholds == {}
-    assert loaded.calibration.proto_threshold == parent.calibration.proto_threshold
-
-
 def test_its_own_threshold_is_fitted_on_the_images_nearest_to_it_alone() -> None:
     from causalprint.attribution.openset import choose_unknown_threshold
 

@@ -76,9 +76,7 @@ class Calibration:
                    proto_threshold=float(raw["prototypes"]["threshold"]),
                    prototypes=Prototypes.load(directory), target_tpr=float(raw["target_tpr"]),
                    family_threshold=float(raw["family_threshold"]),
-                   # Versions registered before enrolment existed hold no class thresholds.
-                   proto_class_thresholds={k: float(v) for k, v in
-                                           raw["prototypes"].get("class_thresholds", {}).items()})
+                   proto_class_thresholds={k: float(v) for k, v in raw["prototypes"]["class_thresholds"].items()})
 
 
 def calibrate(model: CausalDecoupler, data: AttributionData, target_tpr: float = 0.95,
