@@ -95,9 +95,9 @@ def test_scan_batch_size_is_a_bounded_integer(tmp_path, capsys, value: str, mess
 
 
 def test_results_at_a_folder_is_refused_before_the_scan_runs(tmp_path, capsys, monkeypatch) -> None:
-    import causalprint.scan.job
+    import causalprint.jobs.scan
 
-    monkeypatch.setattr(causalprint.scan.job, "run_scan", lambda *a, **k: pytest.fail("the scan ran"))
+    monkeypatch.setattr(causalprint.jobs.scan, "run_scan", lambda *a, **k: pytest.fail("the scan ran"))
     (tmp_path / "inbox").mkdir()
     root = ["--set", f"storage.root={tmp_path}"]
     assert "--results" in _one_line_refusal(["scan", "inbox", *root, "--results", str(tmp_path)], capsys)
@@ -108,9 +108,9 @@ def test_results_at_a_folder_is_refused_before_the_scan_runs(tmp_path, capsys, m
 @pytest.mark.parametrize("source", ["photoz", "C:\\Windows\\win.ini", "..%2F..%2Fetc%2Fpasswd",
                                     "%2e%2e/%2e%2e/etc/passwd", "~/.aws/credentials", "\\\\server\\share\\x"])
 def test_a_missing_source_is_an_error_not_zero_images(tmp_path, capsys, monkeypatch, source: str) -> None:
-    import causalprint.inventory_job
+    import causalprint.jobs.inventory
 
-    monkeypatch.setattr(causalprint.inventory_job, "ensure_ray", lambda *a: pytest.fail("Ray started first"))
+    monkeypatch.setattr(causalprint.jobs.inventory, "ensure_ray", lambda *a: pytest.fail("Ray started first"))
     root = ["--set", f"storage.root={tmp_path}"]
     assert "no such folder or file" in _one_line_refusal(["scan", source, *root], capsys)
     assert "no such folder or file" in _one_line_refusal(["inventory", source, *root], capsys)
@@ -146,12 +146,12 @@ def test_an_inventory_manifest_that_is_not_one_is_one_line(tmp_path, capsys) -> 
 
 
 def test_a_defect_is_one_line_and_debug_shows_the_traceback(capsys, monkeypatch) -> None:
-    import causalprint.zoo.config
+    import causalprint.jobs.zoo_build
 
     def broken(*args, **kwargs):
         raise RuntimeError("a defect\nover two lines")
 
-    monkeypatch.setattr(causalprint.zoo.config, "load_zoo_job", broken)
+    monkeypatch.setattr(causalprint.jobs.zoo_build, "run", broken)
     err = _one_line_refusal(["zoo", "build"], capsys, code=1)
     assert "unexpected RuntimeError: a defect; over two lines" in err and "--debug" in err
     with pytest.raises(RuntimeError, match="a defect"):
@@ -161,13 +161,13 @@ def test_a_defect_is_one_line_and_debug_shows_the_traceback(capsys, monkeypatch)
 
 
 def test_ctrl_c_exits_130_with_the_resume_message(capsys, monkeypatch) -> None:
-    import causalprint.zoo.config
+    import causalprint.jobs.zoo_build
     from causalprint.scan.errors import ScanInterrupted
 
     def interrupted(*args, **kwargs):
         raise ScanInterrupted(7)
 
-    monkeypatch.setattr(causalprint.zoo.config, "load_zoo_job", interrupted)
+    monkeypatch.setattr(causalprint.jobs.zoo_build, "run", interrupted)
     err = _one_line_refusal(["zoo", "build"], capsys, code=130)
     assert "interrupted: 7 images in the report; rerun the same command to go on" in err
 

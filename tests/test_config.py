@@ -7,11 +7,12 @@ import pytest
 from causalprint.attribution.dataset import DataConfig
 from causalprint.config import ConfigError, build_config
 from causalprint.presets import load_preset, preset_names
-from causalprint.zoo.config import ZooJobConfig, load_zoo_job
+from causalprint.jobs import job_config
+from causalprint.jobs.zoo_build import ZooJobConfig
 
 
 def test_presets_validate_and_share_sources() -> None:
-    tiny, bench = load_zoo_job("tiny", environ={}), load_zoo_job("bench", environ={})
+    tiny, bench = job_config("zoo build", "tiny", environ={}), job_config("zoo build", "bench", environ={})
     # The demo's tiny zoo is a small copy of the bench: its sources, less the bench's extra instances of an
     # architecture, and every architecture of the bench.
     assert set(tiny.zoo.sources) <= set(bench.zoo.sources)
@@ -22,7 +23,7 @@ def test_presets_validate_and_share_sources() -> None:
 
 @pytest.mark.parametrize("train", [n for n in preset_names("train") if n.startswith("bench")])
 def test_bench_train_presets_name_the_evaluations_classes_and_never_train_on_a_shift_copy(train: str) -> None:
-    zoo = load_zoo_job("bench", environ={}).zoo
+    zoo = job_config("zoo build", "bench", environ={}).zoo
     data = DataConfig(**load_preset("train", train)["data"])  # its validator refuses a source in two roles
     evaluate = load_preset("evaluate", "bench")["evaluate"]
     plasma = {g.name for g in zoo.generators if g.content_group == "plasma"}
@@ -37,27 +38,27 @@ def test_bench_train_presets_name_the_evaluations_classes_and_never_train_on_a_s
 
 def test_bench_third_content_holds_every_shift_architecture() -> None:
     # Its roles (never a class, never scored) are the role tests' business; this is what it is for.
-    zoo = load_zoo_job("bench", environ={}).zoo
+    zoo = job_config("zoo build", "bench", environ={}).zoo
     third = {g.arch for g in zoo.generators if zoo.is_generator_only(g.content_group)}
     assert third == {g.arch for g in zoo.generators if g.content_group == "plasma"}
 
 
 def test_bench_extractions_cover_what_training_and_evaluation_read() -> None:
-    zoo = load_zoo_job("bench", environ={}).zoo
+    zoo = job_config("zoo build", "bench", environ={}).zoo
     evaluate = load_preset("evaluate", "bench")["evaluate"]
     trained_on = {"real"} | {g.name for g in zoo.generators if g.content_group != "plasma"}
     # One perturbed copy of each row training may read; none of a shift copy.
-    assert set(load_preset("extract", "bench-augment")["sources"]) == trained_on
+    assert set(load_preset("extract", "bench-augment")["extract"]["sources"]) == trained_on
     scored = set(evaluate["sources"]) | set(evaluate["shift_sources"]) | set(evaluate["fresh_shift_sources"])
-    assert set(load_preset("extract", "bench-dire")["sources"]) == scored
+    assert set(load_preset("extract", "bench-dire")["extract"]["sources"]) == scored
 
 
 @pytest.mark.parametrize("name", preset_names("study"))
 def test_a_study_scores_no_fresh_copy_and_each_variant_gives_every_source_one_role(name: str) -> None:
     from causalprint.attribution.source_study import StudyJobConfig, variant_job
 
-    job = StudyJobConfig(study=load_preset("study", name))
-    zoo = load_zoo_job("bench", environ={}).zoo
+    job = StudyJobConfig(**load_preset("study", name))
+    zoo = job_config("zoo build", "bench", environ={}).zoo
     evaluate = load_preset("evaluate", "bench")["evaluate"]
     not_plasma = {g.name for g in zoo.generators if g.content_group != "plasma"}
     assert set(job.study.pool) <= not_plasma - set(evaluate["sources"])
@@ -77,7 +78,7 @@ def test_a_study_scores_no_fresh_copy_and_each_variant_gives_every_source_one_ro
 def test_the_noise_presets_train_the_sets_their_study_names(preset: str, study: str, variant: str) -> None:
     from causalprint.attribution.source_study import StudyJobConfig, variant_job
 
-    job = StudyJobConfig(study=load_preset("study", study))
+    job = StudyJobConfig(**load_preset("study", study))
     data, chosen = load_preset("train", preset)["data"], variant_job(job, variant).data
     assert data["architecture_only_sources"] == chosen.architecture_only_sources
     assert data["columns"] == chosen.columns
@@ -89,10 +90,10 @@ def test_yaml_env_and_cli_layers_in_order(tmp_path) -> None:
     path = tmp_path / "job.yaml"
     path.write_text("storage: {root: /from/yaml}\nzoo: {seed: 5}\n")
     env = {"CAUSALPRINT__ZOO__SEED": "7", "CAUSALPRINT__STORAGE__ROOT": "/from/env"}
-    cfg = load_zoo_job("tiny", path, ["zoo.seed=9"], environ=env)
+    cfg = job_config("zoo build", "tiny", path, ["zoo.seed=9"], environ=env)
     assert cfg.storage.root == "/from/env"
     assert cfg.zoo.seed == 9
-    assert load_zoo_job("tiny", path, environ={}).zoo.seed == 5
+    assert job_config("zoo build", "tiny", path, environ={}).zoo.seed == 5
 
 
 @pytest.mark.parametrize(
@@ -107,17 +108,17 @@ def test_yaml_env_and_cli_layers_in_order(tmp_path) -> None:
 )
 def test_bad_values_name_the_key(override: str, key: str, words: str) -> None:
     with pytest.raises(ConfigError) as err:
-        load_zoo_job("tiny", overrides=[override], environ={})
+        job_config("zoo build", "tiny", overrides=[override], environ={})
     message = str(err.value)
     assert key in message and words in message
 
 
 def test_generator_errors_name_the_generator() -> None:
-    zoo = load_preset("zoo", "tiny")
+    zoo = load_preset("zoo", "tiny")["zoo"]
     zoo["generators"][0]["arch"] = "nope"
     with pytest.raises(ConfigError, match=r"generator dcgan: unknown arch 'nope'"):
         build_config(ZooJobConfig, {"zoo": zoo}, environ={})
-    zoo = load_preset("zoo", "tiny")
+    zoo = load_preset("zoo", "tiny")["zoo"]
     zoo["generators"][1]["name"] = "dcgan"
     with pytest.raises(ConfigError, match="repeated"):
         build_config(ZooJobConfig, {"zoo": zoo}, environ={})
@@ -130,11 +131,11 @@ def test_unknown_preset_lists_known() -> None:
 
 def test_override_syntax_error() -> None:
     with pytest.raises(ConfigError, match="key.sub=value"):
-        load_zoo_job("tiny", overrides=["noequals"], environ={})
+        job_config("zoo build", "tiny", overrides=["noequals"], environ={})
 
 
 def test_a_variable_for_another_job_is_left_to_it() -> None:
-    from causalprint.inventory_job import InventoryJobConfig
+    from causalprint.jobs.inventory import InventoryJobConfig
 
     env = {"CAUSALPRINT__ZOO__SEED": "7", "CAUSALPRINT__STORAGE__ROOT": "/from/env"}
     cfg = build_config(InventoryJobConfig, {"prefix": "x"}, environ=env)

@@ -160,6 +160,44 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+def config_layers(
+    model: type[BaseModel],
+    preset: Mapping[str, Any] | None = None,
+    *,
+    yaml_path: str | Path | None = None,
+    overrides: Iterable[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> list[tuple[str, dict[str, Any]]]:
+    """The layers of a job's config above the model's defaults, lowest first, each named: the preset, the
+    ``--config`` file, the environment and the command line (``--set``). Empty layers are left out."""
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if preset:
+        layers.append(("preset", dict(preset)))
+    if yaml_path is not None:
+        layers.append((str(yaml_path), read_yaml(yaml_path)))
+    # A variable is meant for the jobs whose config has its section: CAUSALPRINT__ZOO__SEED, set for the zoo, must
+    # not break the inventory (which has no zoo). A wrong key inside a section this job has is still refused.
+    env_tree = {k: v for k, v in env_overrides(environ).items() if k in model.model_fields}
+    if env_tree:
+        layers.append(("environment", env_tree))
+    cli_tree = cli_overrides(overrides)
+    if cli_tree:
+        layers.append(("command line", cli_tree))
+    return layers
+
+
+def validate_layers(model: type[M], layers: Sequence[tuple[str, Mapping[str, Any]]]) -> M:
+    """Merge ``layers`` in order over the model's defaults and validate; errors name every layer."""
+    tree: dict[str, Any] = {}
+    for _, layer in layers:
+        tree = _deep_merge(tree, layer)
+    try:
+        return model.model_validate(tree)
+    except ValidationError as exc:
+        source = " + ".join(["defaults", *(name for name, _ in layers)])
+        raise ConfigError(format_validation_error(exc, source)) from exc
+
+
 def build_config(
     model: type[M],
     base: Mapping[str, Any] | None = None,
@@ -168,24 +206,37 @@ def build_config(
     overrides: Iterable[str] = (),
     environ: Mapping[str, str] | None = None,
 ) -> M:
-    """Validate ``model`` from defaults, ``base`` (e.g. a preset), a YAML file, the environment and CLI
-    overrides, each layer overriding the one before."""
-    tree: dict[str, Any] = dict(base or {})
-    sources = ["defaults" if not base else "defaults + preset"]
-    if yaml_path is not None:
-        tree = _deep_merge(tree, read_yaml(yaml_path))
-        sources.append(str(yaml_path))
-    # A variable is meant for the jobs whose config has its section: CAUSALPRINT__ZOO__SEED, set for the zoo, must
-    # not break the inventory (which has no zoo). A wrong key inside a section this job has is still refused.
-    env_tree = {k: v for k, v in env_overrides(environ).items() if k in model.model_fields}
-    if env_tree:
-        tree = _deep_merge(tree, env_tree)
-        sources.append("environment")
-    cli_tree = cli_overrides(overrides)
-    if cli_tree:
-        tree = _deep_merge(tree, cli_tree)
-        sources.append("command line")
-    try:
-        return model.model_validate(tree)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, " + ".join(sources))) from exc
+    """Validate ``model`` from defaults, ``base`` (a preset), a YAML file, the environment and CLI overrides,
+    each layer overriding the one before."""
+    layers = config_layers(model, base, yaml_path=yaml_path, overrides=overrides, environ=environ)
+    return validate_layers(model, layers)
+
+
+def _leaves(tree: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
+    if isinstance(tree, Mapping) and tree:
+        for key, value in tree.items():
+            yield from _leaves(value, f"{prefix}.{key}" if prefix else str(key))
+    else:
+        yield prefix, tree
+
+
+def _set_in(tree: Mapping[str, Any], dotted: str) -> bool:
+    """Whether ``tree`` sets ``dotted`` or a key above it (a section given whole)."""
+    node: Any = tree
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+        if not isinstance(node, Mapping):
+            return True
+    return True
+
+
+def value_origins(config: BaseModel, layers: Sequence[tuple[str, Mapping[str, Any]]]) -> list[tuple[str, Any, str]]:
+    """Every leaf of ``config`` as ``(dotted key, value, origin)``: the last layer that set it, or "default".
+    Secrets show masked, as pydantic dumps them."""
+    rows = []
+    for key, value in _leaves(config.model_dump(mode="json")):
+        origin = next((name for name, layer in reversed(layers) if _set_in(layer, key)), "default")
+        rows.append((key, value, origin))
+    return rows

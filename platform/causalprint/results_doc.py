@@ -119,7 +119,7 @@ def stale_sections(text: str, preset_root: str | Path = PRESET_ROOT) -> list[str
             continue
         command = _COMMAND.search(body)
         fix = (f"rerun `{command['command']}`" if command else "rerun its command") + \
-            f" or mark it stale (causalprint.results_doc.mark_stale)"
+            " or mark it stale (causalprint.results_doc.mark_stale)"
         line = _PRESETS_LINE.search(body)
         if line is None:
             problems.append(f"section {key}: records no preset hash; {fix}")

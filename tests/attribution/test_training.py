@@ -377,7 +377,9 @@ def test_train_and_register_job(flaky_run: FlakyRun) -> None:
     """The command-line job: the finished run is calibrated (no worker starts), registered and promoted."""
     import mlflow
 
-    from causalprint.attribution.train_job import TrainRegisterJobConfig, format_training, train_and_register
+    from causalprint.jobs.train import TrainRegisterJobConfig
+    from causalprint.jobs.train import describe as format_training
+    from causalprint.jobs.train import run as train_and_register
     from causalprint.tracking.versions import MODEL_NAME
 
     gate = {"minimum": {"test_accuracy": 0.8}}

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from causalprint.storage import Storage
-from causalprint.zoo.config import load_zoo_job
+from causalprint.jobs import job_config
 from causalprint.zoo.manifest import read_manifest
 
 pytestmark = pytest.mark.slow
@@ -28,7 +28,7 @@ def test_manifest_matches_the_files(built_zoo) -> None:
     listed = manifest["uri"].to_pylist()
     assert len(listed) == len(set(listed)) == len(files)
     assert set(listed) == files
-    cfg = load_zoo_job("tiny", environ={}).zoo
+    cfg = job_config("zoo build", "tiny", environ={}).zoo
     per_source = {s: manifest["source"].to_pylist().count(s) for s in cfg.sources}
     assert per_source == {s: sum(cfg.splits.values()) for s in cfg.sources}
 
@@ -70,7 +70,7 @@ def test_rerun_reuses_weights_and_samples(built_zoo, s3_endpoint: str) -> None:
     from causalprint.zoo.build import build_zoo
 
     storage, first = built_zoo
-    cfg = load_zoo_job("tiny", environ={}).zoo
+    cfg = job_config("zoo build", "tiny", environ={}).zoo
     again = build_zoo(storage, cfg)
     assert all(s["reused_samples"] for s in again["sources"].values())
     assert again["images"] == first["images"]

@@ -9,9 +9,10 @@ import pytest
 from causalprint.config import ConfigError, build_config
 from causalprint.data.photos import load_photo_groups
 from causalprint.presets import load_preset
-from causalprint.zoo.base import GeneratorSpec
 from causalprint.zoo.build import _training_key
-from causalprint.zoo.config import ZooConfig, ZooJobConfig, load_zoo_job
+from causalprint.jobs import job_config
+from causalprint.jobs.zoo_build import ZooJobConfig
+from causalprint.zoo.config import ZooConfig
 
 TEXTURES = {"source": "skimage", "groups": {"textures": ["brick.png", "grass.png", "gravel.png"]}}
 
@@ -19,7 +20,7 @@ TEXTURES = {"source": "skimage", "groups": {"textures": ["brick.png", "grass.png
 def _tiny_with_textures(patterns: list[str] | None = None) -> ZooConfig:
     """The tiny zoo's real class and its first two generators, plus a dcgan trained on grayscale textures
     (``patterns`` narrows the textures group)."""
-    raw = load_preset("zoo", "tiny")
+    raw = load_preset("zoo", "tiny")["zoo"]
     spec = {**raw["generators"][0], "name": "dcgan-sk", "seed": 7, "content_group": "textures"}
     photos = {**TEXTURES, "groups": {"textures": patterns}} if patterns else TEXTURES
     raw = {**raw, "generators": [*raw["generators"][:2], spec], "generator_only_photos": photos}
@@ -27,7 +28,7 @@ def _tiny_with_textures(patterns: list[str] | None = None) -> ZooConfig:
 
 
 def test_a_generator_only_group_changes_no_other_generators_key() -> None:
-    plain, extended = load_zoo_job("tiny", environ={}).zoo, _tiny_with_textures()
+    plain, extended = job_config("zoo build", "tiny", environ={}).zoo, _tiny_with_textures()
     for spec in extended.generators[:2]:
         assert _training_key(extended, spec) == _training_key(plain, spec)
     spec = extended.generators[2]
@@ -73,7 +74,7 @@ def test_a_generator_trains_on_its_generator_only_photos(tmp_path, monkeypatch: 
     ({"content_group": "sky"}, r"content_group 'sky' is not one of photos.groups or generator_only_photos"),
 ])
 def test_bad_generator_only_groups_are_refused(change: dict, words: str) -> None:
-    raw = load_preset("zoo", "tiny")
+    raw = load_preset("zoo", "tiny")["zoo"]
     if "content_group" in change:
         raw["generators"][0]["content_group"] = change["content_group"]
     else:
@@ -86,7 +87,7 @@ def test_a_generator_only_group_of_photos_the_real_class_cuts_is_refused(tmp_pat
     from causalprint.storage import Storage, StorageConfig
     from causalprint.zoo.build import build_zoo
 
-    raw = load_preset("zoo", "tiny")  # its real groups are scikit-image photos too
+    raw = load_preset("zoo", "tiny")["zoo"]  # its real groups are scikit-image photos too
     raw["generator_only_photos"] = {"source": "skimage", "groups": {"again": ["coffee.png", "brick.png"]}}
     zoo = build_config(ZooJobConfig, {"zoo": raw}, environ={}).zoo
     with pytest.raises(ValueError, match=r"the real class cuts too: \{'again': \['coffee.png'\]\}"):

@@ -11,7 +11,8 @@ from causalprint.storage import Storage, StorageConfig, StorageError
 from causalprint.storage.folders import upload_folder
 from causalprint.zoo.base import GeneratorSpec
 from causalprint.zoo.build import generator_prefix
-from causalprint.zoo.config import ZooConfig, load_zoo_job
+from causalprint.jobs import job_config
+from causalprint.zoo.config import ZooConfig
 from causalprint.zoo.noise_report import format_noise_table, noise_strengths
 from causalprint.zoo.registry import create_generator
 
@@ -19,7 +20,7 @@ ONE_LAYER = [0.0, 0.0, 0.0, 0.0, 0.07]  # a 16x16 StyleGAN: 4x4, 8x8 x2, 16x16 x
 
 
 def _zoo_with(specs: list[GeneratorSpec]) -> ZooConfig:
-    zoo = load_zoo_job("tiny", environ={}).zoo
+    zoo = job_config("zoo build", "tiny", environ={}).zoo
     return ZooConfig(**{**zoo.model_dump(), "generators": [s.model_dump() for s in specs]})
 
 
@@ -34,7 +35,7 @@ def _store(storage: Storage, zoo: ZooConfig, spec: GeneratorSpec) -> None:
 
 @pytest.fixture()
 def stored(tmp_path) -> tuple[Storage, ZooConfig]:
-    base = load_zoo_job("tiny", environ={}).zoo.generators
+    base = job_config("zoo build", "tiny", environ={}).zoo.generators
     style = next(g for g in base if g.arch == "stylegan").model_dump()
     specs = [
         GeneratorSpec(**{**style, "name": "sg-layer", "options": {"noise_init": ONE_LAYER, "noise_learned": False}}),
@@ -74,7 +75,7 @@ def test_the_table_names_each_layers_resolution_and_marks_large_strengths(stored
 
 
 def test_a_stylegan_not_built_yet_is_named(tmp_path) -> None:
-    zoo = load_zoo_job("tiny", environ={}).zoo
+    zoo = job_config("zoo build", "tiny", environ={}).zoo
     with pytest.raises(StorageError, match=r"^stylegan: no trained weights .*`causalprint zoo build`"):
         noise_strengths(Storage(StorageConfig(root=str(tmp_path))), zoo)
 
@@ -87,7 +88,7 @@ def test_the_command_writes_its_section(stored, tmp_path, capsys) -> None:
     # The tiny preset's own StyleGANs are not stored here: the command refuses, naming the first.
     assert main(argv) == 2
     assert "stylegan: no trained weights" in capsys.readouterr().err
-    tiny = load_zoo_job("tiny", environ={}).zoo
+    tiny = job_config("zoo build", "tiny", environ={}).zoo
     for spec in tiny.generators:
         if spec.arch == "stylegan":
             _store(storage, tiny, spec)

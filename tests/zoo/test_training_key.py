@@ -7,11 +7,11 @@ import numpy as np
 from causalprint.data.crops import CropConfig
 from causalprint.zoo.base import GeneratorSpec
 from causalprint.zoo.build import _training_key, config_key, training_images
-from causalprint.zoo.config import load_zoo_job
+from causalprint.jobs import job_config
 
 
 def test_unset_photos_and_crops_leave_the_key_as_before_the_fields_existed() -> None:
-    zoo = load_zoo_job("tiny", environ={}).zoo
+    zoo = job_config("zoo build", "tiny", environ={}).zoo
     spec = zoo.generators[0]
     assert spec.photos is None and spec.crops is None
     legacy = spec.model_dump(mode="json")
@@ -22,7 +22,7 @@ def test_unset_photos_and_crops_leave_the_key_as_before_the_fields_existed() -> 
 
 
 def test_a_photo_subset_is_another_instance() -> None:
-    zoo = load_zoo_job("tiny", environ={}).zoo
+    zoo = job_config("zoo build", "tiny", environ={}).zoo
     spec = zoo.generators[0]
     narrowed = GeneratorSpec(**{**spec.model_dump(), "photos": ["astronaut*"]})
     other = GeneratorSpec(**{**spec.model_dump(), "photos": ["coffee*"]})
@@ -31,7 +31,7 @@ def test_a_photo_subset_is_another_instance() -> None:
 
 
 def test_own_crop_scales_are_another_instance_trained_on_other_crops() -> None:
-    zoo = load_zoo_job("tiny", environ={}).zoo
+    zoo = job_config("zoo build", "tiny", environ={}).zoo
     spec = zoo.generators[0]
     wide = CropConfig(min_side_frac=0.6, max_side_frac=1.0)
     rescaled = GeneratorSpec(**{**spec.model_dump(), "crops": wide.model_dump()})
@@ -49,7 +49,7 @@ def test_the_bench_zoos_stored_keys_stay_what_its_builds_wrote() -> None:
     """A changed key silently retrains (hours for the bench zoo): these are the keys its stored sources carry."""
     from causalprint.zoo.build import _sampling_key, real_key
 
-    zoo = load_zoo_job("bench", environ={}).zoo
+    zoo = job_config("zoo build", "bench", environ={}).zoo
     spec = {g.name: g for g in zoo.generators}
     assert _training_key(zoo, spec["dcgan"]) == "153f2d796953"
     assert _sampling_key(zoo, _training_key(zoo, spec["dcgan"])) == "ba223094199e"

@@ -10,10 +10,8 @@ from causalprint.anonymization.config import AnonymizeOptions
 from causalprint.config import StrictModel
 from causalprint.extraction.config import ActorConfig
 from causalprint.imaging.intake import IntakeConfig
-from causalprint.runtime.ray_local import RayConfig
+from causalprint.runtime.job_config import JobConfig
 from causalprint.scan.config import DEFAULT_MODEL
-from causalprint.storage import StorageConfig
-from causalprint.tracking.mlflow_setup import MlflowConfig
 
 
 class AnonymizeJobOptions(StrictModel):
@@ -30,9 +28,6 @@ class AnonymizeJobOptions(StrictModel):
     actors: ActorConfig = ActorConfig(max_actors=2, num_cpus=1.0)
 
 
-class AnonymizeJobConfig(StrictModel):
-    storage: StorageConfig = StorageConfig()
-    ray: RayConfig = RayConfig()
-    mlflow: MlflowConfig = MlflowConfig()
+class AnonymizeJobConfig(JobConfig):
     intake: IntakeConfig | None = Field(default=None, description="default: at the reference model's size")
     anonymize: AnonymizeJobOptions

@@ -28,9 +28,8 @@ from causalprint.config import StrictModel
 from causalprint.evaluation.eval_rows import EvalRows, load_eval_rows
 from causalprint.evaluation.metrics import architecture_accuracy
 from causalprint.presets import load_preset
-from causalprint.runtime.ray_local import RayConfig
-from causalprint.storage import Storage, StorageConfig
-from causalprint.tracking.mlflow_setup import MlflowConfig
+from causalprint.runtime.job_config import JobConfig
+from causalprint.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +89,9 @@ class StudyConfig(StrictModel):
         return list(dict.fromkeys(s for group in self.variants[variant].groups for s in self.groups[group]))
 
 
-class StudyJobConfig(StrictModel):
+class StudyJobConfig(JobConfig):
     """Config of ``causalprint study``."""
 
-    storage: StorageConfig = StorageConfig()
-    ray: RayConfig = RayConfig()
-    mlflow: MlflowConfig = MlflowConfig()
     study: StudyConfig
 
 

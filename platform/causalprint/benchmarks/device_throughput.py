@@ -36,11 +36,12 @@ from causalprint.config import StrictModel
 from causalprint.data.collection import IMAGE_SUFFIXES, decode_rows
 from causalprint.extraction.actors import ResidualActor, autocast_dtype
 from causalprint.imaging.intake import IntakeConfig
+from causalprint.runtime.job_config import JobConfig
 from causalprint.scan.image_attributor import ImageAttributor
-from causalprint.storage import Storage, StorageConfig
+from causalprint.storage import Storage
 from causalprint.storage.folders import download_folder, upload_folder
 from causalprint.tracking.artifacts import REQUIREMENTS_NAME, LoadedAttributor
-from causalprint.tracking.mlflow_setup import MlflowConfig, tracking_uri_for
+from causalprint.tracking.mlflow_setup import tracking_uri_for
 from causalprint.tracking.versions import load_attributor, pin_model_uri
 from causalprint.zoo.manifest import read_manifest
 
@@ -78,9 +79,7 @@ class DeviceBenchConfig(StrictModel):
     train_batch_size: int = Field(default=256, ge=1)
 
 
-class BenchDeviceJobConfig(StrictModel):
-    storage: StorageConfig = StorageConfig()
-    mlflow: MlflowConfig = MlflowConfig()
+class BenchDeviceJobConfig(JobConfig):
     kit: DeviceKitConfig = DeviceKitConfig()
     bench: DeviceBenchConfig = DeviceBenchConfig()
 

@@ -25,13 +25,20 @@ from causalprint.benchmarks.memory import PeakMemory
 from causalprint.config import StrictModel
 from causalprint.data.collection import decode_rows
 from causalprint.data.parts import write_batch_part
-from causalprint.extraction.actors import FeatureActor, ResidualActor, image_seeds, load_reference, to_model_input
+from causalprint.extraction.actors import (
+    FeatureActor,
+    ResidualActor,
+    image_seeds,
+    load_reference,
+    to_model_input,
+)
 from causalprint.extraction.config import ExtractConfig, ExtractJobConfig, SpaceSpec
 from causalprint.extraction.pipeline import run_extract
 from causalprint.imaging.intake import IntakeConfig
 from causalprint.residual.registry import create_mode
-from causalprint.runtime.ray_local import RayConfig, ensure_ray
-from causalprint.storage import Storage, StorageConfig
+from causalprint.runtime.job_config import JobConfig
+from causalprint.runtime.ray_local import ensure_ray
+from causalprint.storage import Storage
 from causalprint.zoo.manifest import read_manifest
 
 log = logging.getLogger(__name__)
@@ -52,9 +59,7 @@ class ThroughputConfig(StrictModel):
     matmul_size: int = Field(default=2048, ge=128)
 
 
-class BenchExtractJobConfig(StrictModel):
-    storage: StorageConfig = StorageConfig()
-    ray: RayConfig = RayConfig()
+class BenchExtractJobConfig(JobConfig):
     bench: ThroughputConfig = ThroughputConfig()
 
 

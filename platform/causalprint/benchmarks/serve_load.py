@@ -186,7 +186,7 @@ def _set_alias(job: BenchServeJobConfig, name: str, alias: str, version: str) ->
     mlflow.MlflowClient(tracking, registry_uri=tracking).set_registered_model_alias(name, alias, version)
 
 
-def run_serve_bench(job: BenchServeJobConfig, *, plot: str | None = None) -> dict[str, Any]:
+def run_serve_bench(job: BenchServeJobConfig) -> dict[str, Any]:
     """Deploy, measure every phase, restore the alias, stop Serve; returns the figures."""
     import httpx
 
@@ -287,8 +287,6 @@ def run_serve_bench(job: BenchServeJobConfig, *, plot: str | None = None) -> dic
                              else None}
     finally:
         launcher.stop()
-    if plot:
-        results["plot"] = plot_ramp(results["ramp"], plot)
     return results
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator, model_validator
 
-from causalprint.attribution.registry import CANDIDATE, CHAMPION
 from causalprint.config import StrictModel
 from causalprint.imaging.intake import IntakeConfig
 from causalprint.scan.config import DEFAULT_MODEL
-from causalprint.storage import StorageConfig
-from causalprint.tracking.mlflow_setup import MlflowConfig
+from causalprint.runtime.job_config import JobConfig
+from causalprint.tracking.versions import CANDIDATE, CHAMPION
 
 
 class EnrolOptions(StrictModel):
@@ -42,8 +41,6 @@ class EnrolOptions(StrictModel):
         return self
 
 
-class EnrolJobConfig(StrictModel):
-    storage: StorageConfig = StorageConfig()
-    mlflow: MlflowConfig = MlflowConfig()
+class EnrolJobConfig(JobConfig):
     intake: IntakeConfig | None = Field(default=None, description="default: at the reference model's size")
     enrol: EnrolOptions

@@ -49,12 +49,21 @@ from causalprint.evaluation.robustness import (
     extract_conditions,
 )
 from causalprint.evaluation.separability import fisher_discriminant_ratio
-from causalprint.plots import confusion_matrix_png, fingerprint_plot_png, shift_examples_png
-from causalprint.runtime.ray_local import RayConfig, ensure_ray
-from causalprint.storage import Storage, StorageConfig
+from causalprint.plots import (
+    confusion_matrix_png,
+    fingerprint_plot_png,
+    shift_examples_png,
+)
+from causalprint.runtime.job_config import JobConfig
+from causalprint.runtime.ray_local import ensure_ray
+from causalprint.storage import Storage
 from causalprint.storage.folders import download_folder, upload_folder
 from causalprint.tracking.artifacts import LoadedAttributor
-from causalprint.tracking.mlflow_setup import MlflowConfig, configure_mlflow, tracking_uri_for
+from causalprint.tracking.mlflow_setup import (
+    MlflowConfig,
+    configure_mlflow,
+    tracking_uri_for,
+)
 from causalprint.tracking.versions import load_attributor, pin_model_uri
 
 log = logging.getLogger(__name__)
@@ -112,9 +121,7 @@ class EvaluateConfig(StrictModel):
         return self
 
 
-class EvaluateJobConfig(StrictModel):
-    storage: StorageConfig = StorageConfig()
-    ray: RayConfig = RayConfig()
+class EvaluateJobConfig(JobConfig):
     mlflow: MlflowConfig = MlflowConfig(experiment="causalprint-evaluation")
     evaluate: EvaluateConfig
 

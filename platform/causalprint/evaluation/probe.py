@@ -23,9 +23,13 @@ from pydantic import Field
 
 from causalprint.config import StrictModel
 from causalprint.data.parts import read_parts, vectors
-from causalprint.evaluation.separability import fisher_discriminant_ratio, linear_probe_accuracy
+from causalprint.evaluation.separability import (
+    fisher_discriminant_ratio,
+    linear_probe_accuracy,
+)
 from causalprint.features.manifold import RealManifoldIndex
-from causalprint.storage import Storage, StorageConfig
+from causalprint.runtime.job_config import JobConfig
+from causalprint.storage import Storage
 from causalprint.zoo.config import REAL_SOURCE
 
 log = logging.getLogger(__name__)
@@ -41,8 +45,7 @@ class ProbeConfig(StrictModel):
     seed: int = 0
 
 
-class ProbeJobConfig(StrictModel):
-    storage: StorageConfig = StorageConfig()
+class ProbeJobConfig(JobConfig):
     probe: ProbeConfig
 
 

@@ -9,8 +9,7 @@ from pydantic import Field, model_validator
 from causalprint.config import StrictModel
 from causalprint.imaging.intake import IntakeConfig
 from causalprint.perturbations import PerturbationSpec
-from causalprint.runtime.ray_local import RayConfig
-from causalprint.storage import StorageConfig
+from causalprint.runtime.job_config import JobConfig
 
 
 class SpaceSpec(StrictModel):
@@ -57,8 +56,6 @@ class ExtractConfig(StrictModel):
         description="the extraction actors: each computes residuals and features and writes its parts")
 
 
-class ExtractJobConfig(StrictModel):
-    storage: StorageConfig = StorageConfig()
-    ray: RayConfig = RayConfig()
+class ExtractJobConfig(JobConfig):
     intake: IntakeConfig | None = Field(default=None, description="default: at the reference model's size")
     extract: ExtractConfig

@@ -7,9 +7,6 @@ reconstruct in a generated image is the generator's trace.
 from __future__ import annotations
 
 import logging
-import tempfile
-import time
-from typing import Any
 
 import numpy as np
 import torch
@@ -24,11 +21,8 @@ from causalprint.diffusion.training import TRAIN_TIMESTEPS, train_autoencoder, t
 from causalprint.progress import ProgressLogger
 from causalprint.residual.reference import ReferenceModel
 from causalprint.runtime.device import pick_device
-from causalprint.runtime.ray_local import RayConfig
 from causalprint.seeding import derive_seed
-from causalprint.storage import Storage, StorageConfig
-from causalprint.storage.folders import upload_folder
-from causalprint.tracking.mlflow_setup import MlflowConfig, configure_mlflow
+from causalprint.storage import StorageConfig
 from causalprint.zoo.base import minibatches
 
 log = logging.getLogger(__name__)
@@ -53,13 +47,6 @@ class ReferenceTrainConfig(StrictModel):
     torch_threads: int | None = Field(
         default=None, ge=1, description="CPU threads of the training (default: torch's). One thread on a small "
         "model: on a busy machine with few cores, oversubscribed OpenMP threads stall")
-
-
-class PretrainJobConfig(StrictModel):
-    storage: StorageConfig = StorageConfig()
-    ray: RayConfig = RayConfig()
-    mlflow: MlflowConfig = MlflowConfig()
-    reference: ReferenceTrainConfig = ReferenceTrainConfig()
 
 
 def reference_prefix(name: str) -> str:
@@ -106,30 +93,3 @@ def _train_reference(config: ReferenceTrainConfig, images: torch.Tensor) -> tupl
         metrics["vae_loss"] = train_autoencoder(vae, batches, config.vae_steps, config.seed + 3, progress, config.lr)
     info = {"trained_on": "real crops only", "train_images": int(images.shape[0]), **metrics}
     return ReferenceModel(unet.cpu(), scheduler, vae.cpu() if vae is not None else None, info=info), metrics
-
-
-def run_pretrain(job: PretrainJobConfig) -> dict[str, Any]:
-    """Train, save to ``models/reference/<name>/`` in storage, and log the run to MLflow."""
-    import mlflow
-
-    storage = Storage(job.storage)
-    storage.ensure_bucket()
-    cfg = job.reference
-    start = time.perf_counter()
-    model, metrics = train_reference(cfg, real_training_images(cfg, job.storage))
-    seconds = time.perf_counter() - start
-    prefix = storage.uri(reference_prefix(cfg.name))
-    configure_mlflow(job.mlflow, storage)
-    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name=f"reference-{cfg.name}") as run:
-        identity = model.save_pretrained(tmp, name=cfg.name)
-        storage.delete_prefix(prefix)
-        upload_folder(storage, tmp, prefix, last="causalprint_reference.json")
-        mlflow.log_params({k: v for k, v in cfg.model_dump().items() if not isinstance(v, dict)})
-        mlflow.log_metrics({**metrics, "train_seconds": seconds})
-        mlflow.set_tags({"causalprint.kind": "reference", "causalprint.reference_id": identity.id,
-                         "causalprint.reference_uri": prefix})
-        mlflow.log_artifacts(tmp, artifact_path="reference")
-        run_id = run.info.run_id
-    log.info("reference %s saved to %s (%.0fs), MLflow run %s", identity.id, prefix, seconds, run_id)
-    return {"reference_id": identity.id, "uri": prefix, "train_seconds": round(seconds, 1), "mlflow_run": run_id,
-            **metrics}

@@ -10,9 +10,7 @@ from causalprint.config import StrictModel
 from causalprint.data.collection import DEFAULT_IGNORE
 from causalprint.extraction.config import ActorConfig
 from causalprint.imaging.intake import IntakeConfig
-from causalprint.runtime.ray_local import RayConfig
-from causalprint.storage import StorageConfig
-from causalprint.tracking.mlflow_setup import MlflowConfig
+from causalprint.runtime.job_config import JobConfig
 from causalprint.tracking.versions import MODEL_NAME
 
 DEFAULT_MODEL = f"models:/{MODEL_NAME}@champion"
@@ -47,9 +45,6 @@ class ScanConfig(ScanOptions):
     source: str = Field(min_length=1, description="folder or bucket prefix of images, inside storage")
 
 
-class ScanJobConfig(StrictModel):
-    storage: StorageConfig = StorageConfig()
-    ray: RayConfig = RayConfig()
-    mlflow: MlflowConfig = MlflowConfig()
+class ScanJobConfig(JobConfig):
     intake: IntakeConfig | None = Field(default=None, description="default: at the reference model's size")
     scan: ScanConfig

@@ -13,20 +13,19 @@ from typing import Any, Literal
 
 import pyarrow.compute as pc
 
-from causalprint.config import StrictModel
 from causalprint.data.parts import list_parts, read_parts
+from causalprint.runtime.job_config import JobConfig
 from causalprint.scan.errors import ScanError
-from causalprint.storage import Storage, StorageConfig
+from causalprint.storage import Storage
 from causalprint.text import printable
 
 RowFormat = Literal["table", "csv", "jsonl"]
 COLUMNS = ("uri", "predicted", "architecture", "confidence", "unknown", "ok", "error_kind", "error")
 
 
-class ReportJobConfig(StrictModel):
+class ReportJobConfig(JobConfig):
     """``causalprint report``: where storage is and which report to read (the scan's ``report:`` line)."""
 
-    storage: StorageConfig = StorageConfig()
     prefix: str
 
 

@@ -26,8 +26,8 @@ class AppArgs(StrictModel):
 
 
 def load_serve_job(preset: str, config: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> ServeJobConfig:
-    return build_config(ServeJobConfig, {"serve": load_preset("serve", preset)}, yaml_path=config,
-                        overrides=overrides)
+    """The service's config as ``causalprint serve`` builds it: defaults, preset, file, environment, overrides."""
+    return build_config(ServeJobConfig, load_preset("serve", preset), yaml_path=config, overrides=overrides)
 
 
 def bind(job: ServeJobConfig) -> Any:

@@ -8,10 +8,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from causalprint.config import StrictModel
-from causalprint.runtime.ray_local import RayConfig
+from causalprint.runtime.job_config import JobConfig
 from causalprint.scan.config import DEFAULT_MODEL
-from causalprint.storage import StorageConfig
-from causalprint.tracking.mlflow_setup import MlflowConfig
 
 Role = Literal["user", "admin"]
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -115,8 +113,5 @@ class ServeOptions(StrictModel):
     ingress_replicas: ReplicaConfig = ReplicaConfig(max_replicas=2, target_ongoing_requests=16, num_cpus=0.25)
 
 
-class ServeJobConfig(StrictModel):
-    storage: StorageConfig = StorageConfig()
-    ray: RayConfig = RayConfig()
-    mlflow: MlflowConfig = MlflowConfig()
+class ServeJobConfig(JobConfig):
     serve: ServeOptions

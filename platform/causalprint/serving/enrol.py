@@ -7,7 +7,7 @@ from typing import Any
 from causalprint.config import ConfigError
 from causalprint.enrolment.config import EnrolJobConfig
 from causalprint.enrolment.errors import EnrolmentError
-from causalprint.enrolment.job import run_enrolment
+from causalprint.enrolment.register import enrol_images
 from causalprint.scan.errors import ScanError
 from causalprint.serving.config import ServeJobConfig
 from causalprint.serving.errors import ApiError
@@ -29,7 +29,7 @@ def enrol_over_http(job: ServeJobConfig, served: Served, source: str, request: d
     except ValidationError as exc:
         raise ApiError(422, "invalid_request", "; ".join(e["msg"] for e in exc.errors())) from None
     try:
-        summary = run_enrolment(enrol)
+        summary = enrol_images(enrol)
     except StorageError as exc:
         raise ApiError(400, "outside_storage", str(exc)) from None
     except (EnrolmentError, ScanError, ConfigError) as exc:

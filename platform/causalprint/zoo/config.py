@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from causalprint.config import StrictModel, build_config
-from causalprint.presets import load_preset
+from causalprint.config import StrictModel
 from causalprint.data.crops import CropConfig
 from causalprint.data.photos import PhotoSetConfig
 from causalprint.imaging.encode import EncodingConfig
-from causalprint.runtime.ray_local import RayConfig
-from causalprint.storage import StorageConfig
 from causalprint.zoo.base import GeneratorSpec
 from causalprint.zoo.quality import QualityConfig
 from causalprint.zoo.registry import GENERATORS
@@ -93,22 +88,3 @@ class ZooConfig(StrictModel):
     @property
     def sources(self) -> list[str]:
         return [REAL_SOURCE, *(g.name for g in self.generators)]
-
-
-class ZooJobConfig(StrictModel):
-    """Config of the zoo build job."""
-
-    storage: StorageConfig = StorageConfig()
-    ray: RayConfig = RayConfig()
-    zoo: ZooConfig
-
-
-def load_zoo_job(
-    preset: str | None = "tiny",
-    config_path: str | Path | None = None,
-    overrides: Iterable[str] = (),
-    environ: Mapping[str, str] | None = None,
-) -> ZooJobConfig:
-    """Build the job config: preset, then a YAML file, then ``CAUSALPRINT__*`` variables, then overrides."""
-    base = {"zoo": load_preset("zoo", preset)} if preset else {}
-    return build_config(ZooJobConfig, base, yaml_path=config_path, overrides=overrides, environ=environ)

@@ -21,8 +21,3 @@ and ``TorchTrainer.restore`` only raise a DeprecationWarning; a new trainer with
 name is reopened. Every epoch reseeds the shuffle and torch's generator from (seed, epoch, rank), so a resumed
 run sees the same data order and random draws as an uninterrupted one.
 """
-
-# Old import path of enrolment/job.py; delete once it imports causalprint.attribution.training.mlflow_run.
-from causalprint.attribution.training.mlflow_run import KIND_TAG
-
-__all__ = ["KIND_TAG"]

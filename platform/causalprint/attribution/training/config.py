@@ -10,9 +10,7 @@ from causalprint.attribution.dataset import AttributionData, DataConfig
 from causalprint.attribution.model import DecouplerConfig
 from causalprint.attribution.schedule import Schedule
 from causalprint.config import StrictModel
-from causalprint.runtime.ray_local import RayConfig
-from causalprint.storage import StorageConfig
-from causalprint.tracking.mlflow_setup import MlflowConfig
+from causalprint.runtime.job_config import JobConfig
 
 __all__ = ["DecouplerOptions", "ScalingOptions", "TrainJobConfig", "TrainOptions"]
 
@@ -56,13 +54,10 @@ class ScalingOptions(StrictModel):
                                                                       "always kept. None: keep all")
 
 
-class TrainJobConfig(StrictModel):
+class TrainJobConfig(JobConfig):
     """One training run; ``name`` identifies it (checkpoints, MLflow run), so a rerun resumes it."""
 
     name: str = Field(default="default", pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    storage: StorageConfig = StorageConfig()
-    ray: RayConfig = RayConfig()
-    mlflow: MlflowConfig = MlflowConfig()
     data: DataConfig
     model: DecouplerOptions = Field(default_factory=DecouplerOptions)  # type: ignore[valid-type]
     train: TrainOptions = TrainOptions()

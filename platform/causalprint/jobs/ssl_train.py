@@ -1,7 +1,8 @@
-"""Train the ``ssl`` feature space: a self-supervised encoder on residuals of real images only."""
+"""``causalprint ssl train``: train the ``ssl`` feature space, a self-supervised encoder on residuals of real images only."""
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
@@ -10,23 +11,21 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from causalprint.config import StrictModel
 from causalprint.extraction.actors import image_seeds, load_reference
 from causalprint.features.ssl_training import SSLTrainConfig, save_ssl_encoder, train_ssl_encoder
 from causalprint.residual.pretrain import ReferenceTrainConfig, real_training_images
 from causalprint.residual.registry import create_mode
-from causalprint.storage import Storage, StorageConfig
+from causalprint.runtime.job_config import JobConfig
+from causalprint.storage import Storage
 from causalprint.storage.folders import upload_folder
-from causalprint.tracking.mlflow_setup import MlflowConfig, configure_mlflow
+from causalprint.tracking.mlflow_setup import configure_mlflow
 
 log = logging.getLogger(__name__)
 
 
-class SSLJobConfig(StrictModel):
+class SSLJobConfig(JobConfig):
     """Which reference model's residuals, from which real crops, and how the encoder trains."""
 
-    storage: StorageConfig = StorageConfig()
-    mlflow: MlflowConfig = MlflowConfig()
     name: str = Field(default="tiny", pattern=r"^[a-z0-9][a-z0-9_-]*$")
     reference: str = "models/reference/tiny"
     residual_mode: str = "one_step"
@@ -41,7 +40,10 @@ def ssl_prefix(name: str) -> str:
     return f"models/ssl/{name}"
 
 
-def run_ssl_training(job: SSLJobConfig) -> dict[str, Any]:
+CONFIG = SSLJobConfig
+
+
+def run(job: SSLJobConfig) -> dict[str, Any]:
     """Residuals of real crops -> NT-Xent encoder -> ``models/ssl/<name>/`` in storage, logged to MLflow."""
     import mlflow
 
@@ -70,3 +72,7 @@ def run_ssl_training(job: SSLJobConfig) -> dict[str, Any]:
     log.info("ssl encoder %s saved to %s (%.0fs)", job.name, prefix, seconds)
     return {"uri": prefix, "first_loss": losses[0], "final_loss": losses[-1], "train_seconds": round(seconds, 1),
             "mlflow_run": run_id, "reference_id": reference.identity.id}
+
+
+def describe(result: dict[str, Any]) -> str:
+    return json.dumps(result, indent=2)

@@ -4,7 +4,7 @@ Every refusal comes before anything is registered, and most before an image is r
 storage, the model URI names a registered version, the reference model is the one it was trained on, and the
 names are free; too few readable images are refused after reading. The images are
 read and decoded as the scan reads them (a bad file is reported and skipped) and go through the scan's own
-attribution path (:class:`~causalprint.scan.attribution_pipeline.AttributionPipeline`), so the codes are the
+attribution path (:class:`~causalprint.scan.image_attributor.ImageAttributor`), so the codes are the
 ones a scan computes. The parent version is never changed: its weights, calibration and trained prototypes are
 copied into the new version, which only adds the enrolled prototype.
 """
@@ -14,37 +14,29 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from causalprint.attribution.enrolment import (
+from causalprint.attribution.prototype_enrolment import (
     EnrolmentCheck,
     check_names,
     enrol_source,
     enrolled_sources,
 )
-from causalprint.attribution.registry import (
-    ARTIFACT_PATH,
-    REPORT_PATH,
-    LoadedAttributor,
-    RegisteredVersion,
-    log_version,
-    parse_model_uri,
-)
-from causalprint.attribution.training import KIND_TAG
+from causalprint.attribution.training.mlflow_run import KIND_TAG
 from causalprint.data.collection import DEFAULT_IGNORE, decode_rows
 from causalprint.enrolment.config import EnrolJobConfig
 from causalprint.enrolment.errors import EnrolmentError
 from causalprint.imaging.intake import IntakeConfig
 from causalprint.progress import ProgressLogger
-from causalprint.scan.attribution_pipeline import AttributionPipeline
+from causalprint.scan.image_attributor import ImageAttributor
 from causalprint.scan.attributor import ModelRef
 from causalprint.storage import Storage, list_source
-from causalprint.text import printable
+from causalprint.tracking.artifacts import ARTIFACT_PATH, REPORT_PATH, LoadedAttributor
 from causalprint.tracking.mlflow_setup import tracking_uri_for
+from causalprint.tracking.versions import RegisteredVersion, log_version, parse_model_uri
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +54,7 @@ def _registered(uri: str) -> tuple[str, str | None, str | None]:
                              f"use models:/<name>@<alias> or models:/<name>/<version>") from None
 
 
-def _codes(pipeline: AttributionPipeline, storage: Storage, uris: list[str], sizes: list[int],
+def _codes(pipeline: ImageAttributor, storage: Storage, uris: list[str], sizes: list[int],
            intake: IntakeConfig, batch_size: int) -> tuple[np.ndarray, list[dict[str, str]]]:
     """Fingerprint codes ``[n, F]`` of the readable images, and one ``{uri, error_kind, error}`` per other file."""
     progress = ProgressLogger("enrol", len(uris), unit="images")
@@ -111,7 +103,7 @@ def register_enrolled(client: Any, attributor: LoadedAttributor, parent: ModelRe
                     f"under {images}; weights and the trained classes' calibration unchanged")
 
 
-def run_enrolment(job: EnrolJobConfig) -> dict[str, Any]:
+def enrol_images(job: EnrolJobConfig) -> dict[str, Any]:
     """Enrol ``enrol.source`` from the images under ``enrol.images`` into ``enrol.model``; returns a summary."""
     import mlflow
 
@@ -126,7 +118,7 @@ def run_enrolment(job: EnrolJobConfig) -> dict[str, Any]:
         raise EnrolmentError(f"no files under {images}")
     tracking_uri = tracking_uri_for(job.mlflow, storage)
     # On the CPU: a few images do not pay for an accelerator context, and the codes are the same (float32).
-    pipeline = AttributionPipeline(storage, cfg.model, cfg.reference, tracking_uri=tracking_uri,
+    pipeline = ImageAttributor(storage, cfg.model, cfg.reference, tracking_uri=tracking_uri,
                                    decision="prototypes", device="cpu")
     parent = pipeline.model
     assert parent is not None  # built from a model URI, so it holds its registry reference
@@ -149,36 +141,3 @@ def run_enrolment(job: EnrolJobConfig) -> dict[str, Any]:
             "listed": len(files), "read": len(codes), "unreadable": errors, "check": check.to_json(),
             "enrolled_sources": enrolled_sources(enrolled), "run_id": version.run_id,
             "seconds": round(time.perf_counter() - start, 1)}
-
-
-def _share(value: float | None, n: int) -> str:
-    return "n/a (one image)" if value is None else f"{round(value * n)} of {n} ({100 * value:.0f} %)"
-
-
-def format_enrolment(summary: Mapping[str, Any]) -> str:
-    """What a person reads after ``causalprint enrol``: the new version, what was read, and the check."""
-    check = summary["check"]
-    lines = [f"enrolled {check['source']!r} ({check['family']}) into {summary['enrolled_from']}: new version "
-             f"{summary['model']} (alias {summary['alias']}), weights unchanged",
-             f"{summary['listed']} files under {summary['images']}: {summary['read']} read, "
-             f"{len(summary['unreadable'])} unreadable"]
-    lines += [f"  {printable(e['uri'])}: {e['error_kind']} ({printable(e['error'])})" for e in summary["unreadable"]]
-    n = check["samples"]
-    lines.append(f"leave-one-out on the enrolment images: nearest to {check['source']!r} "
-                 f"{_share(check['loo_top1'], n)}; also past the threshold it will use "
-                 f"{_share(check['loo_accepted'], n)}")
-    if check["threshold"] is not None:
-        lines.append(f"its own unknown threshold (cosine to its prototype): {check['threshold']:.3f}, fitted on "
-                     f"enrolment images, so the line above is not an independent check")
-    else:
-        lines.append("it uses the shared unknown threshold (its own needs more images nearest to it)")
-    if check["loo_top1"] is not None and check["loo_top1"] < 0.5:
-        lines.append(f"WARNING: fewer than half of the images are nearest to the new prototype: the attributor "
-                     f"does not tell {check['source']!r} apart well")
-    if check["nearest_class"] is not None:
-        lines.append(f"closest other prototype: {check['nearest_class']} (cosine {check['nearest_similarity']:.3f}; "
-                     f"near 1 means the two cannot be told apart)")
-    lines += [f"enrolled sources of this version: {', '.join(summary['enrolled_sources'])}",
-              f"scan with it: causalprint scan SOURCE --model {summary['model']}",
-              f"took {summary['seconds']} s"]
-    return "\n".join(lines)

@@ -1,20 +1,22 @@
-"""The train-and-register job: train (or resume) a run, register the result as the ``candidate`` version and
+"""``causalprint train``: train (or resume) a run, register the result as the ``candidate`` version and
 run the gate for ``champion``; and the Markdown of its summary."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
 from causalprint.attribution.training.config import TrainJobConfig
 from causalprint.attribution.training.driver import TrainResult, run_training
+from causalprint.jobs.spec import Section
 from causalprint.tracking.gate import GateConfig, promote_if_better
 from causalprint.tracking.versions import MODEL_NAME, register_version
 
-__all__ = ["format_training", "per_source_recall", "train_and_register", "TrainRegisterJobConfig"]
+__all__ = ["describe", "per_source_recall", "run", "section", "TrainRegisterJobConfig"]
 
 
 class TrainRegisterJobConfig(TrainJobConfig):
@@ -25,7 +27,10 @@ class TrainRegisterJobConfig(TrainJobConfig):
     gate: GateConfig = GateConfig()
 
 
-def train_and_register(job: TrainRegisterJobConfig) -> dict[str, Any]:
+CONFIG = TrainRegisterJobConfig
+
+
+def run(job: TrainRegisterJobConfig) -> dict[str, Any]:
     """Train (or resume) ``job``, register the result as a new ``candidate`` version and run the gate for
     ``champion``; returns a summary for the command line."""
     import mlflow
@@ -58,8 +63,8 @@ def per_source_recall(result: TrainResult) -> dict[str, float]:
             for i, name in enumerate(data.class_names) if (data.y_test == i).any()}
 
 
-def format_training(summary: Mapping[str, Any]) -> str:
-    """Markdown of one training job's summary (:func:`train_and_register`): data, time, metrics, gate."""
+def describe(summary: Mapping[str, Any]) -> str:
+    """Markdown of one training job's summary (:func:`run`): data, time, metrics, gate."""
     data, metrics, seconds = summary["data"], summary["metrics"], summary.get("epoch_seconds", [])
     arch_only = data.get("architecture_only_rows", 0)
     of_which = f", {arch_only} of them of architecture-only sources" if arch_only else ""
@@ -84,3 +89,7 @@ def format_training(summary: Mapping[str, Any]) -> str:
         lines += ["", f"Gate: {'promoted to champion' if summary['promoted'] else 'refused'} "
                       f"({'; '.join(summary['gate'])})."]
     return "\n".join(lines)
+
+
+def section(config: TrainRegisterJobConfig, summary: Mapping[str, Any], preset: str, docs_dir: Path) -> Section:
+    return Section(f"training-{config.name}", f"Training `{config.name}` on Ray Train", describe(summary))

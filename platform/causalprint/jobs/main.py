@@ -1,65 +1,71 @@
-"""The platform's main job on embedded defaults: build the zoo, pretrain the reference model, extract features,
-train and register an attributor (the gate promotes the champion), then scan the zoo's images with it.
-
-Each stage is the library's own job function; this module only wires their configs together.
-"""
+"""``causalprint run``: the platform's main job on embedded defaults. Build the zoo, pretrain the reference model,
+extract features, train and register an attributor (the gate promotes the champion), then scan the zoo's images
+with it. Each stage is another job's ``run``; this module only wires their configs together."""
 
 from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
-from pydantic import create_model
+from pydantic import model_validator
 
-from causalprint.attribution.registry import TrainRegisterJobConfig, train_and_register
-from causalprint.config import ConfigError, StrictModel
-from causalprint.extraction.config import ExtractConfig, ExtractJobConfig
-from causalprint.extraction.pipeline import run_extract
-from causalprint.presets import load_preset
-from causalprint.residual.pretrain import PretrainJobConfig, ReferenceTrainConfig, reference_prefix, run_pretrain
+from causalprint.config import ConfigError
+from causalprint.extraction.config import ExtractConfig
+from causalprint.jobs import extract as extract_job
+from causalprint.jobs import reference_train, scan as scan_job, train as train_job
+from causalprint.jobs.spec import Section
+from causalprint.presets import load_preset, preset_names as names_of
+from causalprint.residual.pretrain import ReferenceTrainConfig, reference_prefix
 from causalprint.residual.reference import MANIFEST_FILE
-from causalprint.runtime.ray_local import RayConfig, ensure_ray
-from causalprint.scan.config import ScanConfig, ScanJobConfig, ScanOptions
-from causalprint.scan.job import run_scan
+from causalprint.runtime.job_config import SHARED_SECTIONS, JobConfig
+from causalprint.runtime.ray_local import ensure_ray
+from causalprint.scan.config import ScanConfig, ScanOptions
 from causalprint.scan.report import format_summary
-from causalprint.storage import Storage, StorageConfig
-from causalprint.tracking.mlflow_setup import MlflowConfig
+from causalprint.storage import Storage
 from causalprint.zoo.build import build_zoo
 from causalprint.zoo.config import ZooConfig
 from causalprint.zoo.report import format_zoo_table
 
 log = logging.getLogger(__name__)
 
-_SHARED = ("storage", "ray", "mlflow")
 STAGES = ("zoo", "reference", "extract", "train", "scan")
 
-TrainStage = create_model(
-    "TrainStage",
-    __base__=StrictModel,
-    __module__=__name__,
-    __doc__="The training job's fields (TrainRegisterJobConfig) but the ones the main job shares.",
-    **{name: (info.annotation, info) for name, info in TrainRegisterJobConfig.model_fields.items()
-       if name not in _SHARED},
-)
 
+class MainJobConfig(JobConfig):
+    """One section per stage (each the config of that stage's job); storage, Ray and MLflow are shared: the
+    training section takes the job's own."""
 
-class MainJobConfig(StrictModel):
-    """One section per stage (each the config of that stage's job); storage, Ray and MLflow are shared."""
-
-    storage: StorageConfig = StorageConfig()
-    ray: RayConfig = RayConfig()
-    mlflow: MlflowConfig = MlflowConfig()
     zoo: ZooConfig
     reference: ReferenceTrainConfig
     extract: ExtractConfig
-    train: TrainStage  # type: ignore[valid-type]
+    train: train_job.TrainRegisterJobConfig
     scan: ScanOptions
 
+    @model_validator(mode="before")
+    @classmethod
+    def _share_platform(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("train"), dict):
+            own = [name for name in SHARED_SECTIONS if name in data["train"]]
+            if own:
+                raise ValueError(f"train.{own[0]}: set {own[0]} once, at the top of the main job's config")
+            data = {**data, "train": {**data["train"], **{k: data[k] for k in SHARED_SECTIONS if k in data}}}
+        return data
 
-def main_presets(name: str) -> dict[str, Any]:
-    """The main job's base config: preset ``name`` of every stage."""
-    return {stage: load_preset(stage, name) for stage in STAGES}
+
+CONFIG = MainJobConfig
+
+
+def preset(name: str) -> dict[str, Any]:
+    """The main job's preset ``name``: the stage sections of each stage job's preset ``name``."""
+    tree = {stage: load_preset(stage, name) for stage in STAGES}
+    return {stage: tree[stage] if stage == "train" else tree[stage][stage] for stage in STAGES}
+
+
+def preset_names() -> list[str]:
+    """The names every stage has a preset of."""
+    return sorted(set.intersection(*(set(names_of(stage)) for stage in STAGES)))
 
 
 def _check_wiring(config: MainJobConfig, storage: Storage) -> None:
@@ -87,11 +93,10 @@ def _reference(config: MainJobConfig, storage: Storage) -> dict[str, Any]:
     if storage.exists(storage.uri(prefix, MANIFEST_FILE)):  # written last: the folder is complete
         log.info("reusing the reference model stored at %s (delete it to retrain)", storage.uri(prefix))
         return {"uri": storage.uri(prefix), "reused": True}
-    return run_pretrain(PretrainJobConfig(storage=config.storage, ray=config.ray, mlflow=config.mlflow,
-                                          reference=config.reference))
+    return reference_train.run(reference_train.PretrainJobConfig(**config.shared(), reference=config.reference))
 
 
-def run_main(config: MainJobConfig) -> dict[str, Any]:
+def run(config: MainJobConfig) -> dict[str, Any]:
     """Run every stage in order on ``config``; prints each stage's report and returns them by stage, with each
     stage's wall-clock seconds under ``seconds``."""
     storage = Storage(config.storage)
@@ -107,26 +112,23 @@ def run_main(config: MainJobConfig) -> dict[str, Any]:
 
     ensure_ray(config.ray)
     lap("ray")
-    shared = {"storage": config.storage, "ray": config.ray}
+    shared = config.shared()
     zoo = build_zoo(storage, config.zoo)
     print(format_zoo_table(zoo))
     lap("zoo")
     reference = _reference(config, storage)
     print(f"reference model: {reference}")
     lap("reference")
-    extracted = run_extract(ExtractJobConfig(**shared, extract=config.extract))
+    extracted = extract_job.run(extract_job.ExtractJobConfig(**shared, extract=config.extract))
     print(f"features: {extracted}")
     lap("extract")
-    trained = train_and_register(TrainRegisterJobConfig(**shared, mlflow=config.mlflow,
-                                                        **config.train.model_dump()))
+    trained = train_job.run(config.train)
     print(f"attributor: {trained['model']} (promoted: {trained.get('promoted')}), "
           f"test accuracy {trained['metrics'].get('test_accuracy')}")
     lap("train")
-    scan = run_scan(ScanJobConfig(**shared, mlflow=config.mlflow, scan=ScanConfig(
+    scan = scan_job.run(scan_job.ScanJobConfig(**shared, scan=ScanConfig(
         source=storage.uri(config.zoo.prefix, "images"), **config.scan.model_dump())))
     lap("scan")
-    print(format_summary(scan))
-    print("\n" + format_model_quality(trained))
     return {"zoo": zoo, "reference": reference, "extract": extracted, "train": trained, "scan": scan,
             "seconds": seconds}
 
@@ -162,3 +164,17 @@ def format_main(reports: dict[str, Any]) -> str:
               "| predicted source | images |", "|---|---:|"]
     lines += [f"| {label} | {count} |" for label, count in scan["by_predicted"].items()]
     return "\n".join(lines)
+
+
+def describe(reports: dict[str, Any]) -> str:
+    """The scan's summary and how far to trust it."""
+    return format_summary(reports["scan"]) + "\n\n" + format_model_quality(reports["train"])
+
+
+def section(config: MainJobConfig, reports: dict[str, Any], preset: str, docs_dir: Path) -> Section:
+    return Section(f"main-{preset}", f"The main job `causalprint run` (`{preset}`)", format_main(reports))
+
+
+def exit_code(reports: dict[str, Any]) -> int:
+    """A model the gate refused is a failure too: the scan then answered with an older champion."""
+    return 0 if reports["scan"]["attributed"] and reports["train"].get("promoted", True) else 1

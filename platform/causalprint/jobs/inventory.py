@@ -1,23 +1,21 @@
-"""The inventory job: read a collection through intake and report what was read and what failed."""
+"""``causalprint inventory``: read a collection through intake and report what was read and what failed."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 from pydantic import Field
 
-from causalprint.config import StrictModel
 from causalprint.data.collection import DEFAULT_IGNORE, read_collection
 from causalprint.imaging.intake import IntakeConfig
 from causalprint.inventory import InventoryReport, build_inventory, format_inventory
-from causalprint.runtime.ray_local import RayConfig, ensure_ray
-from causalprint.storage import Storage, StorageConfig, StorageError, list_source
+from causalprint.runtime.job_config import JobConfig
+from causalprint.runtime.ray_local import ensure_ray
+from causalprint.storage import Storage, StorageError, list_source
 from causalprint.text import cut
 from causalprint.zoo.manifest import read_manifest
 
 
-class InventoryJobConfig(StrictModel):
-    storage: StorageConfig = StorageConfig()
-    ray: RayConfig = RayConfig()
+class InventoryJobConfig(JobConfig):
     intake: IntakeConfig = IntakeConfig()
     prefix: str
     manifest: str | None = None
@@ -36,8 +34,11 @@ def _manifest(storage: Storage, uri: str) -> pa.Table:
         raise StorageError(f"--manifest {uri}: not a readable zoo manifest ({cut(detail, 200)})") from exc
 
 
-def run_inventory(config: InventoryJobConfig) -> InventoryReport:
-    """Read ``config.prefix`` (inside the storage root) and print and return the inventory. The prefix and the
+CONFIG = InventoryJobConfig
+
+
+def run(config: InventoryJobConfig) -> InventoryReport:
+    """Read ``config.prefix`` (inside the storage root) and return the inventory. The prefix and the
     manifest are checked before Ray starts; a prefix that is missing or holds no files is refused."""
     storage = Storage(config.storage)
     prefix = storage.resolve(config.prefix)
@@ -49,5 +50,12 @@ def run_inventory(config: InventoryJobConfig) -> InventoryReport:
     ensure_ray(config.ray)
     rows = read_collection(storage, prefix, config.intake, entries=listing.entries)
     report = build_inventory(rows, prefix, manifest).model_copy(update={"skipped": listing.skipped})
-    print(format_inventory(report))
     return report
+
+
+def describe(report: InventoryReport) -> str:
+    return format_inventory(report)
+
+
+def exit_code(report: InventoryReport) -> int:
+    return 0 if report.total else 1
