@@ -56,8 +56,6 @@ LAYERS = {
     "causalprint.anonymization": "model",
     "causalprint.jobs": "jobs",
     "causalprint.benchmarks": "jobs",
-    "causalprint.pipeline": "jobs",
-    "causalprint.inventory_job": "jobs",
     "causalprint.serving": "serving",
     "causalprint.cli": "tools",
     "causalprint.cli_errors": "tools",
@@ -135,6 +133,12 @@ def _exception(module: str, target: str) -> tuple[str, str] | None:
         if module == m and (target == t or target.startswith(t + ".")):
             return m, t
     return None
+
+
+def test_every_entry_of_the_table_exists() -> None:
+    present = {m for m, _ in modules()}
+    gone = sorted(name for name in LAYERS if not any(m == name or m.startswith(name + ".") for m in present))
+    assert not gone, f"LAYERS maps what no longer exists, remove it here and in {ARCHITECTURE.name}: {gone}"
 
 
 def test_every_module_has_a_layer() -> None:
