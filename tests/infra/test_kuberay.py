@@ -17,6 +17,8 @@ import yaml
 from ray.runtime_env import RuntimeEnv
 from serve_configs import check_serve_config
 
+from causalprint.cli import build_parser
+
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "infra" / "k8s"
 SCHEMA = K8S / "schemas" / "kuberay-v1.4.0-subset.schema.yaml"
@@ -102,8 +104,8 @@ def test_the_cluster_matches_the_images_and_the_pinned_ray() -> None:
 def test_the_job_runs_an_entry_point_of_jobs_with_a_valid_runtime_env() -> None:
     spec = manifest("RayJob")["spec"]
     words = shlex.split(spec["entrypoint"])
-    assert words[0] == "python" and words[1].startswith(f"{IMAGE_WORKDIR}/jobs/")
-    assert (REPO / words[1].removeprefix(f"{IMAGE_WORKDIR}/")).is_file(), words[1]
+    assert words[:2] == ["python", f"{IMAGE_WORKDIR}/jobs/run.py"] and (REPO / "jobs" / "run.py").is_file()
+    build_parser().parse_args(words[2:])  # jobs/run.py runs `causalprint JOB ARGS`: a command that parses
     runtime_env = yaml.safe_load(spec["runtimeEnvYAML"])
     assert set(runtime_env) <= RuntimeEnv.known_fields
     RuntimeEnv(**runtime_env)  # types checked by Ray itself

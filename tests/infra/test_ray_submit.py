@@ -1,9 +1,10 @@
-"""infra/ray: `ray job submit` for a file of jobs/ with the runtime_env of infra/ray/runtime_env.yaml. The
-script's --print mode shows the command it would run; no cluster is started here."""
+"""infra/ray: `ray job submit` of jobs/run.py (which runs `causalprint JOB ARGS`) with the runtime_env of
+infra/ray/runtime_env.yaml. The script's --print mode shows the command it would run; no cluster is started."""
 
 from __future__ import annotations
 
 import shlex
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,13 +13,22 @@ import yaml
 from ray.runtime_env import RuntimeEnv
 
 REPO = Path(__file__).resolve().parents[2]
-SUBMIT = REPO / "infra" / "ray" / "submit.sh"
+SUBMIT = Path("infra") / "ray" / "submit.sh"
 RUNTIME_ENV = REPO / "infra" / "ray" / "runtime_env.yaml"
 
 
-def submit(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(SUBMIT), *args], capture_output=True, text=True, timeout=30,
+def submit(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(repo / SUBMIT), *args], capture_output=True, text=True, timeout=120,
                           env={"PATH": "/usr/bin:/bin"})
+
+
+@pytest.fixture()
+def checkout(tmp_path: Path) -> Path:
+    """The script in a checkout without .venv: it then leaves the job's name to the cluster's command line."""
+    for path in (SUBMIT, Path("jobs") / "run.py"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / path, tmp_path / path)
+    return tmp_path
 
 
 def test_the_runtime_env_is_valid_and_ships_the_library_without_local_state() -> None:
@@ -32,20 +42,27 @@ def test_the_runtime_env_is_valid_and_ships_the_library_without_local_state() ->
     assert all(isinstance(v, str) for v in runtime_env["env_vars"].values())
 
 
-@pytest.mark.parametrize("job", sorted(p.stem for p in (REPO / "jobs").glob("*.py")))
-def test_every_job_submits_with_its_arguments(job: str) -> None:
-    done = submit("--address", "http://127.0.0.1:8265", "--print", job, "--preset", "tiny", "--set", "a.b=c d")
+@pytest.mark.parametrize("job", [["run", "--preset", "demo"], ["scan", "inbox", "--set", "a.b=c d"],
+                                 ["zoo", "build", "--preset", "tiny"]])
+def test_a_job_submits_jobs_run_py_with_its_arguments(checkout: Path, job: list[str]) -> None:
+    done = submit(checkout, "--address", "http://127.0.0.1:8265", "--print", *job)
     assert done.returncode == 0, done.stderr
     words = shlex.split(done.stdout)
-    assert Path(words[0]).name == "ray" and words[1:3] == ["job", "submit"]
+    assert words[0] == "ray" and words[1:3] == ["job", "submit"]
     assert words[words.index("--address") + 1] == "http://127.0.0.1:8265"
     assert words[words.index("--runtime-env") + 1] == "infra/ray/runtime_env.yaml"
-    entry = words[words.index("--") + 1:]
-    assert entry == ["python", f"jobs/{job}.py", "--preset", "tiny", "--set", "a.b=c d"]
-    assert (REPO / entry[1]).is_file()
+    assert words[words.index("--") + 1:] == ["python", "jobs/run.py", *job]
 
 
-def test_an_unknown_job_or_none_is_refused_with_the_list() -> None:
-    for args in (("nope",), ()):
-        done = submit(*args)
-        assert done.returncode == 2 and "main" in done.stderr and "scan" in done.stderr, done.stderr
+def test_no_job_is_refused(checkout: Path) -> None:
+    for args in ((), ("--print",), ("--print", "--preset", "demo")):
+        done = submit(checkout, *args)
+        assert done.returncode == 2 and "JOB is a causalprint command" in done.stderr, done.stderr
+
+
+@pytest.mark.slow
+def test_with_a_local_venv_an_unknown_job_is_refused_before_submitting() -> None:
+    known = submit(REPO, "--print", "run", "--preset", "demo")
+    assert known.returncode == 0 and "jobs/run.py run --preset demo" in known.stdout, known.stderr
+    unknown = submit(REPO, "--print", "nope")
+    assert unknown.returncode == 2 and "no job named nope" in unknown.stderr, unknown.stderr
