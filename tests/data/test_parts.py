@@ -10,6 +10,7 @@ import pytest
 from causalprint.data.parts import (
     batch_to_table,
     done_uris,
+    drop_rows,
     list_parts,
     part_columns,
     read_parts,
@@ -66,3 +67,21 @@ def test_an_empty_prefix_has_nothing_done_and_no_rows(tmp_path) -> None:
     assert part_columns(storage, "none") is None
     with pytest.raises(FileNotFoundError, match="no parts under"):
         read_parts(storage, "none")
+
+
+def test_retryable_and_error_rows_are_pending_again_and_dropped_before_their_new_answer(tmp_path) -> None:
+    storage = _storage(tmp_path)
+    folder = storage.resolve("report/run=1")
+    rows = {"uri": ["a", "b", "c", "d"], "ok": [True, False, False, False],
+            "retryable": [False, False, True, None]}
+    write_rows_part(storage, folder, np.array(rows["uri"][:2]), pa.table({k: v[:2] for k, v in rows.items()}))
+    write_rows_part(storage, folder, np.array(rows["uri"][2:]), pa.table({k: v[2:] for k, v in rows.items()}))
+    # A part of a report written before the column existed: its rows count as they did.
+    write_rows_part(storage, folder, np.array(["e"]), pa.table({"uri": ["e"], "ok": [False]}))
+    assert done_uris(storage, "report") == {"a", "b", "d", "e"}
+    assert done_uris(storage, "report", retry_errors=True) == {"a"}
+
+    assert drop_rows(storage, "report", {"c", "e", "unknown"}) == 2
+    assert sorted(read_parts(storage, "report")["uri"].to_pylist()) == ["a", "b", "d"]
+    assert len(list_parts(storage, "report")) == 2  # the part left empty is gone, the other rewritten whole
+    assert drop_rows(storage, "report", set()) == 0

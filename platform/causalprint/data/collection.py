@@ -4,20 +4,30 @@ Every listed entry becomes exactly one row, whatever its name (:func:`~causalpri
 that cannot be read or decoded is a row with ``ok=False`` and its reason, never an exception that stops the job.
 Entries the listing refused (a link out of the storage root, a FIFO or device) are error rows that are never
 opened.
+
+With a :class:`ReadRetry` (the scan's), a read that fails for a transient reason (throttling, a server error, a
+timeout, credentials: :func:`~causalprint.storage.faults.transient_reason`) is not the file's answer: it is tried
+again with back-off, and once the tries are spent it either raises :class:`TransientReadError` (``on_transient:
+fail``, which fails the job) or becomes an error row with ``retryable=True`` (``row``), which a rerun reads again.
+Without one, every read failure is a ``read_failed`` row, as before.
 """
 
 from __future__ import annotations
 
 import math
+import random
+import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from causalprint.imaging.errors import ImageDecodeError, ImageErrorKind
 from causalprint.imaging.intake import IntakeConfig, decode_image
 from causalprint.storage.listing import Entry, list_source
-from causalprint.storage.uri import NotARegularFileError, OutsideStorageError
+from causalprint.storage.faults import transient_reason
+from causalprint.storage.uri import NotARegularFileError, OutsideStorageError, StorageError
 
 if TYPE_CHECKING:
     import ray.data
@@ -34,6 +44,41 @@ COLUMNS = ("uri", "ok", "error_kind", "error", "image")
 UNKNOWN_SIZE = -1
 _MAX_BLOCKS = 512  # a block of URIs is tiny; beyond this, more blocks only add scheduling overhead
 _NUM_CPUS = 0.5  # fractional, so decode tasks never take every CPU from the tasks that feed them
+RETRYABLE = "retryable"  # the column a ReadRetry adds: the row's error was transient, a rerun reads it again
+
+
+@dataclass(frozen=True)
+class ReadRetry:
+    """How reads that fail for a transient reason are retried: ``attempts`` reads in all, ``backoff_s`` doubling
+    between them (capped at ``max_backoff_s``, jittered), then ``on_transient``: ``fail`` raises
+    :class:`TransientReadError`, ``row`` writes an error row marked ``retryable``."""
+
+    attempts: int = 3
+    backoff_s: float = 0.5
+    max_backoff_s: float = 8.0
+    on_transient: Literal["fail", "row"] = "fail"
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1 or self.backoff_s < 0 or self.max_backoff_s < 0:
+            raise ValueError(f"attempts must be >= 1 and back-offs >= 0, got {self}")
+        if self.on_transient not in ("fail", "row"):
+            raise ValueError(f"on_transient must be fail or row, got {self.on_transient!r}")
+
+    def delay(self, tries: int) -> float:
+        """Seconds to wait after the ``tries``-th failed read."""
+        return min(self.max_backoff_s, self.backoff_s * 2 ** (tries - 1)) * random.uniform(0.5, 1.0)
+
+
+class TransientReadError(StorageError):
+    """A read failed for a transient reason on every try: the job stops rather than record it as the file's
+    answer."""
+
+    def __init__(self, uri: str, reason: str, detail: str, tries: int) -> None:
+        self.uri, self.reason, self.detail, self.tries = uri, reason, detail, tries
+        super().__init__(f"could not read {uri} after {tries} tries: {reason}: {detail}")
+
+    def __reduce__(self) -> tuple[type[TransientReadError], tuple[str, str, str, int]]:
+        return (type(self), (self.uri, self.reason, self.detail, self.tries))
 
 
 def read_collection(
@@ -46,6 +91,7 @@ def read_collection(
     ignore: Sequence[str] = (),
     metadata: Mapping[str, Sequence[Any]] | None = None,
     batch_size: int = 64,
+    retry: ReadRetry | None = None,
 ) -> ray.data.Dataset:
     """A lazy dataset with one row per entry under ``prefix`` (listed with ``ignore`` patterns skipped), per
     entry of ``uris``, or per listed ``entries`` (a listing made by the caller).
@@ -54,7 +100,8 @@ def read_collection(
     ``(size, size, 3)`` tensor (zeros when not ok). ``prefix`` and every entry of ``uris`` (root-relative or full
     URIs; duplicates dropped) go through :meth:`Storage.resolve`, so an outside-root URI raises
     :class:`~causalprint.storage.OutsideStorageError` here, before anything is read; a missing ``prefix`` raises
-    :class:`~causalprint.storage.MissingSourceError`. Ray must be initialised.
+    :class:`~causalprint.storage.MissingSourceError`. Ray must be initialised. With ``retry``, transient read
+    failures are retried, then fail the dataset or become rows marked in a ``retryable`` column (module docstring).
     """
     import pyarrow as pa
     import ray.data
@@ -80,7 +127,7 @@ def read_collection(
     blocks = max(1, min(math.ceil(len(names) / batch_size), _MAX_BLOCKS))
     return ray.data.from_arrow(table, override_num_blocks=blocks).map_batches(
         decode_rows,
-        fn_kwargs={"storage": storage, "config": config},
+        fn_kwargs={"storage": storage, "config": config, "retry": retry},
         batch_format="numpy",
         batch_size=batch_size,
         num_cpus=_NUM_CPUS,
@@ -88,17 +135,21 @@ def read_collection(
     )
 
 
-def decode_rows(batch: dict[str, np.ndarray], storage: Storage, config: IntakeConfig) -> dict[str, np.ndarray]:
+def decode_rows(batch: dict[str, np.ndarray], storage: Storage, config: IntakeConfig,
+                retry: ReadRetry | None = None) -> dict[str, np.ndarray]:
     """Read and decode one batch: ``uri`` (and optional ``size``, -1 = unknown, and ``error_kind``/``error`` of
-    entries the listing refused, which are passed on unopened) in, the dataset columns out.
+    entries the listing refused, which are passed on unopened) in, the dataset columns out (with ``retry``, also
+    ``retryable``).
 
-    Never raises for a bad file; usable without Ray.
+    Never raises for a bad file; with ``retry`` and ``on_transient="fail"``, raises :class:`TransientReadError`
+    for a read that failed for a transient reason on every try. Usable without Ray.
     """
     uris = [str(u) for u in batch["uri"]]
     sizes = batch.get("size")
     listed_kinds, listed_reasons = batch.get("error_kind"), batch.get("error")
     images = np.zeros((len(uris), config.size, config.size, 3), dtype=np.uint8)
     ok = np.zeros(len(uris), dtype=bool)
+    retryable = np.zeros(len(uris), dtype=bool)
     kinds: list[str] = []
     reasons: list[str] = []
     for i, uri in enumerate(uris):
@@ -108,7 +159,14 @@ def decode_rows(batch: dict[str, np.ndarray], storage: Storage, config: IntakeCo
             reasons.append(str(listed_reasons[i]) if listed_reasons is not None else "")
             continue
         try:
-            images[i] = decode_image(_read_checked(storage, uri, known, config), uri, config)
+            images[i] = decode_image(_read_checked(storage, uri, known, config, retry), uri, config)
+        except TransientReadError as exc:
+            if retry is None or retry.on_transient == "fail":
+                raise
+            kinds.append(str(ImageErrorKind.READ_FAILED))
+            reasons.append(f"{exc.reason} after {exc.tries} tries (retryable): {exc.detail}")
+            retryable[i] = True
+            continue
         except ImageDecodeError as exc:
             kinds.append(str(exc.kind))
             reasons.append(exc.reason)
@@ -120,8 +178,8 @@ def decode_rows(batch: dict[str, np.ndarray], storage: Storage, config: IntakeCo
         ok[i] = True
         kinds.append("")
         reasons.append("")
-    passthrough = {k: v for k, v in batch.items() if k not in ("uri", "size", *COLUMNS)}
-    return {
+    passthrough = {k: v for k, v in batch.items() if k not in ("uri", "size", RETRYABLE, *COLUMNS)}
+    out = {
         **passthrough,
         "uri": np.array(uris, dtype=object),
         "ok": ok,
@@ -129,11 +187,35 @@ def decode_rows(batch: dict[str, np.ndarray], storage: Storage, config: IntakeCo
         "error": np.array(reasons, dtype=object),
         "image": images,
     }
+    if retry is not None:
+        out[RETRYABLE] = retryable
+    return out
 
 
-def _read_checked(storage: Storage, uri: str, size: int, config: IntakeConfig) -> bytes:
+def _read_checked(storage: Storage, uri: str, size: int, config: IntakeConfig,
+                  retry: ReadRetry | None = None) -> bytes:
     """The file's bytes in one request (one GET on S3, no HEAD before it), refusing an oversized file: by its
-    listed size without reading it, else from the read itself, which fetches at most ``max_bytes + 1`` bytes."""
+    listed size without reading it, else from the read itself, which fetches at most ``max_bytes + 1`` bytes.
+    With ``retry``, a transient failure is read again after a pause, and raises :class:`TransientReadError` once
+    the tries are spent."""
+    tries = 0
+    while True:
+        try:
+            return _read_once(storage, uri, size, config)
+        except ImageDecodeError as exc:
+            cause = exc.__cause__
+            if retry is None or cause is None or exc.kind != ImageErrorKind.READ_FAILED:
+                raise
+            reason = transient_reason(cause)
+            if reason is None:  # about the file itself (no such file): its row says so
+                raise
+            tries += 1
+            if tries >= retry.attempts:
+                raise TransientReadError(uri, reason, f"{type(cause).__name__}: {cause}", tries) from cause
+            time.sleep(retry.delay(tries))
+
+
+def _read_once(storage: Storage, uri: str, size: int, config: IntakeConfig) -> bytes:
     try:
         if size != UNKNOWN_SIZE and size > config.max_bytes:
             raise ImageDecodeError(

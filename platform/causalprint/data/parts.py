@@ -6,8 +6,10 @@ anonymization (its report) and evaluation (which reads the extraction outputs ba
 - **Atomic parts.** A batch is written as one part, ``part-<hash of its URIs>.parquet``, through
   :meth:`~causalprint.storage.Storage.write_parquet`, which is atomic. A killed job leaves only whole parts, and
   a batch written again after an interruption replaces its own part instead of adding a second one.
-- **Resume by row.** :func:`done_uris` reads only the ``uri`` column of every part under the prefix; a rerun
-  skips those URIs, so no row is lost or written twice.
+- **Resume by row.** :func:`done_uris` reads only the ``uri`` column of every part under the prefix (and
+  ``retryable``/``ok`` where asked); a rerun skips those URIs, so no row is lost or written twice. A row marked
+  ``retryable`` (a transient read error) is not done: :func:`drop_rows` takes it out of its part, atomically,
+  before the rerun writes its new answer, so each URI keeps one row.
 - **Read back.** :func:`read_parts` concatenates every part under the prefix (subfolders included, such as the
   scan's ``run=<id>/``), in name order, optionally keeping only some columns and rows.
 
@@ -73,12 +75,48 @@ def list_parts(storage: Storage, prefix: str) -> list[str]:
             if f.uri.rsplit("/", 1)[-1].startswith(PART_PREFIX)]
 
 
-def done_uris(storage: Storage, prefix: str) -> set[str]:
-    """URIs of every row already written under ``prefix`` (only the ``uri`` column is read)."""
+RETRYABLE = "retryable"
+
+
+def done_uris(storage: Storage, prefix: str, *, retry_errors: bool = False) -> set[str]:
+    """URIs of every row already written under ``prefix``, but those marked ``retryable`` (and with
+    ``retry_errors``, every error row: ``ok`` false): the rows a rerun does not read again. Only those columns
+    are read."""
     done: set[str] = set()
     for uri in list_parts(storage, prefix):
-        done.update(pq.read_table(io.BytesIO(storage.read_bytes(uri)), columns=["uri"])["uri"].to_pylist())
+        source = io.BytesIO(storage.read_bytes(uri))
+        names = set(pq.read_schema(source).names)
+        wanted = ["uri", *([RETRYABLE] if RETRYABLE in names else []),
+                  *(["ok"] if retry_errors and "ok" in names else [])]
+        table = pq.read_table(source, columns=wanted)
+        if RETRYABLE in wanted:
+            table = table.filter(pc.invert(pc.fill_null(table[RETRYABLE], False)))
+        if "ok" in wanted:
+            table = table.filter(pc.fill_null(table["ok"], False))
+        done.update(table["uri"].to_pylist())
     return done
+
+
+def drop_rows(storage: Storage, prefix: str, uris: set[str]) -> int:
+    """Take the rows of ``uris`` out of the parts under ``prefix`` (before they are written again); returns how
+    many rows went. Each part is rewritten whole under its own name (atomic) or deleted when nothing is left, so a
+    crash in between leaves whole parts, and a row either in place or absent (then pending again)."""
+    if not uris:
+        return 0
+    dropped = 0
+    wanted = pa.array(sorted(uris), pa.string())
+    for uri in list_parts(storage, prefix):
+        table = pq.read_table(io.BytesIO(storage.read_bytes(uri)))
+        hit = pc.is_in(table["uri"], value_set=wanted)
+        count = int(pc.sum(hit).as_py() or 0)
+        if not count:
+            continue
+        dropped += count
+        if count == table.num_rows:
+            storage.delete(uri)
+        else:
+            storage.write_parquet(uri, table.filter(pc.invert(hit)))
+    return dropped
 
 
 def part_columns(storage: Storage, prefix: str) -> list[str] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from causalprint.config import StrictModel
 from causalprint.storage.uri import StorageError, parse_root
@@ -22,6 +22,9 @@ class StorageConfig(StrictModel):
     access_key_id: SecretStr | None = None
     """Else the standard AWS credential chain (environment, profile, instance role)."""
     secret_access_key: SecretStr | None = None
+    max_attempts: int = Field(default=5, ge=1, le=20, strict=True,
+                              description="S3 requests: attempts per request, with back-off, for throttling, server "
+                              "errors and timeouts (botocore's standard retry mode)")
 
     @field_validator("root")
     @classmethod

@@ -22,6 +22,7 @@ class S3Settings:
     region: str
     access_key_id: str | None
     secret_access_key: str | None
+    max_attempts: int = 5
 
 
 def _env(environ: Mapping[str, str], *names: str) -> tuple[str | None, str | None]:
@@ -49,6 +50,7 @@ def s3_settings(config: StorageConfig, environ: Mapping[str, str] | None = None)
         region=region,
         access_key_id=config.access_key_id.get_secret_value() if config.access_key_id else None,
         secret_access_key=config.secret_access_key.get_secret_value() if config.secret_access_key else None,
+        max_attempts=config.max_attempts,
     )
 
 
@@ -83,5 +85,6 @@ def boto3_s3(settings: S3Settings) -> Any:
     return session.client(
         "s3",
         endpoint_url=settings.endpoint_url,
-        config=Config(s3={"addressing_style": addressing}, retries={"mode": "standard", "max_attempts": 5}),
+        config=Config(s3={"addressing_style": addressing},
+                      retries={"mode": "standard", "total_max_attempts": settings.max_attempts}),
     )

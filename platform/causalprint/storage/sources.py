@@ -39,6 +39,8 @@ class SourceConfig(StrictModel):
     region: str | None = None
     access_key_id: SecretStr | None = None
     secret_access_key: SecretStr | None = None
+    max_attempts: int = Field(default=5, ge=1, le=20, strict=True,
+                              description="attempts per S3 request, with back-off (botocore's standard retries)")
 
     @field_validator("name")
     @classmethod
@@ -74,7 +76,8 @@ class SourceConfig(StrictModel):
 
     def storage_config(self) -> StorageConfig:
         return StorageConfig(root=self.uri, endpoint_url=self.endpoint_url, region=self.region,
-                             access_key_id=self.access_key_id, secret_access_key=self.secret_access_key)
+                             access_key_id=self.access_key_id, secret_access_key=self.secret_access_key,
+                             max_attempts=self.max_attempts)
 
 
 def check_sources(sources: Sequence[SourceConfig]) -> None:
