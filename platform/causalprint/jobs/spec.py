@@ -80,8 +80,8 @@ class JobSpec:
                                environ=environ)
         if preset_tree is not None:
             layers[0] = (f"preset {self.preset_kind}/{preset}", layers[0][1])
-        argued = _tree({self._key(dest): value for dest, value in given.items() if value is not None
-                        and self._key(dest)})
+        argued = _tree({key: value for dest, value in given.items() if value is not None
+                        and (key := self._key(dest))})
         if argued:
             # The job's own arguments sit with --set, which still wins (it comes last on the line).
             at = next((i for i, (name, _) in enumerate(layers) if name == "command line"), len(layers))
@@ -141,7 +141,9 @@ def run_job(spec: JobSpec, config: JobConfig, *, preset: str | None = None, resu
     file) when asked, print the epilogue the options ask for; returns the exit code."""
     module = spec.load()
     result = module.run(config)
-    echo(module.describe(result))
+    description = module.describe(result)
+    if description:  # a job whose output is its epilogue (report) prints nothing before it
+        echo(description)
     if results:
         if not hasattr(module, "section"):
             raise ConfigError(f"`causalprint {spec.command}` writes no figures: drop --results")
