@@ -35,7 +35,7 @@ TINY_MODEL = "causalprint-attributor-tiny"
 CHAMPION = f"models:/{TINY_MODEL}@champion"
 LEGACY = "legacy-attributor"
 SOURCES = {"smooth": "gan", "noisy": "diffusion", "blocky": "diffusion"}
-COLUMNS = ["one_step.dct", "one_step.fourier"]
+COLUMNS = ["image.dct", "image.fourier"]
 SIZE = 16
 
 
@@ -130,7 +130,7 @@ def build_world(tmp_path_factory: pytest.TempPathFactory, tiny_reference_dir: Pa
     upload_folder(storage, tiny_reference_dir, REFERENCE)
     manifest, good, bad = _write_images(storage, train, heldout)
     storage.write_parquet(storage.uri("manifest.parquet"), manifest)
-    extract(storage, "features/scan", "one_step")
+    extract(storage, "features/scan", "image")
     configure_mlflow(MlflowConfig(), storage)  # the experiment keeps its artifacts in storage
     tracking_uri = tracking_uri_for(MlflowConfig(), storage)
     train = TrainJobConfig(storage=storage.config, data=DataConfig(features="features/scan", columns=COLUMNS))
