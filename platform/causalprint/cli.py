@@ -26,29 +26,42 @@ from causalprint.storage import StorageError
 def _add_common_flags(parser: argparse.ArgumentParser, default: object = argparse.SUPPRESS) -> None:
     """``--debug`` and ``-v``, on the command and on every sub-command (which then leaves the command's default)."""
     parser.add_argument("--debug", action="store_true", default=default, help="print the traceback of an error")
-    parser.add_argument("-v", "--verbose", action="store_true", default=default,
-                        help="show third-party warnings and progress bars on the terminal too")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default,
+        help="show third-party warnings and progress bars on the terminal too",
+    )
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     _add_common_flags(parser)
     parser.add_argument("--config", help="YAML file with the job's configuration")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one config value, e.g. --set storage.root=s3://bucket/prefix")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value, e.g. --set storage.root=s3://bucket/prefix",
+    )
 
 
 def _preset_help(spec: JobSpec) -> str:
     return f"preset: {', '.join(spec.preset_names())} (default: {spec.default_preset})"
 
 
-def _add_job(parsers: dict[str, argparse._SubParsersAction], commands: argparse._SubParsersAction,
-             spec: JobSpec) -> None:
+def _add_job(
+    parsers: dict[str, argparse._SubParsersAction], commands: argparse._SubParsersAction, spec: JobSpec
+) -> None:
     """The sub-command of one job: its arguments, ``--preset``, ``--results`` and the config arguments."""
     *group, word = spec.command.split()
     if group:
         if group[0] not in parsers:
             parsers[group[0]] = commands.add_parser(group[0], help=GROUPS[group[0]]).add_subparsers(
-                dest=f"{group[0]}_command", required=True)
+                dest=f"{group[0]}_command", required=True
+            )
         where = parsers[group[0]]
     else:
         where = commands
@@ -106,8 +119,9 @@ def _cmd_attribute(args: argparse.Namespace) -> int:
     from causalprint.serving.client import CausalprintClient, ServiceError
 
     failed = 0
-    with CausalprintClient(args.url, args.key or os.environ.get("CAUSALPRINT_API_KEY"),
-                           version=args.model_version) as client:
+    with CausalprintClient(
+        args.url, args.key or os.environ.get("CAUSALPRINT_API_KEY"), version=args.model_version
+    ) as client:
         for image in args.images:
             try:
                 result = client.attribute(image)
@@ -115,15 +129,20 @@ def _cmd_attribute(args: argparse.Namespace) -> int:
                 raise ConfigError(f"cannot reach the service at {args.url}: {exc}") from None
             except (ServiceError, OSError) as exc:
                 failed += 1
-                print(json.dumps({"image": image, "error": str(exc)}) if args.json else
-                      f"{_escaped(image)}\terror: {_escaped(str(exc))}")
+                print(
+                    json.dumps({"image": image, "error": str(exc)})
+                    if args.json
+                    else f"{_escaped(image)}\terror: {_escaped(str(exc))}"
+                )
                 continue
             if args.json:
                 print(json.dumps({"image": image, **result}))
             else:
                 flag = " (unknown)" if result["unknown"] else ""
-                print(f"{_escaped(image)}\t{result['source']}{flag}\tconfidence {result['confidence']:.3f}\t"
-                      f"family {result['family'] or '-'}\t{result['model']['uri']}")
+                print(
+                    f"{_escaped(image)}\t{result['source']}{flag}\tconfidence {result['confidence']:.3f}\t"
+                    f"family {result['family'] or '-'}\t{result['model']['uri']}"
+                )
     return 1 if failed else 0
 
 
@@ -151,8 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.set_defaults(func=_cmd_keygen)
     _add_common_flags(keygen)
     attribute = commands.add_parser("attribute", help="ask a running service which model made each image")
-    attribute.add_argument("images", nargs="+", help="local image files, or storage:<uri> for objects in the "
-                                                     "service's storage")
+    attribute.add_argument(
+        "images", nargs="+", help="local image files, or storage:<uri> for objects in the service's storage"
+    )
     attribute.add_argument("--url", default="http://127.0.0.1:8000", help="the service (default: %(default)s)")
     attribute.add_argument("--key", help="API key (default: $CAUSALPRINT_API_KEY)")
     attribute.add_argument("--model-version", help="ask this registered version instead of the champion")

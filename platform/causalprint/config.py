@@ -68,8 +68,12 @@ class _NoAliasLoader(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
-            raise yaml.composer.ComposerError(None, None, f"YAML aliases (*{cut(event.anchor, 40)}) are not "
-                                              "accepted: write the value out", event.start_mark)
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"YAML aliases (*{cut(event.anchor, 40)}) are not accepted: write the value out",
+                event.start_mark,
+            )
         return super().compose_node(parent, index)
 
 

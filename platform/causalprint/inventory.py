@@ -139,8 +139,9 @@ def format_inventory(report: InventoryReport) -> str:
         lines += [
             "",
             f"failures ({len(report.failures)})",
-            *_table(["kind", "uri", "reason"],
-                    [[f.kind, printable(f.uri), printable(f.reason)] for f in report.failures]),
+            *_table(
+                ["kind", "uri", "reason"], [[f.kind, printable(f.uri), printable(f.reason)] for f in report.failures]
+            ),
         ]
     if report.missing:
         lines += ["", f"missing: in the manifest, no file ({len(report.missing)})"]

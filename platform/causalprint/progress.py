@@ -30,7 +30,15 @@ class ProgressLogger:
         extra = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
         log.info(
             "%s: %d/%d (%.0f%%) %.2f %s/s, elapsed %.0fs, eta %.0fs %s",
-            self.task, self.done, self.total, 100.0 * self.done / self.total, rate, self.unit, elapsed, eta, extra,
+            self.task,
+            self.done,
+            self.total,
+            100.0 * self.done / self.total,
+            rate,
+            self.unit,
+            elapsed,
+            eta,
+            extra,
         )
 
     @property

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from causalprint.presets import PRESET_ROOT, preset_hash, presets_read
@@ -52,14 +52,15 @@ def code_version() -> str:
 
     here = Path(__file__).resolve().parent
     try:
+
         def git(*argv: str) -> str:
-            return subprocess.run(["git", *argv], cwd=here, capture_output=True, text=True, check=True,
-                                  timeout=10).stdout.strip()
+            return subprocess.run(
+                ["git", *argv], cwd=here, capture_output=True, text=True, check=True, timeout=10
+            ).stdout.strip()
 
         top = git("rev-parse", "--show-toplevel")
         commit = git("rev-parse", "--short=12", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".",
-                    os.path.join(top, "jobs"))
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", os.path.join(top, "jobs"))
     except (OSError, subprocess.SubprocessError):
         return f"causalprint {__version__} (no git checkout)"
     return f"{commit}" + (" + uncommitted changes" if dirty else "")
@@ -72,13 +73,23 @@ def provenance_line(presets: Mapping[str, str] | None = None) -> str:
     return f"Presets: {listed}. Code: `{code_version()}`."
 
 
-def update_section(path: str | Path, key: str, title: str, body: str, command: str | None = None,
-                   presets: Mapping[str, str] | None = None) -> None:
+def update_section(
+    path: str | Path,
+    key: str,
+    title: str,
+    body: str,
+    command: str | None = None,
+    presets: Mapping[str, str] | None = None,
+) -> None:
     """Replace (or append) the section ``key`` of the results file, atomically. ``presets`` (``<kind>/<name>``
     -> hash) are the presets the figures come from; by default, every preset this process has read."""
     path = Path(path)
-    text = path.read_text() if path.exists() else "# Results\n\nEvery figure here is written by the command shown with it.\n"
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    text = (
+        path.read_text()
+        if path.exists()
+        else "# Results\n\nEvery figure here is written by the command shown with it.\n"
+    )
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = (
         f"<!-- BEGIN {key} -->\n## {title}\n\n"
         f"Command: `{command or invoked_command()}`\n\n"
@@ -105,7 +116,7 @@ def mark_stale(path: str | Path, key: str, reason: str) -> None:
     rerun = f" Rerun `{command['command']}` to refresh it." if command else ""
     title, _, rest = body.partition("\n")
     body = f"{title}\n\n{STALE_PREFIX} {reason.strip()}{rerun}\n{rest}"
-    _write(path, text[:match.start("body")] + body + text[match.end("body"):])
+    _write(path, text[: match.start("body")] + body + text[match.end("body") :])
 
 
 def stale_sections(text: str, preset_root: str | Path = PRESET_ROOT) -> list[str]:
@@ -118,8 +129,9 @@ def stale_sections(text: str, preset_root: str | Path = PRESET_ROOT) -> list[str
         if any(line.startswith(STALE_PREFIX) for line in body.splitlines()):
             continue
         command = _COMMAND.search(body)
-        fix = (f"rerun `{command['command']}`" if command else "rerun its command") + \
-            " or mark it stale (causalprint.results_doc.mark_stale)"
+        fix = (
+            f"rerun `{command['command']}`" if command else "rerun its command"
+        ) + " or mark it stale (causalprint.results_doc.mark_stale)"
         line = _PRESETS_LINE.search(body)
         if line is None:
             problems.append(f"section {key}: records no preset hash; {fix}")
@@ -129,8 +141,10 @@ def stale_sections(text: str, preset_root: str | Path = PRESET_ROOT) -> list[str
             if not file.is_file():
                 problems.append(f"section {key}: preset {found['preset']} is gone; {fix}")
             elif (now := preset_hash(file)) != found["hash"]:
-                problems.append(f"section {key}: preset {found['preset']} changed since it was written "
-                                f"(sha256 {found['hash']}, now {now}); {fix}")
+                problems.append(
+                    f"section {key}: preset {found['preset']} changed since it was written "
+                    f"(sha256 {found['hash']}, now {now}); {fix}"
+                )
     return problems
 
 

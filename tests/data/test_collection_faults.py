@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from image_samples import collection_files
 from s3_faults import FaultyS3, faulty_s3
 
 from causalprint.data.collection import ReadRetry, TransientReadError, decode_rows
 from causalprint.imaging import IntakeConfig
 from causalprint.storage import Storage, StorageConfig
-from image_samples import collection_files
 
 CONFIG = IntakeConfig(size=16)
 FAST = {"backoff_s": 0.01, "max_backoff_s": 0.05}

@@ -14,7 +14,19 @@ from causalprint.attribution.openset import (
 )
 
 __all__ = [
-    "Attribution", "CausalDecoupler", "Codes", "DecouplerConfig", "DecouplerOutput", "OpenSetAttributor",
-    "Prototypes", "TemperatureScaler", "auroc", "choose_unknown_threshold", "expected_calibration_error",
-    "fit_decoupler", "hsic", "kl_standard_normal", "oscr",
+    "Attribution",
+    "CausalDecoupler",
+    "Codes",
+    "DecouplerConfig",
+    "DecouplerOutput",
+    "OpenSetAttributor",
+    "Prototypes",
+    "TemperatureScaler",
+    "auroc",
+    "choose_unknown_threshold",
+    "expected_calibration_error",
+    "fit_decoupler",
+    "hsic",
+    "kl_standard_normal",
+    "oscr",
 ]

@@ -33,8 +33,14 @@ from causalprint.config import StrictModel, check_one_role
 from causalprint.data.parts import part_columns, read_parts, vectors
 from causalprint.storage import Storage, StorageError
 
-__all__ = ["AttributionData", "DataConfig", "check_columns", "load_attribution_data", "load_columns",
-           "split_attribution_data"]
+__all__ = [
+    "AttributionData",
+    "DataConfig",
+    "check_columns",
+    "load_attribution_data",
+    "load_columns",
+    "split_attribution_data",
+]
 
 META_COLUMNS = ("uri", "source", "arch", "family", "split", "ok", "reference_id")
 
@@ -43,19 +49,27 @@ class DataConfig(StrictModel):
     """Which extraction output, which vector columns and which sources."""
 
     features: str | list[str] = Field(
-        min_length=1, description="extraction output prefix(es) in storage, e.g. features/tiny; several (e.g. the "
-        "clean output and an augmented copy of its train split) are read as one table")
+        min_length=1,
+        description="extraction output prefix(es) in storage, e.g. features/tiny; several (e.g. the "
+        "clean output and an augmented copy of its train split) are read as one table",
+    )
     columns: list[str] = Field(min_length=1, description="<mode>.<space> vector columns, concatenated in order")
     held_out_sources: list[str] = Field(
-        default_factory=list, description="never trained on: their test-split rows are the open-set unknowns")
+        default_factory=list, description="never trained on: their test-split rows are the open-set unknowns"
+    )
     class_sources: list[str] | None = Field(
-        default=None, description="the classes; when given, every source this config does not name (here, in "
-        "held_out_sources or in architecture_only_sources) is dropped")
-    excluded_sources: list[str] = Field(default_factory=list, description="dropped entirely (when class_sources "
-                                        "is not given)")
+        default=None,
+        description="the classes; when given, every source this config does not name (here, in "
+        "held_out_sources or in architecture_only_sources) is dropped",
+    )
+    excluded_sources: list[str] = Field(
+        default_factory=list, description="dropped entirely (when class_sources is not given)"
+    )
     architecture_only_sources: list[str] = Field(
-        default_factory=list, description="further instances of the classes' architectures: their train rows "
-        "train the architecture head only, they are no class of their own (see AttributionData.y_train)")
+        default_factory=list,
+        description="further instances of the classes' architectures: their train rows "
+        "train the architecture head only, they are no class of their own (see AttributionData.y_train)",
+    )
     train_split: str = "train"
     test_split: str = "heldout"
     val_fraction: float = Field(default=0.1, gt=0.0, lt=1.0, description="of each class's train rows")
@@ -68,11 +82,18 @@ class DataConfig(StrictModel):
         if bad:
             raise ValueError(f"columns must look like <mode>.<space>, got {bad}")
         if self.class_sources is not None and self.excluded_sources:
-            raise ValueError("name the classes (class_sources) or the sources to drop (excluded_sources), not "
-                             "both: with class_sources every source not named is dropped")
-        check_one_role({"class_sources": self.class_sources or [], "held_out_sources": self.held_out_sources,
-                        "excluded_sources": self.excluded_sources,
-                        "architecture_only_sources": self.architecture_only_sources})
+            raise ValueError(
+                "name the classes (class_sources) or the sources to drop (excluded_sources), not "
+                "both: with class_sources every source not named is dropped"
+            )
+        check_one_role(
+            {
+                "class_sources": self.class_sources or [],
+                "held_out_sources": self.held_out_sources,
+                "excluded_sources": self.excluded_sources,
+                "architecture_only_sources": self.architecture_only_sources,
+            }
+        )
         return self
 
     @property
@@ -159,9 +180,15 @@ class AttributionData:
 
     def summary(self) -> dict[str, object]:
         """Counts for logs and MLflow params."""
-        return {"classes": self.num_classes, "input_dim": self.input_dim, "train_rows": len(self.y_train),
-                "architecture_only_rows": int((self.y_train < 0).sum()),
-                "val_rows": len(self.y_val), "test_rows": len(self.y_test), "unknown_rows": len(self.x_unknown)}
+        return {
+            "classes": self.num_classes,
+            "input_dim": self.input_dim,
+            "train_rows": len(self.y_train),
+            "architecture_only_rows": int((self.y_train < 0).sum()),
+            "val_rows": len(self.y_val),
+            "test_rows": len(self.y_test),
+            "unknown_rows": len(self.x_unknown),
+        }
 
 
 def _uri_rank(uri: str) -> int:
@@ -203,7 +230,7 @@ def _gather(table: pa.Table, columns: list[str], dims: list[int], rows_index: np
         return out
     start = 0
     for column, dim in zip(columns, dims):
-        out[:, start:start + dim] = vectors(table.select([column]).take(rows), column)
+        out[:, start : start + dim] = vectors(table.select([column]).take(rows), column)
         start += dim
     return out
 
@@ -215,8 +242,9 @@ def split_attribution_data(table: pa.Table, cfg: DataConfig, storage: Storage | 
     missing = [c for c in (*META_COLUMNS, *cfg.columns) if c not in table.column_names]
     if missing:
         vector_columns = sorted(c for c in table.column_names if "." in c)
-        raise ValueError(f"extraction output {cfg.features} lacks columns {missing}; vector columns there: "
-                         f"{vector_columns}")
+        raise ValueError(
+            f"extraction output {cfg.features} lacks columns {missing}; vector columns there: {vector_columns}"
+        )
     # Rows are chosen by index, in the metadata only: filtering the whole table would copy every vector column.
     by_source = cfg.source_filter()
     wanted = pc.field("ok") if by_source is None else pc.field("ok") & by_source  # a null ok drops its row
@@ -228,8 +256,10 @@ def split_attribution_data(table: pa.Table, cfg: DataConfig, storage: Storage | 
     table = table.select(list(META_COLUMNS)).take(pa.array(kept))
     references = sorted(set(table["reference_id"].to_pylist()))
     if len(references) != 1:
-        raise ValueError(f"rows of {cfg.features} come from {len(references)} reference models {references}; "
-                         "vectors of different reference models do not share a space: extract again or filter")
+        raise ValueError(
+            f"rows of {cfg.features} come from {len(references)} reference models {references}; "
+            "vectors of different reference models do not share a space: extract again or filter"
+        )
 
     source = np.array(table["source"].to_pylist(), dtype=object)
     split = np.array(table["split"].to_pylist(), dtype=object)
@@ -255,8 +285,7 @@ def split_attribution_data(table: pa.Table, cfg: DataConfig, storage: Storage | 
     index = {name: i for i, name in enumerate(class_names)}
     y = np.array([index.get(str(s), -1) for s in source], dtype=np.int64)
     arch_names = architecture_names(architectures[n] for n in class_names)
-    strangers = sorted({f"{s} ({architectures[s]})" for s in source[arch_only]
-                        if architectures[s] not in arch_names})
+    strangers = sorted({f"{s} ({architectures[s]})" for s in source[arch_only] if architectures[s] not in arch_names})
     if strangers:
         raise ValueError(f"architecture_only_sources {strangers} have an architecture of no class: {arch_names}")
     y[arch_only] = [-1 - arch_names.index(architectures[s]) for s in source[arch_only]]
@@ -269,8 +298,9 @@ def split_attribution_data(table: pa.Table, cfg: DataConfig, storage: Storage | 
     test = known & (split == cfg.test_split)
     unknown = held & (split == cfg.test_split)
     dims = [vector_table.schema.field(c).type.list_size for c in cfg.columns]  # fixed-size-list columns
-    x_train, x_val, x_test, x_unknown = (_gather(vector_table, cfg.columns, dims, kept[m])
-                                         for m in (train, val, test, unknown))
+    x_train, x_val, x_test, x_unknown = (
+        _gather(vector_table, cfg.columns, dims, kept[m]) for m in (train, val, test, unknown)
+    )
     return AttributionData(
         class_names=class_names,
         families=families,
@@ -278,10 +308,14 @@ def split_attribution_data(table: pa.Table, cfg: DataConfig, storage: Storage | 
         reference_id=str(references[0]),
         columns=list(cfg.columns),
         column_dims=dims,
-        x_train=x_train, y_train=y[train],
-        x_val=x_val, y_val=y[val],
-        x_test=x_test, y_test=y[test],
-        x_unknown=x_unknown, unknown_sources=[str(s) for s in source[unknown]],
+        x_train=x_train,
+        y_train=y[train],
+        x_val=x_val,
+        y_val=y[val],
+        x_test=x_test,
+        y_test=y[test],
+        x_unknown=x_unknown,
+        unknown_sources=[str(s) for s in source[unknown]],
     )
 
 
@@ -293,8 +327,10 @@ def _first_part_columns(storage: Storage, prefix: str) -> list[str]:
 
 
 def _lacks(prefix: str, missing: list[str], names: list[str]) -> ValueError:
-    return ValueError(f"extraction output {prefix} lacks columns {missing}; "
-                      f"vector columns there: {sorted(c for c in names if '.' in c)}")
+    return ValueError(
+        f"extraction output {prefix} lacks columns {missing}; "
+        f"vector columns there: {sorted(c for c in names if '.' in c)}"
+    )
 
 
 def check_columns(storage: Storage, prefix: str, columns: list[str]) -> None:

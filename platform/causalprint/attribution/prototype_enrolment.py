@@ -75,19 +75,24 @@ def check_names(attributor: LoadedAttributor, source: str, family: str) -> None:
     """Refuse a source or family name that :func:`enrol_source` would refuse (before any image is read)."""
     for what, value in (("source", source), ("family", family)):
         if not _NAME.match(value) or value == UNKNOWN:
-            raise EnrolmentError(f"{what} name {value!r} is not allowed: use 1-64 lower-case letters, digits, "
-                                 f"'.', '_' or '-', starting with a letter or digit, and not {UNKNOWN!r}")
+            raise EnrolmentError(
+                f"{what} name {value!r} is not allowed: use 1-64 lower-case letters, digits, "
+                f"'.', '_' or '-', starting with a letter or digit, and not {UNKNOWN!r}"
+            )
     calibration = attributor.calibration
     if source in calibration.class_names:
-        raise EnrolmentError(f"{source!r} is a trained class of this attributor (trained: "
-                             f"{', '.join(calibration.class_names)}); enrol a new source under another name")
+        raise EnrolmentError(
+            f"{source!r} is a trained class of this attributor (trained: "
+            f"{', '.join(calibration.class_names)}); enrol a new source under another name"
+        )
     known_family = calibration.families.get(source)
     if known_family is not None and known_family != family:
         raise EnrolmentError(f"{source!r} is already enrolled with family {known_family!r}, not {family!r}")
 
 
-def enrol_source(attributor: LoadedAttributor, source: str, family: str,
-                 codes: np.ndarray) -> tuple[LoadedAttributor, EnrolmentCheck]:
+def enrol_source(
+    attributor: LoadedAttributor, source: str, family: str, codes: np.ndarray
+) -> tuple[LoadedAttributor, EnrolmentCheck]:
     """A copy of ``attributor`` whose prototypes also hold ``source`` (family ``family``), built from its
     fingerprint codes ``[n, F]``; enrolling an already enrolled source adds to its samples. ``attributor`` is not
     changed, and the copy's ``metrics`` are empty: no evaluation has measured it."""
@@ -116,13 +121,26 @@ def enrol_source(attributor: LoadedAttributor, source: str, family: str,
         loo_top1 = float(nearest.mean())
         loo_accepted = float((nearest & (sims[:, k] >= thresholds.get(source, parent.proto_threshold))).mean())
     # The copy's calibration and requirements are objects of its own; the model is shared, and neither changes it.
-    calibration = dataclasses.replace(parent, prototypes=prototypes, families={**parent.families, source: family},
-                                      proto_class_thresholds=thresholds, class_names=list(parent.class_names))
-    enrolled = dataclasses.replace(attributor, calibration=calibration, requirements=copy.deepcopy(
-        attributor.requirements), metrics={})
-    check = EnrolmentCheck(source=source, family=family, samples=int(codes.shape[0]),
-                           total_samples=int(prototypes.counts_[k]), loo_top1=loo_top1, loo_accepted=loo_accepted,
-                           threshold=thresholds.get(source), **_nearest(prototypes, k))
+    calibration = dataclasses.replace(
+        parent,
+        prototypes=prototypes,
+        families={**parent.families, source: family},
+        proto_class_thresholds=thresholds,
+        class_names=list(parent.class_names),
+    )
+    enrolled = dataclasses.replace(
+        attributor, calibration=calibration, requirements=copy.deepcopy(attributor.requirements), metrics={}
+    )
+    check = EnrolmentCheck(
+        source=source,
+        family=family,
+        samples=int(codes.shape[0]),
+        total_samples=int(prototypes.counts_[k]),
+        loo_top1=loo_top1,
+        loo_accepted=loo_accepted,
+        threshold=thresholds.get(source),
+        **_nearest(prototypes, k),
+    )
     return enrolled, check
 
 

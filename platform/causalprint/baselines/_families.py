@@ -44,8 +44,17 @@ class CNNBaseline(Baseline):
 
     def _train(self, module: nn.Module, x: Tensor, y: Tensor) -> list[dict[str, float]]:
         o = self.options
-        return fit_classifier(module, x, y, epochs=o.epochs, batch_size=o.batch_size, lr=o.lr,
-                              weight_decay=o.weight_decay, seed=o.seed, label=self.name)
+        return fit_classifier(
+            module,
+            x,
+            y,
+            epochs=o.epochs,
+            batch_size=o.batch_size,
+            lr=o.lr,
+            weight_decay=o.weight_decay,
+            seed=o.seed,
+            label=self.name,
+        )
 
 
 class LinearProbeOptions(BaselineOptions):
@@ -73,5 +82,14 @@ class LinearProbeBaseline(Baseline):
             raise TypeError(f"{self.name} trains a LinearProbe, got {type(module).__name__}")
         module.set_scaler(x.to(module.mean.device))
         o = self.options
-        return fit_classifier(module, x, y, epochs=o.epochs, batch_size=o.batch_size, lr=o.lr,
-                              weight_decay=o.weight_decay, seed=o.seed, label=self.name)
+        return fit_classifier(
+            module,
+            x,
+            y,
+            epochs=o.epochs,
+            batch_size=o.batch_size,
+            lr=o.lr,
+            weight_decay=o.weight_decay,
+            seed=o.seed,
+            label=self.name,
+        )

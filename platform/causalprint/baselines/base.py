@@ -61,9 +61,11 @@ class BaselineOptions(StrictModel):
 
     seed: int = Field(default=0, description="seeds weight init and minibatch order")
     inference_batch_size: int | None = Field(
-        default=None, ge=1,
+        default=None,
+        ge=1,
         description="rows per forward pass at inference; None: 64 on the CPU (larger batches of 32x32 images fall "
-                    "out of cache and run slower per row there), 1024 elsewhere")
+        "out of cache and run slower per row there), 1024 elsewhere",
+    )
 
 
 class Baseline(ABC):
@@ -79,8 +81,9 @@ class Baseline(ABC):
     columns: ClassVar[tuple[str, ...]]
     Options: ClassVar[type[BaselineOptions]] = BaselineOptions
 
-    def __init__(self, options: BaselineOptions | None = None, *, device: str | torch.device | None = None,
-                 **overrides: Any) -> None:
+    def __init__(
+        self, options: BaselineOptions | None = None, *, device: str | torch.device | None = None, **overrides: Any
+    ) -> None:
         if options is not None and not isinstance(options, self.Options):
             raise TypeError(f"{self.name} takes {self.Options.__name__}, got {type(options).__name__}")
         base = options.model_dump() if options is not None else {}
@@ -130,8 +133,15 @@ class Baseline(ABC):
         lo, hi = int(labels.min()), int(labels.max())
         if lo < 0 or hi >= num_classes:
             raise ValueError(f"{self.name}: labels must lie in [0, {num_classes}), got range [{lo}, {hi}]")
-        log.info("fitting %s on %d rows x %d (%s), %d classes, device %s", self.name, x.shape[0], x.shape[1],
-                 ", ".join(self.columns), num_classes, self.device)
+        log.info(
+            "fitting %s on %d rows x %d (%s), %d classes, device %s",
+            self.name,
+            x.shape[0],
+            x.shape[1],
+            ", ".join(self.columns),
+            num_classes,
+            self.device,
+        )
         start = time.perf_counter()
         module = self._seeded_build(x.shape[1], int(num_classes)).to(self.device)
         history = self._train(module, torch.from_numpy(x), torch.from_numpy(labels.astype(np.int64)))
@@ -165,9 +175,16 @@ class Baseline(ABC):
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
         save_file(tensors, str(directory / WEIGHTS_NAME))
-        config = {"_class": type(self).__name__, "_format_version": FORMAT_VERSION, "baseline": self.name,
-                  "paper": self.paper, "columns": list(self.columns), "input_widths": self.input_widths_,
-                  "num_classes": self.num_classes_, "options": self.options.model_dump(mode="json")}
+        config = {
+            "_class": type(self).__name__,
+            "_format_version": FORMAT_VERSION,
+            "baseline": self.name,
+            "paper": self.paper,
+            "columns": list(self.columns),
+            "input_widths": self.input_widths_,
+            "num_classes": self.num_classes_,
+            "options": self.options.model_dump(mode="json"),
+        }
         (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True))
         return directory
 
@@ -178,11 +195,14 @@ class Baseline(ABC):
         directory = Path(directory)
         config = json.loads((directory / CONFIG_NAME).read_text())
         if config.get("baseline") != cls.name:
-            raise ValueError(f"{directory} holds a {config.get('baseline')!r} baseline, not {cls.name!r}; "
-                             "use causalprint.baselines.load_baseline to pick the class from the folder")
+            raise ValueError(
+                f"{directory} holds a {config.get('baseline')!r} baseline, not {cls.name!r}; "
+                "use causalprint.baselines.load_baseline to pick the class from the folder"
+            )
         if list(config["columns"]) != list(cls.columns):
-            raise ValueError(f"{directory} was saved for columns {config['columns']}, {cls.name} reads "
-                             f"{list(cls.columns)}")
+            raise ValueError(
+                f"{directory} was saved for columns {config['columns']}, {cls.name} reads {list(cls.columns)}"
+            )
         raw: dict[str, Any] = dict(config.get("options", {}))
         known = set(cls.Options.model_fields)
         unknown = sorted(set(raw) - known)
@@ -190,8 +210,11 @@ class Baseline(ABC):
             log.warning("ignoring unknown options in %s: %s", directory / CONFIG_NAME, unknown)
         defaulted = sorted(known - set(raw))
         if defaulted:
-            log.info("filled in defaults for %s: %s", directory / CONFIG_NAME,
-                     {k: cls.Options.model_fields[k].default for k in defaulted})
+            log.info(
+                "filled in defaults for %s: %s",
+                directory / CONFIG_NAME,
+                {k: cls.Options.model_fields[k].default for k in defaulted},
+            )
         baseline = cls(cls.Options.model_validate({k: v for k, v in raw.items() if k in known}), device=device)
         widths = {str(k): int(v) for k, v in config["input_widths"].items()}
         module = baseline._seeded_build(sum(widths.values()), int(config["num_classes"]))
@@ -233,13 +256,16 @@ class Baseline(ABC):
             width = arr.shape[1]
             if fitted:
                 if width != self.input_widths_[column]:
-                    raise ValueError(f"column {column!r} has width {width}, but this {self.name} was fitted on "
-                                     f"width {self.input_widths_[column]}")
+                    raise ValueError(
+                        f"column {column!r} has width {width}, but this {self.name} was fitted on "
+                        f"width {self.input_widths_[column]}"
+                    )
             elif (expected := self.expected_width(column, width)) is not None:
                 raise ValueError(f"column {column!r} has width {width}; {self.name} expects {expected}")
             if parts and arr.shape[0] != parts[0].shape[0]:
-                raise ValueError(f"column {column!r} has {arr.shape[0]} rows, {self.columns[0]!r} has "
-                                 f"{parts[0].shape[0]}")
+                raise ValueError(
+                    f"column {column!r} has {arr.shape[0]} rows, {self.columns[0]!r} has {parts[0].shape[0]}"
+                )
             if not np.isfinite(arr).all():
                 raise ValueError(f"column {column!r} holds non-finite values (NaN or inf)")
             parts.append(arr)
@@ -249,15 +275,18 @@ class Baseline(ABC):
         return (x if x.flags.writeable else x.copy()), widths
 
     @torch.no_grad()
-    def _map(self, inputs: Mapping[str, np.ndarray], fn: Callable[[nn.Module, Tensor], Tensor],
-             out_dim: int | None) -> np.ndarray:
+    def _map(
+        self, inputs: Mapping[str, np.ndarray], fn: Callable[[nn.Module, Tensor], Tensor], out_dim: int | None
+    ) -> np.ndarray:
         """Apply ``fn(module, rows)`` batch by batch on :attr:`device`; float32 ``[N, out_dim]`` (``[N]`` for
         ``out_dim=None``)."""
         module = self._fitted()
         x, _ = self._matrix(inputs, fitted=True)
         size = self.inference_batch_size
-        outs = [fn(module, torch.from_numpy(x[i:i + size]).to(self.device)).float().cpu()
-                for i in range(0, x.shape[0], size)]
+        outs = [
+            fn(module, torch.from_numpy(x[i : i + size]).to(self.device)).float().cpu()
+            for i in range(0, x.shape[0], size)
+        ]
         if not outs:
             return np.zeros((0,) if out_dim is None else (0, out_dim), np.float32)
         return torch.cat(outs).numpy()

@@ -18,6 +18,6 @@ class Dire(CNNBaseline):
     """Small CNN on ``|dire.rgb|`` (the absolute DIRE residual, as in the paper), Adam + cross-entropy."""
 
     name = "dire"
-    paper = ("Wang, Bao, Zhou, Wang, Hu, Chen, Li. DIRE for Diffusion-Generated Image Detection. ICCV 2023")
+    paper = "Wang, Bao, Zhou, Wang, Hu, Chen, Li. DIRE for Diffusion-Generated Image Detection. ICCV 2023"
     columns = ("dire.rgb",)
     transform = "abs"

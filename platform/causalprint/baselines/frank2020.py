@@ -18,6 +18,8 @@ class Frank2020(LinearProbeBaseline):
     regression."""
 
     name = "frank2020"
-    paper = ("Frank, Eisenhofer, Schoenherr, Fischer, Kolossa, Holz. Leveraging Frequency Analysis for Deep Fake "
-             "Image Recognition. ICML 2020")
+    paper = (
+        "Frank, Eisenhofer, Schoenherr, Fischer, Kolossa, Holz. Leveraging Frequency Analysis for Deep Fake "
+        "Image Recognition. ICML 2020"
+    )
     columns = ("image.dct",)

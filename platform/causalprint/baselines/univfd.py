@@ -18,8 +18,7 @@ class UnivFD(LinearProbeBaseline):
     """``image.sl`` (frozen EfficientNet-Lite0 embedding) -> standardisation -> logistic regression."""
 
     name = "univfd"
-    paper = ("Ojha, Li, Lee. Towards Universal Fake Image Detectors that Generalize Across Generative Models. "
-             "CVPR 2023")
+    paper = "Ojha, Li, Lee. Towards Universal Fake Image Detectors that Generalize Across Generative Models. CVPR 2023"
     columns = ("image.sl",)
 
     @classmethod

@@ -70,7 +70,8 @@ class DeviceBenchConfig(StrictModel):
     cpu_images: int = Field(default=256, ge=1, description="images per CPU measurement (and for agreement)")
     batch_sizes: list[int] = Field(default_factory=lambda: [64, 512], min_length=1)
     modes: dict[str, dict[str, Any]] = Field(
-        default_factory=lambda: {"dire": {"steps": 20}, "one_step": {"t": 200}, "latent": {}})
+        default_factory=lambda: {"dire": {"steps": 20}, "one_step": {"t": 200}, "latent": {}}
+    )
     precisions: list[str] = Field(default_factory=lambda: ["float32", "auto"], min_length=1)
     single_requests: int = Field(default=100, ge=1, description="one-image calls timed for latency")
     train_rows: int = Field(default=65536, ge=64, description="training rows on an accelerator")
@@ -104,8 +105,10 @@ def prepare_kit(job: BenchDeviceJobConfig) -> dict[str, Any]:
     for i, uri in enumerate(uris):  # numbered: two sources' files may share a name
         suffix = "." + uri.rsplit(".", 1)[-1] if "." in uri.rsplit("/", 1)[-1] else ""
         storage.write_bytes(storage.uri(cfg.output, IMAGES_DIR, f"{i:06d}{suffix}"), storage.read_bytes(uri))
-    storage.write_json(storage.uri(cfg.output, "kit.json"), {"model": model, "images": len(uris),
-                                                            "classes": sorted(classes), "split": cfg.split})
+    storage.write_json(
+        storage.uri(cfg.output, "kit.json"),
+        {"model": model, "images": len(uris), "classes": sorted(classes), "split": cfg.split},
+    )
     return {"output": storage.resolve(cfg.output), "model": model, "images": len(uris)}
 
 
@@ -124,39 +127,60 @@ def _timed(device: torch.device, fn, *args) -> tuple[Any, float]:
 
 def _batches(images: np.ndarray, size: int):
     for i in range(0, len(images), size):
-        yield {"ok": np.ones(len(images[i:i + size]), dtype=bool), "image": images[i:i + size]}
+        yield {"ok": np.ones(len(images[i : i + size]), dtype=bool), "image": images[i : i + size]}
 
 
-def time_residuals(storage: Storage, reference: str, images: np.ndarray, device: torch.device,
-                   modes: dict[str, dict[str, Any]], precision: str, batch_size: int) -> list[dict[str, Any]]:
+def time_residuals(
+    storage: Storage,
+    reference: str,
+    images: np.ndarray,
+    device: torch.device,
+    modes: dict[str, dict[str, Any]],
+    precision: str,
+    batch_size: int,
+) -> list[dict[str, Any]]:
     """Images per second of each residual mode, through the extraction's own actor."""
     rows = []
     for name, options in modes.items():
         actor = ResidualActor(storage, reference, {name: options}, precision, device)
         actor(next(_batches(images, batch_size)))  # warm-up: kernels, allocator, autocast caches
         seconds = sum(_timed(device, actor, batch)[1] for batch in _batches(images, batch_size))
-        rows.append({"mode": name, "options": options, "precision": precision, "batch_size": batch_size,
-                     "images": len(images), "images_per_second": len(images) / seconds})
+        rows.append(
+            {
+                "mode": name,
+                "options": options,
+                "precision": precision,
+                "batch_size": batch_size,
+                "images": len(images),
+                "images_per_second": len(images) / seconds,
+            }
+        )
         log.info("%s %s %s batch %d: %.1f img/s", device, name, precision, batch_size, rows[-1]["images_per_second"])
     return rows
 
 
-def time_pipeline(pipeline: ImageAttributor, images: np.ndarray, device: torch.device, batch_size: int,
-                  single_requests: int) -> dict[str, Any]:
+def time_pipeline(
+    pipeline: ImageAttributor, images: np.ndarray, device: torch.device, batch_size: int, single_requests: int
+) -> dict[str, Any]:
     """Images per second of the whole attribution path per batch, and one-image latency (ms)."""
     pipeline(next(_batches(images, batch_size)))
     seconds = sum(_timed(device, pipeline, batch)[1] for batch in _batches(images, batch_size))
     latencies = []
     for i in range(min(single_requests, len(images))):
-        latencies.append(_timed(device, pipeline.attribute_images, images[i:i + 1])[1] * 1e3)
+        latencies.append(_timed(device, pipeline.attribute_images, images[i : i + 1])[1] * 1e3)
     latencies.sort()
-    return {"batch_size": batch_size, "images": len(images), "images_per_second": len(images) / seconds,
-            "latency_ms_p50": statistics.median(latencies),
-            "latency_ms_p95": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]}
+    return {
+        "batch_size": batch_size,
+        "images": len(images),
+        "images_per_second": len(images) / seconds,
+        "latency_ms_p50": statistics.median(latencies),
+        "latency_ms_p95": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
+    }
 
 
-def time_training(attributor: LoadedAttributor, device: torch.device, rows: int, epochs: int,
-                  batch_size: int) -> dict[str, Any]:
+def time_training(
+    attributor: LoadedAttributor, device: torch.device, rows: int, epochs: int, batch_size: int
+) -> dict[str, Any]:
     """Seconds per epoch of :func:`train_epoch` (the loop Ray Train workers run) for the attributor's
     architecture, on random rows of its input width; the input statistics are fitted first and not timed."""
     config = attributor.model.config
@@ -173,16 +197,24 @@ def time_training(attributor: LoadedAttributor, device: torch.device, rows: int,
     _timed(device, train_epoch, model.loss, optimizer, x, y, order[: batch_size * 4], batch_size)  # warm-up
     seconds = [_timed(device, train_epoch, model.loss, optimizer, x, y, order, batch_size)[1] for _ in range(epochs)]
     per_epoch = statistics.median(seconds)
-    return {"rows": rows, "input_dim": config.input_dim, "epochs": epochs, "batch_size": batch_size,
-            "seconds_per_epoch": per_epoch, "rows_per_second": rows / per_epoch}
+    return {
+        "rows": rows,
+        "input_dim": config.input_dim,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "seconds_per_epoch": per_epoch,
+        "rows_per_second": rows / per_epoch,
+    }
 
 
 def agreement(reference: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> dict[str, float]:
     """Share of images whose decision (and architecture) equal the reference run's; largest probability gap."""
-    return {"images": len(reference["predicted"]),
-            "decisions": float(np.mean(reference["predicted"] == other["predicted"])),
-            "architectures": float(np.mean(reference["architecture"] == other["architecture"])),
-            "max_probability_gap": float(np.nanmax(np.abs(reference["probabilities"] - other["probabilities"])))}
+    return {
+        "images": len(reference["predicted"]),
+        "decisions": float(np.mean(reference["predicted"] == other["predicted"])),
+        "architectures": float(np.mean(reference["architecture"] == other["architecture"])),
+        "max_probability_gap": float(np.nanmax(np.abs(reference["probabilities"] - other["probabilities"]))),
+    }
 
 
 def _run_all(pipeline: ImageAttributor, images: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
@@ -194,7 +226,9 @@ def load_kit_images(storage: Storage, kit: str, size: int, count: int) -> np.nda
     """Decode up to ``count`` kit images with the scan's own decoder; a file that fails to decode is an error."""
     files = storage.list_files(storage.uri(kit, IMAGES_DIR), IMAGE_SUFFIXES)[:count]
     if not files:
-        raise FileNotFoundError(f"no images under {storage.resolve(kit)}/{IMAGES_DIR}: run causalprint bench device-kit")
+        raise FileNotFoundError(
+            f"no images under {storage.resolve(kit)}/{IMAGES_DIR}: run causalprint bench device-kit"
+        )
     decoded = decode_rows({"uri": np.array([f.uri for f in files], dtype=object)}, storage, IntakeConfig(size=size))
     if not decoded["ok"].all():
         raise ValueError(f"kit images failed to decode: {list(decoded['error'][~decoded['ok']])[:3]}")
@@ -218,10 +252,18 @@ def run_device_bench(job: BenchDeviceJobConfig) -> dict[str, Any]:
             result["absent"].append(name)
             log.warning("device %s: not visible to this process, not measured", name)
             continue
-        label = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+        label = (
+            torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+        )
         sample = images[: cfg.cpu_images if device.type == "cpu" else cfg.images]
-        entry: dict[str, Any] = {"device": name, "label": label, "images": len(sample), "residuals": [],
-                                 "pipeline": [], "agreement": {}}
+        entry: dict[str, Any] = {
+            "device": name,
+            "label": label,
+            "images": len(sample),
+            "residuals": [],
+            "pipeline": [],
+            "agreement": {},
+        }
         measured: set[torch.dtype | None] = set()
         for precision in cfg.precisions:
             dtype = autocast_dtype(precision, device)
@@ -229,19 +271,32 @@ def run_device_bench(job: BenchDeviceJobConfig) -> dict[str, Any]:
                 continue
             measured.add(dtype)
             for batch_size in cfg.batch_sizes:
-                entry["residuals"] += time_residuals(storage, reference, sample, device, cfg.modes, precision,
-                                                     batch_size)
-            pipeline = ImageAttributor.from_attributor(storage, attributor, kit_info["model"], reference,
-                                                       precision=precision, device=name)
+                entry["residuals"] += time_residuals(
+                    storage, reference, sample, device, cfg.modes, precision, batch_size
+                )
+            pipeline = ImageAttributor.from_attributor(
+                storage, attributor, kit_info["model"], reference, precision=precision, device=name
+            )
             for batch_size in cfg.batch_sizes:
                 timing = time_pipeline(pipeline, sample, device, batch_size, cfg.single_requests)
                 entry["pipeline"].append({"precision": precision, **timing})
-                log.info("%s pipeline %s batch %d: %.1f img/s, p50 %.1f ms", name, precision, batch_size,
-                         timing["images_per_second"], timing["latency_ms_p50"])
+                log.info(
+                    "%s pipeline %s batch %d: %.1f img/s, p50 %.1f ms",
+                    name,
+                    precision,
+                    batch_size,
+                    timing["images_per_second"],
+                    timing["latency_ms_p50"],
+                )
             decisions = _run_all(pipeline, images[: cfg.cpu_images], cfg.batch_sizes[0])
             decided.append((entry, precision, device.type == "cpu" and dtype is None, decisions))
-        entry["training"] = time_training(attributor, device, cfg.cpu_train_rows if device.type == "cpu"
-                                          else cfg.train_rows, cfg.train_epochs, cfg.train_batch_size)
+        entry["training"] = time_training(
+            attributor,
+            device,
+            cfg.cpu_train_rows if device.type == "cpu" else cfg.train_rows,
+            cfg.train_epochs,
+            cfg.train_batch_size,
+        )
         result["devices"].append(entry)
     # Against the CPU's full-precision decisions, whichever device or precision the config names first.
     baseline = next((decisions for _, _, cpu_float32, decisions in decided if cpu_float32), None)
@@ -255,37 +310,66 @@ def run_device_bench(job: BenchDeviceJobConfig) -> dict[str, Any]:
 
 def format_device_bench(result: dict[str, Any]) -> str:
     """Markdown tables of a device benchmark."""
-    lines = [f"Attributor `{result['model']}`; kit images are held-out zoo images, round-robin over its classes. "
-             "`auto` precision is bf16 autocast on CUDA; on the CPU it is float32, measured once."]
+    lines = [
+        f"Attributor `{result['model']}`; kit images are held-out zoo images, round-robin over its classes. "
+        "`auto` precision is bf16 autocast on CUDA; on the CPU it is float32, measured once."
+    ]
     if result["absent"]:
         lines += ["", f"Not measured (not visible to this process): {', '.join(result['absent'])}."]
-    lines += ["", "Residual modes (ResidualActor, results copied back to the host), images/s:", "",
-              "| device | mode | precision | batch | images | images/s |", "|---|---|---|---:|---:|---:|"]
+    lines += [
+        "",
+        "Residual modes (ResidualActor, results copied back to the host), images/s:",
+        "",
+        "| device | mode | precision | batch | images | images/s |",
+        "|---|---|---|---:|---:|---:|",
+    ]
     for d in result["devices"]:
         for r in d["residuals"]:
             opts = ", ".join(f"{k}={v}" for k, v in r["options"].items())
-            lines.append(f"| {d['label']} | {r['mode']}{f' ({opts})' if opts else ''} | {r['precision']} | "
-                         f"{r['batch_size']} | {r['images']} | {r['images_per_second']:.1f} |")
-    lines += ["", "Whole attribution path (ImageAttributor: residual, features, attributor; the scan's and the "
-              "endpoints' code), and one-image latency:", "",
-              "| device | precision | batch | images/s | 1-image p50 (ms) | 1-image p95 (ms) |",
-              "|---|---|---:|---:|---:|---:|"]
+            lines.append(
+                f"| {d['label']} | {r['mode']}{f' ({opts})' if opts else ''} | {r['precision']} | "
+                f"{r['batch_size']} | {r['images']} | {r['images_per_second']:.1f} |"
+            )
+    lines += [
+        "",
+        "Whole attribution path (ImageAttributor: residual, features, attributor; the scan's and the "
+        "endpoints' code), and one-image latency:",
+        "",
+        "| device | precision | batch | images/s | 1-image p50 (ms) | 1-image p95 (ms) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for d in result["devices"]:
         for p in d["pipeline"]:
-            lines.append(f"| {d['label']} | {p['precision']} | {p['batch_size']} | {p['images_per_second']:.1f} | "
-                         f"{p['latency_ms_p50']:.1f} | {p['latency_ms_p95']:.1f} |")
-    lines += ["", "Decisions equal to the CPU's float32 decisions on the same images (the precision the attributor "
-              "was trained in):", "", "| device | precision | images | same decision | same architecture | "
-              "largest probability gap |", "|---|---|---:|---:|---:|---:|"]
+            lines.append(
+                f"| {d['label']} | {p['precision']} | {p['batch_size']} | {p['images_per_second']:.1f} | "
+                f"{p['latency_ms_p50']:.1f} | {p['latency_ms_p95']:.1f} |"
+            )
+    lines += [
+        "",
+        "Decisions equal to the CPU's float32 decisions on the same images (the precision the attributor "
+        "was trained in):",
+        "",
+        "| device | precision | images | same decision | same architecture | largest probability gap |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for d in result["devices"]:
         for precision, a in d["agreement"].items():
-            lines.append(f"| {d['label']} | {precision} | {a['images']} | {100 * a['decisions']:.2f} % | "
-                         f"{100 * a['architectures']:.2f} % | {a['max_probability_gap']:.2e} |")
-    lines += ["", "Training epoch of the decoupling model (train_epoch, the Ray Train workers' loop; random rows of the "
-              "attributor's input width; median of the timed epochs):", "", "| device | rows | input dims | batch | s/epoch | rows/s |",
-              "|---|---:|---:|---:|---:|---:|"]
+            lines.append(
+                f"| {d['label']} | {precision} | {a['images']} | {100 * a['decisions']:.2f} % | "
+                f"{100 * a['architectures']:.2f} % | {a['max_probability_gap']:.2e} |"
+            )
+    lines += [
+        "",
+        "Training epoch of the decoupling model (train_epoch, the Ray Train workers' loop; random rows of the "
+        "attributor's input width; median of the timed epochs):",
+        "",
+        "| device | rows | input dims | batch | s/epoch | rows/s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for d in result["devices"]:
         t = d["training"]
-        lines.append(f"| {d['label']} | {t['rows']} | {t['input_dim']} | {t['batch_size']} | "
-                     f"{t['seconds_per_epoch']:.2f} | {t['rows_per_second']:.0f} |")
+        lines.append(
+            f"| {d['label']} | {t['rows']} | {t['input_dim']} | {t['batch_size']} | "
+            f"{t['seconds_per_epoch']:.2f} | {t['rows_per_second']:.0f} |"
+        )
     return "\n".join(lines)

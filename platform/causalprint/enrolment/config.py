@@ -6,8 +6,8 @@ from pydantic import Field, field_validator, model_validator
 
 from causalprint.config import StrictModel
 from causalprint.imaging.intake import IntakeConfig
-from causalprint.scan.config import DEFAULT_MODEL
 from causalprint.runtime.job_config import JobConfig
+from causalprint.scan.config import DEFAULT_MODEL
 from causalprint.tracking.versions import CANDIDATE, CHAMPION
 
 
@@ -15,16 +15,24 @@ class EnrolOptions(StrictModel):
     """Which source joins which registered attributor, from which images (a preset holds model and reference)."""
 
     source: str = Field(min_length=1, description="name of the new source, e.g. my-gan-v2")
-    family: str = Field(min_length=1, description="its family (gan, diffusion, vae, ...): what an image of it "
-                                                  "falls back to when the exact source is uncertain")
+    family: str = Field(
+        min_length=1,
+        description="its family (gan, diffusion, vae, ...): what an image of it "
+        "falls back to when the exact source is uncertain",
+    )
     images: str = Field(min_length=1, description="folder or bucket prefix of its images, inside storage")
-    model: str = Field(default=DEFAULT_MODEL, description="models:/<name>@<alias> or models:/<name>/<version>; "
-                                                          "the new version is a version of the same name")
+    model: str = Field(
+        default=DEFAULT_MODEL,
+        description="models:/<name>@<alias> or models:/<name>/<version>; the new version is a version of the same name",
+    )
     reference: str = Field(description="storage folder of the reference model the attributor's features came from")
     alias: str = Field(default=CANDIDATE, min_length=1, description="alias of the new version")
     min_images: int = Field(default=5, ge=1, description="fewer readable images are refused")
-    max_images: int = Field(default=2000, ge=1, description="more images are refused: enrolment holds their "
-                                                            "codes in memory, and a few suffice")
+    max_images: int = Field(
+        default=2000,
+        ge=1,
+        description="more images are refused: enrolment holds their codes in memory, and a few suffice",
+    )
     batch_size: int = Field(default=64, ge=1, le=4096, strict=True)  # strict: `true` is not 1
 
     @field_validator("alias")

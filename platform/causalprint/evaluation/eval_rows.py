@@ -27,8 +27,13 @@ class EvalRows:
         return len(self.source)
 
     def subset(self, mask: np.ndarray) -> EvalRows:
-        return EvalRows({k: v[mask] for k, v in self.inputs.items()}, self.source[mask], self.arch[mask],
-                        self.reference_id, None if self.uri is None else self.uri[mask])
+        return EvalRows(
+            {k: v[mask] for k, v in self.inputs.items()},
+            self.source[mask],
+            self.arch[mask],
+            self.reference_id,
+            None if self.uri is None else self.uri[mask],
+        )
 
     def labels(self, class_names: list[str]) -> np.ndarray:
         """Class index of each row (every row's source must be a class)."""
@@ -49,7 +54,10 @@ def load_eval_rows(storage: Storage, prefix: str, columns: list[str], sources: l
     references = sorted(set(table["reference_id"].to_pylist()))
     if len(references) != 1:
         raise ValueError(f"{prefix} mixes reference models {references}")
-    return EvalRows({c: vectors(table, c) for c in columns},
-                    np.array(table["source"].to_pylist(), dtype=object),
-                    np.array(table["arch"].to_pylist(), dtype=object), references[0],
-                    np.array(table["uri"].to_pylist(), dtype=object))
+    return EvalRows(
+        {c: vectors(table, c) for c in columns},
+        np.array(table["source"].to_pylist(), dtype=object),
+        np.array(table["arch"].to_pylist(), dtype=object),
+        references[0],
+        np.array(table["uri"].to_pylist(), dtype=object),
+    )

@@ -29,8 +29,9 @@ class RobustnessConfig(StrictModel):
 
     output: str = "features/bench/robust"
     per_source_limit: int | None = Field(default=500, ge=1)
-    modes: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"one_step": {"t": 200}, "latent": {},
-                                                                       "image": {}})
+    modes: dict[str, dict[str, Any]] = Field(
+        default_factory=lambda: {"one_step": {"t": 200}, "latent": {}, "image": {}}
+    )
     spaces: list[SpaceSpec] = Field(default_factory=lambda: _spaces("rgb", "dct", "fourier", "sl"))
     dire_per_source_limit: int | None = Field(default=50, ge=1)
     dire_modes: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"dire": {"steps": 20}})
@@ -53,19 +54,34 @@ def condition_output(robust: RobustnessConfig, condition: Condition, dire: bool 
     return f"{robust.output}/{condition.name}{'-dire' if dire else ''}"
 
 
-def condition_extract_jobs(robust: RobustnessConfig, *, manifest: str, reference: str, sources: list[str],
-                           split: str, storage: StorageConfig, ray: RayConfig, dire: bool
-                           ) -> list[tuple[Condition, ExtractJobConfig]]:
+def condition_extract_jobs(
+    robust: RobustnessConfig,
+    *,
+    manifest: str,
+    reference: str,
+    sources: list[str],
+    split: str,
+    storage: StorageConfig,
+    ray: RayConfig,
+    dire: bool,
+) -> list[tuple[Condition, ExtractJobConfig]]:
     """One extraction job per perturbed condition (the clean condition reads the main outputs instead)."""
     jobs = []
     for condition in robust.conditions:
         if condition.clean:
             continue
         extract = ExtractConfig(
-            input=manifest, output=condition_output(robust, condition, dire), reference=reference,
-            modes=robust.dire_modes if dire else robust.modes, spaces=robust.dire_spaces if dire else robust.spaces,
-            splits=[split], sources=sources, perturb=condition.perturb, batch_size=robust.batch_size,
-            per_source_limit=robust.dire_per_source_limit if dire else robust.per_source_limit)
+            input=manifest,
+            output=condition_output(robust, condition, dire),
+            reference=reference,
+            modes=robust.dire_modes if dire else robust.modes,
+            spaces=robust.dire_spaces if dire else robust.spaces,
+            splits=[split],
+            sources=sources,
+            perturb=condition.perturb,
+            batch_size=robust.batch_size,
+            per_source_limit=robust.dire_per_source_limit if dire else robust.per_source_limit,
+        )
         jobs.append((condition, ExtractJobConfig(storage=storage, ray=ray, extract=extract)))
     return jobs
 

@@ -49,8 +49,14 @@ class ResidualActor:
     """Adds ``residual.<mode>`` columns (float32 ``[N, 3, S, S]``); error rows get zeros. ``device``: the
     accelerator when there is one, unless set."""
 
-    def __init__(self, storage: Storage, reference_uri: str, modes: dict[str, dict[str, Any]], precision: str,
-                 device: str | torch.device | None = None):
+    def __init__(
+        self,
+        storage: Storage,
+        reference_uri: str,
+        modes: dict[str, dict[str, Any]],
+        precision: str,
+        device: str | torch.device | None = None,
+    ):
         self.device = torch.device(device) if device is not None else pick_device()
         self.reference = load_reference(storage, reference_uri).to(self.device)
         dtype = autocast_dtype(precision, self.device)
@@ -76,8 +82,14 @@ class FeatureActor:
     """Turns every ``residual.<mode>`` column into ``<mode>.<space>`` vectors and drops the pixel columns;
     with ``columns``, only those vectors are computed (a scan needs only its attributor's)."""
 
-    def __init__(self, storage: Storage, spaces: list[SpaceSpec], image_size: int,
-                 columns: list[str] | None = None, device: str | torch.device | None = None):
+    def __init__(
+        self,
+        storage: Storage,
+        spaces: list[SpaceSpec],
+        image_size: int,
+        columns: list[str] | None = None,
+        device: str | torch.device | None = None,
+    ):
         self.device = torch.device(device) if device is not None else pick_device()
         self.columns = set(columns) if columns is not None else None
         self._tmp = tempfile.TemporaryDirectory()
@@ -112,8 +124,16 @@ class ExtractActor:
     """The extraction job's actor: residual, features, then the batch's Parquet part under ``output`` (one model
     load per worker; no residual tensors through the object store)."""
 
-    def __init__(self, storage: Storage, reference_uri: str, modes: dict[str, dict[str, Any]], precision: str,
-                 spaces: list[SpaceSpec], image_size: int, output: str):
+    def __init__(
+        self,
+        storage: Storage,
+        reference_uri: str,
+        modes: dict[str, dict[str, Any]],
+        precision: str,
+        spaces: list[SpaceSpec],
+        image_size: int,
+        output: str,
+    ):
         self.residual = ResidualActor(storage, reference_uri, modes, precision)
         self.features = FeatureActor(storage, spaces, image_size)
         self.storage, self.output = storage, output

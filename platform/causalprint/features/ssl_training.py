@@ -138,7 +138,8 @@ def train_ssl_encoder(
         torch.manual_seed(config.seed)
         encoder = SSLEncoder(config.encoder)
         head = nn.Sequential(
-            nn.Linear(config.encoder.embed_dim, config.encoder.embed_dim), nn.ReLU(),
+            nn.Linear(config.encoder.embed_dim, config.encoder.embed_dim),
+            nn.ReLU(),
             nn.Linear(config.encoder.embed_dim, config.proj_dim),
         )
     encoder.to(device).train()

@@ -25,6 +25,8 @@ def describe(summary: dict[str, Any]) -> str:
 def section(config: AnonymizeJobConfig, summary: dict[str, Any], preset: str, docs_dir: Path) -> Section:
     options = config.anonymize
     slug = re.sub(r"[^a-z0-9]+", "-", options.source.lower()).strip("-")
-    return Section(f"anonymize-{preset}-{options.target}-{slug}",
-                   f"Anonymization of `{summary['source']}` (white-box, target {options.target})",
-                   format_anonymize_table(summary))
+    return Section(
+        f"anonymize-{preset}-{options.target}-{slug}",
+        f"Anonymization of `{summary['source']}` (white-box, target {options.target})",
+        format_anonymize_table(summary),
+    )

@@ -23,5 +23,8 @@ def describe(result: dict[str, Any]) -> str:
 
 def section(config: BenchServeJobConfig, result: dict[str, Any], preset: str, docs_dir: Path) -> Section:
     plot = plot_ramp(result["ramp"], str(docs_dir / "images" / f"serve-ramp-{preset}.png"))
-    return Section(f"serve-{preset}", "Serving: latency, batching, autoscaling, a champion change",
-                   format_serve_bench({**result, "plot_link": doc_link(docs_dir, plot)}))
+    return Section(
+        f"serve-{preset}",
+        "Serving: latency, batching, autoscaling, a champion change",
+        format_serve_bench({**result, "plot_link": doc_link(docs_dir, plot)}),
+    )

@@ -19,8 +19,10 @@ class InventoryJobConfig(JobConfig):
     intake: IntakeConfig = IntakeConfig()
     prefix: str
     manifest: str | None = None
-    ignore: tuple[str, ...] = Field(default=DEFAULT_IGNORE, description="fnmatch patterns of file names (or paths "
-                                    "below the prefix) to skip; the report counts them")
+    ignore: tuple[str, ...] = Field(
+        default=DEFAULT_IGNORE,
+        description="fnmatch patterns of file names (or paths below the prefix) to skip; the report counts them",
+    )
 
 
 def _manifest(storage: Storage, uri: str) -> pa.Table:
@@ -44,8 +46,9 @@ def run(config: InventoryJobConfig) -> InventoryReport:
     prefix = storage.resolve(config.prefix)
     listing = list_source(storage, prefix, config.ignore)
     if not listing.entries:
-        raise StorageError(f"no files under {prefix}" + "".join(f"; skipped: {n} {reason}"
-                                                               for reason, n in listing.skipped.items()))
+        raise StorageError(
+            f"no files under {prefix}" + "".join(f"; skipped: {n} {reason}" for reason, n in listing.skipped.items())
+        )
     manifest = _manifest(storage, config.manifest) if config.manifest else None
     ensure_ray(config.ray)
     rows = read_collection(storage, prefix, config.intake, entries=listing.entries)

@@ -14,9 +14,12 @@ from pydantic import model_validator
 from causalprint.config import ConfigError
 from causalprint.extraction.config import ExtractConfig
 from causalprint.jobs import extract as extract_job
-from causalprint.jobs import reference_train, scan as scan_job, train as train_job
+from causalprint.jobs import reference_train
+from causalprint.jobs import scan as scan_job
+from causalprint.jobs import train as train_job
 from causalprint.jobs.spec import Section
-from causalprint.presets import load_preset, preset_names as names_of
+from causalprint.presets import load_preset
+from causalprint.presets import preset_names as names_of
 from causalprint.residual.pretrain import ReferenceTrainConfig, reference_prefix
 from causalprint.residual.reference import MANIFEST_FILE
 from causalprint.runtime.job_config import SHARED_SECTIONS, JobConfig
@@ -77,8 +80,11 @@ def _check_wiring(config: MainJobConfig, storage: Storage) -> None:
         "train.data.features": (features if isinstance(features, str) else features[0], config.extract.output),
         "scan.reference": (config.scan.reference, config.extract.reference),
     }
-    wrong = [f"{key}={have!r} (expected {want!r})" for key, (have, want) in expected.items()
-             if storage.resolve(have) != storage.resolve(want)]
+    wrong = [
+        f"{key}={have!r} (expected {want!r})"
+        for key, (have, want) in expected.items()
+        if storage.resolve(have) != storage.resolve(want)
+    ]
     registered = f"models:/{config.train.model_name}"
     if not config.scan.model.startswith((f"{registered}@", f"{registered}/")):
         wrong.append(f"scan.model={config.scan.model!r} (expected a version or alias of {registered})")
@@ -123,23 +129,36 @@ def run(config: MainJobConfig) -> dict[str, Any]:
     print(f"features: {extracted}")
     lap("extract")
     trained = train_job.run(config.train)
-    print(f"attributor: {trained['model']} (promoted: {trained.get('promoted')}), "
-          f"test accuracy {trained['metrics'].get('test_accuracy')}")
+    print(
+        f"attributor: {trained['model']} (promoted: {trained.get('promoted')}), "
+        f"test accuracy {trained['metrics'].get('test_accuracy')}"
+    )
     lap("train")
-    scan = scan_job.run(scan_job.ScanJobConfig(**shared, scan=ScanConfig(
-        source=storage.uri(config.zoo.prefix, "images"), **config.scan.model_dump())))
+    scan = scan_job.run(
+        scan_job.ScanJobConfig(
+            **shared, scan=ScanConfig(source=storage.uri(config.zoo.prefix, "images"), **config.scan.model_dump())
+        )
+    )
     lap("scan")
-    return {"zoo": zoo, "reference": reference, "extract": extracted, "train": trained, "scan": scan,
-            "seconds": seconds}
+    return {
+        "zoo": zoo,
+        "reference": reference,
+        "extract": extracted,
+        "train": trained,
+        "scan": scan,
+        "seconds": seconds,
+    }
 
 
 def format_model_quality(trained: dict[str, Any]) -> str:
     """How far to trust the scan's answers: the attributor's closed-set accuracy and recall per source on the
     zoo's held-out images, which it never trained on (the scan above also reads the images it trained on)."""
     metrics, data = trained["metrics"], trained["data"]
-    lines = [f"the attributor ({trained['model']}) on {data['test_rows']} held-out images of its "
-             f"{data['classes']} sources: test accuracy {metrics.get('test_accuracy', float('nan')):.3f} "
-             f"(closed set; gate: {'promoted to champion' if trained.get('promoted') else 'not promoted'})"]
+    lines = [
+        f"the attributor ({trained['model']}) on {data['test_rows']} held-out images of its "
+        f"{data['classes']} sources: test accuracy {metrics.get('test_accuracy', float('nan')):.3f} "
+        f"(closed set; gate: {'promoted to champion' if trained.get('promoted') else 'not promoted'})"
+    ]
     if trained.get("test_recall"):
         lines += ["", "| source | recall on held-out images |", "|---|---:|"]
         lines += [f"| {name} | {recall:.3f} |" for name, recall in trained["test_recall"].items()]
@@ -151,17 +170,35 @@ def format_main(reports: dict[str, Any]) -> str:
     seconds, zoo, scan = reports["seconds"], reports["zoo"], reports["scan"]
     sources = zoo["sources"]
     reused = [name for name, s in sources.items() if s.get("reused_weights")]
-    lines = [f"Zoo `{zoo['zoo']}`: {len(sources)} sources ({', '.join(sources)}), {zoo['images']} images at "
-             f"{zoo['image_size']}x{zoo['image_size']}"
-             + (f"; weights reused from storage for {', '.join(reused)}" if reused else "; every generator trained "
-                "by this run") + ("; reference model reused from storage." if reports["reference"].get("reused")
-                                  else "; reference model trained by this run."), "",
-             "| stage | seconds |", "|---|---:|"]
+    lines = [
+        f"Zoo `{zoo['zoo']}`: {len(sources)} sources ({', '.join(sources)}), {zoo['images']} images at "
+        f"{zoo['image_size']}x{zoo['image_size']}"
+        + (
+            f"; weights reused from storage for {', '.join(reused)}"
+            if reused
+            else "; every generator trained by this run"
+        )
+        + (
+            "; reference model reused from storage."
+            if reports["reference"].get("reused")
+            else "; reference model trained by this run."
+        ),
+        "",
+        "| stage | seconds |",
+        "|---|---:|",
+    ]
     lines += [f"| {stage} | {s:.0f} |" for stage, s in seconds.items()]
-    lines += [f"| **whole job** | **{sum(seconds.values()):.0f}** |", "", format_model_quality(reports["train"]), "",
-              f"The scan of the zoo's folder (its train and held-out images): {scan['images']} images, "
-              f"{scan['attributed']} attributed ({scan['unknown']} of them unknown), {scan['errors']} errors.", "",
-              "| predicted source | images |", "|---|---:|"]
+    lines += [
+        f"| **whole job** | **{sum(seconds.values()):.0f}** |",
+        "",
+        format_model_quality(reports["train"]),
+        "",
+        f"The scan of the zoo's folder (its train and held-out images): {scan['images']} images, "
+        f"{scan['attributed']} attributed ({scan['unknown']} of them unknown), {scan['errors']} errors.",
+        "",
+        "| predicted source | images |",
+        "|---|---:|",
+    ]
     lines += [f"| {label} | {count} |" for label, count in scan["by_predicted"].items()]
     return "\n".join(lines)
 

@@ -43,13 +43,23 @@ def run(job: PretrainJobConfig) -> dict[str, Any]:
         upload_folder(storage, tmp, prefix, last="causalprint_reference.json")
         mlflow.log_params({k: v for k, v in cfg.model_dump().items() if not isinstance(v, dict)})
         mlflow.log_metrics({**metrics, "train_seconds": seconds})
-        mlflow.set_tags({"causalprint.kind": "reference", "causalprint.reference_id": identity.id,
-                         "causalprint.reference_uri": prefix})
+        mlflow.set_tags(
+            {
+                "causalprint.kind": "reference",
+                "causalprint.reference_id": identity.id,
+                "causalprint.reference_uri": prefix,
+            }
+        )
         mlflow.log_artifacts(tmp, artifact_path="reference")
         run_id = run.info.run_id
     log.info("reference %s saved to %s (%.0fs), MLflow run %s", identity.id, prefix, seconds, run_id)
-    return {"reference_id": identity.id, "uri": prefix, "train_seconds": round(seconds, 1), "mlflow_run": run_id,
-            **metrics}
+    return {
+        "reference_id": identity.id,
+        "uri": prefix,
+        "train_seconds": round(seconds, 1),
+        "mlflow_run": run_id,
+        **metrics,
+    }
 
 
 def describe(result: dict[str, Any]) -> str:

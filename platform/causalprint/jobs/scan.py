@@ -23,8 +23,11 @@ def describe(summary: dict[str, Any]) -> str:
 
 
 def section(config: ScanJobConfig, summary: dict[str, Any], preset: str, docs_dir: Path) -> Section:
-    return Section(f"scan-{preset}", "Provenance scan throughput",
-                   format_throughput(summary, config.scan.batch_size, config.scan.actors.max_actors))
+    return Section(
+        f"scan-{preset}",
+        "Provenance scan throughput",
+        format_throughput(summary, config.scan.batch_size, config.scan.actors.max_actors),
+    )
 
 
 def epilogue(config: ScanJobConfig, summary: dict[str, Any], options: dict[str, Any]) -> str:
@@ -35,5 +38,7 @@ def epilogue(config: ScanJobConfig, summary: dict[str, Any], options: dict[str, 
     from causalprint.storage import Storage
 
     rows = report_rows(Storage(config.storage), summary["report"], options["show"])
-    return (f"\nfirst {options['show']} rows (causalprint report {summary['report']} --all for every row):\n"
-            + format_rows(rows))
+    return (
+        f"\nfirst {options['show']} rows (causalprint report {summary['report']} --all for every row):\n"
+        + format_rows(rows)
+    )

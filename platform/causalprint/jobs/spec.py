@@ -70,32 +70,47 @@ class JobSpec:
     def config_class(self) -> type[JobConfig]:
         return self.load().CONFIG
 
-    def layers(self, preset: str | None, config_file: str | None, given: Mapping[str, Any],
-               overrides: Iterable[str] = (), environ: Mapping[str, str] | None = None
-               ) -> list[tuple[str, dict[str, Any]]]:
+    def layers(
+        self,
+        preset: str | None,
+        config_file: str | None,
+        given: Mapping[str, Any],
+        overrides: Iterable[str] = (),
+        environ: Mapping[str, str] | None = None,
+    ) -> list[tuple[str, dict[str, Any]]]:
         """The config's layers, lowest first: preset, ``--config`` file, environment, the job's own arguments and
         ``--set`` (both "command line")."""
         preset_tree = self.preset(preset) if self.preset_kind and preset else None
-        layers = config_layers(self.config_class(), preset_tree, yaml_path=config_file, overrides=overrides,
-                               environ=environ)
+        layers = config_layers(
+            self.config_class(), preset_tree, yaml_path=config_file, overrides=overrides, environ=environ
+        )
         if preset_tree is not None:
             layers[0] = (f"preset {self.preset_kind}/{preset}", layers[0][1])
-        argued = _tree({key: value for dest, value in given.items() if value is not None
-                        and (key := self._key(dest))})
+        argued = _tree({key: value for dest, value in given.items() if value is not None and (key := self._key(dest))})
         if argued:
             # The job's own arguments sit with --set, which still wins (it comes last on the line).
             at = next((i for i, (name, _) in enumerate(layers) if name == "command line"), len(layers))
             layers.insert(at, ("command line", argued))
         return layers
 
-    def build(self, preset: str | None, config_file: str | None = None, given: Mapping[str, Any] | None = None,
-              overrides: Iterable[str] = (), environ: Mapping[str, str] | None = None) -> JobConfig:
-        return validate_layers(self.config_class(), self.layers(preset, config_file, given or {}, overrides,
-                                                                environ))
+    def build(
+        self,
+        preset: str | None,
+        config_file: str | None = None,
+        given: Mapping[str, Any] | None = None,
+        overrides: Iterable[str] = (),
+        environ: Mapping[str, str] | None = None,
+    ) -> JobConfig:
+        return validate_layers(self.config_class(), self.layers(preset, config_file, given or {}, overrides, environ))
 
-    def origins(self, preset: str | None, config_file: str | None = None, given: Mapping[str, Any] | None = None,
-                overrides: Iterable[str] = (), environ: Mapping[str, str] | None = None
-                ) -> list[tuple[str, Any, str]]:
+    def origins(
+        self,
+        preset: str | None,
+        config_file: str | None = None,
+        given: Mapping[str, Any] | None = None,
+        overrides: Iterable[str] = (),
+        environ: Mapping[str, str] | None = None,
+    ) -> list[tuple[str, Any, str]]:
         """Every value of the merged config with the layer it came from (``causalprint config show``)."""
         layers = self.layers(preset, config_file, given or {}, overrides, environ)
         return value_origins(validate_layers(self.config_class(), layers), layers)
@@ -135,8 +150,15 @@ def _tree(flat: Mapping[str, Any]) -> dict[str, Any]:
     return tree
 
 
-def run_job(spec: JobSpec, config: JobConfig, *, preset: str | None = None, results: str | None = None,
-            options: Mapping[str, Any] | None = None, echo: Any = print) -> int:
+def run_job(
+    spec: JobSpec,
+    config: JobConfig,
+    *,
+    preset: str | None = None,
+    results: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    echo: Any = print,
+) -> int:
     """Run ``spec`` with ``config``: print its description, write its section into ``results`` (a Markdown
     file) when asked, print the epilogue the options ask for; returns the exit code."""
     module = spec.load()

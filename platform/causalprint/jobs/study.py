@@ -34,5 +34,8 @@ def describe(result: StudyResult) -> str:
 
 
 def section(config: StudyJobConfig, result: StudyResult, preset: str, docs_dir: Path) -> Section:
-    return Section(f"study-{config.study.name}", f"Architecture-only instances: study `{config.study.name}`",
-                   format_study(config.study, result.scores))
+    return Section(
+        f"study-{config.study.name}",
+        f"Architecture-only instances: study `{config.study.name}`",
+        format_study(config.study, result.scores),
+    )

@@ -40,14 +40,20 @@ def run(job: TrainRegisterJobConfig) -> dict[str, Any]:
     client = mlflow.MlflowClient(tracking_uri=result.tracking_uri)
     version = register_version(result, model_name=job.model_name, client=client, experiment=job.mlflow.experiment)
     summary: dict[str, Any] = {
-        "name": job.name, "model": version.uri, "run_id": version.run_id, "checkpoint": result.checkpoint_uri,
-        "epochs": result.epochs_completed, "metrics": {k: round(v, 4) for k, v in result.metrics.items()},
-        "data": result.data.summary(), "columns": result.data.columns, "test_recall": per_source_recall(result),
-        "epoch_seconds": [round(h["epoch_seconds"], 3) for h in result.history if "epoch_seconds" in h]}
+        "name": job.name,
+        "model": version.uri,
+        "run_id": version.run_id,
+        "checkpoint": result.checkpoint_uri,
+        "epochs": result.epochs_completed,
+        "metrics": {k: round(v, 4) for k, v in result.metrics.items()},
+        "data": result.data.summary(),
+        "columns": result.data.columns,
+        "test_recall": per_source_recall(result),
+        "epoch_seconds": [round(h["epoch_seconds"], 3) for h in result.history if "epoch_seconds" in h],
+    }
     if job.promote:
         decision = promote_if_better(client, version, thresholds=job.gate, model_name=job.model_name)
-        summary.update(promoted=decision.promoted, champion_before=decision.champion_before,
-                       gate=decision.reasons)
+        summary.update(promoted=decision.promoted, champion_before=decision.champion_before, gate=decision.reasons)
     summary["wall_seconds"] = round(time.perf_counter() - start, 1)
     return summary
 
@@ -59,8 +65,11 @@ def per_source_recall(result: TrainResult) -> dict[str, float]:
     if not len(data.y_test):
         return {}
     predicted = result.model.predict(data.x_test)
-    return {name: round(float((predicted[data.y_test == i] == i).mean()), 4)
-            for i, name in enumerate(data.class_names) if (data.y_test == i).any()}
+    return {
+        name: round(float((predicted[data.y_test == i] == i).mean()), 4)
+        for i, name in enumerate(data.class_names)
+        if (data.y_test == i).any()
+    }
 
 
 def describe(summary: Mapping[str, Any]) -> str:
@@ -68,26 +77,53 @@ def describe(summary: Mapping[str, Any]) -> str:
     data, metrics, seconds = summary["data"], summary["metrics"], summary.get("epoch_seconds", [])
     arch_only = data.get("architecture_only_rows", 0)
     of_which = f", {arch_only} of them of architecture-only sources" if arch_only else ""
-    lines = [f"Registered as `{summary['model']}`; {summary['epochs']} epochs on {data['train_rows']} train rows "
-             f"({data['classes']} classes{of_which}, input {data['input_dim']} values: {', '.join(summary['columns'])}); "
-             f"{data['val_rows']} validation, {data['test_rows']} test and {data['unknown_rows']} unknown rows.", ""]
+    lines = [
+        f"Registered as `{summary['model']}`; {summary['epochs']} epochs on {data['train_rows']} train rows "
+        f"({data['classes']} classes{of_which}, input {data['input_dim']} values: {', '.join(summary['columns'])}); "
+        f"{data['val_rows']} validation, {data['test_rows']} test and {data['unknown_rows']} unknown rows.",
+        "",
+    ]
     if seconds:
-        lines.append(f"Training time on this machine: {sum(seconds):.0f} s for {len(seconds)} epochs "
-                     f"({sum(seconds) / len(seconds):.1f} s per epoch, one Ray Train worker); the whole command "
-                     f"(loading, training, calibration, registration) took {summary['wall_seconds']:.0f} s.")
+        lines.append(
+            f"Training time on this machine: {sum(seconds):.0f} s for {len(seconds)} epochs "
+            f"({sum(seconds) / len(seconds):.1f} s per epoch, one Ray Train worker); the whole command "
+            f"(loading, training, calibration, registration) took {summary['wall_seconds']:.0f} s."
+        )
     else:
-        lines.append(f"The run's checkpoints were already complete: calibrated, evaluated and registered in "
-                     f"{summary['wall_seconds']:.0f} s.")
-    keys = [k for k in ("test_accuracy", "test_proto_accuracy", "test_ece", "test_known_accept", "test_auroc",
-                        "test_oscr", "test_unknown_reject", "test_proto_auroc", "test_proto_oscr",
-                        "test_proto_unknown_reject", "chosen_epoch") if k in metrics]
+        lines.append(
+            f"The run's checkpoints were already complete: calibrated, evaluated and registered in "
+            f"{summary['wall_seconds']:.0f} s."
+        )
+    keys = [
+        k
+        for k in (
+            "test_accuracy",
+            "test_proto_accuracy",
+            "test_ece",
+            "test_known_accept",
+            "test_auroc",
+            "test_oscr",
+            "test_unknown_reject",
+            "test_proto_auroc",
+            "test_proto_oscr",
+            "test_proto_unknown_reject",
+            "chosen_epoch",
+        )
+        if k in metrics
+    ]
     lines += ["", "| metric | value |", "|---|---:|"] + [f"| {k} | {metrics[k]:.4f} |" for k in keys]
     if summary.get("test_recall"):
-        lines += ["", "Test recall per source (closed set): " + ", ".join(
-            f"{name} {recall:.3f}" for name, recall in summary["test_recall"].items()) + "."]
+        lines += [
+            "",
+            "Test recall per source (closed set): "
+            + ", ".join(f"{name} {recall:.3f}" for name, recall in summary["test_recall"].items())
+            + ".",
+        ]
     if "promoted" in summary:
-        lines += ["", f"Gate: {'promoted to champion' if summary['promoted'] else 'refused'} "
-                      f"({'; '.join(summary['gate'])})."]
+        lines += [
+            "",
+            f"Gate: {'promoted to champion' if summary['promoted'] else 'refused'} ({'; '.join(summary['gate'])}).",
+        ]
     return "\n".join(lines)
 
 

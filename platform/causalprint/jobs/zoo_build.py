@@ -41,9 +41,13 @@ def section(config: ZooJobConfig, report: dict[str, Any], preset: str, docs_dir:
         f"(x1e3, mean ± std over {z.quality.subsets} subsets of {z.quality.subset_size}) in EfficientNet-Lite0 "
         f"feature space between {z.quality.images} images of the source and held-out real crops of its "
         "content group; the real-vs-real rows are the floor (real train crops vs real held-out crops)."
-        + (" A generator-only group, of which the real class holds no crop, is measured against fresh crops of "
-           "its photographs instead (marked \"to crops\"), with two such draws as its floor."
-           if z.generator_only_photos is not None else "")
-        + "\n\n" + format_zoo_table(report)
+        + (
+            " A generator-only group, of which the real class holds no crop, is measured against fresh crops of "
+            'its photographs instead (marked "to crops"), with two such draws as its floor.'
+            if z.generator_only_photos is not None
+            else ""
+        )
+        + "\n\n"
+        + format_zoo_table(report)
     )
     return Section(f"zoo-{z.name}", f"Generator zoo `{z.name}`", body)

@@ -29,5 +29,6 @@ def describe(result: NoiseResult) -> str:
 
 
 def section(config: ZooJobConfig, result: NoiseResult, preset: str, docs_dir: Path) -> Section:
-    return Section(f"zoo-noise-{config.zoo.name}", f"StyleGAN noise strengths in zoo `{config.zoo.name}`",
-                   describe(result))
+    return Section(
+        f"zoo-noise-{config.zoo.name}", f"StyleGAN noise strengths in zoo `{config.zoo.name}`", describe(result)
+    )

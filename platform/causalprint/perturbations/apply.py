@@ -38,8 +38,9 @@ def _key(uri: str) -> int:
     return int.from_bytes(hashlib.sha256(f"\0{uri}".encode()).digest()[:8], "little")
 
 
-def perturb_image(image: np.ndarray, uri: str, specs: Sequence[PerturbationSpec],
-                  built: Sequence[Perturbation] | None = None) -> tuple[np.ndarray, str]:
+def perturb_image(
+    image: np.ndarray, uri: str, specs: Sequence[PerturbationSpec], built: Sequence[Perturbation] | None = None
+) -> tuple[np.ndarray, str]:
     """The perturbed image and the label of the spec that was applied."""
     if not specs:
         raise ValueError("perturb_image needs at least one perturbation spec")

@@ -28,8 +28,10 @@ def preset_names(kind: str) -> list[str]:
 def load_preset(kind: str, name: str) -> dict[str, Any]:
     """The raw mapping of preset ``name`` of ``kind``; an unknown name lists the known ones."""
     if not _NAME.fullmatch(name):
-        raise ConfigError(f"preset {cut(name, 100)!r} is not a preset name (letters, digits, - and _); "
-                          f"known {kind} presets: {', '.join(preset_names(kind))}; give a file with --config")
+        raise ConfigError(
+            f"preset {cut(name, 100)!r} is not a preset name (letters, digits, - and _); "
+            f"known {kind} presets: {', '.join(preset_names(kind))}; give a file with --config"
+        )
     path = PRESET_ROOT / kind / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(f"unknown {kind} preset {name!r}; known: {', '.join(preset_names(kind))}")

@@ -45,8 +45,11 @@ class ReferenceTrainConfig(StrictModel):
     lr: float = Field(default=1e-3, gt=0)
     seed: int = 0
     torch_threads: int | None = Field(
-        default=None, ge=1, description="CPU threads of the training (default: torch's). One thread on a small "
-        "model: on a busy machine with few cores, oversubscribed OpenMP threads stall")
+        default=None,
+        ge=1,
+        description="CPU threads of the training (default: torch's). One thread on a small "
+        "model: on a busy machine with few cores, oversubscribed OpenMP threads stall",
+    )
 
 
 def reference_prefix(name: str) -> str:
@@ -58,10 +61,12 @@ def real_training_images(config: ReferenceTrainConfig, storage: StorageConfig | 
     """Real crops from every content group, from a seed stream the zoo never uses, in [-1, 1]."""
     groups = load_photo_groups(config.photos, storage)
     per_group = -(-config.train_crops // len(groups))
-    crops = np.concatenate([
-        random_crops(photos, per_group, config.image_size, derive_seed(config.seed, "reference", g), config.crops)
-        for g, photos in sorted(groups.items())
-    ])[: config.train_crops]
+    crops = np.concatenate(
+        [
+            random_crops(photos, per_group, config.image_size, derive_seed(config.seed, "reference", g), config.crops)
+            for g, photos in sorted(groups.items())
+        ]
+    )[: config.train_crops]
     return torch.from_numpy(crops).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 

@@ -25,6 +25,7 @@ class RayConfig(StrictModel):
     address: str | None = None
     object_store_mb: int = Field(default=2048, ge=128)
 
+
 _DEFAULT_ENV = {
     # Ray 2.60 turns token auth on by default; the embedded stack is local-only.
     "RAY_AUTH_MODE": "disabled",
@@ -56,8 +57,10 @@ def ensure_ray(config: RayConfig | None = None) -> None:
         object_store_memory=config.object_store_mb * 1024**2,
         include_dashboard=False,
         log_to_driver=True,
-        runtime_env={"env_vars": {k: os.environ[k] for k in _DEFAULT_ENV},
-                     "worker_process_setup_hook": f"{quiet_ray_noise.__module__}.{quiet_ray_noise.__name__}"},
+        runtime_env={
+            "env_vars": {k: os.environ[k] for k in _DEFAULT_ENV},
+            "worker_process_setup_hook": f"{quiet_ray_noise.__module__}.{quiet_ray_noise.__name__}",
+        },
     )
 
 

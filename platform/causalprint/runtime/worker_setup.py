@@ -34,7 +34,8 @@ class DropMessages(logging.Filter):
 
 
 def quiet_ray_noise() -> None:
-    """Drop the cleaner's unanswerable-query warning and Pillow's bomb warning, and name the worker's own instance in ``RAY_ADDRESS``: with
+    """Drop the cleaner's unanswerable-query warning and Pillow's bomb warning, and name the worker's own
+    instance in ``RAY_ADDRESS``: with
     two local instances on one machine (a build running beside a test, say) the State API client cannot tell
     which is meant, and the cleaner's thread dies with a traceback."""
     import ray

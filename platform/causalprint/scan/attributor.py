@@ -35,8 +35,10 @@ def resolve_model(uri: str, tracking_uri: str | None = None) -> ModelRef:
     try:
         name, version, alias = parse_model_uri(uri)
     except ValueError:
-        raise ScanError(f"model {uri!r} is not an MLflow model URI; use models:/<name>@<alias>, "
-                        f"models:/<name>/<version> or runs:/<run id>/attributor") from None
+        raise ScanError(
+            f"model {uri!r} is not an MLflow model URI; use models:/<name>@<alias>, "
+            f"models:/<name>/<version> or runs:/<run id>/attributor"
+        ) from None
     from mlflow.exceptions import MlflowException
 
     try:
@@ -46,8 +48,9 @@ def resolve_model(uri: str, tracking_uri: str | None = None) -> ModelRef:
     return ModelRef(f"models:/{name}/{version}", f"{name}-v{version}", source)
 
 
-def fetch_attributor(model: ModelRef, tracking_uri: str | None = None,
-                     s3_endpoint: str | None = None) -> LoadedAttributor:
+def fetch_attributor(
+    model: ModelRef, tracking_uri: str | None = None, s3_endpoint: str | None = None
+) -> LoadedAttributor:
     """Download and load the attributor ``model`` (JSON + safetensors only). ``s3_endpoint`` is where an S3
     artifact store lives when it is not AWS (the storage's endpoint, for artifacts kept beside the data)."""
     if s3_endpoint:
@@ -81,19 +84,27 @@ def extraction_spec(attributor: LoadedAttributor, uri: str) -> ExtractionSpec:
     req = attributor.requirements
     extraction = req.get("extraction")
     if not extraction:
-        raise ScanError(f"attributor {uri} does not record how its features were extracted (its requirements hold "
-                        f"{sorted(req)}, no 'extraction'): register it again with this version of causalprint "
-                        f"(causalprint train) so that a scan can rebuild its input columns {req.get('columns')}")
+        raise ScanError(
+            f"attributor {uri} does not record how its features were extracted (its requirements hold "
+            f"{sorted(req)}, no 'extraction'): register it again with this version of causalprint "
+            f"(causalprint train) so that a scan can rebuild its input columns {req.get('columns')}"
+        )
     columns = list(req["columns"])
-    spec = ExtractionSpec(reference_id=str(req["reference_id"]), image_size=int(extraction["image_size"]),
-                          modes={k: dict(v) for k, v in extraction["modes"].items()},
-                          spaces=[SpaceSpec.model_validate(s) for s in extraction["spaces"]], columns=columns,
-                          input_dim=int(req.get("input_dim", 0)))
+    spec = ExtractionSpec(
+        reference_id=str(req["reference_id"]),
+        image_size=int(extraction["image_size"]),
+        modes={k: dict(v) for k, v in extraction["modes"].items()},
+        spaces=[SpaceSpec.model_validate(s) for s in extraction["spaces"]],
+        columns=columns,
+        input_dim=int(req.get("input_dim", 0)),
+    )
     names = {s.name for s in spec.spaces}
     missing = [c for c in columns if c.partition(".")[0] not in spec.modes or c.partition(".")[2] not in names]
     if missing:
-        raise ScanError(f"attributor {uri}: columns {missing} are not made by its recorded extraction "
-                        f"(modes {sorted(spec.modes)}, spaces {sorted(names)})")
+        raise ScanError(
+            f"attributor {uri}: columns {missing} are not made by its recorded extraction "
+            f"(modes {sorted(spec.modes)}, spaces {sorted(names)})"
+        )
     return spec
 
 
@@ -109,5 +120,7 @@ def decision_classes(attributor: LoadedAttributor, decision: str) -> list[str]:
 def check_reference(spec: ExtractionSpec, reference_id: str, reference_uri: str) -> None:
     """Refuse a reference model other than the one the attributor's features came from."""
     if reference_id != spec.reference_id:
-        raise ScanError(f"reference model {reference_uri} is {reference_id}, but the attributor was trained on "
-                        f"residuals of {spec.reference_id}: set scan.reference to that model's folder")
+        raise ScanError(
+            f"reference model {reference_uri} is {reference_id}, but the attributor was trained on "
+            f"residuals of {spec.reference_id}: set scan.reference to that model's folder"
+        )

@@ -36,7 +36,7 @@ def report_rows(storage: Storage, prefix: str, limit: int | None = None) -> list
     if not parts:
         raise ScanError(f"no scan report rows under {prefix}")
     # Above the model=<...> folders (the scan's output), rows of several models would mix: name them instead.
-    models = sorted({s for part in parts for s in part[len(prefix):].split("/") if s.startswith("model=")})
+    models = sorted({s for part in parts for s in part[len(prefix) :].split("/") if s.startswith("model=")})
     if len(models) > 1:
         raise ScanError(f"{prefix} holds the reports of several models ({', '.join(models)}): add one to the path")
     table = read_parts(storage, prefix, columns=list(COLUMNS))
@@ -67,7 +67,15 @@ def format_rows(rows: list[dict[str, Any]], fmt: RowFormat = "table") -> str:
         confidence = "" if row["confidence"] is None else f"{row['confidence']:.3f}"
         unknown = "" if row["unknown"] is None else ("yes" if row["unknown"] else "no")
         error = f"{row['error_kind']}: {row['error']}" if not row["ok"] else ""
-        cells.append([printable(row["uri"]), printable(_decision(row)), printable(row["architecture"] or ""),
-                      confidence, unknown, printable(error)])
+        cells.append(
+            [
+                printable(row["uri"]),
+                printable(_decision(row)),
+                printable(row["architecture"] or ""),
+                confidence,
+                unknown,
+                printable(error),
+            ]
+        )
     widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells)

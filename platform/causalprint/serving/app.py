@@ -25,7 +25,9 @@ class AppArgs(StrictModel):
     overrides: list[str] = Field(default_factory=list, description="key.sub=value, as --set")
 
 
-def load_serve_job(preset: str, config: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> ServeJobConfig:
+def load_serve_job(
+    preset: str, config: str | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> ServeJobConfig:
     """The service's config as ``causalprint serve`` builds it: defaults, preset, file, environment, overrides."""
     return build_config(ServeJobConfig, load_preset("serve", preset), yaml_path=config, overrides=overrides)
 
@@ -45,20 +47,29 @@ def bind(job: ServeJobConfig) -> Any:
         raise ConfigError(str(exc)) from None
     if not keys:
         if cfg.host not in LOOPBACK:
-            raise ConfigError(f"serve.host is {cfg.host}, but no API keys are configured (serve.auth.keys or "
-                              f"{cfg.auth.keys_env}): without keys the service binds to 127.0.0.1 only")
-        log.warning("serving WITHOUT API keys: anyone on this machine may call it (bound to %s only); set %s or "
-                    "serve.auth.keys to require keys", cfg.host, cfg.auth.keys_env)
+            raise ConfigError(
+                f"serve.host is {cfg.host}, but no API keys are configured (serve.auth.keys or "
+                f"{cfg.auth.keys_env}): without keys the service binds to 127.0.0.1 only"
+            )
+        log.warning(
+            "serving WITHOUT API keys: anyone on this machine may call it (bound to %s only); set %s or "
+            "serve.auth.keys to require keys",
+            cfg.host,
+            cfg.auth.keys_env,
+        )
     else:
         log.info("serving with %d API keys (%d admin)", len(keys), sum(k.role == "admin" for k in keys))
 
     def scaled(deployment: Any, replicas: Any, **extra: Any) -> Any:
-        return deployment.options(autoscaling_config=replicas.autoscaling(), ray_actor_options=replicas.actor_options(),
-                                  max_ongoing_requests=replicas.max_ongoing_requests,
-                                  logging_config={"enable_access_log": cfg.access_log}, **extra)
+        return deployment.options(
+            autoscaling_config=replicas.autoscaling(),
+            ray_actor_options=replicas.actor_options(),
+            max_ongoing_requests=replicas.max_ongoing_requests,
+            logging_config={"enable_access_log": cfg.access_log},
+            **extra,
+        )
 
-    model = scaled(AttributorDeployment, cfg.model_replicas,
-                   user_config=cfg.batching.model_dump()).bind(job)
+    model = scaled(AttributorDeployment, cfg.model_replicas, user_config=cfg.batching.model_dump()).bind(job)
     return scaled(ingress_deployment(job, keys), cfg.ingress_replicas).bind(model)
 
 

@@ -20,8 +20,9 @@ class CausalprintClient:
     """``CausalprintClient("http://127.0.0.1:8000", key=...)``; every method returns the parsed JSON answer or
     raises :class:`ServiceError` (4xx/5xx) or :class:`httpx.HTTPError` (no answer)."""
 
-    def __init__(self, url: str, key: str | None = None, *, version: str | None = None,
-                 timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, url: str, key: str | None = None, *, version: str | None = None, timeout_s: float = 60.0
+    ) -> None:
         headers = {"X-API-Key": key} if key else {}
         if version:
             headers["X-Model-Version"] = version

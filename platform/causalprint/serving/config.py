@@ -29,8 +29,11 @@ class AuthConfig(StrictModel):
 
     keys: tuple[KeyRecord, ...] = ()
     keys_env: str = "CAUSALPRINT_API_KEYS"
-    requests_per_minute: float = Field(default=1200, gt=0, description="sustained rate per key (or per client "
-                                                                        "address without keys), per ingress replica")
+    requests_per_minute: float = Field(
+        default=1200,
+        gt=0,
+        description="sustained rate per key (or per client address without keys), per ingress replica",
+    )
     burst: int = Field(default=120, ge=1, description="requests a key may send at once before the rate applies")
 
 
@@ -80,11 +83,16 @@ class ReplicaConfig(StrictModel):
         return self
 
     def autoscaling(self) -> dict[str, float]:
-        return {"min_replicas": self.min_replicas, "max_replicas": self.max_replicas,
-                "initial_replicas": max(self.min_replicas, 1),
-                "target_ongoing_requests": self.target_ongoing_requests, "upscale_delay_s": self.upscale_delay_s,
-                "downscale_delay_s": self.downscale_delay_s, "metrics_interval_s": self.metrics_interval_s,
-                "look_back_period_s": self.look_back_period_s}
+        return {
+            "min_replicas": self.min_replicas,
+            "max_replicas": self.max_replicas,
+            "initial_replicas": max(self.min_replicas, 1),
+            "target_ongoing_requests": self.target_ongoing_requests,
+            "upscale_delay_s": self.upscale_delay_s,
+            "downscale_delay_s": self.downscale_delay_s,
+            "metrics_interval_s": self.metrics_interval_s,
+            "look_back_period_s": self.look_back_period_s,
+        }
 
     def actor_options(self) -> dict[str, float]:
         return {"num_cpus": self.num_cpus, **({"num_gpus": self.num_gpus} if self.num_gpus else {})}
@@ -93,17 +101,24 @@ class ReplicaConfig(StrictModel):
 class ServeOptions(StrictModel):
     """What the endpoints serve and how (a preset holds model and reference)."""
 
-    model: str = Field(default=DEFAULT_MODEL, description="models:/<name>@<alias> (followed as the alias moves) "
-                                                          "or models:/<name>/<version>")
+    model: str = Field(
+        default=DEFAULT_MODEL,
+        description="models:/<name>@<alias> (followed as the alias moves) or models:/<name>/<version>",
+    )
     reference: str = Field(description="storage folder of the reference model the attributor's features came from")
     decision: Literal["logits", "prototypes"] = "prototypes"
     precision: Literal["auto", "float32", "float16", "bfloat16"] = "float32"
     refresh_s: float = Field(default=5.0, gt=0, description="how often a model replica asks where the alias points")
-    verify_threshold: float = Field(default=0.5, gt=0, lt=1, description="default operating point of /v1/verify: "
-                                                                         "the calibrated probability that says yes")
+    verify_threshold: float = Field(
+        default=0.5,
+        gt=0,
+        lt=1,
+        description="default operating point of /v1/verify: the calibrated probability that says yes",
+    )
     torch_threads: int = Field(default=1, ge=1, description="intra-op threads per model replica")
-    access_log: bool = Field(default=False, description="Serve's per-request log lines (a measurable cost per "
-                                                        "request on a small machine)")
+    access_log: bool = Field(
+        default=False, description="Serve's per-request log lines (a measurable cost per request on a small machine)"
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     batching: BatchingConfig = BatchingConfig()

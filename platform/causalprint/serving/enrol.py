@@ -21,11 +21,20 @@ def enrol_over_http(job: ServeJobConfig, served: Served, source: str, request: d
     from pydantic import ValidationError
 
     try:
-        enrol = EnrolJobConfig.model_validate({
-            "storage": job.storage.model_dump(), "mlflow": job.mlflow.model_dump(),
-            "enrol": {"source": source, "family": request["family"], "images": request["images"],
-                      "model": served.uri, "reference": job.serve.reference,
-                      **({"alias": request["alias"]} if request.get("alias") else {})}})
+        enrol = EnrolJobConfig.model_validate(
+            {
+                "storage": job.storage.model_dump(),
+                "mlflow": job.mlflow.model_dump(),
+                "enrol": {
+                    "source": source,
+                    "family": request["family"],
+                    "images": request["images"],
+                    "model": served.uri,
+                    "reference": job.serve.reference,
+                    **({"alias": request["alias"]} if request.get("alias") else {}),
+                },
+            }
+        )
     except ValidationError as exc:
         raise ApiError(422, "invalid_request", "; ".join(e["msg"] for e in exc.errors())) from None
     try:
@@ -35,5 +44,9 @@ def enrol_over_http(job: ServeJobConfig, served: Served, source: str, request: d
     except (EnrolmentError, ScanError, ConfigError) as exc:
         raise ApiError(409 if "already" in str(exc) else 400, "enrolment_refused", str(exc)) from None
     name, _, version = summary["model"].removeprefix("models:/").rpartition("/")
-    return {"source": source, "model": {"name": name, "version": version, "uri": summary["model"]},
-            "alias": summary["alias"], "summary": summary}
+    return {
+        "source": source,
+        "model": {"name": name, "version": version, "uri": summary["model"]},
+        "alias": summary["alias"],
+        "summary": summary,
+    }

@@ -31,8 +31,10 @@ def hash_key(key: str, role: Role) -> KeyRecord:
     """The stored form of ``key`` (a fresh salt each call)."""
     match = _KEY.match(key)
     if match is None:
-        raise KeyFormatError("an API key must look like cp_<8-32 lowercase letters or digits>_<32+ url-safe "
-                             "characters>; make one with `causalprint keygen`")
+        raise KeyFormatError(
+            "an API key must look like cp_<8-32 lowercase letters or digits>_<32+ url-safe "
+            "characters>; make one with `causalprint keygen`"
+        )
     salt = secrets.token_hex(16)
     return KeyRecord(id=match["id"], role=role, hash=f"sha256${salt}${_digest(salt, key)}")
 
@@ -54,8 +56,9 @@ def keys_from_env(value: str) -> list[KeyRecord]:
     return records
 
 
-def gather_keys(configured: Iterable[KeyRecord], keys_env: str,
-                environ: Mapping[str, str] | None = None) -> tuple[KeyRecord, ...]:
+def gather_keys(
+    configured: Iterable[KeyRecord], keys_env: str, environ: Mapping[str, str] | None = None
+) -> tuple[KeyRecord, ...]:
     """Configured records plus those of the environment variable ``keys_env``; a duplicate id is refused."""
     environ = os.environ if environ is None else environ
     records = [*configured, *keys_from_env(environ.get(keys_env, ""))]

@@ -24,8 +24,10 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers") or {}).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            reason = (f"the body declares {declared.decode(errors='replace')[:20]} bytes; the limit is "
-                      f"{self.max_bytes} (limits.max_body_bytes)")
+            reason = (
+                f"the body declares {declared.decode(errors='replace')[:20]} bytes; the limit is "
+                f"{self.max_bytes} (limits.max_body_bytes)"
+            )
             await _refuse(send, reason)
             return
         seen = 0
@@ -44,7 +46,15 @@ class BodyLimit:
 
 async def _refuse(send: Send, reason: str) -> None:
     body = json.dumps({"error": {"status": 413, "kind": "too_large", "reason": reason}}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

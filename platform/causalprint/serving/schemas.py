@@ -11,8 +11,10 @@ class Schema(BaseModel):
 
 class ErrorDetail(Schema):
     status: int = Field(description="the HTTP status, repeated")
-    kind: str = Field(description="machine-readable: unauthorized, forbidden, rate_limited, too_large, "
-                                  "unsupported_format, truncated, corrupt, invalid_request, outside_storage, ...")
+    kind: str = Field(
+        description="machine-readable: unauthorized, forbidden, rate_limited, too_large, "
+        "unsupported_format, truncated, corrupt, invalid_request, outside_storage, ..."
+    )
     reason: str = Field(description="what was wrong, for a person")
 
 
@@ -37,16 +39,16 @@ class Attribution(Schema):
 
     source: str = Field(description="a known source, '<family> (exact model unknown)', or 'unknown'")
     family: str | None
-    architecture: str | None = Field(description="the most likely architecture (named even when the source is "
-                                                 "unknown)")
+    architecture: str | None = Field(description="the most likely architecture (named even when the source is unknown)")
     unknown: bool = Field(description="true when no known source takes the image")
     confidence: float = Field(ge=0, le=1)
     probabilities: dict[str, float] = Field(description="calibrated probability of every source the model knows")
     model: ModelName
     reference_id: str
     image: ImageInfo
-    residual_png: str | None = Field(default=None, description="with explain=true: the reconstruction residual's "
-                                                               "magnitude as a base64 greyscale PNG")
+    residual_png: str | None = Field(
+        default=None, description="with explain=true: the reconstruction residual's magnitude as a base64 greyscale PNG"
+    )
     elapsed_ms: float = Field(description="time in the service for this request")
 
 
@@ -60,8 +62,12 @@ class BatchStorageObjects(Schema):
 
 class VerifyClaim(Schema):
     source: str = Field(min_length=1, max_length=128, description="the source the image is claimed to come from")
-    threshold: float = Field(gt=0, lt=1, description="operating point: the probability at or above which the "
-                                                     "answer is yes (default: the service's verify_threshold)")
+    threshold: float = Field(
+        gt=0,
+        lt=1,
+        description="operating point: the probability at or above which the "
+        "answer is yes (default: the service's verify_threshold)",
+    )
 
 
 class VerifyObject(Schema):
@@ -132,11 +138,15 @@ class SourcesResponse(Schema):
 
 
 class EnrolRequest(Schema):
-    images: str = Field(min_length=1, max_length=2048, description="folder or prefix of the source's images, "
-                                                                   "inside the configured storage")
+    images: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="folder or prefix of the source's images, inside the configured storage",
+    )
     family: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    alias: str | None = Field(default=None, max_length=64, description="alias of the new version (default: "
-                                                                       "candidate; champion is refused)")
+    alias: str | None = Field(
+        default=None, max_length=64, description="alias of the new version (default: candidate; champion is refused)"
+    )
 
 
 class EnrolResponse(Schema):

@@ -5,5 +5,15 @@ from causalprint.storage.listing import Entry, Listing, MissingSourceError, list
 from causalprint.storage.store import FileInfo, Storage
 from causalprint.storage.uri import NotARegularFileError, OutsideStorageError, StorageError
 
-__all__ = ["Entry", "FileInfo", "Listing", "MissingSourceError", "NotARegularFileError", "OutsideStorageError",
-           "Storage", "StorageConfig", "StorageError", "list_source"]
+__all__ = [
+    "Entry",
+    "FileInfo",
+    "Listing",
+    "MissingSourceError",
+    "NotARegularFileError",
+    "OutsideStorageError",
+    "Storage",
+    "StorageConfig",
+    "StorageError",
+    "list_source",
+]

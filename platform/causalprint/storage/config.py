@@ -22,9 +22,14 @@ class StorageConfig(StrictModel):
     access_key_id: SecretStr | None = None
     """Else the standard AWS credential chain (environment, profile, instance role)."""
     secret_access_key: SecretStr | None = None
-    max_attempts: int = Field(default=5, ge=1, le=20, strict=True,
-                              description="S3 requests: attempts per request, with back-off, for throttling, server "
-                              "errors and timeouts (botocore's standard retry mode)")
+    max_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=20,
+        strict=True,
+        description="S3 requests: attempts per request, with back-off, for throttling, server "
+        "errors and timeouts (botocore's standard retry mode)",
+    )
 
     @field_validator("root")
     @classmethod

@@ -85,6 +85,8 @@ def boto3_s3(settings: S3Settings) -> Any:
     return session.client(
         "s3",
         endpoint_url=settings.endpoint_url,
-        config=Config(s3={"addressing_style": addressing},
-                      retries={"mode": "standard", "total_max_attempts": settings.max_attempts}),
+        config=Config(
+            s3={"addressing_style": addressing},
+            retries={"mode": "standard", "total_max_attempts": settings.max_attempts},
+        ),
     )

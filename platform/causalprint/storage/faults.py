@@ -11,22 +11,58 @@ from __future__ import annotations
 import errno
 
 # S3 error codes of throttling, timeouts and server trouble (botocore's standard retry mode retries these too).
-THROTTLING = frozenset({
-    "SlowDown", "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
-    "RequestThrottledException", "RequestLimitExceeded", "TooManyRequestsException", "BandwidthLimitExceeded",
-    "ProvisionedThroughputExceededException", "RequestTimeout", "RequestTimeoutException", "InternalError",
-    "ServiceUnavailable", "PriorRequestNotComplete",
-})
+THROTTLING = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "BandwidthLimitExceeded",
+        "ProvisionedThroughputExceededException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+        "ServiceUnavailable",
+        "PriorRequestNotComplete",
+    }
+)
 # S3 error codes of credentials and permissions: fixed outside the archive, after which the file reads fine.
-CREDENTIALS = frozenset({
-    "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException", "InvalidToken",
-    "TokenRefreshRequired", "AccessDenied", "AllAccessDisabled", "InvalidClientTokenId", "UnrecognizedClientException",
-})
+CREDENTIALS = frozenset(
+    {
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidToken",
+        "TokenRefreshRequired",
+        "AccessDenied",
+        "AllAccessDisabled",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+    }
+)
 # Local OS errors of the same nature: an I/O error, a timeout, a dropped connection, a permission.
-_TRANSIENT_ERRNO = frozenset({
-    errno.EIO, errno.EAGAIN, errno.ETIMEDOUT, errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABORTED,
-    errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ESTALE, errno.EACCES, errno.EPERM, errno.EBUSY, errno.EINTR,
-})
+_TRANSIENT_ERRNO = frozenset(
+    {
+        errno.EIO,
+        errno.EAGAIN,
+        errno.ETIMEDOUT,
+        errno.ECONNRESET,
+        errno.ECONNREFUSED,
+        errno.ECONNABORTED,
+        errno.ENETUNREACH,
+        errno.EHOSTUNREACH,
+        errno.ESTALE,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EBUSY,
+        errno.EINTR,
+    }
+)
 # Local OS errors about the path itself.
 _PERMANENT_OS = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
 

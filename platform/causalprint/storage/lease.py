@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from causalprint.storage.store import Storage
@@ -45,7 +45,7 @@ class LeaseLostError(StorageError):
 
 
 def _when(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -199,8 +199,16 @@ class Lease:
 
     def _record(self) -> bytes:
         now = time.time()
-        return json.dumps({"holder": self.what, "host": socket.gethostname(), "pid": os.getpid(),
-                           "renewed_at": _when(now), "expires": now + self.ttl_s}, sort_keys=True).encode()
+        return json.dumps(
+            {
+                "holder": self.what,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "renewed_at": _when(now),
+                "expires": now + self.ttl_s,
+            },
+            sort_keys=True,
+        ).encode()
 
     def _stale(self, record: dict[str, Any]) -> bool:
         if float(record.get("expires", 0)) < time.time():
@@ -227,7 +235,8 @@ class Lease:
                     f"another writer holds {self.uri}: {record.get('holder', '?')} (host {record.get('host', '?')}, "
                     f"pid {record.get('pid', '?')}), renewed {record.get('renewed_at', '?')}, until "
                     f"{_when(float(record.get('expires', 0)))}. One writer per output: wait for it to finish, or "
-                    "write elsewhere; a killed writer's lease runs out at that time")
+                    "write elsewhere; a killed writer's lease runs out at that time"
+                )
             version = self._store.replace(self._record(), seen)
             if version is not None:
                 log.warning("took over the stale lease %s of %s", self.uri, record.get("holder", "?"))
@@ -241,8 +250,10 @@ class Lease:
             raise LeaseLostError(f"the lease {self.uri} is not held")
         version = self._store.replace(self._record(), self._version)
         if version is None:
-            self.lost = (f"the lease {self.uri} was taken over by another writer after it expired (not renewed "
-                         f"within {self.ttl_s:g} s): rows of both may be in the output")
+            self.lost = (
+                f"the lease {self.uri} was taken over by another writer after it expired (not renewed "
+                f"within {self.ttl_s:g} s): rows of both may be in the output"
+            )
             raise LeaseLostError(self.lost)
         self._version = version
 

@@ -39,8 +39,13 @@ class SourceConfig(StrictModel):
     region: str | None = None
     access_key_id: SecretStr | None = None
     secret_access_key: SecretStr | None = None
-    max_attempts: int = Field(default=5, ge=1, le=20, strict=True,
-                              description="attempts per S3 request, with back-off (botocore's standard retries)")
+    max_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=20,
+        strict=True,
+        description="attempts per S3 request, with back-off (botocore's standard retries)",
+    )
 
     @field_validator("name")
     @classmethod
@@ -75,9 +80,14 @@ class SourceConfig(StrictModel):
         return parse_root(self.uri).uri
 
     def storage_config(self) -> StorageConfig:
-        return StorageConfig(root=self.uri, endpoint_url=self.endpoint_url, region=self.region,
-                             access_key_id=self.access_key_id, secret_access_key=self.secret_access_key,
-                             max_attempts=self.max_attempts)
+        return StorageConfig(
+            root=self.uri,
+            endpoint_url=self.endpoint_url,
+            region=self.region,
+            access_key_id=self.access_key_id,
+            secret_access_key=self.secret_access_key,
+            max_attempts=self.max_attempts,
+        )
 
 
 def check_sources(sources: Sequence[SourceConfig]) -> None:
@@ -125,5 +135,6 @@ def open_source(storage: Storage, sources: Sequence[SourceConfig], uri: str) -> 
             continue
         reader = Storage(source.storage_config())
         return OpenSource(reader, reader.resolve(uri), "/".join((source.name, *segments)), source.name)
-    raise OutsideSourcesError(f"{uri!r} is not in an allowed location ({inside_root}); allowed: "
-                              f"{allowed_locations(storage, sources)}")
+    raise OutsideSourcesError(
+        f"{uri!r} is not in an allowed location ({inside_root}); allowed: {allowed_locations(storage, sources)}"
+    )

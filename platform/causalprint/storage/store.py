@@ -287,8 +287,10 @@ class Storage:
             if error.get("Code") in ("NoSuchKey", "404", "NotFound"):
                 raise FileNotFoundError(f"no such file: s3://{path}") from None
             # An empty object has no byte 0: S3 answers 416 to any range over it.
-            if error.get("Code") == "InvalidRange" or exc.response.get("ResponseMetadata", {}).get(
-                    "HTTPStatusCode") == 416:
+            if (
+                error.get("Code") == "InvalidRange"
+                or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 416
+            ):
                 return b""
             raise
         with contextlib.closing(response["Body"]) as body:

@@ -29,8 +29,15 @@ from causalprint.evaluation.separability import fisher_discriminant_ratio
 from causalprint.plots import confusion_matrix_png, fingerprint_plot_png
 
 __all__ = [
-    "ARTIFACT_PATH", "fdr_table", "format_fdr", "LoadedAttributor", "METRICS_NAME", "REPORT_PATH",
-    "REQUIREMENTS_NAME", "save_attributor", "write_report",
+    "ARTIFACT_PATH",
+    "fdr_table",
+    "format_fdr",
+    "LoadedAttributor",
+    "METRICS_NAME",
+    "REPORT_PATH",
+    "REQUIREMENTS_NAME",
+    "save_attributor",
+    "write_report",
 ]
 
 ARTIFACT_PATH = "attributor"
@@ -41,8 +48,9 @@ METRICS_NAME = "metrics.json"
 
 def save_attributor(result: TrainResult, directory: str | Path) -> Path:
     """Write the folder that :meth:`LoadedAttributor.from_folder` reads (layout in the module docstring)."""
-    return LoadedAttributor(model=result.model, calibration=result.calibration, requirements=result.requirements,
-                            metrics=result.metrics).save(directory)
+    return LoadedAttributor(
+        model=result.model, calibration=result.calibration, requirements=result.requirements, metrics=result.metrics
+    ).save(directory)
 
 
 @dataclass
@@ -58,10 +66,12 @@ class LoadedAttributor:
     @classmethod
     def from_folder(cls, directory: str | Path) -> LoadedAttributor:
         directory = Path(directory)
-        return cls(model=CausalDecoupler.from_pretrained(directory / MODEL_DIR),
-                   calibration=Calibration.load(directory),
-                   requirements=json.loads((directory / REQUIREMENTS_NAME).read_text()),
-                   metrics=json.loads((directory / METRICS_NAME).read_text()))
+        return cls(
+            model=CausalDecoupler.from_pretrained(directory / MODEL_DIR),
+            calibration=Calibration.load(directory),
+            requirements=json.loads((directory / REQUIREMENTS_NAME).read_text()),
+            metrics=json.loads((directory / METRICS_NAME).read_text()),
+        )
 
     def save(self, directory: str | Path) -> Path:
         """Write the folder that :meth:`from_folder` reads (layout in the module docstring)."""
@@ -76,8 +86,10 @@ class LoadedAttributor:
         """Refuse vectors from another reference model or other feature columns than the model was trained on."""
         want_ref, want_cols = self.requirements["reference_id"], list(self.requirements["columns"])
         if reference_id != want_ref or list(columns) != want_cols:
-            raise ValueError(f"this attributor needs vectors of reference {want_ref!r}, columns {want_cols}; "
-                             f"got reference {reference_id!r}, columns {list(columns)}")
+            raise ValueError(
+                f"this attributor needs vectors of reference {want_ref!r}, columns {want_cols}; "
+                f"got reference {reference_id!r}, columns {list(columns)}"
+            )
 
     def probabilities(self, X: np.ndarray, source: Literal["logits", "prototypes"] = "logits") -> np.ndarray:
         """Calibrated class probabilities ``[N, K]`` (columns: ``calibration.class_names``)."""
@@ -105,13 +117,21 @@ def fdr_table(result: TrainResult) -> list[dict[str, Any]]:
     x, y = (data.x_test, data.y_test) if len(data.y_test) else (data.x_val, data.y_val)
     mean, std = data.x_train.mean(0), np.maximum(data.x_train.std(0), 1e-6)
     spaces = {**data.column_slices(), "input (all columns)": slice(0, data.input_dim)}
-    rows = [{"space": name, "dim": s.stop - s.start,
-             "fdr": fisher_discriminant_ratio(((x - mean) / std)[:, s], y)} for name, s in spaces.items()]
+    rows = [
+        {"space": name, "dim": s.stop - s.start, "fdr": fisher_discriminant_ratio(((x - mean) / std)[:, s], y)}
+        for name, s in spaces.items()
+    ]
     codes = result.model.predict_codes(x)
-    rows.append({"space": "z_fp (fingerprint code)", "dim": codes.fp.shape[1],
-                 "fdr": fisher_discriminant_ratio(codes.fp, y)})
-    rows.append({"space": "z_c (content code)", "dim": codes.content.shape[1],
-                 "fdr": fisher_discriminant_ratio(codes.content, y)})
+    rows.append(
+        {"space": "z_fp (fingerprint code)", "dim": codes.fp.shape[1], "fdr": fisher_discriminant_ratio(codes.fp, y)}
+    )
+    rows.append(
+        {
+            "space": "z_c (content code)",
+            "dim": codes.content.shape[1],
+            "fdr": fisher_discriminant_ratio(codes.content, y),
+        }
+    )
     return rows
 
 
@@ -128,8 +148,7 @@ def write_report(result: TrainResult, directory: str | Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     data, names = result.data, result.data.class_names
     if len(data.y_test):
-        confusion_matrix_png(data.y_test, result.model.predict(data.x_test), names,
-                             directory / "confusion_matrix.png")
+        confusion_matrix_png(data.y_test, result.model.predict(data.x_test), names, directory / "confusion_matrix.png")
         x = np.concatenate([data.x_test, data.x_unknown]) if len(data.x_unknown) else data.x_test
         labels = [names[i] for i in data.y_test] + [f"{s} (unknown)" for s in data.unknown_sources]
         fingerprint_plot_png(result.model.predict_codes(x).fp, labels, directory / "fingerprints.png")

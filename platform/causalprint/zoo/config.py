@@ -24,8 +24,10 @@ class ZooConfig(StrictModel):
     image_size: int = Field(ge=8, le=256)
     photos: PhotoSetConfig = PhotoSetConfig()
     generator_only_photos: PhotoSetConfig | None = Field(
-        default=None, description="more content groups that only generators train on: the real class cuts no "
-        "crop of them, so their content reaches training only through the generators trained on it")
+        default=None,
+        description="more content groups that only generators train on: the real class cuts no "
+        "crop of them, so their content reaches training only through the generators trained on it",
+    )
     crops: CropConfig = CropConfig()
     train_crops_per_group: int = Field(ge=8, description="real crops each generator trains on")
     splits: dict[str, int] = Field(default_factory=lambda: {"train": 1000, "heldout": 1000})
@@ -50,8 +52,9 @@ class ZooConfig(StrictModel):
         if self.generator_only_photos is not None:
             shared = sorted(set(self.photos.groups) & set(self.generator_only_photos.groups))
             if shared:
-                raise ValueError(f"generator_only_photos groups {shared} are also photos.groups; a group is one or "
-                                 "the other")
+                raise ValueError(
+                    f"generator_only_photos groups {shared} are also photos.groups; a group is one or the other"
+                )
         for spec in self.generators:
             if spec.arch not in GENERATORS:
                 raise ValueError(f"generator {spec.name}: unknown arch {spec.arch!r}; known: {GENERATORS.names()}")

@@ -38,12 +38,14 @@ def noise_strengths(storage: Storage, zoo: ZooConfig) -> list[dict[str, Any]]:
         by_layer = {int(m.group(1)): float(v) for k, v in tensors.items() if (m := _STRENGTH_KEY.search(k))}
         options = {k: spec.options[k] for k in _OPTIONS if k in spec.options}
         drawn = "noise_random_max" in options  # the stored strengths are fixed 1s; the drawn ones scale the maps
-        rows.append({
-            "source": spec.name,
-            "content_group": spec.content_group,
-            "options": options,
-            "strengths": None if drawn else [by_layer[i] for i in sorted(by_layer)],
-        })
+        rows.append(
+            {
+                "source": spec.name,
+                "content_group": spec.content_group,
+                "options": options,
+                "strengths": None if drawn else [by_layer[i] for i in sorted(by_layer)],
+            }
+        )
     return rows
 
 
@@ -51,15 +53,13 @@ def format_noise_table(rows: list[dict[str, Any]], image_size: int, mark: float 
     """Markdown table of :func:`noise_strengths`; strengths of magnitude ``mark`` or more are in bold."""
     resolutions = layer_resolutions(image_size)
     header = " | ".join(f"L{i} {r}x{r}" for i, r in enumerate(resolutions))
-    lines = [f"| source | content group | noise options | {header} |",
-             "|---|---|---|" + "---:|" * len(resolutions)]
+    lines = [f"| source | content group | noise options | {header} |", "|---|---|---|" + "---:|" * len(resolutions)]
     for row in rows:
         opts = ", ".join(f"{k}: {v}" for k, v in row["options"].items()) or "learned from 0"
         # Stored as float32: a fixed 0.03 reads back as 0.0299999993.
         if row["strengths"] is None:  # drawn per image: no one strength to show
             cells = " | ".join(["drawn"] * len(resolutions))
         else:
-            cells = " | ".join(f"**{s:+.3f}**" if round(abs(s), 6) >= mark else f"{s:+.3f}"
-                               for s in row["strengths"])
+            cells = " | ".join(f"**{s:+.3f}**" if round(abs(s), 6) >= mark else f"{s:+.3f}" for s in row["strengths"])
         lines.append(f"| {row['source']} | {row['content_group']} | {opts} | {cells} |")
     return "\n".join(lines)

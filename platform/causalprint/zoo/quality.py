@@ -8,9 +8,9 @@ disjoint sets of real crops) is the floor any generator is compared against.
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
 
 from causalprint.config import StrictModel
-from pydantic import Field
 
 
 class QualityConfig(StrictModel):

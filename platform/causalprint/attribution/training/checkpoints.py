@@ -27,8 +27,15 @@ from causalprint.attribution.training.config import TrainJobConfig
 from causalprint.storage import Storage
 
 __all__ = [
-    "CheckpointState", "check_existing_run", "load_checkpoint", "MODEL_DIR", "run_root", "save_checkpoint",
-    "select_checkpoint", "SELECT_METRIC", "stored_checkpoints",
+    "CheckpointState",
+    "check_existing_run",
+    "load_checkpoint",
+    "MODEL_DIR",
+    "run_root",
+    "save_checkpoint",
+    "select_checkpoint",
+    "SELECT_METRIC",
+    "stored_checkpoints",
 ]
 
 MODEL_DIR = "model"
@@ -36,8 +43,13 @@ EPOCH_NAME = "epoch.json"
 OPTIMIZER_TENSORS = "optimizer.safetensors"
 OPTIMIZER_JSON = "optimizer.json"
 SELECT_METRIC = "val_accuracy"
-CHECKPOINT_FILES = (f"{MODEL_DIR}/config.json", f"{MODEL_DIR}/model.safetensors", OPTIMIZER_TENSORS, OPTIMIZER_JSON,
-                    EPOCH_NAME)
+CHECKPOINT_FILES = (
+    f"{MODEL_DIR}/config.json",
+    f"{MODEL_DIR}/model.safetensors",
+    OPTIMIZER_TENSORS,
+    OPTIMIZER_JSON,
+    EPOCH_NAME,
+)
 
 
 def _optimizer_to_files(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -65,8 +77,14 @@ def _optimizer_from_files(tensors: dict[str, Tensor], meta: dict[str, Any]) -> d
     return {"state": state, "param_groups": groups}
 
 
-def save_checkpoint(directory: str | Path, model: CausalDecoupler, optimizer: torch.optim.Optimizer,
-                    epoch: int, history: list[dict[str, float]], recipe: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    directory: str | Path,
+    model: CausalDecoupler,
+    optimizer: torch.optim.Optimizer,
+    epoch: int,
+    history: list[dict[str, float]],
+    recipe: dict[str, Any] | None = None,
+) -> Path:
     """Write a checkpoint folder (layout in the module docstring)."""
     directory = Path(directory)
     model.save_pretrained(directory / MODEL_DIR)
@@ -91,8 +109,9 @@ class CheckpointState:
 def load_checkpoint(directory: str | Path, map_location: str | torch.device = "cpu") -> CheckpointState:
     directory = Path(directory)
     model = CausalDecoupler.from_pretrained(directory / MODEL_DIR, map_location=map_location)
-    optimizer_state = _optimizer_from_files(load_file(str(directory / OPTIMIZER_TENSORS)),
-                                            json.loads((directory / OPTIMIZER_JSON).read_text()))
+    optimizer_state = _optimizer_from_files(
+        load_file(str(directory / OPTIMIZER_TENSORS)), json.loads((directory / OPTIMIZER_JSON).read_text())
+    )
     epoch_info = json.loads((directory / EPOCH_NAME).read_text())
     return CheckpointState(model, optimizer_state, int(epoch_info["epoch"]), list(epoch_info["history"]))
 
@@ -108,11 +127,14 @@ def stored_checkpoints(job: TrainJobConfig, storage: Storage) -> dict[int, str]:
     root = run_root(job, storage)
     files: dict[str, set[str]] = {}
     for info in storage.list_files(root):
-        folder, _, rest = info.uri[len(root):].strip("/").partition("/")
+        folder, _, rest = info.uri[len(root) :].strip("/").partition("/")
         if folder.startswith("epoch_") and rest:
             files.setdefault(folder, set()).add(rest)
-    return {int(folder.removeprefix("epoch_")): f"{root}/{folder}" for folder, names in files.items()
-            if set(CHECKPOINT_FILES) <= names}
+    return {
+        int(folder.removeprefix("epoch_")): f"{root}/{folder}"
+        for folder, names in files.items()
+        if set(CHECKPOINT_FILES) <= names
+    }
 
 
 def _without_class_lists(recipe: dict[str, Any]) -> dict[str, Any]:
@@ -134,10 +156,15 @@ def check_existing_run(job: TrainJobConfig, storage: Storage, data: AttributionD
     found = DecouplerConfig.model_validate({k: v for k, v in raw.items() if not k.startswith("_")})
     expected = job.decoupler_config(data)
     if found != expected:
-        changed = {k: (getattr(found, k), getattr(expected, k)) for k in DecouplerConfig.model_fields
-                   if getattr(found, k) != getattr(expected, k)}
-        raise ValueError(f"run {job.name!r} already has checkpoints of another model or data under "
-                         f"{run_root(job, storage)} (changed, as (checkpoint, job): {changed}): choose a new name")
+        changed = {
+            k: (getattr(found, k), getattr(expected, k))
+            for k in DecouplerConfig.model_fields
+            if getattr(found, k) != getattr(expected, k)
+        }
+        raise ValueError(
+            f"run {job.name!r} already has checkpoints of another model or data under "
+            f"{run_root(job, storage)} (changed, as (checkpoint, job): {changed}): choose a new name"
+        )
     # Checkpoints from before recipes were recorded all trained at a constant rate.
     recorded = storage.read_json(f"{stored[latest]}/{EPOCH_NAME}").get("recipe")
     found_recipe = recorded or {"schedule": "constant"}
@@ -155,14 +182,18 @@ def check_existing_run(job: TrainJobConfig, storage: Storage, data: AttributionD
     changed = {k: (v, wanted.get(k)) for k, v in found_recipe.items() if wanted.get(k) != v}
     if "data" in changed:  # name the fields, not two whole configs
         have, want = changed.pop("data")
-        changed.update({f"data.{k}": (have.get(k), want.get(k)) for k in sorted({*have, *want})
-                        if have.get(k) != want.get(k)})
+        changed.update(
+            {f"data.{k}": (have.get(k), want.get(k)) for k in sorted({*have, *want}) if have.get(k) != want.get(k)}
+        )
     if changed:
-        legacy = "" if recorded else (" (these checkpoints predate recorded recipes: train.schedule=constant "
-                                      "resumes them)")
-        raise ValueError(f"run {job.name!r} already has checkpoints trained with another recipe under "
-                         f"{run_root(job, storage)} (changed, as (checkpoint, job): {changed}){legacy}: choose a "
-                         f"new name")
+        legacy = (
+            "" if recorded else (" (these checkpoints predate recorded recipes: train.schedule=constant resumes them)")
+        )
+        raise ValueError(
+            f"run {job.name!r} already has checkpoints trained with another recipe under "
+            f"{run_root(job, storage)} (changed, as (checkpoint, job): {changed}){legacy}: choose a "
+            f"new name"
+        )
     return latest
 
 
@@ -178,6 +209,5 @@ def select_checkpoint(job: TrainJobConfig, storage: Storage) -> tuple[int, str, 
     if job.train.select == "last":
         return latest, stored[latest], history
     by_epoch = {int(h["epoch"]): h for h in history}
-    best = max(stored, key=lambda e: (by_epoch[e].get(SELECT_METRIC, -np.inf), -by_epoch[e].get("val_nll", np.inf),
-                                      e))
+    best = max(stored, key=lambda e: (by_epoch[e].get(SELECT_METRIC, -np.inf), -by_epoch[e].get("val_nll", np.inf), e))
     return best, stored[best], history

@@ -35,9 +35,15 @@ def epoch_logger(tracking_uri: str | None, run_id: str | None) -> Callable[[dict
 
 
 def _flat_params(job: TrainJobConfig, data: AttributionData) -> dict[str, str]:
-    params = {"name": job.name, "features": job.data.features, "columns": ",".join(job.data.columns),
-              "held_out_sources": ",".join(job.data.held_out_sources), "reference_id": data.reference_id,
-              "class_names": ",".join(data.class_names), **{f"data.{k}": v for k, v in data.summary().items()}}
+    params = {
+        "name": job.name,
+        "features": job.data.features,
+        "columns": ",".join(job.data.columns),
+        "held_out_sources": ",".join(job.data.held_out_sources),
+        "reference_id": data.reference_id,
+        "class_names": ",".join(data.class_names),
+        **{f"data.{k}": v for k, v in data.summary().items()},
+    }
     for section in ("model", "train", "scaling"):
         params.update({f"{section}.{k}": v for k, v in getattr(job, section).model_dump().items()})
     return {k: str(v)[:500] for k, v in params.items()}
@@ -51,8 +57,12 @@ def open_mlflow_run(job: TrainJobConfig, storage: Storage, data: AttributionData
 
     experiment_id = configure_mlflow(job.mlflow, storage)
     client = mlflow.MlflowClient()
-    named = client.search_runs([experiment_id], filter_string=f"tags.`{RUN_TAG}` = '{job.name}'",
-                               order_by=["attributes.start_time DESC"], max_results=1000)
+    named = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{RUN_TAG}` = '{job.name}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1000,
+    )
     # The runs of the versions registered from it carry the name too (and a kind); they are newer, not it.
     found = [run for run in named if KIND_TAG not in run.data.tags]
     if found:

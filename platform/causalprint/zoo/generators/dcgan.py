@@ -5,8 +5,13 @@ from __future__ import annotations
 from torch import nn
 
 from causalprint.zoo.base import GeneratorSpec
-from causalprint.zoo.generators.gan_training import GANFamily, GANObjective, NonSaturatingLoss, channels
-from causalprint.zoo.generators.gan_training import feature_resolutions
+from causalprint.zoo.generators.gan_training import (
+    GANFamily,
+    GANObjective,
+    NonSaturatingLoss,
+    channels,
+    feature_resolutions,
+)
 
 
 def _generator(z_dim: int, width: int, image_size: int) -> nn.Sequential:

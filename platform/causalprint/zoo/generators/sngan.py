@@ -11,8 +11,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from causalprint.zoo.base import GeneratorSpec
-from causalprint.zoo.generators.gan_training import GANFamily, GANObjective, HingeLoss, channels
-from causalprint.zoo.generators.gan_training import feature_resolutions
+from causalprint.zoo.generators.gan_training import GANFamily, GANObjective, HingeLoss, channels, feature_resolutions
 
 
 class _Generator(nn.Module):
