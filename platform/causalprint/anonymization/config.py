@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from causalprint.config import StrictModel
@@ -27,5 +29,9 @@ class AnonymizeOptions(StrictModel):
     noise_draws: int = Field(default=2, ge=1, le=16, description="residual noise draws averaged per step, so the "
                                                                  "change holds for the noise the scan will draw")
     check_every: int = Field(default=5, ge=1, le=100, description="steps between checks through the scan's path")
+    loss: Literal["cosine", "probability"] = Field(
+        default="cosine", description="cosine: raise the code's cosine to the target prototype, lower it to the "
+        "named source's; probability: the same on the calibrated prototype-path probabilities (log p(target) - "
+        "log p(source), softmax of the cosines to every prototype over the calibrated temperature)")
     seed: int = Field(default=0, ge=0, description="the noise draws' seed: the same image and seed give the same "
                                                    "result")

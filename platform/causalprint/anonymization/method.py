@@ -116,6 +116,12 @@ def anonymize(pipeline: AttributionPipeline, image: np.ndarray, options: Anonymi
     if not done:
         target = None if options.target == AWAY else _prototype(pipeline, options.target).to(path.device)
         source = _prototype(pipeline, removed).to(path.device)
+        calibration = pipeline.attributor.calibration
+        names = [str(n) for n in calibration.prototypes.labels_]
+        centers = torch.from_numpy(np.asarray(calibration.prototypes.centers_)).float().to(path.device)
+        temperature = float(calibration.proto_temperature)
+        source_index = names.index(removed)
+        target_index = None if options.target == AWAY else names.index(options.target)
         eps, alpha = 2 * options.max_change / 255, 2 * options.step_size / 255
         generator = torch.Generator().manual_seed(options.seed)
         own = image_seeds(image[None])
@@ -124,7 +130,11 @@ def anonymize(pipeline: AttributionPipeline, image: np.ndarray, options: Anonymi
             draws = torch.cat([own, torch.randint(0, 2**31 - 1, (options.noise_draws - 1,), generator=generator)])
             x = (x0 + delta).clamp(-1, 1).expand(len(draws), -1, -1, -1)
             codes = torch.nn.functional.normalize(path.codes(x, draws), dim=1)
-            loss = (codes @ source).mean() - ((codes @ target).mean() if target is not None else 0)
+            if options.loss == "probability":
+                log_p = torch.log_softmax(codes @ centers.T / temperature, dim=1).mean(dim=0)
+                loss = log_p[source_index] - (log_p[target_index] if target_index is not None else 0)
+            else:
+                loss = (codes @ source).mean() - ((codes @ target).mean() if target is not None else 0)
             (grad,) = torch.autograd.grad(loss, delta)
             with torch.no_grad():
                 delta -= alpha * grad.sign()

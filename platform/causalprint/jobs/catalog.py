@@ -77,6 +77,9 @@ JOBS: tuple[JobSpec, ...] = (
                 Argument(("--target",), "the counterfactual: the real class (default) or away from the named "
                          "source", key="anonymize.target", options={"choices": ("real", "away")}),
             )),
+    JobSpec("evaluate-anonymization", "evaluate_anonymization", "the anonymization against ours, an independent "
+            "copy and the baselines: accuracy, PSNR/SSIM, naive removals, forgery, re-save, time",
+            preset_kind="evaluate_anonymization", default_preset="demo", results=True),
     JobSpec("serve", "serve", "start the Serve application (attribution, verification, enrolment, web page) and "
             "print its URL", preset_kind="serve", default_preset="demo"),
     JobSpec("inventory", "inventory", "read a folder or bucket prefix of images and report failures", arguments=(
