@@ -53,10 +53,11 @@ def configure_logging(level: int = logging.INFO, *, verbose: bool = False, log_f
     if not verbose:
         console.addFilter(OwnOrSevere())
     handlers: list[logging.Handler] = [console]
-    path: str | None = log_file or log_file_path()
+    wanted = log_file or log_file_path()
+    path: str | None = wanted
     try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        handlers.append(logging.FileHandler(path, encoding="utf-8"))
+        os.makedirs(os.path.dirname(os.path.abspath(wanted)), exist_ok=True)
+        handlers.append(logging.FileHandler(wanted, encoding="utf-8"))
     except OSError:
         path = None  # a read-only working folder: the terminal alone
     logging.basicConfig(level=level, format=_FORMAT, handlers=handlers, force=True)

@@ -57,9 +57,9 @@ def fingerprint_plot_png(z_fp: np.ndarray, labels: Sequence[str], path: str | Pa
     points = centred @ vt[:2].T if vt.shape[0] >= 2 else np.c_[centred[:, :1], np.zeros(len(z))]
     fig = agg_figure(6, 5)
     ax = fig.add_subplot()
-    labels = np.asarray(labels, dtype=object)
-    for label in sorted(set(labels.tolist())):
-        m = labels == label
+    label_array = np.asarray(labels, dtype=object)
+    for label in sorted(set(label_array.tolist())):
+        m = label_array == label
         ax.scatter(points[m, 0], points[m, 1], s=8, label=str(label), alpha=0.7)
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")

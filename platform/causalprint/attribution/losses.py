@@ -73,12 +73,12 @@ def kl_standard_normal(mu: Tensor, logvar: Tensor) -> Tensor:
 
 class _GradReverse(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, scale: float) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, scale: float) -> Tensor:
         ctx.scale = scale
         return x.view_as(x)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
         return -ctx.scale * grad, None
 
 

@@ -193,6 +193,13 @@ class CausalDecoupler(nn.Module):
     """Encoder -> (z_fp, z_c); decoder(z_fp ++ z_c) -> x; source head on z_fp. Inputs are raw vectors: the
     model standardises them with its ``x_mean``/``x_std`` buffers (set by :func:`fit_decoupler`)."""
 
+    # Buffers registered in __init__ (``class_arch`` only with an architecture head, ``x_proj`` only with
+    # ``projection_dim``); declared here so that attribute access is typed as a tensor.
+    class_arch: Tensor
+    x_mean: Tensor
+    x_std: Tensor
+    x_proj: Tensor
+
     def __init__(self, config: DecouplerConfig) -> None:
         super().__init__()
         self.config = config
@@ -208,6 +215,7 @@ class CausalDecoupler(nn.Module):
         self.arch_head: nn.Module | None = None
         if c.has_architecture_head:
             self.arch_head = CosineHead(c.fp_dim, len(self.arch_names), c.cosine_scale)
+            assert c.architectures is not None  # has_architecture_head: the architectures are known
             self.register_buffer("class_arch", torch.tensor([self.arch_names.index(a) for a in c.architectures]))
         self.register_buffer("x_mean", torch.zeros(c.input_dim))
         self.register_buffer("x_std", torch.ones(c.input_dim))
@@ -400,6 +408,7 @@ class CausalDecoupler(nn.Module):
         if not self.arch_names:
             return None
         probs = torch.softmax(torch.from_numpy(codes.logits) / temperature, dim=-1).numpy()
+        assert self.config.architectures is not None  # arch_names is not empty, so the architectures are known
         return pool_by_architecture(probs, self.config.architectures)
 
     def architectures_of(self, codes: Codes, temperature: float = 1.0) -> np.ndarray | None:

@@ -66,6 +66,9 @@ class LinearProbe(nn.Module):
     (the loss is convex, so the start only sets the path, not the optimum).
     """
 
+    mean: Tensor
+    std: Tensor
+
     def __init__(self, dim: int, num_classes: int) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(dim))

@@ -22,7 +22,7 @@ Classes without train rows get no mean and are never predicted.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import numpy as np
 import torch
@@ -53,6 +53,12 @@ class NearestClassMean(nn.Module):
     """Rows ``[B, 3*S*S]`` -> descriptors ``[B, 6 * len(scales)]`` -> distances to the class means ``[B, K]``;
     ``forward`` gives the logits ``-d / T``. State (all buffers): the scaler, the class means, which classes
     have a mean, and ``log T``."""
+
+    desc_mean: Tensor
+    desc_std: Tensor
+    centers: Tensor
+    has_center: Tensor
+    log_temperature: Tensor
 
     def __init__(self, image_side: int, scales: tuple[int, ...], eps: float, num_classes: int) -> None:
         super().__init__()
@@ -136,7 +142,8 @@ class Aeroblade(Baseline):
     def distances(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         """Distances to each class mean in the standardised descriptor space, ``[N, K]`` (``inf`` for classes
         that had no train rows)."""
-        return self._map(inputs, lambda module, xb: module.distances(xb), self.num_classes_)
+        # _build makes a NearestClassMean and _train refuses any other module.
+        return self._map(inputs, lambda module, xb: cast(NearestClassMean, module).distances(xb), self.num_classes_)
 
     def known_score(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         """``-min_k d_k``: minus the distance to the nearest class mean."""

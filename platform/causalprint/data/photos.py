@@ -8,6 +8,7 @@ content, so that the same architecture can be trained twice on different subject
 from __future__ import annotations
 
 import fnmatch
+import functools
 import io
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -71,7 +72,7 @@ def _named_photos(config: PhotoSetConfig, storage: StorageConfig | None) -> dict
             infos = store.list_files("", PHOTO_SUFFIXES)
         except Exception as exc:  # a missing local folder or bucket: say what is needed
             raise PhotosUnavailableError(f"cannot list photos at {config.uri}: {exc}") from exc
-        named = {info.uri.rsplit("/", 1)[-1]: (lambda u=info.uri: store.read_bytes(u)) for info in infos}
+        named = {info.uri.rsplit("/", 1)[-1]: functools.partial(store.read_bytes, info.uri) for info in infos}
     if not named:
         raise PhotosUnavailableError(
             f"no photographs ({', '.join(PHOTO_SUFFIXES)}) found at {config.uri or 'scikit-image data'}; "

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import copy
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+if TYPE_CHECKING:
+    from efficientnet_lite_pytorch import EfficientNet
 
 EMBED_DIM = 1280
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -26,7 +29,7 @@ def weights_path() -> str:
 
 
 @lru_cache(maxsize=2)
-def load_efficientnet_lite0(path: str | None = None) -> nn.Module:
+def load_efficientnet_lite0(path: str | None = None) -> EfficientNet:
     """The ImageNet-trained network in eval mode (cached per process)."""
     from efficientnet_lite_pytorch import EfficientNet
 

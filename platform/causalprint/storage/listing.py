@@ -95,7 +95,8 @@ def _list_s3(storage: Storage, uri: str, ignore: Sequence[str]) -> Listing:
     files = [i for i in infos if i.type == pafs.FileType.File]
     if not files and top.type == pafs.FileType.NotFound:
         raise MissingSourceError(f"no such prefix: {uri}")
-    entries, skipped = [], Counter()
+    entries: list[Entry] = []
+    skipped: Counter[str] = Counter()
     for info in files:
         relative = info.path[len(path):].lstrip("/")
         if is_temp_name(info.path):

@@ -47,6 +47,14 @@ class GeneratorSpec(StrictModel):
         default=None, description="crop scales of this generator's training images, in place of the zoo's "
         "(another instance of an architecture on the same photographs seen at another scale)")
 
+    def option(self, key: str, default: float) -> float | int | str | bool:
+        """The single-valued option ``key`` (``default`` when absent), for the family to read with ``int`` or
+        ``float``; a list there is an error."""
+        value = self.options.get(key, default)
+        if isinstance(value, list):
+            raise TypeError(f"option {key!r} of generator {self.name!r} must be a single value, got {value!r}")
+        return value
+
 
 class GeneratorFamily(ABC):
     """A trainable image generator. Subclasses build their modules in ``__init__`` from the spec, seeded."""

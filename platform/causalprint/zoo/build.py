@@ -66,9 +66,9 @@ def training_images(zoo: ZooConfig, group: str, photos: dict[str, list[np.ndarra
                     crops: CropConfig | None = None) -> torch.Tensor:
     """The real crops a generator of ``group`` trains on, as ``[N, 3, S, S]`` floats in [-1, 1]; ``crops``
     replaces the zoo's crop scales."""
-    crops = random_crops(photos[group], zoo.train_crops_per_group, zoo.image_size,
-                         derive_seed(zoo.seed, "train", group), crops or zoo.crops)
-    return torch.from_numpy(crops).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    images = random_crops(photos[group], zoo.train_crops_per_group, zoo.image_size,
+                          derive_seed(zoo.seed, "train", group), crops or zoo.crops)
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
 def generator_prefix(storage: Storage, zoo: ZooConfig, spec: GeneratorSpec) -> str:

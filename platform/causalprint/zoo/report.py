@@ -87,7 +87,7 @@ def measure_quality(storage: Storage, zoo: ZooConfig, manifest: pa.Table) -> dic
     refs = {name: embed.remote(storage, uris, q.feature_size) for name, uris in jobs.items() if uris} | crop_refs
     feats = dict(zip(refs, ray.get(list(refs.values()))))
     out: dict[str, dict[str, Any]] = {}
-    floor: dict[str, dict[str, float]] = {}
+    floor: dict[str, dict[str, Any]] = {}
     for group in groups:
         if f"floor:{group}" in feats and f"ref:{group}" in feats:
             mean, std = kernel_inception_distance(feats[f"floor:{group}"], feats[f"ref:{group}"], q.subsets,

@@ -25,4 +25,4 @@ class CenterCrop(Perturbation):
         ch, cw = max(1, round(h * self.fraction)), max(1, round(w * self.fraction))
         top, left = (h - ch) // 2, (w - cw) // 2
         crop = to_pil(np.ascontiguousarray(image[top:top + ch, left:left + cw]))
-        return to_array(crop.resize((w, h), Image.BICUBIC))
+        return to_array(crop.resize((w, h), Image.Resampling.BICUBIC))

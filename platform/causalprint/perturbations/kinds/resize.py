@@ -23,4 +23,5 @@ class ResizeRoundTrip(Perturbation):
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         h, w = image.shape[:2]
         small = (max(1, round(w * self.scale)), max(1, round(h * self.scale)))
-        return to_array(to_pil(image).resize(small, Image.BICUBIC, reducing_gap=None).resize((w, h), Image.BICUBIC))
+        bicubic = Image.Resampling.BICUBIC
+        return to_array(to_pil(image).resize(small, bicubic, reducing_gap=None).resize((w, h), bicubic))

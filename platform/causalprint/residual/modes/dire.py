@@ -23,6 +23,7 @@ class DireOptions(ModeOptions):
 class DireMode(ResidualMode):
     name = "dire"
     options_model = DireOptions
+    options: DireOptions
 
     @property
     def denoiser_passes(self) -> int:

@@ -22,6 +22,7 @@ class OneStepOptions(ModeOptions):
 class OneStepMode(ResidualMode):
     name = "one_step"
     options_model = OneStepOptions
+    options: OneStepOptions
     differentiable = True
 
     @property

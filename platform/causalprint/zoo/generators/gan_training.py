@@ -135,7 +135,7 @@ class GANFamily(GeneratorFamily):
 
     def __init__(self, spec: GeneratorSpec, image_size: int) -> None:
         super().__init__(spec, image_size)
-        self.z_dim = int(spec.options.get("z_dim", 64))
+        self.z_dim = int(spec.option("z_dim", 64))
 
     @abstractmethod
     def objective(self) -> GANObjective:
@@ -172,11 +172,12 @@ class GANFamily(GeneratorFamily):
         spec, device = self.spec, images.device
         fmt = _training_format(device)
         for module in self.modules().values():
-            module.to(device, memory_format=fmt).train()
+            # Module.to takes memory_format at run time; torch's overloads of it leave the keyword out.
+            module.to(device, memory_format=fmt).train()  # type: ignore[call-overload]
         d = self.discriminator
         opt_g, opt_d = self.optimizers(spec.lr or self.default_lr)
         objective = self.objective()
-        n_critic = max(int(spec.options.get("n_critic", self.default_n_critic)), 1)
+        n_critic = max(int(spec.option("n_critic", self.default_n_critic)), 1)
         batches = minibatches(images, spec.batch_size, seed=spec.seed)
         rng = torch.Generator().manual_seed(spec.seed + _NOISE_SEED_OFFSET)
         metrics: dict[str, float] = {}
@@ -199,7 +200,7 @@ class GANFamily(GeneratorFamily):
             metrics = {"loss_g": loss_g.item(), "loss_d": loss_d.item(), **extra}
             progress.update(1, **metrics)
         for module in self.modules().values():  # sampling runs in one layout, so a reload samples bit-identically
-            module.to(memory_format=torch.contiguous_format)
+            module.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]  # as above
         return metrics
 
     @torch.no_grad()

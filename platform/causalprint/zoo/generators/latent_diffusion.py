@@ -26,7 +26,7 @@ class LatentDiffusion(GeneratorFamily):
     def __init__(self, spec: GeneratorSpec, image_size: int) -> None:
         super().__init__(spec, image_size)
         self.vae = small_autoencoder(spec.width)
-        levels = int(spec.options.get("levels", 2))
+        levels = int(spec.option("levels", 2))
         self.unet = small_unet(image_size // 2, LATENT_CHANNELS, spec.width, levels)
         # Kept as a buffer-like module so it round-trips with the weights.
         self.latent_stats = nn.ParameterDict({"scale": nn.Parameter(torch.ones(()), requires_grad=False)})
@@ -38,7 +38,7 @@ class LatentDiffusion(GeneratorFamily):
         return ["vae", "unet"]
 
     def _ae_steps(self) -> int:
-        return int(self.spec.options.get("ae_steps", max(1, self.spec.train_steps // 2)))
+        return int(self.spec.option("ae_steps", max(1, self.spec.train_steps // 2)))
 
     def total_steps(self) -> int:
         return self._ae_steps() + self.spec.train_steps
@@ -46,7 +46,7 @@ class LatentDiffusion(GeneratorFamily):
     def _fit_autoencoder(self, images: torch.Tensor, progress: ProgressLogger) -> float:
         batches = minibatches(images, self.spec.batch_size, seed=self.spec.seed + 7)
         return train_autoencoder(self.vae, batches, self._ae_steps(), self.spec.seed + 11, progress,
-                                 lr=self.spec.lr or 1e-3, kl_weight=float(self.spec.options.get("kl_weight", 1e-4)))
+                                 lr=self.spec.lr or 1e-3, kl_weight=float(self.spec.option("kl_weight", 1e-4)))
 
     @torch.no_grad()
     def _encode_all(self, images: torch.Tensor) -> torch.Tensor:

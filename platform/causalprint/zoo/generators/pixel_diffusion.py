@@ -29,7 +29,7 @@ class PixelDiffusion(GeneratorFamily):
 
     def __init__(self, spec: GeneratorSpec, image_size: int) -> None:
         super().__init__(spec, image_size)
-        self.unet = small_unet(image_size, 3, spec.width, int(spec.options.get("levels", 3)))
+        self.unet = small_unet(image_size, 3, spec.width, int(spec.option("levels", 3)))
 
     def modules(self) -> dict[str, nn.Module]:
         return {"unet": self.unet}

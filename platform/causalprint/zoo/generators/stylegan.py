@@ -229,14 +229,17 @@ class StyleGANLite(GANFamily):
 
     default_lr = 2e-3
     betas = (0.0, 0.99)
+    generator: _Synthesis
 
     def __init__(self, spec: GeneratorSpec, image_size: int) -> None:
         super().__init__(spec, image_size)
-        n_map = int(spec.options.get("mapping_layers", 2))
+        n_map = int(spec.option("mapping_layers", 2))
         self.mapping = _Mapping(self.z_dim, self.z_dim, n_map)
         self.noise_random = _noise_random(spec.options)
         if self.noise_random is None:
             noise_init = spec.options.get("noise_init", 0.0)
+            if isinstance(noise_init, str):
+                raise TypeError(f"noise_init must be a number or a list of numbers, got {noise_init!r}")
             noise_learned = bool(spec.options.get("noise_learned", True))
         else:  # strengths of 1 that stay fixed: the drawn per-image strengths scale the noise maps themselves
             noise_init, noise_learned = 1.0, False
@@ -250,8 +253,7 @@ class StyleGANLite(GANFamily):
         return ["mapping", "generator"]
 
     def objective(self) -> GANObjective:
-        opts = self.spec.options
-        return NonSaturatingLoss(float(opts.get("r1_gamma", 0.01)), int(opts.get("r1_every", 16)))
+        return NonSaturatingLoss(float(self.spec.option("r1_gamma", 0.01)), int(self.spec.option("r1_every", 16)))
 
     def _noise(self, n: int, rng: torch.Generator) -> torch.Tensor:
         """``n`` flat noise vectors from ``rng``; under ``noise_random_max`` each layer's map is scaled by a

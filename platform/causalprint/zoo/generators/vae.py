@@ -55,7 +55,7 @@ class ConvVAE(GeneratorFamily):
 
     def __init__(self, spec: GeneratorSpec, image_size: int) -> None:
         super().__init__(spec, image_size)
-        self.z_dim = int(spec.options.get("z_dim", 64))
+        self.z_dim = int(spec.option("z_dim", 64))
         self.encoder = _Encoder(image_size, spec.width, self.z_dim)
         self.decoder = _Decoder(image_size, spec.width, self.z_dim)
 
@@ -66,7 +66,7 @@ class ConvVAE(GeneratorFamily):
         return ["decoder"]
 
     def fit(self, images: torch.Tensor, progress: ProgressLogger) -> dict[str, float]:
-        beta = float(self.spec.options.get("beta", 1.0))
+        beta = float(self.spec.option("beta", 1.0))
         params = list(self.encoder.parameters()) + list(self.decoder.parameters())
         for module in (self.encoder, self.decoder):
             module.to(images.device).train()

@@ -87,4 +87,4 @@ class ResNetWGANGP(GANFamily):
         self.discriminator = _Critic(spec.width, image_size)
 
     def objective(self) -> GANObjective:
-        return WassersteinGPLoss(gp_lambda=float(self.spec.options.get("gp_lambda", 10.0)))
+        return WassersteinGPLoss(gp_lambda=float(self.spec.option("gp_lambda", 10.0)))
