@@ -115,6 +115,7 @@ def anonymize(pipeline: AttributionPipeline, image: np.ndarray, options: Anonymi
     steps = 0
     if not done:
         target = None if options.target == AWAY else _prototype(pipeline, options.target).to(path.device)
+        assert removed is not None  # not done: the model named a source to remove
         source = _prototype(pipeline, removed).to(path.device)
         calibration = pipeline.attributor.calibration
         names = [str(n) for n in calibration.prototypes.labels_]

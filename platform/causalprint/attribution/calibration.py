@@ -93,6 +93,7 @@ def calibrate(model: CausalDecoupler, data: AttributionData, target_tpr: float =
                                                                 target_tpr=target_tpr)
     by_proto = OpenSetAttributor(source="prototypes", prototypes=prototypes, families=families).fit(
         [names[i] for i in data.y_val], codes_val=val.fp, target_tpr=target_tpr)
+    assert by_logits.threshold_ is not None and by_proto.threshold_ is not None  # fit() sets both thresholds
     return Calibration(class_names=list(names), families=families,
                        temperature=by_logits.scaler_.temperature_, threshold=float(by_logits.threshold_),
                        proto_temperature=by_proto.scaler_.temperature_, proto_threshold=float(by_proto.threshold_),

@@ -109,6 +109,7 @@ class Prototypes:
             raise ValueError(f"class {label!r} holds {self.counts_[k]} sample: leave-one-out needs two")
         x = _l2_normalise(np.atleast_2d(_numpy(codes)))
         sims = x @ self.centers_.T
+        assert self._sums is not None  # centers_ raised above when there are no prototypes
         own = _l2_normalise((self._sums[k][None, :] - x) / (self.counts_[k] - 1))  # [n, F], one centre per code
         sims[:, k] = (x * own).sum(1)
         return sims
@@ -227,13 +228,16 @@ class OpenSetAttributor:
 
     def _names(self) -> list[str]:
         if self.source == "prototypes":
+            assert self.prototypes is not None  # __init__ refuses source='prototypes' without prototypes
             return [str(label) for label in self.prototypes.labels_]
+        assert self.class_names is not None  # __init__ refuses source='logits' without class_names
         return self.class_names
 
     def _class_scores(self, codes: ArrayLike | None, logits: ArrayLike | None) -> np.ndarray:
         if self.source == "prototypes":
             if codes is None:
                 raise ValueError("source='prototypes' needs codes")
+            assert self.prototypes is not None  # __init__ refuses source='prototypes' without prototypes
             return self.prototypes.similarity(codes)
         if logits is None:
             raise ValueError("source='logits' needs logits")
@@ -264,7 +268,12 @@ class OpenSetAttributor:
     def _label_index(self, labels: ArrayLike) -> np.ndarray:
         """Class names or prototype labels -> column indices; integer labels of logits pass through."""
         values = _numpy(labels, dtype=None).ravel().tolist()
-        keys = self.prototypes.labels_ if self.source == "prototypes" else self.class_names
+        if self.source == "prototypes":
+            assert self.prototypes is not None  # __init__ refuses source='prototypes' without prototypes
+            keys: Sequence[Hashable] = self.prototypes.labels_
+        else:
+            assert self.class_names is not None  # __init__ refuses source='logits' without class_names
+            keys = self.class_names
         if self.source == "logits" and all(isinstance(v, int) for v in values):
             return np.asarray(values, dtype=np.int64)
         lookup = {k: i for i, k in enumerate(keys)}

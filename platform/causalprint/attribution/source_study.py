@@ -205,7 +205,7 @@ def format_study(study: StudyConfig, scores: list[VariantScore]) -> str:
               + " instances | chosen epoch | val acc. | test acc. | shift mean | worst copy |",
               "|---|---|" + ("---|" if own_columns else "") + "---:|---:|---:|---:|---:|---|"]
     for s in scores:
-        worst, spec = min(s.shift, key=s.shift.get), study.variants[s.name]
+        worst, spec = min(s.shift, key=lambda k: s.shift[k]), study.variants[s.name]
         read = ", ".join(spec.columns) if spec.columns else "the preset's"
         columns = f" {read} |" if own_columns else ""
         lines.append(f"| {s.name} | {' + '.join(spec.groups)} |{columns} {len(s.sources)} | {s.chosen_epoch} "

@@ -44,6 +44,14 @@ from causalprint.zoo.manifest import read_manifest
 log = logging.getLogger(__name__)
 
 
+def _default_modes() -> dict[str, dict[str, Any]]:
+    return {"dire": {"steps": 20}, "one_step": {}, "latent": {}}
+
+
+def _default_pipeline_modes() -> dict[str, dict[str, Any]]:
+    return {"one_step": {}}
+
+
 class ThroughputConfig(StrictModel):
     input: str = "zoo/bench/manifest.parquet"
     reference: str = "models/reference/bench"
@@ -51,9 +59,8 @@ class ThroughputConfig(StrictModel):
     images: int = Field(default=1024, ge=8, description="images for the per-mode timings")
     pipeline_images: int = Field(default=2048, ge=8, description="images for the Ray-vs-loop comparison")
     batch_size: int = Field(default=64, ge=1)
-    modes: dict[str, dict[str, Any]] = Field(
-        default_factory=lambda: {"dire": {"steps": 20}, "one_step": {}, "latent": {}})
-    pipeline_modes: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"one_step": {}})
+    modes: dict[str, dict[str, Any]] = Field(default_factory=_default_modes)
+    pipeline_modes: dict[str, dict[str, Any]] = Field(default_factory=_default_pipeline_modes)
     pipeline_spaces: list[SpaceSpec] = Field(
         default_factory=lambda: [SpaceSpec(name=n) for n in ("rgb", "dct", "fourier", "sl")])
     matmul_size: int = Field(default=2048, ge=128)

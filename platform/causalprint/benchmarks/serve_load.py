@@ -132,7 +132,8 @@ def _replicas(deployment: str = "Attributor", states: tuple[str, ...] = ("RUNNIN
     from causalprint.serving.app import APP_NAME
 
     status = serve.status().applications[APP_NAME].deployments[deployment]
-    return int(sum(status.replica_states.get(state, 0) for state in states))
+    # ReplicaState is a str enum, so its keys compare equal to the plain state names.
+    return int(sum(n for state, n in status.replica_states.items() if state in states))
 
 
 def _set_batching(batch: int) -> str:
@@ -170,6 +171,7 @@ def _copy_champion(job: BenchServeJobConfig, served_version: str) -> tuple[str, 
     tracking = tracking_uri_for(job.mlflow, Storage(job.storage))
     client = mlflow.MlflowClient(tracking, registry_uri=tracking)
     original = client.get_model_version(name, served_version)
+    assert original.source is not None  # every registered version records the artifacts it was made from
     copy = client.create_model_version(name, original.source, run_id=original.run_id, tags=original.tags,
                                        description=f"copy of version {served_version} made by causalprint bench "
                                                    f"serve to measure a champion change under load")

@@ -126,7 +126,7 @@ def read_collection(
     table = pa.table(columns)
     blocks = max(1, min(math.ceil(len(names) / batch_size), _MAX_BLOCKS))
     return ray.data.from_arrow(table, override_num_blocks=blocks).map_batches(
-        decode_rows,
+        decode_rows,  # type: ignore[arg-type]  # Ray types a UDF as one-argument; fn_kwargs passes the rest
         fn_kwargs={"storage": storage, "config": config, "retry": retry},
         batch_format="numpy",
         batch_size=batch_size,

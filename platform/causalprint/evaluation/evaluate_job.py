@@ -81,6 +81,10 @@ class BaselineSpec(StrictModel):
     test_features: str | None = None
 
 
+def _default_ours_paths() -> list[Literal["prototypes", "logits"]]:
+    return ["prototypes", "logits"]
+
+
 class EvaluateConfig(StrictModel):
     name: str = Field(default="bench", pattern=r"^[a-z0-9][a-z0-9_-]*$")
     model: str = Field(description="our closed-set model, e.g. models:/causalprint-attributor@champion")
@@ -99,7 +103,7 @@ class EvaluateConfig(StrictModel):
     train_split: str = "train"
     test_split: str = "heldout"
     ours_paths: list[Literal["prototypes", "logits"]] = Field(
-        default_factory=lambda: ["prototypes", "logits"], min_length=1,
+        default_factory=_default_ours_paths, min_length=1,
         description="our decision paths to report, one row each (the first is the one the summary names)")
     baselines: list[BaselineSpec] = Field(default_factory=list)
     baseline_cache: str = "evaluation/baselines"
@@ -164,7 +168,8 @@ class RowCache:
     come from the reference model the attributors were trained with."""
 
     def __init__(self, storage: Storage, columns_of: dict[str, list[str]], reference_id: str) -> None:
-        self.storage, self.columns_of, self.reference_id, self._rows = storage, columns_of, reference_id, {}
+        self.storage, self.columns_of, self.reference_id = storage, columns_of, reference_id
+        self._rows: dict[tuple[str, tuple[str, ...], str], EvalRows] = {}
 
     def get(self, prefix: str, sources: list[str], split: str) -> EvalRows:
         key = (prefix, tuple(sources), split)
@@ -220,8 +225,12 @@ def fit_baseline(storage: Storage, cfg: EvaluateConfig, spec: BaselineSpec, held
                           train_split=cfg.train_split, test_split=cfg.test_split)
     # The cache key needs only the extraction record; the rows are read when the baseline must train.
     record = extraction_requirements(storage, data_cfg.features, data_cfg.columns)
-    data = None if record else load_attribution_data(storage, data_cfg)
-    reference_id = record["reference_id"] if record else data.reference_id
+    data = None
+    if record:
+        reference_id = record["reference_id"]
+    else:
+        data = load_attribution_data(storage, data_cfg)
+        reference_id = data.reference_id
     folder = f"{cfg.baseline_cache}/{spec.name}-{_cache_key(cls, spec, data_cfg, reference_id, cfg.sources)}"
     done = f"{storage.resolve(folder)}/_DONE.json"
     stored = storage.read_json(done) if storage.exists(done) else None
@@ -306,6 +315,7 @@ def _shift_examples(storage: Storage, cfg: EvaluateConfig, rows: RowCache, ours:
     for sources in (cfg.shift_sources, cfg.fresh_shift_sources):
         if sources:
             shift = rows.get(cfg.features, sources, cfg.test_split)
+            assert shift.uri is not None  # rows read by load_eval_rows carry their URIs
             for source in sources:
                 examples[source] = [str(u) for u in shift.uri[shift.source == source][:per_copy]]
     captions = {c: f"{_pct(v['architecture_accuracy'])} % named" + (" (fresh)" * (c in cfg.fresh_shift_sources))
@@ -346,8 +356,8 @@ def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
 
     # The perturbed test sets (a finished one is only listed).
     needs_dire = any(_is_dire_column(c, robust) for b in cfg.baselines for c in BASELINES.get(b.name).columns)
-    extract_kw = dict(manifest=cfg.manifest, reference=cfg.reference, sources=cfg.sources, split=cfg.test_split,
-                      storage=job.storage, ray=job.ray)
+    extract_kw: dict[str, Any] = dict(manifest=cfg.manifest, reference=cfg.reference, sources=cfg.sources,
+                                      split=cfg.test_split, storage=job.storage, ray=job.ray)
     extract_conditions(condition_extract_jobs(robust, dire=False, **extract_kw)
                        + (condition_extract_jobs(robust, dire=True, **extract_kw) if needs_dire else []))
 
@@ -355,6 +365,8 @@ def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
     closed: list[tuple[Method, str, float | None, bool]] = [(m, cfg.features, None, False) for m in ours_all]
     opened: dict[str, Method] = ({m.name: OursMethod(open_model, m.source) for m in ours_all}
                                  if open_model is not None else {})
+    method: Method  # bound to a baseline here, to ours or a baseline in the loops below
+    seconds: float | None
     for spec in cfg.baselines:
         method, seconds, reused = fit_baseline(storage, cfg, spec, [], class_names)
         closed.append((method, spec.test_features or cfg.features, seconds, reused))

@@ -18,8 +18,12 @@ from causalprint.tracking.artifacts import LoadedAttributor
 
 class Method(Protocol):
     name: str
-    columns: tuple[str, ...]
-    class_names: list[str]
+
+    @property
+    def columns(self) -> tuple[str, ...]: ...
+
+    @property
+    def class_names(self) -> list[str]: ...
 
     def predict_proba(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray: ...
 

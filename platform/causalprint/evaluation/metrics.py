@@ -43,7 +43,7 @@ def pooled_architecture(probs: np.ndarray, class_names: Sequence[str], arch_of: 
     return np.array(architecture_names(archs), dtype=object)[pool_by_architecture(probs, archs).argmax(1)]
 
 
-def architecture_accuracy(predicted_arch: Sequence[str], true_arch: Sequence[str]) -> float:
+def architecture_accuracy(predicted_arch: Sequence[str] | np.ndarray, true_arch: Sequence[str] | np.ndarray) -> float:
     """Share of rows whose predicted architecture is the row's (instances of one architecture are one answer)."""
     return float((np.asarray(predicted_arch, dtype=object) == np.asarray(true_arch, dtype=object)).mean())
 

@@ -85,7 +85,8 @@ def probe_table(table: pa.Table, cfg: ProbeConfig) -> list[dict[str, Any]]:
     test = split == cfg.test_split
     reference_id = table["reference_id"][0].as_py() if table.num_rows else ""
     columns = sorted(c for c in table.column_names if "." in c)
-    results, by_mode = [], {}
+    results: list[dict[str, Any]] = []
+    by_mode: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
     for column in columns:
         mode, space = column.split(".", 1)
         x = vectors(table, column)

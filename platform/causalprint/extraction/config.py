@@ -35,13 +35,17 @@ class ActorConfig(StrictModel):
         return self
 
 
+def _default_modes() -> dict[str, dict[str, Any]]:
+    return {"one_step": {}, "latent": {}, "image": {}}
+
+
 class ExtractConfig(StrictModel):
     """What to extract: from which images, against which reference model, in which modes and spaces."""
 
     input: str = Field(description="a zoo manifest (.parquet) or a folder/prefix of images, inside storage")
     output: str = Field(description="prefix that receives the Parquet parts")
     reference: str = Field(description="storage folder of the reference model (diffusers format)")
-    modes: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"one_step": {}, "latent": {}, "image": {}})
+    modes: dict[str, dict[str, Any]] = Field(default_factory=_default_modes)
     spaces: list[SpaceSpec] = Field(default_factory=lambda: [SpaceSpec(name=n) for n in ("rgb", "dct", "fourier")])
     splits: list[str] | None = Field(default=None, description="manifest splits to keep (None: all)")
     sources: list[str] | None = Field(default=None, description="manifest sources to keep (None: all)")

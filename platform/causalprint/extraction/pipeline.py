@@ -47,7 +47,8 @@ def select_inputs(storage: Storage, job: ExtractJobConfig) -> pa.Table:
 
 def _limit_per_source(manifest: pa.Table, limit: int) -> pa.Table:
     """The first ``limit`` rows of each (source, split) in manifest order (stable: manifests are sorted)."""
-    keep, seen = [], {}
+    keep: list[int] = []
+    seen: dict[tuple[Any, Any], int] = {}
     for i, key in enumerate(zip(manifest["source"].to_pylist(), manifest["split"].to_pylist())):
         seen[key] = seen.get(key, 0) + 1
         if seen[key] <= limit:
@@ -66,6 +67,7 @@ def actor_resources(actors: ActorConfig) -> dict[str, Any]:
 
 def _check_metadata(storage: Storage, job: ExtractJobConfig, reference_id: str) -> None:
     cfg = job.extract
+    assert job.intake is not None  # run() sets the intake from the reference model first
     uri = f"{storage.resolve(cfg.output)}/_extraction.json"
     want = {
         "reference_id": reference_id,
@@ -91,11 +93,13 @@ def build_dataset(storage: Storage, job: ExtractJobConfig, pending: pa.Table):
     from ray.data import ActorPoolStrategy
 
     cfg = job.extract
+    assert job.intake is not None  # run() sets the intake from the reference model first
     metadata = {c: pending[c].to_pylist() for c in METADATA_COLUMNS}
     ds = read_collection(storage, "", job.intake, uris=pending["uri"].to_pylist(), metadata=metadata,
                          batch_size=cfg.batch_size)
     if cfg.perturb:
-        ds = ds.map_batches(perturb_batch, fn_kwargs={"specs": cfg.perturb},
+        # Ray types a UDF as taking the batch alone; fn_kwargs passes the rest.
+        ds = ds.map_batches(perturb_batch, fn_kwargs={"specs": cfg.perturb},  # type: ignore[arg-type]
                             batch_size=cfg.batch_size, num_cpus=0.25)
     # One pool does residual, features and the part write: on few cores a separate write stage waits behind
     # the actors' CPU budget and runs as a tail, and residual tensors would cross the object store.

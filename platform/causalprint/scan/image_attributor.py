@@ -78,6 +78,7 @@ class ImageAttributor:
                             f"{self.spec.input_dim}: the feature spaces differ from training")
         self.decider = attributor.calibration.attributor(decision)
         config = attributor.model.config
+        assert config.class_names is not None  # training sets a model's class names
         self._class_architecture = dict(zip(config.class_names, config.architectures or ()))
         self.class_names = decision_classes(attributor, decision)
 

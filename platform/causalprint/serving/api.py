@@ -31,7 +31,8 @@ from causalprint.storage import Storage, StorageError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 VERSION_HEADER = "X-Model-Version"
-_ERRORS = {status: {"model": schemas.ErrorBody} for status in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503, 504)}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": schemas.ErrorBody} for status in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503, 504)}
 
 
 class Backend(Protocol):
@@ -386,7 +387,7 @@ def verdict(result: dict[str, Any], source: str, threshold: float) -> dict[str, 
     probs = result["probabilities"]
     p = float(probs[source])
     others = {k: v for k, v in probs.items() if k != source}
-    other = max(others, key=others.get) if others else None
+    other = max(others, key=lambda k: others[k]) if others else None
     return {"source": source, "probability": p, "threshold": threshold,
             "match": bool(p >= threshold and not result["unknown"]), "decision": result["source"],
             "strongest_other": other, "strongest_other_probability": float(others[other]) if other else None,

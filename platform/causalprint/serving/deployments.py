@@ -47,9 +47,11 @@ class AttributorDeployment:
         """Live settings (``user_config``): the batch size and wait, e.g. for the load test's unbatched phase."""
         if "max_batch_size" in user_config:
             self._per_pass = int(user_config["max_batch_size"])
-            self._batch.set_max_batch_size(self._per_pass)
+            # @serve.batch adds these setters to the method at run time; Ray types it as the plain coroutine.
+            self._batch.set_max_batch_size(self._per_pass)  # type: ignore[attr-defined]
         if "batch_wait_timeout_s" in user_config:
-            self._batch.set_batch_wait_timeout_s(float(user_config["batch_wait_timeout_s"]))
+            self._batch.set_batch_wait_timeout_s(  # type: ignore[attr-defined]  # as above
+                float(user_config["batch_wait_timeout_s"]))
 
     async def set_batching(self, max_batch_size: int, batch_wait_timeout_s: float | None = None) -> str:
         """Change this replica's batching now (the load test's unbatched and batched runs); returns the replica's

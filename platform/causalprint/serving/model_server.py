@@ -138,6 +138,7 @@ class ModelServer:
     def sources(self, served: Served) -> list[dict[str, Any]]:
         attributor = served.pipeline.attributor
         calibration = attributor.calibration
+        assert attributor.model.config.class_names is not None  # training sets a model's class names
         archs = dict(zip(attributor.model.config.class_names, attributor.model.config.architectures or ()))
         enrolled = set(enrolled_sources(attributor))
         return [{"name": name, "family": calibration.families.get(name), "architecture": archs.get(name),

@@ -33,6 +33,10 @@ __all__ = ["GateConfig", "promote_if_better", "PromotionDecision", "Task", "task
 PROTOTYPES_NAME = "prototypes.json"  # written by Prototypes.save
 
 
+def _default_compare() -> dict[str, Literal["higher", "lower"]]:
+    return {"test_accuracy": "higher"}
+
+
 class GateConfig(StrictModel):
     """When a version may become champion: every ``minimum``/``maximum`` bound holds, it has the champion's
     classes and input columns (unless ``replace_task``), and for every ``compare`` metric it is no worse than the
@@ -41,7 +45,7 @@ class GateConfig(StrictModel):
     minimum: dict[str, float] = Field(default_factory=lambda: {"test_accuracy": 0.5})
     maximum: dict[str, float] = Field(default_factory=dict, description="e.g. {test_ece: 0.1}")
     compare: dict[str, Literal["higher", "lower"]] = Field(
-        default_factory=lambda: {"test_accuracy": "higher"}, description="metric -> which direction is better")
+        default_factory=_default_compare, description="metric -> which direction is better")
     tolerance: float = Field(default=0.0, ge=0, description="allowed regression against the champion")
     replace_task: bool = Field(
         default=False, description="promote a version whose classes (source names, as a set) or input columns "
@@ -121,6 +125,7 @@ def promote_if_better(client: Any, version: str | int | RegisteredVersion,
     elif before == number:
         check(False, f"version {number} already is {alias}")
     else:
+        assert before is not None  # there is a champion in this branch
         held = f"{alias} v{before}"
         differences = task_differences(version_task(client, model_name, number),
                                        version_task(client, model_name, before))

@@ -44,6 +44,8 @@ def resolve_version(name: str, *, version: str | None = None, alias: str | None 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     if alias:
         version = str(client.get_model_version_by_alias(name, alias).version)
+    if version is None:
+        raise ValueError(f"resolve_version of {name!r} needs a version or an alias")
     return str(version), client.get_model_version_download_uri(name, version)
 
 

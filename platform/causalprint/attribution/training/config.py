@@ -16,12 +16,16 @@ __all__ = ["DecouplerOptions", "ScalingOptions", "TrainJobConfig", "TrainOptions
 
 _DERIVED = ("input_dim", "num_classes", "class_names", "architectures")  # come from the data, not the config
 
+# Typed as Any: a dict unpacked into create_model must fit its __config__ and the other keywords as well.
+_OPTION_FIELDS: dict[str, Any] = {
+    name: (info.annotation, info) for name, info in DecouplerConfig.model_fields.items() if name not in _DERIVED}
+
 DecouplerOptions = create_model(
     "DecouplerOptions",
     __base__=StrictModel,
     __module__=__name__,
     __doc__="The fields of DecouplerConfig that a job sets: all but those the data gives (_DERIVED).",
-    **{name: (info.annotation, info) for name, info in DecouplerConfig.model_fields.items() if name not in _DERIVED},
+    **_OPTION_FIELDS,
 )
 
 
@@ -59,7 +63,7 @@ class TrainJobConfig(JobConfig):
 
     name: str = Field(default="default", pattern=r"^[a-z0-9][a-z0-9_-]*$")
     data: DataConfig
-    model: DecouplerOptions = Field(default_factory=DecouplerOptions)  # type: ignore[valid-type]
+    model: DecouplerOptions = Field(default_factory=DecouplerOptions)
     train: TrainOptions = TrainOptions()
     scaling: ScalingOptions = ScalingOptions()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 import numpy as np
 
@@ -32,7 +33,9 @@ def evaluate(model: CausalDecoupler, calibration: Calibration, data: Attribution
     test = model.predict_codes(data.x_test)
     unknown = model.predict_codes(data.x_unknown) if len(data.x_unknown) else None
     names = calibration.class_names
-    for prefix, source in (("test_", "logits"), ("test_proto_", "prototypes")):
+    sources: tuple[tuple[str, Literal["logits", "prototypes"]], ...] = (
+        ("test_", "logits"), ("test_proto_", "prototypes"))
+    for prefix, source in sources:
         attributor = calibration.attributor(source)
         probs = attributor.probabilities(codes=test.fp, logits=test.logits)
         scores = attributor.scores(codes=test.fp, logits=test.logits)

@@ -117,6 +117,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         model.train()
         # 5. Report: rank 0 attaches the checkpoint (uploaded to storage before report returns).
         if rank == 0:
+            assert log_epoch is not None  # made on rank 0 above
             log_epoch(metrics, epoch + 1)
             with tempfile.TemporaryDirectory() as tmp:
                 save_checkpoint(tmp, model, optimizer, epoch + 1, history, recipe=job.recipe())
