@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import Field
 
 from causalprint.config import StrictModel
 
-REAL, AWAY = "real", "away"
+REAL: Final = "real"
+AWAY: Final = "away"
 
 
 class AnonymizationError(ValueError):

@@ -374,13 +374,13 @@ def run_anonymization_eval(job: AnonymizationEvalJobConfig) -> AnonymizationEval
     options = cfg.method.model_copy(update={"target": cfg.target})
     written, seconds, steps = [], [], []
     for image, uri, source in zip(images.pixels, images.uri, truth):
-        result = anonymize(ours, image, options, path=path)
+        anonymized = anonymize(ours, image, options, path=path)
         out = storage.uri(storage.relative(storage.resolve(cfg.output)), cfg.name, "images", source,
                           PurePosixPath(uri).with_suffix(".png").name)
-        storage.write_bytes(out, result.png)
+        storage.write_bytes(out, anonymized.png)
         written.append(decode_image(storage.read_bytes(out), out, intake))
-        seconds.append(result.seconds)
-        steps.append(result.steps)
+        seconds.append(anonymized.seconds)
+        steps.append(anonymized.steps)
     after = np.stack(written)
     psnrs = np.array([psnr(a, b) for a, b in zip(images.pixels, after)])
     ssims = np.array([ssim(a, b) for a, b in zip(images.pixels, after)])
@@ -419,8 +419,8 @@ def run_anonymization_eval(job: AnonymizationEvalJobConfig) -> AnonymizationEval
                 _accuracy(readers[0].predict(removed), truth),
                 _accuracy(copy_reader.predict(removed), truth) if copy_reader else None))
     mean_psnr = float(finite.mean()) if finite.size else float("inf")
-    naive_at = {s.perturbation: interpolate_at(mean_psnr, [p for p in naive if p.kind == s.perturbation])
-                for s in cfg.naive}
+    naive_at: dict[str, float | None] = {
+        s.perturbation: interpolate_at(mean_psnr, [p for p in naive if p.kind == s.perturbation]) for s in cfg.naive}
 
     # 4. Forgery: the first images of each source, towards the next known source.
     forgery = _forgery(storage, cfg, ours, path, images, class_names, intake)
