@@ -82,19 +82,28 @@ def done_uris(storage: Storage, prefix: str, *, retry_errors: bool = False) -> s
     """URIs of every row already written under ``prefix``, but those marked ``retryable`` (and with
     ``retry_errors``, every error row: ``ok`` false): the rows a rerun does not read again. Only those columns
     are read."""
+    return written_uris(storage, prefix, retry_errors=retry_errors)[0]
+
+
+def written_uris(storage: Storage, prefix: str, *, retry_errors: bool = False) -> tuple[set[str], set[str]]:
+    """``(done, again)``: the URIs of the rows under ``prefix`` that a rerun skips (:func:`done_uris`), and of
+    those it reads again, whose rows :func:`drop_rows` takes out before their new answer is written."""
     done: set[str] = set()
+    again: set[str] = set()
     for uri in list_parts(storage, prefix):
         source = io.BytesIO(storage.read_bytes(uri))
         names = set(pq.read_schema(source).names)
         wanted = ["uri", *([RETRYABLE] if RETRYABLE in names else []),
                   *(["ok"] if retry_errors and "ok" in names else [])]
         table = pq.read_table(source, columns=wanted)
+        keep = pa.array(np.ones(table.num_rows, dtype=bool))
         if RETRYABLE in wanted:
-            table = table.filter(pc.invert(pc.fill_null(table[RETRYABLE], False)))
+            keep = pc.and_(keep, pc.invert(pc.fill_null(table[RETRYABLE], False)))
         if "ok" in wanted:
-            table = table.filter(pc.fill_null(table["ok"], False))
-        done.update(table["uri"].to_pylist())
-    return done
+            keep = pc.and_(keep, pc.fill_null(table["ok"], False))
+        done.update(table["uri"].filter(keep).to_pylist())
+        again.update(table["uri"].filter(pc.invert(keep)).to_pylist())
+    return done, again
 
 
 def drop_rows(storage: Storage, prefix: str, uris: set[str]) -> int:
@@ -128,12 +137,18 @@ def part_columns(storage: Storage, prefix: str) -> list[str] | None:
 
 
 def read_parts(storage: Storage, prefix: str, columns: list[str] | None = None,
-               rows: pc.Expression | None = None) -> pa.Table:
+               rows: pc.Expression | None = None, optional: tuple[str, ...] = ()) -> pa.Table:
     """All rows under ``prefix`` as one table (parts concatenated in name order); ``rows`` keeps only the rows
-    it selects, part by part, so rows left out never sit in memory together. FileNotFoundError without parts."""
+    it selects, part by part, so rows left out never sit in memory together. ``optional`` columns are read too
+    where a part has them (null elsewhere; absent when no part has them). FileNotFoundError without parts."""
     tables = []
     for uri in list_parts(storage, prefix):
-        table = pq.read_table(io.BytesIO(storage.read_bytes(uri)), columns=columns)
+        source = io.BytesIO(storage.read_bytes(uri))
+        wanted = columns
+        if columns is not None and optional:
+            names = set(pq.read_schema(source).names)
+            wanted = [*columns, *(c for c in optional if c in names and c not in columns)]
+        table = pq.read_table(source, columns=wanted)
         tables.append(table if rows is None else table.filter(rows))
     if not tables:
         raise FileNotFoundError(f"no parts under {storage.resolve(prefix)}")

@@ -40,11 +40,15 @@ JOBS: tuple[JobSpec, ...] = (
             results=True),
     JobSpec("scan", "scan", "attribute every image of a folder or bucket prefix; a resumable Parquet report",
             preset_kind="scan", results=True, arguments=(
-                Argument(("source",), "folder or prefix of images, inside the configured storage root",
+                Argument(("source",), "folder or prefix of images: inside the configured storage root, or a "
+                         "full URI (s3://bucket/prefix, /path) inside one of the allowed `sources`",
                          key="scan.source"),
                 _model("scan"),
                 Argument(("--show",), "also print the report's first N rows: file, decision, confidence, error",
                          options={"type": _count, "default": 0, "metavar": "N"}),
+                Argument(("--retry-errors",), "read the report's error rows again (rows marked retryable are "
+                         "always read again)", key="scan.retry_errors",
+                         options={"action": "store_true", "default": None}),
             )),
     JobSpec("report", "report", "print or export the rows of a scan report (one image's answer)", arguments=(
         Argument(("prefix",), "the report folder a scan printed (report: ...), inside storage", key="prefix"),

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from causalprint.config import StrictModel
 from causalprint.data.collection import DEFAULT_IGNORE
 from causalprint.extraction.config import ActorConfig
 from causalprint.imaging.intake import IntakeConfig
 from causalprint.runtime.job_config import JobConfig
+from causalprint.storage.sources import SourceConfig, check_sources
 from causalprint.tracking.versions import MODEL_NAME
 
 DEFAULT_MODEL = f"models:/{MODEL_NAME}@champion"
@@ -37,14 +38,38 @@ class ScanOptions(StrictModel):
     # no faster over the whole path (docs/results.md, "The attribution path on CPU and GPU").
     precision: Literal["auto", "float32", "float16", "bfloat16"] = "float32"
     actors: ActorConfig = ActorConfig()
+    on_transient: Literal["fail", "row"] = Field(
+        default="fail", description="a read that still fails for a transient reason (throttling, a server error, "
+        "a timeout, credentials) after read_attempts: fail the scan (the report keeps what was written; rerun to go "
+        "on), or write an error row marked retryable, which the next run reads again")
+    read_attempts: int = Field(default=3, ge=1, le=20, strict=True,
+                               description="reads of a file in all, for transient errors (each may itself be "
+                               "several S3 requests: storage.max_attempts)")
+    read_backoff_s: float = Field(default=0.5, ge=0, le=60, description="first pause between reads; doubles")
+    lease_s: float = Field(default=120.0, gt=0, le=3600, description="one writer per report: the lease runs out "
+                           "this long after its last renewal (every lease_s / 3), so a killed scan's report is free "
+                           "again after it")
 
 
 class ScanConfig(ScanOptions):
     """A scan of one folder or bucket prefix."""
 
-    source: str = Field(min_length=1, description="folder or bucket prefix of images, inside storage")
+    source: str = Field(min_length=1, description="folder or bucket prefix of images: inside storage, or a full "
+                        "URI inside one of the allowed `sources`")
+    retry_errors: bool = Field(default=False, description="read the report's error rows again (every ok=false "
+                               "row of a file still listed), not only those marked retryable")
 
 
 class ScanJobConfig(JobConfig):
     intake: IntakeConfig | None = Field(default=None, description="default: at the reference model's size")
     scan: ScanConfig
+    sources: tuple[SourceConfig, ...] = Field(
+        default=(), description="read-only locations beside the storage root that a scan may read: local folders "
+        "or s3://bucket/prefix, each with its own endpoint and credentials; nothing outside them and the root is "
+        "read")
+
+    @field_validator("sources")
+    @classmethod
+    def _check_sources(cls, value: tuple[SourceConfig, ...]) -> tuple[SourceConfig, ...]:
+        check_sources(value)
+        return value

@@ -1,10 +1,12 @@
 """The provenance scan: a folder or bucket prefix -> read/decode -> residual -> features -> attributor -> report.
 
-Everything is checked before an image is read: SOURCE exists and holds files, SOURCE and the output lie inside
+Everything is checked before an image is read: SOURCE exists and holds files, SOURCE lies inside storage or inside
+one of the allowed read-only ``sources`` (:func:`~causalprint.storage.sources.open_source`), the output lies inside
 storage, the model URI pins one version, that version records how its features were extracted, and the reference
-model is the one it was trained on. Then every entry under SOURCE (:func:`~causalprint.storage.list_source`) not
-yet in the report is read and decoded on Ray Data (a bad file, a link out of the root or a FIFO is an error row),
-attributed by :class:`~causalprint.scan.image_attributor.ImageAttributor` actors and
+model is the one it was trained on. Then, holding the report's lease (one writer per report), every entry under
+SOURCE (:func:`~causalprint.storage.list_source`) not yet in the report is read and decoded on Ray Data (a bad
+file, a link out of the root or a FIFO is an error row; a transient read error is retried, then fails the scan or
+is a row marked retryable), attributed by :class:`~causalprint.scan.image_attributor.ImageAttributor` actors and
 written as report parts (:mod:`causalprint.scan.report`).
 """
 
@@ -16,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from causalprint.data.collection import read_collection
-from causalprint.data.parts import done_uris
+from causalprint.data.collection import RETRYABLE, ReadRetry, read_collection
+from causalprint.data.parts import done_uris, drop_rows, written_uris
 from causalprint.extraction.pipeline import actor_resources
 from causalprint.imaging.intake import IntakeConfig
 from causalprint.progress import ProgressLogger
@@ -27,6 +29,7 @@ from causalprint.scan.config import ScanJobConfig
 from causalprint.scan.errors import ScanError, ScanInterrupted
 from causalprint.scan.image_attributor import ImageAttributor
 from causalprint.scan.report import (
+    LEASE_NAME,
     SUMMARY_NAME,
     PartHook,
     default_output,
@@ -36,7 +39,10 @@ from causalprint.scan.report import (
     summarize,
     write_report_part,
 )
-from causalprint.storage import Entry, Listing, Storage, list_source
+from causalprint.storage import Entry, Listing, Storage, StorageError, list_source
+from causalprint.storage.faults import transient_reason
+from causalprint.storage.lease import Lease
+from causalprint.storage.sources import open_source
 from causalprint.tracking.mlflow_setup import tracking_uri_for
 
 log = logging.getLogger(__name__)
@@ -45,19 +51,41 @@ log = logging.getLogger(__name__)
 class ScanActor:
     """The scan's Ray Data actor: the one attribution path (:class:`ImageAttributor`, also what a single
     request calls), then the batch's report part, in the same worker. A separate write stage would wait behind
-    the actors' CPU budget and run as a tail once they finish."""
+    the actors' CPU budget and run as a tail once they finish.
 
-    def __init__(self, *, prefix: str, run: str, on_part: PartHook | None, **pipeline: Any) -> None:
+    With ``fail_transient`` (``scan.on_transient: fail``), rows whose read failed for a transient reason are not
+    written: the batch's other rows are, and the counts passed on name the first such file, so that the driver
+    stops the scan (an exception raised here would reach the driver without its type or message)."""
+
+    def __init__(self, *, prefix: str, run: str, on_part: PartHook | None, fail_transient: bool = False,
+                 **pipeline: Any) -> None:
         self.pipeline = ImageAttributor(**pipeline)
+        self.fail_transient = fail_transient
         self.write = {"storage": pipeline["storage"], "prefix": prefix, "run": run,
                       "class_names": self.pipeline.class_names, "on_part": on_part}
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return write_report_part(self.pipeline(batch), **self.write)
+        rows = self.pipeline(batch)
+        failed = np.asarray(rows.get(RETRYABLE, np.zeros(len(rows["uri"]), dtype=bool)), dtype=bool)
+        first = ""
+        if self.fail_transient and failed.any():
+            i = int(np.flatnonzero(failed)[0])
+            first = f"could not read {rows['uri'][i]}: {rows['error'][i]}"
+            rows = {key: value[~failed] for key, value in rows.items()}
+        else:
+            failed = np.zeros_like(failed)
+        counts = write_report_part(rows, **self.write) if len(rows["uri"]) else \
+            {"written": np.array([0]), "ok": np.array([0])}
+        return {**counts, "transient": np.array([int(failed.sum())]),
+                "transient_error": np.array([first], dtype=object)}
 
 
-def _prepare(job: ScanJobConfig, storage: Storage,
-             tracking_uri: str) -> tuple[ModelRef, dict[str, Any], IntakeConfig]:
+class TransientStop(Exception):
+    """A file could not be read for a transient reason and ``scan.on_transient`` is ``fail``."""
+
+
+def _prepare(job: ScanJobConfig, storage: Storage, tracking_uri: str,
+             source: str) -> tuple[ModelRef, dict[str, Any], IntakeConfig]:
     """Pin the model and build the attribution path once in the driver, so that every check an actor would make
     (reference, image size, feature widths) refuses the scan before its report is pinned; returns the model, the
     report's pinned metadata and the intake config."""
@@ -69,7 +97,7 @@ def _prepare(job: ScanJobConfig, storage: Storage,
     pipeline = ImageAttributor(storage, cfg.model, cfg.reference, tracking_uri=tracking_uri,
                                precision=cfg.precision, decision=cfg.decision, device="cpu")
     intake = pipeline.intake(job.intake)
-    meta = {"source": storage.resolve(cfg.source), "model_version": pipeline.model_version,
+    meta = {"source": source, "model_version": pipeline.model_version,
             "reference_id": pipeline.reference_id, "columns": pipeline.spec.columns, "decision": cfg.decision,
             "class_names": pipeline.class_names}
     model = pipeline.model
@@ -79,17 +107,22 @@ def _prepare(job: ScanJobConfig, storage: Storage,
 
 
 def build_dataset(storage: Storage, job: ScanJobConfig, pending: list[Entry], *, model: ModelRef, tracking_uri: str,
-                  intake: IntakeConfig, prefix: str, run: str, on_part: PartHook | None = None):
-    """The lazy Ray Data pipeline over the ``pending`` entries (returns the counts of each written part)."""
+                  intake: IntakeConfig, prefix: str, run: str, on_part: PartHook | None = None,
+                  reader: Storage | None = None):
+    """The lazy Ray Data pipeline over the ``pending`` entries, read with ``reader`` (a source's storage; default
+    ``storage``), attributed and written into ``storage`` (returns the counts of each written part)."""
     from ray.data import ActorPoolStrategy
 
     cfg = job.scan
-    ds = read_collection(storage, "", intake, entries=pending, batch_size=cfg.batch_size)
+    # Transient failures come back as rows either way; with on_transient=fail the actor stops the scan on them.
+    retry = ReadRetry(attempts=cfg.read_attempts, backoff_s=cfg.read_backoff_s, on_transient="row")
+    ds = read_collection(reader or storage, "", intake, entries=pending, batch_size=cfg.batch_size, retry=retry)
     return ds.map_batches(
         ScanActor,
         fn_constructor_kwargs={"storage": storage, "model_uri": model.uri, "reference": cfg.reference,
                                "tracking_uri": tracking_uri, "precision": cfg.precision, "decision": cfg.decision,
-                               "prefix": prefix, "run": run, "on_part": on_part},
+                               "prefix": prefix, "run": run, "on_part": on_part,
+                               "fail_transient": cfg.on_transient == "fail"},
         compute=ActorPoolStrategy(min_size=cfg.actors.min_actors, max_size=cfg.actors.max_actors),
         batch_size=cfg.batch_size,
         **actor_resources(cfg.actors),
@@ -102,6 +135,9 @@ def _execute(ds, total: int) -> dict[str, Any]:
     progress = ProgressLogger("scan", total, unit="images")
     written, first_rows, first_s, start = 0, 0, 0.0, time.perf_counter()
     for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        stopped = np.flatnonzero(batch["transient"])
+        if len(stopped):
+            raise TransientStop(str(batch["transient_error"][stopped[0]]))
         count = int(batch["written"].sum())
         if not written:
             first_rows, first_s = count, time.perf_counter() - start
@@ -114,8 +150,19 @@ def _execute(ds, total: int) -> dict[str, Any]:
 
 
 def _listing(storage: Storage, source: str, ignore: tuple[str, ...]) -> Listing:
-    """Every entry under ``source``; a source that holds nothing to scan is refused, saying what was skipped."""
-    listing = list_source(storage, source, ignore)
+    """Every entry under ``source``; a source that holds nothing to scan is refused, saying what was skipped, and
+    one that cannot be listed for a transient reason (credentials, throttling, the endpoint) is refused saying so."""
+    try:
+        listing = list_source(storage, source, ignore)
+    except StorageError:
+        raise
+    except Exception as exc:
+        reason = transient_reason(exc)
+        if reason is None:
+            raise
+        raise ScanError(f"cannot list {source}: {reason}: {exc}; nothing was read or written. Check the "
+                        "credentials and endpoint of this location (`sources`, or `storage` for the storage root) "
+                        "or wait, then rerun") from exc
     if not listing.entries:
         skipped = ", ".join(f"{n} {reason}" for reason, n in listing.skipped.items())
         raise ScanError(f"nothing to scan: {source} holds no files" + (f" (skipped: {skipped})" if skipped else ""))
@@ -130,43 +177,54 @@ def run_scan(job: ScanJobConfig, *, on_part: PartHook | None = None) -> dict[str
     """
     storage = Storage(job.storage)
     cfg = job.scan
-    source = storage.resolve(cfg.source)  # refuse what lies outside storage
-    derived = default_output(cfg.reports, source, storage.relative(source))
+    opened = open_source(storage, job.sources, cfg.source)  # refuse what lies outside storage and the sources
+    source = opened.uri
+    derived = default_output(cfg.reports, source, opened.label)
     output = storage.resolve(cfg.output or derived)
-    listing = _listing(storage, source, cfg.ignore)
+    listing = _listing(opened.storage, source, cfg.ignore)
     tracking_uri = tracking_uri_for(job.mlflow, storage)
-    model, meta, intake = _prepare(job, storage, tracking_uri)
+    model, meta, intake = _prepare(job, storage, tracking_uri, source)
     prefix = report_prefix(output, model.slug)
     # The exact flag: the source's own report when the user chose another, else a new folder beside it.
     own = derived if cfg.output and storage.resolve(derived) != output else f"{derived}-2"
     fix = f"give this scan its own report with --set scan.output={own}" + (
         " (or leave scan.output out: each source gets its own report)" if cfg.output else "")
-    pin_scan(storage, prefix, meta, fix)
-
-    done = done_uris(storage, prefix)
-    pending = [entry for entry in listing.entries if entry.uri not in done]
     run = new_run_id()
-    listed = len(listing.entries)
-    log.info("scan %s with %s: %d files, %d already in the report, %d to do (run %s)", source, model.uri,
-             listed, listed - len(pending), len(pending), run)
-    timing = dict.fromkeys(("seconds", "images_per_second", "first_part_seconds", "steady_images_per_second"), 0.0)
-    timing["written"] = 0
-    if pending:
-        try:
-            ensure_ray(job.ray)  # before the clock starts: images/s is the pipeline's rate, not Ray's start-up
-            log.info("scan: Ray is up, reading %d files", len(pending))
-            ds = build_dataset(storage, job, pending, model=model, tracking_uri=tracking_uri, intake=intake,
-                               prefix=prefix, run=run, on_part=on_part)
-            timing = _execute(ds, len(pending))
-        except KeyboardInterrupt:
-            raise ScanInterrupted(len(done_uris(storage, prefix))) from None
-    summary = {
-        "source": source, "report": prefix, "model_version": model.uri, "reference_id": meta["reference_id"],
-        "intake_size": intake.size, **summarize(storage, prefix),
-        "run": {"id": run, "listed": listed, "skipped": listed - len(pending), "not_listed": listing.skipped,
-                **timing},
-    }
-    storage.write_json(f"{prefix}/{SUMMARY_NAME}", summary)
+    with Lease(storage, f"{prefix}/{LEASE_NAME}", what=f"scan run {run} of {source}", ttl_s=cfg.lease_s) as lease:
+        pin_scan(storage, prefix, meta, fix)
+        done, again = written_uris(storage, prefix, retry_errors=cfg.retry_errors)
+        pending = [entry for entry in listing.entries if entry.uri not in done]
+        # Rows read again (retryable, or every error row with --retry-errors) leave the report first; a crash
+        # after this leaves them pending, never twice.
+        redone = drop_rows(storage, prefix, again & {entry.uri for entry in pending})
+        listed = len(listing.entries)
+        log.info("scan %s with %s: %d files, %d already in the report, %d to do, %d of them again (run %s)", source,
+                 model.uri, listed, listed - len(pending), len(pending), redone, run)
+        timing = dict.fromkeys(("seconds", "images_per_second", "first_part_seconds", "steady_images_per_second"),
+                               0.0)
+        timing["written"] = 0
+        if pending:
+            try:
+                ensure_ray(job.ray)  # before the clock starts: images/s is the pipeline's rate, not Ray's start-up
+                log.info("scan: Ray is up, reading %d files", len(pending))
+                ds = build_dataset(storage, job, pending, model=model, tracking_uri=tracking_uri, intake=intake,
+                                   prefix=prefix, run=run, on_part=on_part, reader=opened.storage)
+                timing = _execute(ds, len(pending))
+            except KeyboardInterrupt:
+                raise ScanInterrupted(len(done_uris(storage, prefix))) from None
+            except TransientStop as exc:
+                raise ScanError(
+                    f"{exc}; the scan stopped with {len(done_uris(storage, prefix))} images in the report "
+                    f"{prefix}. Fix the cause (credentials, endpoint) or wait, then rerun the same command to go "
+                    "on; or set scan.on_transient=row to record such files as retryable rows and go on") from exc
+        lease.check()
+        summary = {
+            "source": source, "report": prefix, "model_version": model.uri, "reference_id": meta["reference_id"],
+            "intake_size": intake.size, **summarize(storage, prefix),
+            "run": {"id": run, "listed": listed, "skipped": listed - len(pending), "again": redone,
+                    "not_listed": listing.skipped, **timing},
+        }
+        storage.write_json(f"{prefix}/{SUMMARY_NAME}", summary)
     log.info("scan: %d images in the report, %d errors, %d unknown; this run %s", summary["images"],
              summary["errors"], summary["unknown"], summary["run"])
     return summary

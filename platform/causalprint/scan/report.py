@@ -5,6 +5,7 @@ Layout under the scan's ``output`` prefix::
     model=<model slug>/                 one report per attributor version (causalprint-attributor-v3, run-...)
         _scan.json                      source, model version, reference, columns, class names: pinned at first run
         _summary.json                   counts over the whole report and the throughput of the latest run
+        _lease.json                     while a scan writes: its lease (one writer per report)
         run=<run id>/part-<hash>.parquet   the rows one scan invocation wrote (a resumed scan adds a new run)
 
 Each part is written atomically and named by a hash of its URIs (:func:`causalprint.data.parts.write_rows_part`),
@@ -16,8 +17,9 @@ Columns: ``uri``, ``predicted`` (label: a source, ``"<family> (exact model unkno
 ``source_family``, ``architecture`` (the attributor's architecture answer, also for unknown sources; null for a
 model trained without class architectures), ``probabilities`` (one float per class; the class names are the schema metadata
 ``causalprint.class_names`` and ``_scan.json``'s ``class_names``), ``confidence``, ``unknown``, ``model_version``,
-``reference_id``, ``ok``, ``error_kind``, ``error``. Rows that could not be read or decoded have ``ok=false``, the
-reason, and nulls in the decision columns.
+``reference_id``, ``ok``, ``error_kind``, ``error``, ``retryable``. Rows that could not be read or decoded have
+``ok=false``, the reason, and nulls in the decision columns; ``retryable`` marks a read that failed for a transient
+reason (``scan.on_transient: row``): the next run reads it again and its new row replaces this one.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from causalprint.text import cut, markdown_cell, printable
 CLASS_NAMES_KEY = b"causalprint.class_names"
 SCAN_NAME = "_scan.json"
 SUMMARY_NAME = "_summary.json"
+LEASE_NAME = "_lease.json"
 MAX_ERROR_EXAMPLES = 20
 
 PartHook = Callable[[Storage, str], None]
@@ -71,7 +74,7 @@ def report_schema(class_names: list[str]) -> pa.Schema:
         # A plain list: pyarrow 25 cannot read back a null row of a fixed-size list from Parquet.
         ("probabilities", pa.list_(pa.float32())), ("confidence", pa.float32()),
         ("unknown", pa.bool_()), ("model_version", pa.string()), ("reference_id", pa.string()),
-        ("ok", pa.bool_()), ("error_kind", pa.string()), ("error", pa.string()),
+        ("ok", pa.bool_()), ("error_kind", pa.string()), ("error", pa.string()), ("retryable", pa.bool_()),
     ], metadata={CLASS_NAMES_KEY: json.dumps(class_names).encode()})
 
 
@@ -94,6 +97,7 @@ def report_table(batch: dict[str, np.ndarray], class_names: list[str]) -> pa.Tab
         "unknown": pa.array(np.asarray(batch["unknown"], dtype=bool), mask=missing),
         "model_version": strings("model_version"), "reference_id": strings("reference_id"), "ok": ok,
         "error_kind": strings("error_kind"), "error": strings("error"),
+        "retryable": np.asarray(batch.get("retryable", np.zeros(len(ok), dtype=bool)), dtype=bool),
     }
     return pa.table(columns, schema=report_schema(class_names))
 
@@ -134,16 +138,18 @@ def _counts(values: pa.ChunkedArray) -> dict[str, int]:
 def summarize(storage: Storage, prefix: str) -> dict[str, Any]:
     """Counts over every row of the report: per predicted source, unknowns, errors (with examples)."""
     if not list_parts(storage, prefix):
-        return {"images": 0, "attributed": 0, "unknown": 0, "errors": 0, "by_predicted": {}, "by_architecture": {},
-                "errors_by_kind": {}, "error_examples": []}
+        return {"images": 0, "attributed": 0, "unknown": 0, "errors": 0, "retryable": 0, "by_predicted": {},
+                "by_architecture": {}, "errors_by_kind": {}, "error_examples": []}
     # Arrow compute, not Python rows: a report holds a row per image of an archive.
-    table = read_parts(storage, prefix,
-                       columns=["uri", "predicted", "architecture", "unknown", "ok", "error_kind", "error"])
+    table = read_parts(storage, prefix, columns=["uri", "predicted", "architecture", "unknown", "ok", "error_kind",
+                                                 "error"], optional=("retryable",))
     attributed, failed = table.filter(table["ok"]), table.filter(pc.invert(table["ok"]))
+    retryable = int(pc.sum(pc.fill_null(failed["retryable"], False)).as_py() or 0) \
+        if "retryable" in failed.column_names else 0
     examples = failed.sort_by("uri").slice(0, MAX_ERROR_EXAMPLES).select(["uri", "error_kind", "error"])
     return {
         "images": table.num_rows, "attributed": attributed.num_rows,
-        "unknown": int(pc.sum(attributed["unknown"]).as_py() or 0), "errors": failed.num_rows,
+        "unknown": int(pc.sum(attributed["unknown"]).as_py() or 0), "errors": failed.num_rows, "retryable": retryable,
         "by_predicted": _counts(attributed["predicted"]),
         "by_architecture": _counts(attributed["architecture"].drop_null()),
         "errors_by_kind": dict(sorted(_counts(failed["error_kind"]).items())),
@@ -177,6 +183,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     if summary["errors"]:
         kinds = ", ".join(f"{kind} {count}" for kind, count in summary["errors_by_kind"].items())
         lines += ["", f"errors by kind: {kinds}"]
+        if summary.get("retryable"):
+            lines.append(f"{summary['retryable']} of them retryable (a transient read error): the next run of this "
+                         "command reads them again")
         lines += [f"  {printable(e['uri'])}: {e['error_kind']}: {printable(e['error'])}"
                   for e in summary["error_examples"]]
         if summary["errors"] > len(summary["error_examples"]):
