@@ -229,7 +229,8 @@ def format_anonymize(summary: dict[str, Any]) -> str:
         [
             f"anonymized {summary['source']} with {summary['model']} (target {summary['target']}) into "
             f"{summary['output']}/images/",
-            f"report {summary['output']}/report/: {summary['images']} images, {summary['errors']} unreadable; the model "
+            f"report {summary['output']}/report/: {summary['images']} images, {summary['errors']} unreadable; "
+            "the model "
             f"named a source for {summary['named_before']}, and no longer names it for {summary['removed']}",
             f"{summary['unchanged']} left unchanged (no source named); over the changed ones mean PSNR "
             f"{summary['mean_psnr']:.1f} dB, mean SSIM {summary['mean_ssim']:.3f}, "

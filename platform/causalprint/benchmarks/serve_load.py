@@ -33,11 +33,19 @@ class LoadConfig(StrictModel):
     batch_requests: int = Field(default=40, ge=5, le=5000, description="batch requests per batching mode")
     batch_concurrency: int = Field(default=4, ge=1, le=64)
     ramp: list[int] = Field(default=[2, 8, 32, 32, 8, 2], min_length=2, description="concurrency per stage")
-    stage_s: float = Field(default=12.0, gt=0, le=120, description="a new replica loads its model in seconds: "
-                                                                   "a stage must outlast that to see it run")
+    stage_s: float = Field(
+        default=12.0,
+        gt=0,
+        le=120,
+        description="a new replica loads its model in seconds: a stage must outlast that to see it run",
+    )
     settle_s: float = Field(default=60.0, gt=0, le=600, description="longest wait for the replicas to shrink")
-    switch_s: float = Field(default=20.0, gt=0, le=300, description="length of the champion-change run; the alias "
-                                                                     "moves 1 s in, so keep it past serve.refresh_s")
+    switch_s: float = Field(
+        default=20.0,
+        gt=0,
+        le=300,
+        description="length of the champion-change run; the alias moves 1 s in, so keep it past serve.refresh_s",
+    )
     max_seconds: float = Field(default=900.0, gt=0, le=3600, description="the whole benchmark's time cap")
 
 
@@ -68,12 +76,20 @@ class Phase:
 
     def summary(self) -> dict[str, Any]:
         lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.zeros(1)
-        return {"phase": self.name, "sent": self.sent, "answered": self.answered,
-                "ok": self.statuses.get(200, 0), "lost": self.lost, "5xx": sum(n for s, n in self.statuses.items() if s >= 500),
-                "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
-                "p99_ms": float(np.percentile(lat, 99)), "seconds": self.seconds,
-                "throughput": self.answered / self.seconds if self.seconds else 0.0,
-                "images_per_second": self.images_per_request * self.answered / self.seconds if self.seconds else 0.0}
+        return {
+            "phase": self.name,
+            "sent": self.sent,
+            "answered": self.answered,
+            "ok": self.statuses.get(200, 0),
+            "lost": self.lost,
+            "5xx": sum(n for s, n in self.statuses.items() if s >= 500),
+            "p50_ms": float(np.percentile(lat, 50)),
+            "p95_ms": float(np.percentile(lat, 95)),
+            "p99_ms": float(np.percentile(lat, 99)),
+            "seconds": self.seconds,
+            "throughput": self.answered / self.seconds if self.seconds else 0.0,
+            "images_per_second": self.images_per_request * self.answered / self.seconds if self.seconds else 0.0,
+        }
 
 
 def payloads(size: int = 32) -> dict[str, bytes]:
@@ -84,13 +100,15 @@ def payloads(size: int = 32) -> dict[str, bytes]:
     small = io.BytesIO()
     Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(small, format="PNG")
     large = io.BytesIO()
-    Image.fromarray(samples.astronaut()).resize((1024, 1024), Image.Resampling.LANCZOS).save(large, format="JPEG",
-                                                                                              quality=90)
+    Image.fromarray(samples.astronaut()).resize((1024, 1024), Image.Resampling.LANCZOS).save(
+        large, format="JPEG", quality=90
+    )
     return {"png": small.getvalue(), "jpeg": large.getvalue()}
 
 
-async def _load(url: str, data: bytes, name: str, phase: Phase, *, total: int | None, concurrency: int,
-                until: float | None = None) -> None:
+async def _load(
+    url: str, data: bytes, name: str, phase: Phase, *, total: int | None, concurrency: int, until: float | None = None
+) -> None:
     """Send ``total`` requests (or until ``until``) with ``concurrency`` in flight; every answer is recorded.
     A phase of ``images_per_request`` > 1 posts that many copies to ``/v1/attribute/batch``."""
     import httpx
@@ -112,8 +130,7 @@ async def _load(url: str, data: bytes, name: str, phase: Phase, *, total: int | 
                         files = [("files", (f"{i}-{name}", data)) for i in range(phase.images_per_request)]
                         response = await client.post("/v1/attribute/batch", files=files)
                         ok = response.status_code == 200 and response.json()["failed"] == 0
-                        phase.record(response.status_code if ok else 207, (time.perf_counter() - start) * 1000,
-                                     None)
+                        phase.record(response.status_code if ok else 207, (time.perf_counter() - start) * 1000, None)
                         continue
                     response = await client.post("/v1/attribute", files={"file": (name, data)})
                     version = response.json().get("model", {}).get("version") if response.status_code == 200 else None
@@ -161,9 +178,9 @@ def _copy_champion(job: BenchServeJobConfig, served_version: str) -> tuple[str, 
     """Register a copy of the served version; returns (model name, alias, copy's version)."""
     import mlflow
 
-    from causalprint.tracking.versions import parse_model_uri
     from causalprint.storage import Storage
     from causalprint.tracking.mlflow_setup import tracking_uri_for
+    from causalprint.tracking.versions import parse_model_uri
 
     name, _, alias = parse_model_uri(job.serve.model)
     if alias is None:
@@ -172,9 +189,14 @@ def _copy_champion(job: BenchServeJobConfig, served_version: str) -> tuple[str, 
     client = mlflow.MlflowClient(tracking, registry_uri=tracking)
     original = client.get_model_version(name, served_version)
     assert original.source is not None  # every registered version records the artifacts it was made from
-    copy = client.create_model_version(name, original.source, run_id=original.run_id, tags=original.tags,
-                                       description=f"copy of version {served_version} made by causalprint bench "
-                                                   f"serve to measure a champion change under load")
+    copy = client.create_model_version(
+        name,
+        original.source,
+        run_id=original.run_id,
+        tags=original.tags,
+        description=f"copy of version {served_version} made by causalprint bench "
+        f"serve to measure a champion change under load",
+    )
     return name, alias, str(copy.version)
 
 
@@ -203,8 +225,13 @@ def run_serve_bench(job: BenchServeJobConfig) -> dict[str, Any]:
         info = httpx.get(f"{url}/v1/models", timeout=60).json()["serving"]
         size, served_version = info["image_size"], info["model"]["version"]
         data = payloads(32)
-        results: dict[str, Any] = {"url": url, "model": info["model"]["uri"], "image_size": size,
-                                   "phases": [], "ramp": []}
+        results: dict[str, Any] = {
+            "url": url,
+            "model": info["model"]["uri"],
+            "image_size": size,
+            "phases": [],
+            "ramp": [],
+        }
 
         def run(phase: Phase, **kwargs: Any) -> Phase:
             asyncio.run(_load(url, **kwargs, phase=phase))
@@ -214,28 +241,51 @@ def run_serve_bench(job: BenchServeJobConfig) -> dict[str, Any]:
             return phase
 
         # 1. Latency, one request at a time.
-        run(Phase("latency, 32 px PNG"), data=data["png"], name="x.png", total=cfg.latency_requests,
-            concurrency=1)
-        run(Phase("latency, 1024x1024 JPEG"), data=data["jpeg"], name="x.jpg", total=cfg.large_requests,
-            concurrency=1)
+        run(Phase("latency, 32 px PNG"), data=data["png"], name="x.png", total=cfg.latency_requests, concurrency=1)
+        run(Phase("latency, 1024x1024 JPEG"), data=data["jpeg"], name="x.jpg", total=cfg.large_requests, concurrency=1)
         # 2. Unbatched, then batched, on the same single model replica (its batch size changes in place).
         batched_size = job.serve.batching.max_batch_size
         replica = _set_batching(1)
-        run(Phase("throughput, unbatched (max_batch_size 1)"), data=data["png"], name="x.png",
-            total=cfg.throughput_requests, concurrency=cfg.concurrency)
+        run(
+            Phase("throughput, unbatched (max_batch_size 1)"),
+            data=data["png"],
+            name="x.png",
+            total=cfg.throughput_requests,
+            concurrency=cfg.concurrency,
+        )
         same = [_set_batching(batched_size) == replica]
-        run(Phase(f"throughput, batched (max_batch_size {job.serve.batching.max_batch_size})"), data=data["png"],
-            name="x.png", total=cfg.throughput_requests, concurrency=cfg.concurrency)
+        run(
+            Phase(f"throughput, batched (max_batch_size {job.serve.batching.max_batch_size})"),
+            data=data["png"],
+            name="x.png",
+            total=cfg.throughput_requests,
+            concurrency=cfg.concurrency,
+        )
         # 2b. The same two modes through the batch endpoint: many images per request, so the HTTP front costs
         # less per image and the model's pass is what batching changes.
         same.append(_set_batching(1) == replica)
-        run(Phase(f"batch endpoint ({cfg.batch_images} images a request), unbatched (max_batch_size 1)",
-                  images_per_request=cfg.batch_images), data=data["png"], name="x.png", total=cfg.batch_requests,
-            concurrency=cfg.batch_concurrency)
+        run(
+            Phase(
+                f"batch endpoint ({cfg.batch_images} images a request), unbatched (max_batch_size 1)",
+                images_per_request=cfg.batch_images,
+            ),
+            data=data["png"],
+            name="x.png",
+            total=cfg.batch_requests,
+            concurrency=cfg.batch_concurrency,
+        )
         same.append(_set_batching(batched_size) == replica)
-        run(Phase(f"batch endpoint ({cfg.batch_images} images a request), batched (max_batch_size "
-                  f"{job.serve.batching.max_batch_size})", images_per_request=cfg.batch_images), data=data["png"],
-            name="x.png", total=cfg.batch_requests, concurrency=cfg.batch_concurrency)
+        run(
+            Phase(
+                f"batch endpoint ({cfg.batch_images} images a request), batched (max_batch_size "
+                f"{job.serve.batching.max_batch_size})",
+                images_per_request=cfg.batch_images,
+            ),
+            data=data["png"],
+            name="x.png",
+            total=cfg.batch_requests,
+            concurrency=cfg.batch_concurrency,
+        )
         results["same_replica"] = all(same) and _replicas() == 1
         # 3. The ramp, with the configured autoscaling; replicas sampled twice a second until they shrink back.
         _redeploy(job, job.serve.model_replicas)
@@ -246,20 +296,31 @@ def run_serve_bench(job: BenchServeJobConfig) -> dict[str, Any]:
 
         def sample() -> None:
             while not done.wait(0.5):
-                samples.append((time.monotonic() - t0, _replicas(), current["concurrency"], _replicas("Ingress"),
-                                _replicas(states=("STARTING", "RUNNING"))))
+                samples.append(
+                    (
+                        time.monotonic() - t0,
+                        _replicas(),
+                        current["concurrency"],
+                        _replicas("Ingress"),
+                        _replicas(states=("STARTING", "RUNNING")),
+                    )
+                )
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         ramp = Phase("ramp " + "→".join(map(str, cfg.ramp)))
         for level in cfg.ramp:
             current["concurrency"] = level
-            asyncio.run(_load(url, data["png"], "x.png", ramp, total=None, concurrency=level,
-                              until=time.monotonic() + cfg.stage_s))
+            asyncio.run(
+                _load(
+                    url, data["png"], "x.png", ramp, total=None, concurrency=level, until=time.monotonic() + cfg.stage_s
+                )
+            )
         current["concurrency"] = 0
         settle_until = time.monotonic() + cfg.settle_s
-        while time.monotonic() < settle_until and not (samples and samples[-1][1] == samples[-1][3] == 1
-                                                       and max(s[1] for s in samples) > 1):
+        while time.monotonic() < settle_until and not (
+            samples and samples[-1][1] == samples[-1][3] == 1 and max(s[1] for s in samples) > 1
+        ):
             time.sleep(0.5)
         time.sleep(1.0)
         done.set()
@@ -270,8 +331,9 @@ def run_serve_bench(job: BenchServeJobConfig) -> dict[str, Any]:
         name, alias, copy = _copy_champion(job, served_version)
         switch = Phase(f"champion change v{served_version} → v{copy}")
         end = time.monotonic() + cfg.switch_s
-        loader = threading.Thread(target=lambda: asyncio.run(_load(url, data["png"], "x.png", switch, total=None,
-                                                                   concurrency=8, until=end)))
+        loader = threading.Thread(
+            target=lambda: asyncio.run(_load(url, data["png"], "x.png", switch, total=None, concurrency=8, until=end))
+        )
         loader.start()
         time.sleep(1.0)
         _set_alias(job, name, alias, copy)
@@ -281,12 +343,15 @@ def run_serve_bench(job: BenchServeJobConfig) -> dict[str, Any]:
         results["phases"].append(switch.summary())
         after = switch.versions[switched_at:]
         first_new = after.index(copy) if copy in after else None
-        results["switch"] = {"from": served_version, "to": copy, "answered": switch.answered,
-                             "failed": switch.answered - switch.statuses.get(200, 0),
-                             "lost": switch.sent - switch.answered,
-                             "new_version_seen": first_new is not None,
-                             "old_after_new": sum(1 for v in after[first_new:] if v != copy) if first_new is not None
-                             else None}
+        results["switch"] = {
+            "from": served_version,
+            "to": copy,
+            "answered": switch.answered,
+            "failed": switch.answered - switch.statuses.get(200, 0),
+            "lost": switch.sent - switch.answered,
+            "new_version_seen": first_new is not None,
+            "old_after_new": sum(1 for v in after[first_new:] if v != copy) if first_new is not None else None,
+        }
     finally:
         launcher.stop()
     return results
@@ -317,35 +382,47 @@ def plot_ramp(samples: list[tuple[float, int, int, int, int]], path: str) -> str
 
 
 def format_serve_bench(result: dict[str, Any]) -> str:
-    rows = ["| phase | requests sent | answered | 200 | 5xx | lost | p50 ms | p95 ms | p99 ms | requests/s | images/s |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| phase | requests sent | answered | 200 | 5xx | lost | p50 ms | p95 ms | p99 ms | requests/s | images/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for p in result["phases"]:
-        rows.append(f"| {p['phase']} | {p['sent']} | {p['answered']} | {p['ok']} | {p['5xx']} | {p['lost']} | "
-                    f"{p['p50_ms']:.1f} | {p['p95_ms']:.1f} | {p['p99_ms']:.1f} | {p['throughput']:.1f} | "
-                    f"{p['images_per_second']:.1f} |")
+        rows.append(
+            f"| {p['phase']} | {p['sent']} | {p['answered']} | {p['ok']} | {p['5xx']} | {p['lost']} | "
+            f"{p['p50_ms']:.1f} | {p['p95_ms']:.1f} | {p['p99_ms']:.1f} | {p['throughput']:.1f} | "
+            f"{p['images_per_second']:.1f} |"
+        )
     lines = ["\n".join(rows), ""]
     for route in ("throughput", "batch endpoint"):
         pair = [p for p in result["phases"] if p["phase"].startswith(route)]
         if len(pair) == 2 and pair[0]["images_per_second"]:
-            lines.append(f"{route.capitalize()}: batched {pair[1]['images_per_second']:.1f} images/s is "
-                         f"{pair[1]['images_per_second'] / pair[0]['images_per_second']:.2f}x unbatched "
-                         f"{pair[0]['images_per_second']:.1f}, on the same single model replica (only its batch "
-                         f"size changed; same replica: {result['same_replica']}).")
+            lines.append(
+                f"{route.capitalize()}: batched {pair[1]['images_per_second']:.1f} images/s is "
+                f"{pair[1]['images_per_second'] / pair[0]['images_per_second']:.2f}x unbatched "
+                f"{pair[0]['images_per_second']:.1f}, on the same single model replica (only its batch "
+                f"size changed; same replica: {result['same_replica']})."
+            )
     ramp = result["ramp"]
     for name, col in (("model", 1), ("ingress", 3)):
         peak = max((s[col] for s in ramp), default=0)
         last = ramp[-1][col] if ramp else 0
-        lines.append(f"Under the ramp the {name} deployment went from {ramp[0][col] if ramp else 0} to {peak} "
-                     f"running replicas and was at {last} when sampling stopped ({ramp[-1][0] if ramp else 0:.0f} s).")
+        lines.append(
+            f"Under the ramp the {name} deployment went from {ramp[0][col] if ramp else 0} to {peak} "
+            f"running replicas and was at {last} when sampling stopped ({ramp[-1][0] if ramp else 0:.0f} s)."
+        )
     lines.append(f"Model replicas running or starting, at most: {max((s[4] for s in ramp), default=0)}.")
     s = result["switch"]
-    lines.append(f"Champion change v{s['from']} → v{s['to']} during a load run: {s['answered']} answered, "
-                 f"{s['failed']} failed, {s['lost']} lost; new version seen: {s['new_version_seen']}; answers "
-                 f"naming the old version after the first new one: {s['old_after_new']}.")
+    lines.append(
+        f"Champion change v{s['from']} → v{s['to']} during a load run: {s['answered']} answered, "
+        f"{s['failed']} failed, {s['lost']} lost; new version seen: {s['new_version_seen']}; answers "
+        f"naming the old version after the first new one: {s['old_after_new']}."
+    )
     lost = sum(p["lost"] for p in result["phases"])
     fivexx = sum(p["5xx"] for p in result["phases"])
-    lines.append(f"Over all phases: {fivexx} 5xx answers and {lost} lost requests. Model: {result['model']} at "
-                 f"{result['image_size']} px.")
+    lines.append(
+        f"Over all phases: {fivexx} 5xx answers and {lost} lost requests. Model: {result['model']} at "
+        f"{result['image_size']} px."
+    )
     if result.get("plot_link"):
         lines.append(f"\n![replicas over the ramp]({result['plot_link']})")
     return "\n".join(lines)

@@ -30,8 +30,8 @@ from causalprint.data.crops import CropConfig, random_crops
 from causalprint.data.photos import load_photo_groups, photo_names
 from causalprint.imaging.encode import encode_image, file_suffix, to_uint8
 from causalprint.progress import ProgressLogger
-from causalprint.seeding import derive_seed
 from causalprint.runtime.device import pick_device
+from causalprint.seeding import derive_seed
 from causalprint.storage import Storage
 from causalprint.storage.folders import download_folder, upload_folder
 from causalprint.zoo.base import GeneratorFamily, GeneratorSpec
@@ -62,12 +62,18 @@ def _sampling_key(zoo: ZooConfig, spec_key: str) -> str:
     return config_key(spec_key, zoo.splits, zoo.encoding)
 
 
-def training_images(zoo: ZooConfig, group: str, photos: dict[str, list[np.ndarray]],
-                    crops: CropConfig | None = None) -> torch.Tensor:
+def training_images(
+    zoo: ZooConfig, group: str, photos: dict[str, list[np.ndarray]], crops: CropConfig | None = None
+) -> torch.Tensor:
     """The real crops a generator of ``group`` trains on, as ``[N, 3, S, S]`` floats in [-1, 1]; ``crops``
     replaces the zoo's crop scales."""
-    images = random_crops(photos[group], zoo.train_crops_per_group, zoo.image_size,
-                          derive_seed(zoo.seed, "train", group), crops or zoo.crops)
+    images = random_crops(
+        photos[group],
+        zoo.train_crops_per_group,
+        zoo.image_size,
+        derive_seed(zoo.seed, "train", group),
+        crops or zoo.crops,
+    )
     return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
@@ -114,7 +120,11 @@ def train_or_load(storage: Storage, zoo: ZooConfig, spec: GeneratorSpec) -> tupl
 
 
 def write_source_images(
-    storage: Storage, zoo: ZooConfig, source: str, images_by_split: dict[str, np.ndarray], meta: dict[str, Any],
+    storage: Storage,
+    zoo: ZooConfig,
+    source: str,
+    images_by_split: dict[str, np.ndarray],
+    meta: dict[str, Any],
     key: str,
 ) -> list[dict[str, Any]]:
     """Encode and write one source's images identically for every class; return its manifest rows."""
@@ -155,8 +165,13 @@ def build_generator_source(storage: Storage, zoo: ZooConfig, spec: GeneratorSpec
     start = time.perf_counter()
     samples = to_uint8(generator.sample(total, seed=derive_seed(spec.seed, spec.name, "sample")))
     info = {**info, "sample_seconds": round(time.perf_counter() - start, 2), "reused_samples": False}
-    log.info("%s: sampled %d images in %.1fs (%.1f img/s)", spec.name, total, info["sample_seconds"],
-             total / max(info["sample_seconds"], 1e-9))
+    log.info(
+        "%s: sampled %d images in %.1fs (%.1f img/s)",
+        spec.name,
+        total,
+        info["sample_seconds"],
+        total / max(info["sample_seconds"], 1e-9),
+    )
     by_split, offset = {}, 0
     for split, n in zoo.splits.items():
         by_split[split] = samples[offset : offset + n]
@@ -175,8 +190,14 @@ def build_real_source(storage: Storage, zoo: ZooConfig) -> dict[str, Any]:
     """Cut the real class: each split draws evenly from every content group, from its own random stream."""
     _configure_worker_logging()
     key = real_key(zoo)
-    info = {"source": REAL_SOURCE, "arch": REAL_SOURCE, "family": "real", "parameters": 0, "train_seconds": 0.0,
-            "content_group": "all"}
+    info = {
+        "source": REAL_SOURCE,
+        "arch": REAL_SOURCE,
+        "family": "real",
+        "parameters": 0,
+        "train_seconds": 0.0,
+        "content_group": "all",
+    }
     rows = _cached_rows(storage, zoo, REAL_SOURCE, key)
     if rows is not None:
         return {"rows": rows, "info": {**info, "reused_samples": True}}
@@ -191,13 +212,24 @@ def build_real_source(storage: Storage, zoo: ZooConfig) -> dict[str, Any]:
         index = 0
         for g_i, group in enumerate(groups):
             count = n // len(groups) + (1 if g_i < n % len(groups) else 0)
-            crops = random_crops(photos[group], count, zoo.image_size, derive_seed(zoo.seed, "real", group, split),
-                                 zoo.crops)
+            crops = random_crops(
+                photos[group], count, zoo.image_size, derive_seed(zoo.seed, "real", group, split), zoo.crops
+            )
             for crop in crops:
                 uri = f"{base}/{split}/{REAL_SOURCE}_{split}_{index:05d}{suffix}"
                 storage.write_bytes(uri, encode_image(crop, zoo.encoding))
-                rows.append({"uri": uri, "source": REAL_SOURCE, "split": split, "index": index,
-                             "arch": REAL_SOURCE, "family": "real", "content_group": group, "seed": zoo.seed})
+                rows.append(
+                    {
+                        "uri": uri,
+                        "source": REAL_SOURCE,
+                        "split": split,
+                        "index": index,
+                        "arch": REAL_SOURCE,
+                        "family": "real",
+                        "content_group": group,
+                        "seed": zoo.seed,
+                    }
+                )
                 index += 1
     storage.write_json(f"{base}/_DONE.json", {"key": key, "rows": rows})
     return {"rows": rows, "info": info}

@@ -46,15 +46,26 @@ class PixelDiffusion(GeneratorFamily):
     def fit(self, images: torch.Tensor, progress: ProgressLogger) -> dict[str, float]:
         self.unet.to(images.device)
         batches = minibatches(images, self.spec.batch_size, seed=self.spec.seed)
-        return train_noise_predictor(self.unet, self.train_scheduler(), batches, self.spec.train_steps,
-                                     self.spec.seed + 1, progress, lr=self.spec.lr or 1e-3)
+        return train_noise_predictor(
+            self.unet,
+            self.train_scheduler(),
+            batches,
+            self.spec.train_steps,
+            self.spec.seed + 1,
+            progress,
+            lr=self.spec.lr or 1e-3,
+        )
 
     def sample(self, n: int, seed: int, batch_size: int = 256) -> torch.Tensor:
         self.unet.eval()
         seeds = sample_seeds(seed, n)
         shape = (3, self.image_size, self.image_size)
-        chunks = [run_sampler(self.unet, self.sample_scheduler(), shape, self.spec.sample_steps, seeds[i : i + batch_size])
-                  .clamp(-1, 1).cpu() for i in range(0, n, batch_size)]
+        chunks = [
+            run_sampler(self.unet, self.sample_scheduler(), shape, self.spec.sample_steps, seeds[i : i + batch_size])
+            .clamp(-1, 1)
+            .cpu()
+            for i in range(0, n, batch_size)
+        ]
         return torch.cat(chunks) if chunks else torch.zeros((0, *shape))
 
 

@@ -17,8 +17,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from causalprint.zoo.base import GeneratorSpec
-from causalprint.zoo.generators.gan_training import GANFamily, GANObjective, NonSaturatingLoss, channels
-from causalprint.zoo.generators.gan_training import feature_resolutions
+from causalprint.zoo.generators.gan_training import (
+    GANFamily,
+    GANObjective,
+    NonSaturatingLoss,
+    channels,
+    feature_resolutions,
+)
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -89,8 +94,9 @@ class _StyledLayer(nn.Module):
     """Modulated 3x3 conv, plus per-pixel noise times a strength (learned unless fixed), plus bias, then leaky
     ReLU."""
 
-    def __init__(self, c_in: int, c_out: int, w_dim: int, up: bool, noise_init: float = 0.0,
-                 noise_learned: bool = True) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, w_dim: int, up: bool, noise_init: float = 0.0, noise_learned: bool = True
+    ) -> None:
         super().__init__()
         self.conv = _ModConv(c_in, c_out, 3, w_dim, demodulate=True, up=up)
         # StyleGAN2 starts at 0 and learns it.
@@ -133,8 +139,14 @@ def layer_resolutions(image_size: int) -> list[int]:
 class _Synthesis(nn.Module):
     """Constant 4x4 input, one styled layer at 4x4, two per larger resolution, toRGB at each (skip)."""
 
-    def __init__(self, w_dim: int, width: int, image_size: int, noise_init: float | Sequence[float] = 0.0,
-                 noise_learned: bool = True) -> None:
+    def __init__(
+        self,
+        w_dim: int,
+        width: int,
+        image_size: int,
+        noise_init: float | Sequence[float] = 0.0,
+        noise_learned: bool = True,
+    ) -> None:
         super().__init__()
         res = [*feature_resolutions(image_size), image_size]
         ch = [channels(width, r) for r in res]
@@ -145,14 +157,20 @@ class _Synthesis(nn.Module):
         if isinstance(noise_init, (int, float)):
             noise_init = [float(noise_init)] * n_layers
         elif len(noise_init) != n_layers:
-            raise ValueError(f"noise_init names {len(noise_init)} strengths; a {image_size}x{image_size} StyleGAN "
-                             f"has {n_layers} styled layers (4x4 first, two per larger resolution)")
+            raise ValueError(
+                f"noise_init names {len(noise_init)} strengths; a {image_size}x{image_size} StyleGAN "
+                f"has {n_layers} styled layers (4x4 first, two per larger resolution)"
+            )
         self.const = nn.Parameter(torch.randn(ch[0], 4, 4))
         self.layers = nn.ModuleList([_StyledLayer(ch[0], ch[0], w_dim, False, noise_init[0], noise_learned)])
         self.to_rgb = nn.ModuleList([_ToRGB(ch[0], w_dim)])
         for i, (c_in, c_out) in enumerate(zip(ch, ch[1:])):
-            self.layers.extend([_StyledLayer(c_in, c_out, w_dim, True, noise_init[2 * i + 1], noise_learned),
-                                _StyledLayer(c_out, c_out, w_dim, False, noise_init[2 * i + 2], noise_learned)])
+            self.layers.extend(
+                [
+                    _StyledLayer(c_in, c_out, w_dim, True, noise_init[2 * i + 1], noise_learned),
+                    _StyledLayer(c_out, c_out, w_dim, False, noise_init[2 * i + 2], noise_learned),
+                ]
+            )
             self.to_rgb.append(_ToRGB(c_out, w_dim))
 
     def split_noise(self, flat: torch.Tensor) -> list[torch.Tensor]:
@@ -272,8 +290,12 @@ class StyleGANLite(GANFamily):
         return self.generator(self.mapping(z), self._noise(z.shape[0], rng).to(z.device))
 
     def render(self, z: torch.Tensor, seed: int, start: int) -> torch.Tensor:
-        noise = torch.cat([self._noise(1, torch.Generator().manual_seed(_image_noise_seed(seed, start + i)))
-                           for i in range(z.shape[0])])
+        noise = torch.cat(
+            [
+                self._noise(1, torch.Generator().manual_seed(_image_noise_seed(seed, start + i)))
+                for i in range(z.shape[0])
+            ]
+        )
         return self.generator(self.mapping(z), noise.to(z.device))
 
 
@@ -284,14 +306,18 @@ def _noise_random(options: dict) -> tuple[float, float] | None:
             raise ValueError("noise_random_p needs noise_random_max")
         return None
     if "noise_init" in options or "noise_learned" in options:
-        raise ValueError("noise_random_max draws the noise strengths per image; it excludes noise_init and "
-                         "noise_learned")
+        raise ValueError(
+            "noise_random_max draws the noise strengths per image; it excludes noise_init and noise_learned"
+        )
     try:
         high, p = float(options["noise_random_max"]), float(options.get("noise_random_p", 0.5))
     except (TypeError, ValueError):
-        raise ValueError("noise_random_max and noise_random_p are numbers, got "
-                         f"{options['noise_random_max']!r}, {options.get('noise_random_p', 0.5)!r}") from None
+        raise ValueError(
+            "noise_random_max and noise_random_p are numbers, got "
+            f"{options['noise_random_max']!r}, {options.get('noise_random_p', 0.5)!r}"
+        ) from None
     if not (0 < high < math.inf) or not 0 < p <= 1:
-        raise ValueError(f"noise_random needs a finite noise_random_max > 0 and 0 < noise_random_p <= 1, "
-                         f"got {high}, {p}")
+        raise ValueError(
+            f"noise_random needs a finite noise_random_max > 0 and 0 < noise_random_p <= 1, got {high}, {p}"
+        )
     return high, p

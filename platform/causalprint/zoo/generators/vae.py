@@ -38,7 +38,7 @@ class _Decoder(nn.Module):
         self.ch = ch
         self.fc = nn.Linear(z_dim, ch * 16)
         layers: list[nn.Module] = []
-        for i in range(stages - 1, 0, -1):
+        for _ in range(stages - 1, 0, -1):
             layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1), nn.BatchNorm2d(ch // 2), nn.ReLU()]
             ch //= 2
         layers += [nn.ConvTranspose2d(ch, 3, 4, 2, 1), nn.Tanh()]

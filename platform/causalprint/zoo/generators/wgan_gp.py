@@ -7,8 +7,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from causalprint.zoo.base import GeneratorSpec
-from causalprint.zoo.generators.gan_training import GANFamily, GANObjective, WassersteinGPLoss, channels
-from causalprint.zoo.generators.gan_training import feature_resolutions
+from causalprint.zoo.generators.gan_training import (
+    GANFamily,
+    GANObjective,
+    WassersteinGPLoss,
+    channels,
+    feature_resolutions,
+)
 
 
 class _UpBlock(nn.Module):
