@@ -14,8 +14,9 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 # The CLI's log file: out of the working tree while tests call main().
-os.environ.setdefault("CAUSALPRINT_LOG_FILE",
-                      os.path.join(tempfile.gettempdir(), f"causalprint-tests-{os.getpid()}.log"))
+os.environ.setdefault(
+    "CAUSALPRINT_LOG_FILE", os.path.join(tempfile.gettempdir(), f"causalprint-tests-{os.getpid()}.log")
+)
 # The S3 server accepts any credentials; the variables only stop boto3 and pyarrow from searching for real ones.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -83,8 +84,17 @@ def tiny_reference_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny reference model, trained for a few steps on real crops and saved by our own code."""
     from causalprint.residual.pretrain import ReferenceTrainConfig, real_training_images, train_reference
 
-    cfg = ReferenceTrainConfig(name="tiny", image_size=16, train_crops=32, unet_width=8, unet_levels=2,
-                               unet_steps=3, vae_width=8, vae_steps=3, batch_size=8)
+    cfg = ReferenceTrainConfig(
+        name="tiny",
+        image_size=16,
+        train_crops=32,
+        unet_width=8,
+        unet_levels=2,
+        unet_steps=3,
+        vae_width=8,
+        vae_steps=3,
+        batch_size=8,
+    )
     model, _ = train_reference(cfg, real_training_images(cfg))
     directory = tmp_path_factory.mktemp("reference")
     model.save_pretrained(directory, name="tiny")

@@ -76,9 +76,12 @@ def build_corpus(base: Path, root: Path | None = None, folder: str = "inbox") ->
     (corpus.outside / "more").mkdir()
     for i in range(3):
         (corpus.outside / "more" / f"{i}.png").write_bytes(_png(20 + i))
-    for name, target in {"passwd.png": "/etc/passwd", "zero.png": "/dev/zero",
-                         "outside-image.png": corpus.outside / "secret.png", "outside-folder": corpus.outside / "more"
-                         }.items():
+    for name, target in {
+        "passwd.png": "/etc/passwd",
+        "zero.png": "/dev/zero",
+        "outside-image.png": corpus.outside / "secret.png",
+        "outside-folder": corpus.outside / "more",
+    }.items():
         (corpus.inbox / name).symlink_to(target)
         corpus.kinds[name] = "outside_root"
 

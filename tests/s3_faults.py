@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _CREDENTIAL_RE = re.compile(r"Credential=([^/,\s]+)/")
-_ERROR = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
-          "<Resource>{path}</Resource><RequestId>fault</RequestId></Error>")
+_ERROR = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
+    "<Resource>{path}</Resource><RequestId>fault</RequestId></Error>"
+)
 
 
 @dataclass
@@ -46,8 +48,11 @@ class FaultyS3:
             if wanted is not None:
                 match = _CREDENTIAL_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
                 if not match or match.group(1) != wanted:
-                    fault = ("403 Forbidden", "InvalidAccessKeyId",
-                             "The AWS Access Key Id you provided does not exist in our records.")
+                    fault = (
+                        "403 Forbidden",
+                        "InvalidAccessKeyId",
+                        "The AWS Access Key Id you provided does not exist in our records.",
+                    )
             if fault is None and method == "GET" and key and self.fail_gets.get(bucket, 0):
                 if self.fail_gets[bucket] > 0:
                     self.fail_gets[bucket] -= 1
@@ -60,8 +65,7 @@ class FaultyS3:
 
     def statuses(self, bucket: str) -> list[int]:
         """The status of every object GET on ``bucket`` so far (faults and moto's answers alike: 200 for moto)."""
-        return [s for m, p, s in self.requests if m == "GET" and p.startswith(f"/{bucket}/") and
-                p != f"/{bucket}/"]
+        return [s for m, p, s in self.requests if m == "GET" and p.startswith(f"/{bucket}/") and p != f"/{bucket}/"]
 
 
 @contextmanager

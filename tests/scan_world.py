@@ -65,13 +65,22 @@ class World:
     good: list[str]
     bad: dict[str, str]  # uri -> expected error kind
 
-    def job(self, output: str, *, source: str | None = None, storage: StorageConfig | None = None,
-            batch_size: int = 4) -> ScanJobConfig:
+    def job(
+        self, output: str, *, source: str | None = None, storage: StorageConfig | None = None, batch_size: int = 4
+    ) -> ScanJobConfig:
         return ScanJobConfig(
-            storage=storage or self.storage.config, ray={"object_store_mb": 256},
+            storage=storage or self.storage.config,
+            ray={"object_store_mb": 256},
             mlflow=MlflowConfig(tracking_uri=self.tracking_uri),
-            scan=ScanConfig(source=source or self.inbox, model=CHAMPION, reference=REFERENCE, output=output,
-                            batch_size=batch_size, actors=ActorConfig(max_actors=1)))
+            scan=ScanConfig(
+                source=source or self.inbox,
+                model=CHAMPION,
+                reference=REFERENCE,
+                output=output,
+                batch_size=batch_size,
+                actors=ActorConfig(max_actors=1),
+            ),
+        )
 
 
 def _write_images(storage: Storage, train: int, heldout: int) -> tuple[pa.Table, list[str], dict[str, str]]:
@@ -83,8 +92,18 @@ def _write_images(storage: Storage, train: int, heldout: int) -> tuple[pa.Table,
                 data = _png(_image(source, rng))
                 uri = storage.uri("images", source, split, f"{i:03d}.png")
                 storage.write_bytes(uri, data)
-                rows.append({"uri": uri, "source": source, "arch": source, "family": family,
-                             "content_group": "synthetic", "seed": 0, "split": split, "index": i})
+                rows.append(
+                    {
+                        "uri": uri,
+                        "source": source,
+                        "arch": source,
+                        "family": family,
+                        "content_group": "synthetic",
+                        "seed": 0,
+                        "split": split,
+                        "index": i,
+                    }
+                )
                 if split == "heldout":
                     inbox.append(storage.uri("inbox", f"{source}-{i:03d}.png"))
                     storage.write_bytes(inbox[-1], data)
@@ -99,18 +118,32 @@ def register_model(storage: Storage, tracking_uri: str, job: TrainJobConfig | No
     """Fit a small decoupler in-process, register it and make it the champion of ``model_name``."""
     import mlflow
 
-    data = load_attribution_data(storage, job.data if job else DataConfig(features="features/scan",
-                                                                           columns=COLUMNS))
+    data = load_attribution_data(storage, job.data if job else DataConfig(features="features/scan", columns=COLUMNS))
     torch.manual_seed(0)
-    config = DecouplerConfig(input_dim=data.input_dim, num_classes=data.num_classes, class_names=data.class_names,
-                             architectures=[data.architectures[n] for n in data.class_names],
-                             hidden=32, fp_dim=8, content_dim=4)
+    config = DecouplerConfig(
+        input_dim=data.input_dim,
+        num_classes=data.num_classes,
+        class_names=data.class_names,
+        architectures=[data.architectures[n] for n in data.class_names],
+        hidden=32,
+        fp_dim=8,
+        content_dim=4,
+    )
     model = fit_decoupler(data.x_train, data.y_train, config, epochs=20, batch_size=16, lr=1e-2, seed=0)
     calibration = calibrate(model, data)
-    result = TrainResult(name="scan-test", model=model, calibration=calibration, data=data,
-                         metrics=evaluate(model, calibration, data), history=[], checkpoint_uri="(in-process)",
-                         epochs_completed=20, features=job.data.features if job else "features/scan",
-                         tracking_uri=tracking_uri, job=job)
+    result = TrainResult(
+        name="scan-test",
+        model=model,
+        calibration=calibration,
+        data=data,
+        metrics=evaluate(model, calibration, data),
+        history=[],
+        checkpoint_uri="(in-process)",
+        epochs_completed=20,
+        features=job.data.features if job else "features/scan",
+        tracking_uri=tracking_uri,
+        job=job,
+    )
     client = mlflow.MlflowClient(tracking_uri)
     version = register_version(result, model_name=model_name, client=client)
     client.set_registered_model_alias(model_name, "champion", version.version)
@@ -118,13 +151,26 @@ def register_model(storage: Storage, tracking_uri: str, job: TrainJobConfig | No
 
 def extract(storage: Storage, output: str, mode: str) -> None:
     """Extract the world's images (``manifest.parquet``) with residual ``mode`` into dct and fourier columns."""
-    run_extract(ExtractJobConfig(storage=storage.config, ray={"object_store_mb": 256}, extract=ExtractConfig(
-        input="manifest.parquet", output=output, reference=REFERENCE, modes={mode: {}},
-        spaces=[SpaceSpec(name="dct"), SpaceSpec(name="fourier")], batch_size=16, actors=ActorConfig(max_actors=1))))
+    run_extract(
+        ExtractJobConfig(
+            storage=storage.config,
+            ray={"object_store_mb": 256},
+            extract=ExtractConfig(
+                input="manifest.parquet",
+                output=output,
+                reference=REFERENCE,
+                modes={mode: {}},
+                spaces=[SpaceSpec(name="dct"), SpaceSpec(name="fourier")],
+                batch_size=16,
+                actors=ActorConfig(max_actors=1),
+            ),
+        )
+    )
 
 
-def build_world(tmp_path_factory: pytest.TempPathFactory, tiny_reference_dir: Path, *, train: int = 12,
-                heldout: int = 4) -> World:
+def build_world(
+    tmp_path_factory: pytest.TempPathFactory, tiny_reference_dir: Path, *, train: int = 12, heldout: int = 4
+) -> World:
     """Build the world in a fresh folder, with ``train`` and ``heldout`` images per source (Ray must be running)."""
     storage = Storage(StorageConfig(root=str(tmp_path_factory.mktemp("scan-world"))))
     upload_folder(storage, tiny_reference_dir, REFERENCE)

@@ -38,7 +38,8 @@ def test_unknown_preset_is_refused(capsys) -> None:
 
 # 9 lists of 9 aliases, nested 9 deep: ~450 bytes that expand to 9**9 strings (the 456-byte bomb).
 BOMB = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
-    f"{n}: &{n} [{','.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi"))
+    f"{n}: &{n} [{','.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi")
+)
 
 
 def _one_line_refusal(argv: list[str], capsys, code: int = 2) -> str:
@@ -50,12 +51,15 @@ def _one_line_refusal(argv: list[str], capsys, code: int = 2) -> str:
     return err
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (b"\x89PNG\r\n\x1a\n\x00\xff\xfe binary", "is not UTF-8 text"),
-    (BOMB.encode(), "YAML aliases (*a) are not accepted"),
-    (b"zoo: [unclosed", "is not valid YAML"),
-    (b"- a list\n- not a mapping\n", "must hold a mapping"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\xff\xfe binary", "is not UTF-8 text"),
+        (BOMB.encode(), "YAML aliases (*a) are not accepted"),
+        (b"zoo: [unclosed", "is not valid YAML"),
+        (b"- a list\n- not a mapping\n", "must hold a mapping"),
+    ],
+)
 def test_a_config_file_that_is_not_a_job_yaml_is_one_line(tmp_path, capsys, content: bytes, message: str) -> None:
     path = tmp_path / "config.yaml"
     path.write_bytes(content)
@@ -63,8 +67,10 @@ def test_a_config_file_that_is_not_a_job_yaml_is_one_line(tmp_path, capsys, cont
     assert message in _one_line_refusal(["zoo", "build", "--config", str(path)], capsys)
 
 
-@pytest.mark.parametrize(("target", "message"), [(".", "is a folder"), ("/dev/zero", "is not a regular file"),
-                                                 ("missing.yaml", "config file not found")])
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [(".", "is a folder"), ("/dev/zero", "is not a regular file"), ("missing.yaml", "config file not found")],
+)
 def test_a_config_path_that_is_not_a_file_is_one_line(tmp_path, capsys, target: str, message: str) -> None:
     path = target if target.startswith("/") else str(tmp_path / target)
     assert message in _one_line_refusal(["zoo", "build", "--config", path], capsys)
@@ -86,11 +92,14 @@ def test_a_preset_is_a_name_not_a_path(capsys, name: str) -> None:
     assert "is not a preset name" in err and "--config" in err
 
 
-@pytest.mark.parametrize(("value", "message"), [("true", "valid integer"), ("100000", "less than or equal to 4096"),
-                                                ("2.5", "valid integer")])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("true", "valid integer"), ("100000", "less than or equal to 4096"), ("2.5", "valid integer")],
+)
 def test_scan_batch_size_is_a_bounded_integer(tmp_path, capsys, value: str, message: str) -> None:
-    err = _one_line_refusal(["scan", "inbox", "--set", f"storage.root={tmp_path}",
-                             "--set", f"scan.batch_size={value}"], capsys)
+    err = _one_line_refusal(
+        ["scan", "inbox", "--set", f"storage.root={tmp_path}", "--set", f"scan.batch_size={value}"], capsys
+    )
     assert "scan.batch_size" in err and message in err
 
 
@@ -105,8 +114,17 @@ def test_results_at_a_folder_is_refused_before_the_scan_runs(tmp_path, capsys, m
     assert "does not exist" in err
 
 
-@pytest.mark.parametrize("source", ["photoz", "C:\\Windows\\win.ini", "..%2F..%2Fetc%2Fpasswd",
-                                    "%2e%2e/%2e%2e/etc/passwd", "~/.aws/credentials", "\\\\server\\share\\x"])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "photoz",
+        "C:\\Windows\\win.ini",
+        "..%2F..%2Fetc%2Fpasswd",
+        "%2e%2e/%2e%2e/etc/passwd",
+        "~/.aws/credentials",
+        "\\\\server\\share\\x",
+    ],
+)
 def test_a_missing_source_is_an_error_not_zero_images(tmp_path, capsys, monkeypatch, source: str) -> None:
     import causalprint.jobs.inventory
 
@@ -120,19 +138,22 @@ def test_a_missing_source_is_an_error_not_zero_images(tmp_path, capsys, monkeypa
 def test_an_empty_source_is_an_error_naming_what_was_skipped(tmp_path, capsys) -> None:
     (tmp_path / "inbox").mkdir()
     (tmp_path / "inbox" / "notes.txt").write_text("x")
-    err = _one_line_refusal(["scan", "inbox", "--set", f"storage.root={tmp_path}",
-                             "--set", "scan.ignore=['*.txt']"], capsys)
+    err = _one_line_refusal(
+        ["scan", "inbox", "--set", f"storage.root={tmp_path}", "--set", "scan.ignore=['*.txt']"], capsys
+    )
     assert "nothing to scan" in err and "1 matches ignore pattern '*.txt'" in err
-    err = _one_line_refusal(["inventory", "inbox", "--set", f"storage.root={tmp_path}",
-                             "--set", "ignore=['*.txt']"], capsys)
+    err = _one_line_refusal(
+        ["inventory", "inbox", "--set", f"storage.root={tmp_path}", "--set", "ignore=['*.txt']"], capsys
+    )
     assert "no files under" in err
 
 
 def test_a_storage_root_that_is_a_file_is_refused(tmp_path, capsys) -> None:
     (tmp_path / "file").write_text("x")
     for root in (str(tmp_path / "file"), "file:///etc/passwd"):
-        assert "is a file, not a folder" in _one_line_refusal(["inventory", "x", "--set", f"storage.root={root}"],
-                                                              capsys)
+        assert "is a file, not a folder" in _one_line_refusal(
+            ["inventory", "x", "--set", f"storage.root={root}"], capsys
+        )
 
 
 def test_an_inventory_manifest_that_is_not_one_is_one_line(tmp_path, capsys) -> None:
@@ -141,8 +162,9 @@ def test_an_inventory_manifest_that_is_not_one_is_one_line(tmp_path, capsys) -> 
     (tmp_path / "m.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     root = ["--set", f"storage.root={tmp_path}"]
     for manifest in ("nope.parquet", "m.png"):
-        assert "not a readable zoo manifest" in _one_line_refusal(["inventory", "inbox", *root,
-                                                                   "--manifest", manifest], capsys)
+        assert "not a readable zoo manifest" in _one_line_refusal(
+            ["inventory", "inbox", *root, "--manifest", manifest], capsys
+        )
 
 
 def test_a_defect_is_one_line_and_debug_shows_the_traceback(capsys, monkeypatch) -> None:
@@ -179,6 +201,8 @@ def test_verbose_is_taken_before_or_after_the_command(argv: list[str], capsys) -
 
 
 def test_an_unreachable_s3_root_is_one_line(capsys) -> None:
-    err = _one_line_refusal(["inventory", "x", "--set", "storage.root=s3://bucket/p",
-                             "--set", "storage.endpoint_url=http://127.0.0.1:9"], capsys)
+    err = _one_line_refusal(
+        ["inventory", "x", "--set", "storage.root=s3://bucket/p", "--set", "storage.endpoint_url=http://127.0.0.1:9"],
+        capsys,
+    )
     assert "OSError" in err and "127.0.0.1" in err

@@ -6,9 +6,9 @@ import pytest
 
 from causalprint.attribution.dataset import DataConfig
 from causalprint.config import ConfigError, build_config
-from causalprint.presets import load_preset, preset_names
 from causalprint.jobs import job_config
 from causalprint.jobs.zoo_build import ZooJobConfig
+from causalprint.presets import load_preset, preset_names
 
 
 def test_presets_validate_and_share_sources() -> None:
@@ -70,11 +70,16 @@ def test_a_study_scores_no_fresh_copy_and_each_variant_gives_every_source_one_ro
         assert set(data.named_sources) - set(data.architecture_only_sources) == set(evaluate["sources"])
 
 
-@pytest.mark.parametrize(("preset", "study", "variant"), [("bench-noise", "bench-strong", "i"),
-                                                       ("bench-noise", "bench-random", "i"),
-                                                       ("bench-noise", "bench-content", "i"),
-                                                       ("bench-noise-openset", "bench-strong", "i"),
-                                                       ("bench-noise-c-openset", "bench-layer", "c")])
+@pytest.mark.parametrize(
+    ("preset", "study", "variant"),
+    [
+        ("bench-noise", "bench-strong", "i"),
+        ("bench-noise", "bench-random", "i"),
+        ("bench-noise", "bench-content", "i"),
+        ("bench-noise-openset", "bench-strong", "i"),
+        ("bench-noise-c-openset", "bench-layer", "c"),
+    ],
+)
 def test_the_noise_presets_train_the_sets_their_study_names(preset: str, study: str, variant: str) -> None:
     from causalprint.attribution.source_study import StudyJobConfig, variant_job
 

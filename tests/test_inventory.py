@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from image_samples import collection_files
+
 from causalprint.data import decode_rows, read_collection
 from causalprint.imaging import IntakeConfig
 from causalprint.inventory import InventoryFailure, build_inventory, format_inventory
 from causalprint.storage import Storage, StorageConfig
-from image_samples import collection_files
 
 ROWS = [
     {"uri": "/d/b.png", "ok": True, "error_kind": "", "error": ""},
@@ -116,8 +117,10 @@ def test_inventory_of_decode_rows_output(tmp_path: Path) -> None:
 
 
 def test_names_are_escaped_and_skips_are_counted() -> None:
-    rows = [{"uri": "/d/forged\n  ok  1.png", "ok": False, "error_kind": "empty", "error": "file is empty"},
-            {"uri": "/d/\x1b[2J\x1b[31mred\u202egnp.png", "ok": False, "error_kind": "not_an_image", "error": "x"}]
+    rows = [
+        {"uri": "/d/forged\n  ok  1.png", "ok": False, "error_kind": "empty", "error": "file is empty"},
+        {"uri": "/d/\x1b[2J\x1b[31mred\u202egnp.png", "ok": False, "error_kind": "not_an_image", "error": "x"},
+    ]
     report = build_inventory(rows, "/d").model_copy(update={"skipped": {"matches ignore pattern '*.txt'": 2}})
     text = format_inventory(report)
     assert "\x1b" not in text and "\u202e" not in text and "forged\n" not in text

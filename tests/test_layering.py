@@ -163,16 +163,19 @@ def test_no_module_imports_a_layer_above_or_beside_its_own() -> None:
     assert not stale, f"exceptions that no import needs any more, remove them: {stale}"
 
 
-@pytest.mark.parametrize("source, target, allowed", [
-    ("causalprint.jobs.scan", "causalprint.scan.report", True),
-    ("causalprint.jobs.serve", "causalprint.serving.launcher", True),
-    ("causalprint.serving.api", "causalprint.jobs.catalog", False),
-    ("causalprint.serving.api", "causalprint.attribution.model", True),
-    ("causalprint.storage.store", "causalprint.data.parts", False),
-    ("causalprint.runtime.job_config", "causalprint.tracking.mlflow_setup", True),
-    ("causalprint.runtime.job_config", "causalprint.tracking.versions", False),
-    ("causalprint.cli", "causalprint.serving", True),
-])
+@pytest.mark.parametrize(
+    "source, target, allowed",
+    [
+        ("causalprint.jobs.scan", "causalprint.scan.report", True),
+        ("causalprint.jobs.serve", "causalprint.serving.launcher", True),
+        ("causalprint.serving.api", "causalprint.jobs.catalog", False),
+        ("causalprint.serving.api", "causalprint.attribution.model", True),
+        ("causalprint.storage.store", "causalprint.data.parts", False),
+        ("causalprint.runtime.job_config", "causalprint.tracking.mlflow_setup", True),
+        ("causalprint.runtime.job_config", "causalprint.tracking.versions", False),
+        ("causalprint.cli", "causalprint.serving", True),
+    ],
+)
 def test_the_rule(source: str, target: str, allowed: bool) -> None:
     mine, theirs = layer_of(source), layer_of(target)
     assert mine is not None and theirs is not None
@@ -180,13 +183,19 @@ def test_the_rule(source: str, target: str, allowed: bool) -> None:
 
 
 def test_relative_imports_and_plugin_targets_resolve(tmp_path: Path) -> None:
-    source = ("from . import report\nfrom .errors import ScanError\nfrom ..data.parts import read_parts\n"
-              "PLUGINS = {'rgb': 'causalprint.features.spaces.rgb:RGBSpace'}\n")
+    source = (
+        "from . import report\nfrom .errors import ScanError\nfrom ..data.parts import read_parts\n"
+        "PLUGINS = {'rgb': 'causalprint.features.spaces.rgb:RGBSpace'}\n"
+    )
     path = tmp_path / "job.py"
     path.write_text(source)
     names = [n for n, _ in imported("causalprint.scan.job", path)]
-    assert names == ["causalprint.scan.report", "causalprint.scan.errors", "causalprint.data.parts",
-                     "causalprint.features.spaces.rgb"]
+    assert names == [
+        "causalprint.scan.report",
+        "causalprint.scan.errors",
+        "causalprint.data.parts",
+        "causalprint.features.spaces.rgb",
+    ]
 
 
 def test_the_architecture_page_maps_every_package_as_the_test_does() -> None:

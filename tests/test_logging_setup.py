@@ -37,8 +37,9 @@ def _emit() -> None:
 
 
 @pytest.mark.parametrize("verbose", [False, True])
-def test_third_party_noise_goes_to_the_log_file_unless_verbose(tmp_path: Path, capsys, restore_logging: None,
-                                                               verbose: bool) -> None:
+def test_third_party_noise_goes_to_the_log_file_unless_verbose(
+    tmp_path: Path, capsys, restore_logging: None, verbose: bool
+) -> None:
     log_file = tmp_path / "logs" / "causalprint.log"
     assert configure_logging(verbose=verbose, log_file=str(log_file)) == str(log_file)
     with warnings.catch_warnings():
@@ -76,10 +77,12 @@ def test_a_logger_with_its_own_terminal_handler_is_routed_too(tmp_path: Path, ca
     assert "routed" not in capsys.readouterr().err and "routed" in log_file.read_text()
 
 
-def test_ray_data_is_configured_without_a_terminal_handler(tmp_path: Path, restore_logging: None,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from causalprint.logging_setup import RAY_DATA_CONFIG_ENV
+def test_ray_data_is_configured_without_a_terminal_handler(
+    tmp_path: Path, restore_logging: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ray.data._internal.logging import _get_logging_config
+
+    from causalprint.logging_setup import RAY_DATA_CONFIG_ENV
 
     monkeypatch.delenv(RAY_DATA_CONFIG_ENV, raising=False)
     configure_logging(log_file=str(tmp_path / "causalprint.log"))

@@ -46,8 +46,18 @@ def test_main_job_builds_trains_registers_and_scans_the_demo_zoo(tmp_path, ray_s
     victim = storage.list_files(images, (".png",))[0].uri
     storage.write_bytes(victim, storage.read_bytes(victim)[:40])
     storage.write_bytes(storage.uri("zoo/tiny/images/extra/notes.jpg"), b"just text")
-    code = main(["inventory", "zoo/tiny/images", "--manifest", "zoo/tiny/manifest.parquet",
-                 "--set", f"storage.root={root}", "--set", "intake.size=16"])
+    code = main(
+        [
+            "inventory",
+            "zoo/tiny/images",
+            "--manifest",
+            "zoo/tiny/manifest.parquet",
+            "--set",
+            f"storage.root={root}",
+            "--set",
+            "intake.size=16",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert victim in out and "truncated" in out
@@ -62,9 +72,22 @@ def test_inventory_refuses_a_prefix_outside_storage(tmp_path, ray_session, capsy
 
 
 def test_main_job_refuses_stages_that_do_not_connect(tmp_path, capsys) -> None:
-    assert main(["run", "--preset", "tiny", "--set", f"storage.root={tmp_path}",
-                 "--set", "scan.reference=models/reference/other",
-                 "--set", "scan.model=models:/someone-else@champion"]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "--preset",
+                "tiny",
+                "--set",
+                f"storage.root={tmp_path}",
+                "--set",
+                "scan.reference=models/reference/other",
+                "--set",
+                "scan.model=models:/someone-else@champion",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "scan.reference='models/reference/other'" in err and "someone-else" in err
     assert not list(tmp_path.iterdir())  # refused before anything was written

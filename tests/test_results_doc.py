@@ -34,8 +34,14 @@ def test_a_changed_preset_fails_until_its_section_is_rewritten_or_marked_stale(t
     shutil.copytree(PRESET_ROOT / "zoo", root / "zoo")
     doc = tmp_path / "results.md"
     preset = root / "zoo" / "tiny.yaml"
-    update_section(doc, "zoo-tiny", "Generator zoo `tiny`", "figures", command="causalprint zoo build --preset tiny",
-                   presets={"zoo/tiny": preset_hash(preset)})
+    update_section(
+        doc,
+        "zoo-tiny",
+        "Generator zoo `tiny`",
+        "figures",
+        command="causalprint zoo build --preset tiny",
+        presets={"zoo/tiny": preset_hash(preset)},
+    )
     update_section(doc, "other", "Another section", "figures", command="causalprint probe", presets={})
     assert stale_sections(doc.read_text(), root) == []
 
@@ -46,26 +52,38 @@ def test_a_changed_preset_fails_until_its_section_is_rewritten_or_marked_stale(t
 
     mark_stale(doc, "zoo-tiny", "written before the generators trained four steps.")
     text = doc.read_text()
-    assert "Stale: written before the generators trained four steps. Rerun `causalprint zoo build --preset tiny` " \
-           "to refresh it." in text
+    assert (
+        "Stale: written before the generators trained four steps. Rerun `causalprint zoo build --preset tiny` "
+        "to refresh it." in text
+    )
     assert stale_sections(text, root) == []
     # Rerunning the command rewrites the section with the preset's new hash, and the mark goes with the old figures.
-    update_section(doc, "zoo-tiny", "Generator zoo `tiny`", "new figures", command="causalprint zoo build",
-                   presets={"zoo/tiny": preset_hash(preset)})
+    update_section(
+        doc,
+        "zoo-tiny",
+        "Generator zoo `tiny`",
+        "new figures",
+        command="causalprint zoo build",
+        presets={"zoo/tiny": preset_hash(preset)},
+    )
     assert "Stale:" not in doc.read_text() and stale_sections(doc.read_text(), root) == []
 
     preset.unlink()
     assert stale_sections(doc.read_text(), root) == [
         "section zoo-tiny: preset zoo/tiny is gone; rerun `causalprint zoo build` or mark it stale "
-        "(causalprint.results_doc.mark_stale)"]
+        "(causalprint.results_doc.mark_stale)"
+    ]
 
 
 def test_a_section_without_a_preset_record_fails_unless_marked_stale(tmp_path) -> None:
     doc = tmp_path / "results.md"
-    doc.write_text("# Results\n\n<!-- BEGIN old -->\n## Old\n\nCommand: `causalprint probe --preset bench`\n\n"
-                   "figures\n<!-- END old -->\n")
+    doc.write_text(
+        "# Results\n\n<!-- BEGIN old -->\n## Old\n\nCommand: `causalprint probe --preset bench`\n\n"
+        "figures\n<!-- END old -->\n"
+    )
     assert stale_sections(doc.read_text()) == [
         "section old: records no preset hash; rerun `causalprint probe --preset bench` or mark it stale "
-        "(causalprint.results_doc.mark_stale)"]
+        "(causalprint.results_doc.mark_stale)"
+    ]
     mark_stale(doc, "old", "written before sections recorded their presets.")
     assert stale_sections(doc.read_text()) == []

@@ -24,8 +24,9 @@ def agg_figure(width: float, height: float) -> Any:
     return fig
 
 
-def confusion_matrix_png(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str],
-                         path: str | Path) -> np.ndarray:
+def confusion_matrix_png(
+    y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str], path: str | Path
+) -> np.ndarray:
     """Plot the row-normalised confusion matrix (rows: true source) with counts; returns the counts ``[K, K]``."""
     k = len(class_names)
     counts = np.zeros((k, k), dtype=np.int64)
@@ -36,8 +37,15 @@ def confusion_matrix_png(y_true: np.ndarray, y_pred: np.ndarray, class_names: Se
     ax.imshow(rates, vmin=0, vmax=1, cmap="Blues")
     for i in range(k):
         for j in range(k):
-            ax.text(j, i, str(counts[i, j]), ha="center", va="center",
-                    color="white" if rates[i, j] > 0.5 else "black", fontsize=8)
+            ax.text(
+                j,
+                i,
+                str(counts[i, j]),
+                ha="center",
+                va="center",
+                color="white" if rates[i, j] > 0.5 else "black",
+                fontsize=8,
+            )
     ax.set_xticks(range(k), class_names, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(k), class_names, fontsize=8)
     ax.set_xlabel("predicted")
@@ -70,8 +78,9 @@ def fingerprint_plot_png(z_fp: np.ndarray, labels: Sequence[str], path: str | Pa
     return points
 
 
-def shift_examples_png(storage: Storage, examples: dict[str, list[str]], captions: dict[str, str],
-                       path: str | Path) -> None:
+def shift_examples_png(
+    storage: Storage, examples: dict[str, list[str]], captions: dict[str, str], path: str | Path
+) -> None:
     """One row per shift copy: its example images side by side, labelled with the copy's name and caption (e.g.
     how often its architecture was named). Shows what a misread copy looks like next to the others."""
     fig = agg_figure(1.0 * max(len(u) for u in examples.values()) + 2.8, 0.95 * len(examples) + 0.3)

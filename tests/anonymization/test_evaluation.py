@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scan_world import SOURCES, World
 
 from causalprint.anonymization.evaluation import (
     AnonymizationEvalResult,
@@ -18,7 +19,6 @@ from causalprint.anonymization.evaluation import (
 from causalprint.jobs.catalog import JOBS
 from causalprint.jobs.spec import find
 from causalprint.tracking.mlflow_setup import MlflowConfig
-from scan_world import SOURCES, World
 
 
 def test_answers_are_counted_by_what_the_user_sees() -> None:
@@ -37,8 +37,9 @@ def test_forgery_targets_the_next_known_source_never_real() -> None:
 
 
 def test_naive_accuracy_is_read_at_ours_psnr_along_the_sweep() -> None:
-    points = [NaivePoint("jpeg", f"q{q}", p, 1.0, a, None) for q, p, a in ((95, 45.0, 1.0), (50, 35.0, 0.6),
-                                                                            (30, 30.0, 0.2))]
+    points = [
+        NaivePoint("jpeg", f"q{q}", p, 1.0, a, None) for q, p, a in ((95, 45.0, 1.0), (50, 35.0, 0.6), (30, 30.0, 0.2))
+    ]
     assert interpolate_at(40.0, points) == pytest.approx(0.8)
     assert interpolate_at(30.0, points) == pytest.approx(0.2)
     assert interpolate_at(50.0, points) is None  # never extrapolated
@@ -49,11 +50,20 @@ def test_on_the_attribution_world(attribution_world: World, tmp_path: Path) -> N
     """The tiny preset on the world: the copy is trained by the train job's code; ours removes the source better
     than a naive removal at the same PSNR; forgery moves images to the target; every row is in the report."""
     spec = find("evaluate-anonymization", JOBS)
-    config = spec.build("tiny", overrides=[f"storage.root={attribution_world.storage.config.root}",
-                                           f"mlflow.tracking_uri={attribution_world.tracking_uri}",
-                                           f"evaluate.figures={tmp_path}"])
-    config = config.model_copy(update={"ray": config.ray.model_copy(update={"object_store_mb": 256}),
-                                       "mlflow": MlflowConfig(tracking_uri=attribution_world.tracking_uri)})
+    config = spec.build(
+        "tiny",
+        overrides=[
+            f"storage.root={attribution_world.storage.config.root}",
+            f"mlflow.tracking_uri={attribution_world.tracking_uri}",
+            f"evaluate.figures={tmp_path}",
+        ],
+    )
+    config = config.model_copy(
+        update={
+            "ray": config.ray.model_copy(update={"object_store_mb": 256}),
+            "mlflow": MlflowConfig(tracking_uri=attribution_world.tracking_uri),
+        }
+    )
     result: AnonymizationEvalResult = spec.load().run(config)
 
     assert result.images == 3 * len(SOURCES) and result.class_names == sorted(SOURCES)
@@ -65,7 +75,9 @@ def test_on_the_attribution_world(attribution_world: World, tmp_path: Path) -> N
     assert all(abs(sum(a.answers.values()) - 1) < 1e-9 for a in result.attributors)
     # White-box removal within the 4-level bound, scored on the written files.
     assert result.max_change <= 4 and result.psnr > 36 and result.ssim > 0.95
-    written = attribution_world.storage.list_files(attribution_world.storage.uri("evaluation/anonymization/tiny/images"))
+    written = attribution_world.storage.list_files(
+        attribution_world.storage.uri("evaluation/anonymization/tiny/images")
+    )
     assert len(written) == result.images
     assert ours.clean >= 0.3 and ours.after < ours.clean and ours.after <= result.chance
     # Noise at ours' PSNR leaves ours more accurate than the anonymization does (JPEG's sweep lies far below it

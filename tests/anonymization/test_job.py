@@ -8,21 +8,31 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from scan_world import CHAMPION, REFERENCE, World
 
 from causalprint.anonymization.job import run_anonymize
 from causalprint.anonymization.job_config import AnonymizeJobConfig
 from causalprint.data.parts import read_parts
 from causalprint.scan.errors import ScanError
 from causalprint.tracking.mlflow_setup import MlflowConfig
-from scan_world import CHAMPION, REFERENCE, World
 
 
 def _job(world: World, target: str = "away") -> AnonymizeJobConfig:
     return AnonymizeJobConfig(
-        storage=world.storage.config, ray={"object_store_mb": 256}, mlflow=MlflowConfig(tracking_uri=world.tracking_uri),
-        anonymize={"source": "inbox", "output": "anonymized/inbox", "model": CHAMPION, "reference": REFERENCE,
-                   "target": target, "method": {"steps": 10}, "batch_size": 4,
-                   "actors": {"min_actors": 1, "max_actors": 1, "num_cpus": 0.5}})
+        storage=world.storage.config,
+        ray={"object_store_mb": 256},
+        mlflow=MlflowConfig(tracking_uri=world.tracking_uri),
+        anonymize={
+            "source": "inbox",
+            "output": "anonymized/inbox",
+            "model": CHAMPION,
+            "reference": REFERENCE,
+            "target": target,
+            "method": {"steps": 10},
+            "batch_size": 4,
+            "actors": {"min_actors": 1, "max_actors": 1, "num_cpus": 0.5},
+        },
+    )
 
 
 def test_every_image_is_anonymized_once_and_a_rerun_resumes(attribution_world: World) -> None:
@@ -56,10 +66,26 @@ def test_the_command_resumes_the_report(attribution_world: World, capsys: pytest
     from causalprint.cli import main
 
     run_anonymize(_job(attribution_world))  # done already, or done now
-    code = main(["anonymize", "inbox", "--out", "anonymized/inbox", "--preset", "tiny", "--target", "away",
-                 "--model", CHAMPION,
-                 "--set", f"storage.root={attribution_world.storage.root}",
-                 "--set", f"mlflow.tracking_uri={attribution_world.tracking_uri}", "--set", "anonymize.method.steps=10"])
+    code = main(
+        [
+            "anonymize",
+            "inbox",
+            "--out",
+            "anonymized/inbox",
+            "--preset",
+            "tiny",
+            "--target",
+            "away",
+            "--model",
+            CHAMPION,
+            "--set",
+            f"storage.root={attribution_world.storage.root}",
+            "--set",
+            f"mlflow.tracking_uri={attribution_world.tracking_uri}",
+            "--set",
+            "anonymize.method.steps=10",
+        ]
+    )
     out = capsys.readouterr().out
     listed = len(attribution_world.good) + len(attribution_world.bad)
     assert code == 0 and f"{listed} images, {len(attribution_world.bad)} unreadable" in out

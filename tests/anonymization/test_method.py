@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scan_world import CHAMPION, REFERENCE, SIZE, World
 
 from causalprint.anonymization.config import AnonymizationError, AnonymizeOptions
 from causalprint.anonymization.method import anonymize
@@ -13,13 +14,11 @@ from causalprint.anonymization.path import FingerprintPath
 from causalprint.extraction.actors import image_seeds
 from causalprint.imaging.intake import IntakeConfig, decode_image
 from causalprint.scan.image_attributor import ImageAttributor
-from scan_world import CHAMPION, REFERENCE, SIZE, World
 
 
 @pytest.fixture(scope="module")
 def pipeline(attribution_world: World) -> ImageAttributor:
-    return ImageAttributor(attribution_world.storage, CHAMPION, REFERENCE,
-                           tracking_uri=attribution_world.tracking_uri)
+    return ImageAttributor(attribution_world.storage, CHAMPION, REFERENCE, tracking_uri=attribution_world.tracking_uri)
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +47,9 @@ def test_away_moves_the_decision_within_the_bound(pipeline: ImageAttributor, ima
             before = result.before["probabilities"][result.removed]
             # No longer named, or (the search ran out) the named source lost ground. This world's probabilities
             # sit near 1/3, so a removed source's probability may not move at float32 precision.
-            assert result.succeeded or (result.steps == options.steps
-                                        and result.after["probabilities"][result.removed] < before)
+            assert result.succeeded or (
+                result.steps == options.steps and result.after["probabilities"][result.removed] < before
+            )
     named = [r for r in results if r.removed is not None]
     assert named and sum(r.succeeded for r in named) > len(named) / 2
 

@@ -30,21 +30,33 @@ def tracking_store(root: Path) -> tuple[Storage, str]:
     return storage, mlflow.get_tracking_uri()
 
 
-def synthetic_data(storage: Storage, columns: list[str] | None = None,
-                   held_out: tuple[str, ...] = ("gan-a",)) -> AttributionData:
+def synthetic_data(
+    storage: Storage, columns: list[str] | None = None, held_out: tuple[str, ...] = ("gan-a",)
+) -> AttributionData:
     """The synthetic rows read through ``columns`` (default: all), the ``held_out`` sources left out of the
     classes; with the defaults the classes are real, sd-a and sd-b."""
-    return load_attribution_data(storage, DataConfig(features=FEATURES, columns=columns or list(COLUMNS),
-                                                     held_out_sources=list(held_out)))
+    return load_attribution_data(
+        storage, DataConfig(features=FEATURES, columns=columns or list(COLUMNS), held_out_sources=list(held_out))
+    )
 
 
 def trained(data: AttributionData, name: str, epochs: int, lr: float, tracking_uri: str) -> TrainResult:
     """A TrainResult as the training job makes it, of a tiny decoupler fitted in-process on ``data``."""
     torch.manual_seed(0)
-    config = DecouplerConfig(input_dim=data.input_dim, num_classes=data.num_classes,
-                             class_names=data.class_names, **TINY_MODEL)
+    config = DecouplerConfig(
+        input_dim=data.input_dim, num_classes=data.num_classes, class_names=data.class_names, **TINY_MODEL
+    )
     model = fit_decoupler(data.x_train, data.y_train, config, epochs=epochs, batch_size=16, lr=lr, seed=0)
     calibration = calibrate(model, data)
-    return TrainResult(name=name, model=model, calibration=calibration, data=data,
-                       metrics=evaluate(model, calibration, data), history=[], checkpoint_uri="(in-process)",
-                       epochs_completed=epochs, features=FEATURES, tracking_uri=tracking_uri)
+    return TrainResult(
+        name=name,
+        model=model,
+        calibration=calibration,
+        data=data,
+        metrics=evaluate(model, calibration, data),
+        history=[],
+        checkpoint_uri="(in-process)",
+        epochs_completed=epochs,
+        features=FEATURES,
+        tracking_uri=tracking_uri,
+    )

@@ -37,8 +37,12 @@ def test_versions_aliases_and_the_gate(store) -> None:
     good = trained(data, "good", epochs=4, lr=1e-2, tracking_uri=uri)
     acc = {r.name: r.metrics["test_accuracy"] for r in (medium, bad, good)}
     assert acc["bad"] < 0.5 <= acc["medium"] < acc["good"], acc
-    gate = GateConfig(minimum={"test_accuracy": 0.5}, maximum={"test_ece": 0.5},
-                      compare={"test_accuracy": "higher", "test_nll": "lower"}, tolerance=0.0)
+    gate = GateConfig(
+        minimum={"test_accuracy": 0.5},
+        maximum={"test_ece": 0.5},
+        compare={"test_accuracy": "higher", "test_nll": "lower"},
+        tolerance=0.0,
+    )
 
     # 1. The first version becomes candidate, then champion: nothing to compare with yet.
     v1 = register_version(medium, client=client)
@@ -69,8 +73,9 @@ def test_versions_aliases_and_the_gate(store) -> None:
     assert accepted.promoted and accepted.champion_before == "1", accepted.reasons
     assert _alias(client, "champion") == "3"
     # Explicit metrics override the run's: a gate threshold the version cannot meet is refused.
-    assert not promote_if_better(client, v1, {"test_accuracy": 0.99, "test_nll": 0.0, "test_ece": 0.9},
-                                 thresholds=gate).promoted
+    assert not promote_if_better(
+        client, v1, {"test_accuracy": 0.99, "test_nll": 0.0, "test_ece": 0.9}, thresholds=gate
+    ).promoted
 
     # A tolerance forgives a regression up to its size and no more, and the reason names it.
     held = client.get_run(client.get_model_version(MODEL_NAME, "3").run_id).data.metrics["test_accuracy"]
@@ -87,7 +92,8 @@ def test_task_differences_name_what_differs() -> None:
     other = Task(frozenset({"real", "sd-a", "new"}), frozenset({"one_step.dct"}))
     assert task_differences(other, champion) == [
         "classes differ: the candidate lacks ['sd-b'] and adds ['new']",
-        "input columns differ: the candidate lacks ['one_step.rgb'] and adds []"]
+        "input columns differ: the candidate lacks ['one_step.rgb'] and adds []",
+    ]
 
 
 def test_a_candidate_of_another_task_is_refused_unless_it_replaces_the_task(store) -> None:
@@ -102,26 +108,28 @@ def test_a_candidate_of_another_task_is_refused_unless_it_replaces_the_task(stor
     assert narrower.class_names == data.class_names and narrower.columns != data.columns == list(COLUMNS)
     gate = GateConfig(minimum={"test_accuracy": 0.5}, compare={"test_accuracy": "higher"})
 
-    champion = register_version(trained(data, "three", epochs=1, lr=1e-2, tracking_uri=uri), model_name=name,
-                                client=client)
+    champion = register_version(
+        trained(data, "three", epochs=1, lr=1e-2, tracking_uri=uri), model_name=name, client=client
+    )
     assert promote_if_better(client, champion, thresholds=gate, model_name=name).promoted
 
     # 1. A model of two of the three classes, at least as accurate on its own test rows: every metric passes,
     #    and it is refused for the class it lacks.
-    two = register_version(trained(fewer, "two", epochs=4, lr=1e-2, tracking_uri=uri), model_name=name,
-                           client=client)
+    two = register_version(trained(fewer, "two", epochs=4, lr=1e-2, tracking_uri=uri), model_name=name, client=client)
     refused = promote_if_better(client, two, thresholds=gate, model_name=name)
     assert not refused.promoted and _alias(client, "champion", name) == champion.version
     assert [r for r in refused.reasons if r.startswith("FAIL")] == [
         f"FAIL: classes differ: the candidate lacks ['sd-b'] and adds [] (champion v{champion.version}): it "
-        f"answers another question; set gate.replace_task=true to replace the champion's task"]
+        f"answers another question; set gate.replace_task=true to replace the champion's task"
+    ]
     assert any(r.startswith("ok: test_accuracy=") and "vs champion" in r for r in refused.reasons), refused.reasons
     tags = client.get_model_version(name, two.version).tags
     assert tags["gate.decision"] == "refused" and json.loads(tags["gate.reasons"]) == refused.reasons
 
     # 2. The same classes read from one of the two columns: refused for the column it lacks.
-    one_column = register_version(trained(narrower, "one-column", epochs=4, lr=1e-2, tracking_uri=uri),
-                                  model_name=name, client=client)
+    one_column = register_version(
+        trained(narrower, "one-column", epochs=4, lr=1e-2, tracking_uri=uri), model_name=name, client=client
+    )
     refused = promote_if_better(client, one_column, thresholds=gate, model_name=name)
     failed = [r for r in refused.reasons if r.startswith("FAIL")]
     assert not refused.promoted and not any("classes differ" in r for r in refused.reasons), refused.reasons
@@ -134,13 +142,16 @@ def test_a_candidate_of_another_task_is_refused_unless_it_replaces_the_task(stor
     replaced = promote_if_better(client, two, thresholds=replace, model_name=name)
     assert replaced.promoted and replaced.champion_before == champion.version, replaced.reasons
     assert _alias(client, "champion", name) == two.version
-    assert (f"ok: classes differ: the candidate lacks ['sd-b'] and adds [] (champion v{champion.version}); "
-            f"gate.replace_task replaces its task") in replaced.reasons
+    assert (
+        f"ok: classes differ: the candidate lacks ['sd-b'] and adds [] (champion v{champion.version}); "
+        f"gate.replace_task replaces its task"
+    ) in replaced.reasons
     assert not any("vs champion" in r for r in replaced.reasons), replaced.reasons
 
     # 4. Against a champion of its own task, a candidate is compared as before.
-    same = register_version(trained(fewer, "two-again", epochs=4, lr=1e-2, tracking_uri=uri), model_name=name,
-                            client=client)
+    same = register_version(
+        trained(fewer, "two-again", epochs=4, lr=1e-2, tracking_uri=uri), model_name=name, client=client
+    )
     again = promote_if_better(client, same, thresholds=replace, model_name=name)
     assert f"ok: the classes and input columns of champion v{two.version}" in again.reasons
     assert any("vs champion" in r for r in again.reasons), again.reasons

@@ -9,7 +9,6 @@ import torch
 from causalprint.attribution.losses import gaussian_gram, grad_reverse, hsic, kl_standard_normal, median_bandwidth
 
 
-
 def _hsic_numpy(x: np.ndarray, y: np.ndarray, sx: float, sy: float) -> float:
     """Gretton et al. 2005, eq. 4, written out with explicit loops and the centring matrix H."""
     n = len(x)
@@ -70,8 +69,13 @@ def test_gaussian_gram_and_errors() -> None:
 def test_kl_standard_normal_matches_torch_distributions() -> None:
     g = torch.Generator().manual_seed(2)
     mu, logvar = torch.randn(5, 4, generator=g), torch.randn(5, 4, generator=g)
-    ref = torch.distributions.kl_divergence(
-        torch.distributions.Normal(mu, (0.5 * logvar).exp()), torch.distributions.Normal(0.0, 1.0)).sum(-1).mean()
+    ref = (
+        torch.distributions.kl_divergence(
+            torch.distributions.Normal(mu, (0.5 * logvar).exp()), torch.distributions.Normal(0.0, 1.0)
+        )
+        .sum(-1)
+        .mean()
+    )
     assert kl_standard_normal(mu, logvar).item() == pytest.approx(ref.item(), rel=1e-5)
     assert kl_standard_normal(torch.zeros(3, 2), torch.zeros(3, 2)).item() == 0.0
 

@@ -86,14 +86,23 @@ def test_source_lives_in_z_fp_and_not_in_z_content(model: CausalDecoupler, data:
 def test_without_independence_terms_the_source_leaks_into_z_content(data: tuple[Data, Data]) -> None:
     """The control for the test above: the same fit without HSIC, adversary or swap leaves the source in z_c."""
     train, test = data
-    plain = fit_decoupler(train.x, train.y, _config(w_hsic=0.0, w_adv=0.0, w_swap=0.0), epochs=40,
-                          batch_size=128, lr=3e-3, seed=0, device="cpu")
+    plain = fit_decoupler(
+        train.x,
+        train.y,
+        _config(w_hsic=0.0, w_adv=0.0, w_swap=0.0),
+        epochs=40,
+        batch_size=128,
+        lr=3e-3,
+        seed=0,
+        device="cpu",
+    )
     tr, te = plain.predict_codes(train.x), plain.predict_codes(test.x)
     assert _probe(tr.content, train.y, te.content, test.y) > 0.6
 
 
 def test_fingerprint_swap_gives_the_donor_source_and_keeps_the_content(
-        model: CausalDecoupler, data: tuple[Data, Data]) -> None:
+    model: CausalDecoupler, data: tuple[Data, Data]
+) -> None:
     _, test = data
     rng = np.random.default_rng(1)
     donor = rng.permutation(len(test.x))
@@ -109,7 +118,8 @@ def test_fingerprint_swap_gives_the_donor_source_and_keeps_the_content(
     # The content code survives the swap.
     content_after = model.predict_codes(x_cf).content
     assert np.mean(np.linalg.norm(content_after - codes.content, axis=1)) < 0.5 * np.mean(
-        np.linalg.norm(codes.content[donor] - codes.content, axis=1))
+        np.linalg.norm(codes.content[donor] - codes.content, axis=1)
+    )
 
 
 def test_forward_shapes_loss_terms_and_eval_determinism() -> None:
@@ -231,8 +241,11 @@ def test_without_an_architecture_head_pooled_class_probabilities_name_it() -> No
     # By hand: class probabilities 0.25 and 0.3 (the two gan instances), 0.35 (diffusion), 0.1 (vae). The best
     # class is diffusion's, but gan holds 0.55 of the mass: pooled, gan wins. Sharpened to T = 0.1 (p^10), the
     # diffusion class dominates: 0.35^10 = 2.8e-5 against 0.25^10 + 0.3^10 = 6.8e-6.
-    codes = Codes(fp=np.zeros((1, 8), np.float32), content=np.zeros((1, 8), np.float32),
-                  logits=np.log(np.array([[0.25, 0.3, 0.35, 0.1]], np.float32)))
+    codes = Codes(
+        fp=np.zeros((1, 8), np.float32),
+        content=np.zeros((1, 8), np.float32),
+        logits=np.log(np.array([[0.25, 0.3, 0.35, 0.1]], np.float32)),
+    )
     np.testing.assert_allclose(no_head.architecture_probabilities(codes), [[0.35, 0.55, 0.1]], rtol=1e-5)
     assert no_head.architectures_of(codes).tolist() == ["gan"]
     assert no_head.architectures_of(codes, temperature=0.1).tolist() == ["diffusion"]

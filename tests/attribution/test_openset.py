@@ -18,7 +18,6 @@ from causalprint.attribution.openset import (
 )
 
 
-
 def _clusters(rng: np.random.Generator, centers: np.ndarray, n: int, spread: float = 0.4):
     y = rng.integers(0, len(centers), n)
     return centers[y] + spread * rng.normal(size=(n, centers.shape[1])), y
@@ -67,10 +66,12 @@ def test_temperature_scaling_lowers_nll_of_overconfident_logits() -> None:
     assert scaler.nll(overconfident, labels) < 0.8 * nll_before
     raw_probs = np.exp(overconfident) / np.exp(overconfident).sum(1, keepdims=True)
     assert expected_calibration_error(scaler.transform(overconfident), labels) < 0.5 * expected_calibration_error(
-        raw_probs, labels)
+        raw_probs, labels
+    )
     # Torch inputs work too.
     assert TemperatureScaler().fit(torch.from_numpy(overconfident), torch.from_numpy(labels)).temperature_ == (
-        pytest.approx(scaler.temperature_, rel=1e-6))
+        pytest.approx(scaler.temperature_, rel=1e-6)
+    )
 
 
 def test_choose_unknown_threshold_accepts_the_target_fraction() -> None:
@@ -87,9 +88,15 @@ def test_attributor_known_family_fallback_and_unknown() -> None:
     names = ["stylegan", "ddpm", "ldm"]
     families = {"stylegan": "gan", "ddpm": "diffusion", "ldm": "diffusion"}
     att = OpenSetAttributor(names, families=families, threshold=0.6, family_threshold=0.8)
-    logits = np.log(np.array([[0.9, 0.05, 0.05],    # confident: known
-                              [0.04, 0.48, 0.48],   # unsure between two diffusion models
-                              [0.34, 0.33, 0.33]]))  # unsure between families
+    logits = np.log(
+        np.array(
+            [
+                [0.9, 0.05, 0.05],  # confident: known
+                [0.04, 0.48, 0.48],  # unsure between two diffusion models
+                [0.34, 0.33, 0.33],
+            ]
+        )
+    )  # unsure between families
     known, fam, unknown = att.predict(logits=logits)
     assert (known.label, known.known, known.family) == ("stylegan", True, "gan")
     assert known.confidence == pytest.approx(0.9)

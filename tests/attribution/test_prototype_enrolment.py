@@ -25,16 +25,28 @@ def _cluster(axis: np.ndarray, n: int, seed: int, spread: float = 0.05) -> np.nd
 
 def _attributor(threshold: float = 0.5) -> LoadedAttributor:
     torch.manual_seed(0)
-    model = CausalDecoupler(DecouplerConfig(input_dim=4, num_classes=3, class_names=CLASSES, fp_dim=F, hidden=8,
-                                            content_dim=2))
+    model = CausalDecoupler(
+        DecouplerConfig(input_dim=4, num_classes=3, class_names=CLASSES, fp_dim=F, hidden=8, content_dim=2)
+    )
     codes = np.concatenate([_cluster(np.eye(F)[k], 20, k) for k in range(3)])
     prototypes = Prototypes().fit(codes, np.repeat(CLASSES, 20))
-    calibration = Calibration(class_names=CLASSES, families=FAMILIES, temperature=1.0, threshold=0.5,
-                              proto_temperature=0.1, proto_threshold=threshold, prototypes=prototypes,
-                              target_tpr=0.95, family_threshold=0.9)
-    return LoadedAttributor(model=model, calibration=calibration,
-                            requirements={"reference_id": "ref", "columns": ["one_step.dct"]},
-                            metrics={"test_accuracy": 0.99})
+    calibration = Calibration(
+        class_names=CLASSES,
+        families=FAMILIES,
+        temperature=1.0,
+        threshold=0.5,
+        proto_temperature=0.1,
+        proto_threshold=threshold,
+        prototypes=prototypes,
+        target_tpr=0.95,
+        family_threshold=0.9,
+    )
+    return LoadedAttributor(
+        model=model,
+        calibration=calibration,
+        requirements={"reference_id": "ref", "columns": ["one_step.dct"]},
+        metrics={"test_accuracy": 0.99},
+    )
 
 
 def test_a_new_source_is_a_new_prototype_of_a_copy() -> None:
@@ -92,14 +104,17 @@ def test_more_samples_of_an_enrolled_source_add_to_it() -> None:
     assert once.calibration.prototypes.counts_[-1] == 3  # the first copy is not changed by the second
 
 
-@pytest.mark.parametrize(("source", "family", "message"), [
-    ("real", "real", "'real' is a trained class"),
-    ("stylegan", "gan", "'stylegan' is a trained class"),
-    ("unknown", "gan", "source name 'unknown' is not allowed"),
-    ("My GAN", "gan", "source name 'My GAN' is not allowed"),
-    ("", "gan", "source name '' is not allowed"),
-    ("mine", "GAN!", "family name 'GAN!' is not allowed"),
-])
+@pytest.mark.parametrize(
+    ("source", "family", "message"),
+    [
+        ("real", "real", "'real' is a trained class"),
+        ("stylegan", "gan", "'stylegan' is a trained class"),
+        ("unknown", "gan", "source name 'unknown' is not allowed"),
+        ("My GAN", "gan", "source name 'My GAN' is not allowed"),
+        ("", "gan", "source name '' is not allowed"),
+        ("mine", "GAN!", "family name 'GAN!' is not allowed"),
+    ],
+)
 def test_names_that_would_confuse_the_answers_are_refused(source: str, family: str, message: str) -> None:
     parent = _attributor()
     with pytest.raises(EnrolmentError, match=message):

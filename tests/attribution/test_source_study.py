@@ -8,6 +8,7 @@ import tempfile
 import numpy as np
 import pytest
 from pydantic import ValidationError
+from test_training import COLUMNS, TINY_MODEL, write_rows
 
 from causalprint.attribution import source_study
 from causalprint.attribution.source_study import (
@@ -27,19 +28,26 @@ from causalprint.evaluation.eval_rows import load_eval_rows
 from causalprint.presets import preset_names
 from causalprint.storage import Storage, StorageConfig
 from causalprint.storage.folders import download_folder
-from test_training import COLUMNS, TINY_MODEL, write_rows
 
-ARCH = {"real": "real", "gan": "gan", "gan-b": "gan", "sd": "sd", "sd-b": "sd", "gan-shift": "gan",
-        "sd-shift": "sd"}
+ARCH = {"real": "real", "gan": "gan", "gan-b": "gan", "sd": "sd", "sd-b": "sd", "gan-shift": "gan", "sd-shift": "sd"}
 FAMILY = {"real": "real", "gan": "gan", "sd": "diffusion"}
 SHIFT = ["gan-shift", "sd-shift"]
-TRAIN = {"data": {"features": "features/synth", "columns": list(COLUMNS), "class_sources": ["real", "gan", "sd"]},
-         "model": TINY_MODEL,
-         "train": {"epochs": 2, "batch_size": 16, "lr": 1e-2},
-         "scaling": {"num_workers": 1, "keep_checkpoints": None}}
-STUDY = {"name": "synth", "train_preset": "synth", "groups": {"instances": ["gan-b", "sd-b"]},
-         "variants": {"none": [], "with": ["instances"]}, "shift_sources": SHIFT, "features": "features/synth",
-         "rule": "the higher shift mean", "min_val_accuracy": 0.0}
+TRAIN = {
+    "data": {"features": "features/synth", "columns": list(COLUMNS), "class_sources": ["real", "gan", "sd"]},
+    "model": TINY_MODEL,
+    "train": {"epochs": 2, "batch_size": 16, "lr": 1e-2},
+    "scaling": {"num_workers": 1, "keep_checkpoints": None},
+}
+STUDY = {
+    "name": "synth",
+    "train_preset": "synth",
+    "groups": {"instances": ["gan-b", "sd-b"]},
+    "variants": {"none": [], "with": ["instances"]},
+    "shift_sources": SHIFT,
+    "features": "features/synth",
+    "rule": "the higher shift mean",
+    "min_val_accuracy": 0.0,
+}
 
 
 def _write_features(storage: Storage) -> None:
@@ -60,21 +68,26 @@ def _write_features(storage: Storage) -> None:
                 rows["split"].append(split)
                 rows["ok"].append(True)
                 rows["reference_id"].append("ref-1")
-                rows["x"].append(arch_offset[arch] + instance[source] + content[source in SHIFT]
-                                 + 0.3 * rng.normal(size=dim))
+                rows["x"].append(
+                    arch_offset[arch] + instance[source] + content[source in SHIFT] + 0.3 * rng.normal(size=dim)
+                )
     write_rows(storage, "features/synth", rows)
 
 
 @pytest.fixture()
 def synth_train_preset(monkeypatch) -> None:
     real = source_study.load_preset
-    monkeypatch.setattr(source_study, "load_preset",
-                        lambda kind, name: TRAIN if (kind, name) == ("train", "synth") else real(kind, name))
+    monkeypatch.setattr(
+        source_study,
+        "load_preset",
+        lambda kind, name: TRAIN if (kind, name) == ("train", "synth") else real(kind, name),
+    )
 
 
 def _job(root) -> StudyJobConfig:
-    return StudyJobConfig.model_validate({"storage": {"root": str(root)}, "ray": {"object_store_mb": 256},
-                                          "study": STUDY})
+    return StudyJobConfig.model_validate(
+        {"storage": {"root": str(root)}, "ray": {"object_store_mb": 256}, "study": STUDY}
+    )
 
 
 def test_a_variant_trains_on_its_instances_and_nothing_else(synth_train_preset, tmp_path) -> None:
@@ -96,12 +109,23 @@ def test_a_variant_may_read_its_own_columns(synth_train_preset, tmp_path) -> Non
     assert variant_job(job, "narrow").data.columns == narrow
     assert variant_job(job, "narrow").data.architecture_only_sources == ["gan-b", "sd-b"]
     with pytest.raises(ValidationError, match="columns must look like <mode>.<space>"):
-        variant_job(job.model_copy(update={"study": job.study.model_copy(update={"variants": {
-            "bad": job.study.variants["narrow"].model_copy(update={"columns": ["nodot"]})}})}), "bad")
+        variant_job(
+            job.model_copy(
+                update={
+                    "study": job.study.model_copy(
+                        update={
+                            "variants": {"bad": job.study.variants["narrow"].model_copy(update={"columns": ["nodot"]})}
+                        }
+                    )
+                }
+            ),
+            "bad",
+        )
 
 
-def test_a_variants_missing_column_is_refused_before_any_variant_trains(synth_train_preset, tmp_path,
-                                                                        monkeypatch) -> None:
+def test_a_variants_missing_column_is_refused_before_any_variant_trains(
+    synth_train_preset, tmp_path, monkeypatch
+) -> None:
     storage = Storage(StorageConfig(root=str(tmp_path)))
     _write_features(storage)
     # A second training output that lacks a column the shift rows (features/synth) have.
@@ -118,21 +142,26 @@ def test_a_variants_missing_column_is_refused_before_any_variant_trains(synth_tr
 
 def test_a_study_needs_a_train_preset_that_names_its_classes(monkeypatch, tmp_path) -> None:
     # With a list of dropped sources instead, an instance no variant chooses would become one more class.
-    dropping = {**TRAIN, "data": {**{k: v for k, v in TRAIN["data"].items() if k != "class_sources"},
-                                  "excluded_sources": SHIFT}}
+    dropping = {
+        **TRAIN,
+        "data": {**{k: v for k, v in TRAIN["data"].items() if k != "class_sources"}, "excluded_sources": SHIFT},
+    }
     monkeypatch.setattr(source_study, "load_preset", lambda kind, name: dropping)
     with pytest.raises(ValueError, match=r"train preset 'synth' must name its classes \(data.class_sources\)"):
         variant_job(_job(tmp_path), "none")
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"variants": {"with": ["nope"]}}, r"unknown groups \['nope'\]"),
-    ({"shift_sources": ["gan-b"]}, r"\['gan-b'\] are both trained on"),
-    ({"variants": {"With": ["instances"]}}, "variant name 'With' must match"),
-    ({"variants": {"w": {"groups": ["instances"], "columns": []}}}, "at least 1 item"),
-    ({"variants": {"w": {"groups": ["instances"], "nope": 1}}}, "Extra inputs are not permitted"),
-    ({"variants": {"w": {"columns": ["one_step.dct"]}}}, r"variants.w.groups\n  Field required"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"variants": {"with": ["nope"]}}, r"unknown groups \['nope'\]"),
+        ({"shift_sources": ["gan-b"]}, r"\['gan-b'\] are both trained on"),
+        ({"variants": {"With": ["instances"]}}, "variant name 'With' must match"),
+        ({"variants": {"w": {"groups": ["instances"], "columns": []}}}, "at least 1 item"),
+        ({"variants": {"w": {"groups": ["instances"], "nope": 1}}}, "Extra inputs are not permitted"),
+        ({"variants": {"w": {"columns": ["one_step.dct"]}}}, r"variants.w.groups\n  Field required"),
+    ],
+)
 def test_a_study_that_cannot_be_run_is_refused(change, message) -> None:
     with pytest.raises(ValidationError, match=message):
         StudyConfig.model_validate({**STUDY, **change})
@@ -143,16 +172,18 @@ def test_the_rule_takes_the_highest_shift_mean_among_variants_that_reach_the_val
         return VariantScore(name, [], 1, val, 0.99, {"gan-shift": shift, "sd-shift": shift}, "", None)
 
     scores = [score("a", 0.980, 0.80), score("b", 0.970, 0.95), score("c", 0.975, 0.90)]
-    study = StudyConfig.model_validate({**STUDY, "min_val_accuracy": 0.975,
-                                        "variants": {"a": [], "b": ["instances"], "c": ["instances"]}})
+    study = StudyConfig.model_validate(
+        {**STUDY, "min_val_accuracy": 0.975, "variants": {"a": [], "b": ["instances"], "c": ["instances"]}}
+    )
     assert chosen_variant(study, scores).name == "c"  # b has the higher mean and misses the bound
     assert chosen_variant(study.model_copy(update={"min_val_accuracy": 0.0}), scores).name == "b"
     assert chosen_variant(study.model_copy(update={"min_val_accuracy": 0.99}), scores) is None
     # No variant names columns: the table keeps the layout of the studies reported before columns existed.
     table = format_study(study, scores)
     assert "input columns" not in table and "| b | instances | 0 | 1 | 0.9700 |" in table
-    assert "shift mean): none reaches the bound." in format_study(study.model_copy(update={"min_val_accuracy": 0.99}),
-                                                                  scores)
+    assert "shift mean): none reaches the bound." in format_study(
+        study.model_copy(update={"min_val_accuracy": 0.99}), scores
+    )
 
 
 def test_an_unknown_study_preset_is_refused(capsys) -> None:
@@ -162,15 +193,21 @@ def test_an_unknown_study_preset_is_refused(capsys) -> None:
 
 
 @pytest.mark.slow
-def test_each_variant_is_trained_scored_on_its_chosen_checkpoint_and_reused(synth_train_preset, tmp_path,
-                                                                            ray_session, monkeypatch) -> None:
+def test_each_variant_is_trained_scored_on_its_chosen_checkpoint_and_reused(
+    synth_train_preset, tmp_path, ray_session, monkeypatch
+) -> None:
     storage = Storage(StorageConfig(root=str(tmp_path)))
     _write_features(storage)
     narrow = list(COLUMNS)[1:]
     job = _job(tmp_path)
     # The first variant reads fewer columns than the others: the shift rows must hold every variant's.
-    job = job.model_copy(update={"study": StudyConfig.model_validate({**STUDY, "variants": {
-        "narrow": {"groups": ["instances"], "columns": narrow}, **STUDY["variants"]}})})
+    job = job.model_copy(
+        update={
+            "study": StudyConfig.model_validate(
+                {**STUDY, "variants": {"narrow": {"groups": ["instances"], "columns": narrow}, **STUDY["variants"]}}
+            )
+        }
+    )
     scores = run_study(job)
     assert [s.name for s in scores] == ["narrow", "none", "with"]
     rows = load_eval_rows(storage, "features/synth", list(COLUMNS), SHIFT, "heldout")
@@ -204,5 +241,6 @@ def test_each_variant_is_trained_scored_on_its_chosen_checkpoint_and_reused(synt
 
     monkeypatch.setattr(driver, "_fit", lambda *a, **k: pytest.fail("a complete run trained again"))
     again = run_study(job)
-    assert [(s.shift, s.val_accuracy, s.checkpoint_uri) for s in again] == \
-        [(s.shift, s.val_accuracy, s.checkpoint_uri) for s in scores]
+    assert [(s.shift, s.val_accuracy, s.checkpoint_uri) for s in again] == [
+        (s.shift, s.val_accuracy, s.checkpoint_uri) for s in scores
+    ]

@@ -32,9 +32,13 @@ COLUMNS = {"one_step.dct": 8, "one_step.rgb": 6}
 TINY_MODEL = {"hidden": 32, "fp_dim": 8, "content_dim": 4}
 
 
-
-def write_features(storage: Storage, output: str = "features/synth", per_source: tuple[int, int] = (60, 20),
-                   seed: int = 0, reference_ids: tuple[str, ...] = ("ref-1",)) -> str:
+def write_features(
+    storage: Storage,
+    output: str = "features/synth",
+    per_source: tuple[int, int] = (60, 20),
+    seed: int = 0,
+    reference_ids: tuple[str, ...] = ("ref-1",),
+) -> str:
     """A synthetic extraction output: 2 parts, every source with ``per_source`` (train, heldout) rows, 2 rows
     not ok. Source offsets A live in both columns; content B @ c is shared by all sources."""
     rng = np.random.default_rng(seed)
@@ -63,7 +67,7 @@ def write_rows(storage: Storage, output: str, rows: dict[str, list]) -> None:
     batch = {k: np.asarray(v, dtype=bool if k == "ok" else object) for k, v in rows.items() if k != "x"}
     start = 0
     for name, width in COLUMNS.items():
-        batch[name] = x[:, start:start + width]
+        batch[name] = x[:, start : start + width]
         start += width
     half = len(x) // 2
     for part, rows_ in enumerate((slice(0, half), slice(half, None))):
@@ -72,18 +76,21 @@ def write_rows(storage: Storage, output: str, rows: dict[str, list]) -> None:
 
 
 def make_job(root: Path, name: str, **train) -> TrainJobConfig:
-    return TrainJobConfig.model_validate({
-        "name": name,
-        "storage": {"root": str(root)},
-        "ray": {"object_store_mb": 256},
-        "data": {"features": "features/synth", "columns": list(COLUMNS), "held_out_sources": ["gan-a"]},
-        "model": TINY_MODEL,
-        "train": {"epochs": 2, "batch_size": 16, "lr": 1e-2, **train},
-        "scaling": {"num_workers": 1, "max_failures": 1, "keep_checkpoints": None},
-    })
+    return TrainJobConfig.model_validate(
+        {
+            "name": name,
+            "storage": {"root": str(root)},
+            "ray": {"object_store_mb": 256},
+            "data": {"features": "features/synth", "columns": list(COLUMNS), "held_out_sources": ["gan-a"]},
+            "model": TINY_MODEL,
+            "train": {"epochs": 2, "batch_size": 16, "lr": 1e-2, **train},
+            "scaling": {"num_workers": 1, "max_failures": 1, "keep_checkpoints": None},
+        }
+    )
 
 
 # ----- data -----
+
 
 def test_data_splits_labels_and_reference(tmp_path: Path) -> None:
     storage = Storage(StorageConfig(root=str(tmp_path)))
@@ -103,8 +110,9 @@ def test_data_splits_labels_and_reference(tmp_path: Path) -> None:
     swapped = load_attribution_data(storage, cfg.model_copy(update={"columns": list(COLUMNS)[::-1]}))
     assert np.array_equal(swapped.x_train[:, :6], data.x_train[:, 8:])
 
-    dropped = load_attribution_data(storage, cfg.model_copy(update={"held_out_sources": [],
-                                                                     "excluded_sources": ["sd-b"]}))
+    dropped = load_attribution_data(
+        storage, cfg.model_copy(update={"held_out_sources": [], "excluded_sources": ["sd-b"]})
+    )
     assert dropped.class_names == ["gan-a", "real", "sd-a"] and len(dropped.x_unknown) == 0
 
     with pytest.raises(ValueError, match="lacks columns.*one_step.nope.*one_step.dct"):
@@ -120,14 +128,19 @@ def test_data_splits_labels_and_reference(tmp_path: Path) -> None:
 def test_named_classes_drop_every_source_the_config_does_not_name(tmp_path: Path) -> None:
     storage = Storage(StorageConfig(root=str(tmp_path)))
     write_features(storage)
-    cfg = DataConfig(features="features/synth", columns=list(COLUMNS), class_sources=["real", "sd-a"],
-                     held_out_sources=["gan-a"])
+    cfg = DataConfig(
+        features="features/synth", columns=list(COLUMNS), class_sources=["real", "sd-a"], held_out_sources=["gan-a"]
+    )
     data = load_attribution_data(storage, cfg)
     # sd-b is named nowhere: none of its rows is read, as if it were excluded.
     assert data.class_names == ["real", "sd-a"] and set(data.unknown_sources) == {"gan-a"}
     assert len(data.y_train) + len(data.y_val) == 119 and len(data.y_test) == 39
-    excluded = load_attribution_data(storage, DataConfig(features="features/synth", columns=list(COLUMNS),
-                                                         held_out_sources=["gan-a"], excluded_sources=["sd-b"]))
+    excluded = load_attribution_data(
+        storage,
+        DataConfig(
+            features="features/synth", columns=list(COLUMNS), held_out_sources=["gan-a"], excluded_sources=["sd-b"]
+        ),
+    )
     assert np.array_equal(data.x_train, excluded.x_train) and np.array_equal(data.x_test, excluded.x_test)
     with_instance = load_attribution_data(storage, cfg.model_copy(update={"architecture_only_sources": ["sd-b"]}))
     assert with_instance.class_names == ["real", "sd-a"] and (with_instance.y_train < 0).sum() == 60
@@ -140,8 +153,10 @@ def test_named_classes_drop_every_source_the_config_does_not_name(tmp_path: Path
     unsure = table.set_column(table.schema.get_field_index("ok"), "ok", pa.array(ok, pa.bool_()))
     for config in (cfg, DataConfig(features="features/synth", columns=list(COLUMNS), held_out_sources=["gan-a"])):
         before, after = split_attribution_data(table, config), split_attribution_data(unsure, config)
-        assert len(after.y_train) + len(after.y_val) + len(after.y_test) == \
-            len(before.y_train) + len(before.y_val) + len(before.y_test) - 1
+        assert (
+            len(after.y_train) + len(after.y_val) + len(after.y_test)
+            == len(before.y_train) + len(before.y_val) + len(before.y_test) - 1
+        )
 
     # A misspelt class would silently drop it.
     with pytest.raises(ValueError, match=r"class_sources \['sd-c'\] have no ok rows in features/synth"):
@@ -157,8 +172,9 @@ def test_named_classes_drop_every_source_the_config_does_not_name(tmp_path: Path
 def test_architecture_only_sources_train_the_architecture_and_are_no_class(tmp_path: Path) -> None:
     storage = Storage(StorageConfig(root=str(tmp_path)))
     write_features(storage)
-    cfg = DataConfig(features="features/synth", columns=list(COLUMNS), held_out_sources=["gan-a"],
-                     architecture_only_sources=["sd-b"])
+    cfg = DataConfig(
+        features="features/synth", columns=list(COLUMNS), held_out_sources=["gan-a"], architecture_only_sources=["sd-b"]
+    )
     data = load_attribution_data(storage, cfg)
     assert data.class_names == ["real", "sd-a"] and data.arch_names == ["real", "sd"]
     # All 60 train rows of sd-b join the train rows (none goes to val), labelled -1 - index("sd") = -2.
@@ -179,8 +195,9 @@ def test_architecture_only_sources_train_the_architecture_and_are_no_class(tmp_p
         no_head.decoupler_config(data)
 
     with pytest.raises(ValueError, match=r"gan-a \(gan\)'\] have an architecture of no class"):
-        load_attribution_data(storage, cfg.model_copy(update={"held_out_sources": [],
-                                                              "architecture_only_sources": ["gan-a"]}))
+        load_attribution_data(
+            storage, cfg.model_copy(update={"held_out_sources": [], "architecture_only_sources": ["gan-a"]})
+        )
     with pytest.raises(ValidationError, match="'sd-b' is in both excluded_sources and architecture_only_sources"):
         DataConfig(features="f", columns=list(COLUMNS), excluded_sources=["sd-b"], architecture_only_sources=["sd-b"])
 
@@ -190,8 +207,13 @@ def test_job_config_is_strict_and_builds_the_model_config(tmp_path: Path) -> Non
     assert job.model.fp_dim == 8 and job.model.w_hsic == DecouplerConfig.model_fields["w_hsic"].default
     assert job.scaling.num_workers == 1 and not job.scaling.use_gpu
     base = job.model_dump()
-    for section, bad in (("model", {"input_dim": 3}), ("model", {"fp_dim": 0}), ("train", {"epochs": 0}),
-                         ("scaling", {"nope": 1}), ("data", {"columns": ["nodot"]})):
+    for section, bad in (
+        ("model", {"input_dim": 3}),
+        ("model", {"fp_dim": 0}),
+        ("train", {"epochs": 0}),
+        ("scaling", {"nope": 1}),
+        ("data", {"columns": ["nodot"]}),
+    ):
         with pytest.raises(ValidationError):
             TrainJobConfig.model_validate({**base, section: {**base[section], **bad}})
     with pytest.raises(ValidationError, match="'x' is in both held_out_sources and excluded_sources"):
@@ -218,6 +240,7 @@ def test_checkpoint_folder_round_trip(tmp_path: Path) -> None:
 
 
 # ----- Ray Train -----
+
 
 def _fail_once(marker: Path, log_file: Path, at_epoch: int):
     """An on_epoch_end hook: logs every epoch; the first time rank 0 reaches ``at_epoch`` it raises."""
@@ -264,7 +287,7 @@ def test_training_checkpoints_to_storage_and_beats_chance(flaky_run: FlakyRun) -
     result, storage, job = flaky_run.result, flaky_run.storage, flaky_run.job
     # Checkpoints are folders of safetensors + JSON in storage, one per epoch.
     root = run_root(job, storage)
-    names = {f.uri[len(root) + 1:] for f in storage.list_files(root)}
+    names = {f.uri[len(root) + 1 :] for f in storage.list_files(root)}
     for epoch in (1, 2, 3):
         for file in ("model/config.json", "model/model.safetensors", "optimizer.safetensors", "epoch.json"):
             assert f"epoch_{epoch:04d}/{file}" in names
@@ -274,7 +297,8 @@ def test_training_checkpoints_to_storage_and_beats_chance(flaky_run: FlakyRun) -
     # Three known classes: chance is 1/3.
     assert result.metrics["test_accuracy"] > 0.8, result.metrics
     assert (result.model.predict(result.data.x_test) == result.data.y_test).mean() == pytest.approx(
-        result.metrics["test_accuracy"])
+        result.metrics["test_accuracy"]
+    )
     # The unknown source is told apart by the distance to the prototypes (measured 0.95 here); the logits'
     # calibrated confidence does not separate it on this synthetic data, so only its presence is checked.
     assert result.metrics["test_proto_auroc"] > 0.8 and "test_auroc" in result.metrics, result.metrics
@@ -343,14 +367,22 @@ def test_driver_rerun_resumes_the_named_run(flaky_run: FlakyRun) -> None:
         run_training(faster)
     # A cosine run resumed at a constant rate: the schedule and the length it pinned both change.
     steady_rate = job.model_copy(update={"train": job.train.model_copy(update={"schedule": "constant"})})
-    with pytest.raises(ValueError, match=r"another recipe .*'schedule': \('cosine', 'constant'\).*'epochs': "
-                                         r"\(3, None\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"another recipe .*'schedule': \('cosine', 'constant'\).*'epochs': "
+        r"\(3, None\)",
+    ):
         run_training(steady_rate)
     # A data field added since the run was recorded takes its default: the run still resumes.
     latest = f"{run_root(job, flaky_run.storage)}/epoch_0003/epoch.json"
     recorded = flaky_run.storage.read_json(latest)
-    older = {**recorded, "recipe": {**recorded["recipe"], "data": {
-        k: v for k, v in recorded["recipe"]["data"].items() if k != "architecture_only_sources"}}}
+    older = {
+        **recorded,
+        "recipe": {
+            **recorded["recipe"],
+            "data": {k: v for k, v in recorded["recipe"]["data"].items() if k != "architecture_only_sources"},
+        },
+    }
     flaky_run.storage.write_json(latest, older)
     try:
         assert run_training(job).epochs_completed == 3
@@ -415,11 +447,15 @@ def test_several_outputs_read_as_one(tmp_path: Path) -> None:
     write_features(storage, "features/clean", seed=0)
     write_features(storage, "features/copy", seed=1)
     one = load_attribution_data(storage, DataConfig(features="features/clean", columns=list(COLUMNS)))
-    both = load_attribution_data(storage, DataConfig(features=["features/clean", "features/copy"],
-                                                     columns=list(COLUMNS)))
+    both = load_attribution_data(
+        storage, DataConfig(features=["features/clean", "features/copy"], columns=list(COLUMNS))
+    )
     assert both.class_names == one.class_names
     assert (len(both.y_train), len(both.y_val), len(both.y_test)) == (
-        2 * len(one.y_train), 2 * len(one.y_val), 2 * len(one.y_test))
+        2 * len(one.y_train),
+        2 * len(one.y_val),
+        2 * len(one.y_test),
+    )
 
 
 def test_copies_of_an_image_fall_on_the_same_side_of_the_validation_carve_out() -> None:

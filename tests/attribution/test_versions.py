@@ -25,8 +25,16 @@ CHAMPION_URI = f"models:/{MODEL_NAME}@champion"
 def test_model_uris_have_one_parser() -> None:
     assert parse_model_uri("models:/causalprint-attributor@champion") == ("causalprint-attributor", None, "champion")
     assert parse_model_uri("models:/causalprint-attributor/12") == ("causalprint-attributor", "12", None)
-    for bad in ("models:/attr", "models:/attr/", "models:/attr@", "models:/attr/latest", "models:/attr/1/2",
-                "models:/attr@champion/1", "runs:/0a1b/attributor", "/some/folder"):
+    for bad in (
+        "models:/attr",
+        "models:/attr/",
+        "models:/attr@",
+        "models:/attr/latest",
+        "models:/attr/1/2",
+        "models:/attr@champion/1",
+        "runs:/0a1b/attributor",
+        "/some/folder",
+    ):
         with pytest.raises(ValueError, match="use models:/<name>@<alias> or models:/<name>/<version>"):
             parse_model_uri(bad)
     # Other URIs are not the registry's: pinned as they are, without asking it.
@@ -61,16 +69,23 @@ def test_champion_loads_identically_in_a_fresh_process(store, tmp_path: Path) ->
     loaded = load_attributor(CHAMPION_URI, dst=tmp_path / "here", tracking_uri=uri)
     folder = next((tmp_path / "here").rglob("requirements.json")).parent  # the attributor folder, under dst
     files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
-    assert {"model/config.json", "model/model.safetensors", "calibration.json", "prototypes.safetensors",
-            "requirements.json", "metrics.json"} <= files
+    assert {
+        "model/config.json",
+        "model/model.safetensors",
+        "calibration.json",
+        "prototypes.safetensors",
+        "requirements.json",
+        "metrics.json",
+    } <= files
     assert not [f for f in files if f.endswith((".pkl", ".pt", ".pth", "MLmodel"))]
     assert isinstance(loaded, LoadedAttributor) and loaded.requirements["reference_id"] == "ref-1"
     np.testing.assert_array_equal(loaded.probabilities(x), expected)
     loaded.check_inputs("ref-1", list(COLUMNS))
     with pytest.raises(ValueError, match="reference 'ref-2'"):
         loaded.check_inputs("ref-2", list(COLUMNS))
-    report = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path="report",
-                                                 dst_path=str(tmp_path / "report"), tracking_uri=uri)
+    report = mlflow.artifacts.download_artifacts(
+        run_id=version.run_id, artifact_path="report", dst_path=str(tmp_path / "report"), tracking_uri=uri
+    )
     assert {"confusion_matrix.png", "fingerprints.png", "fdr.md", "fdr.json"} <= set(os.listdir(report))
     fdr = {row["space"]: row["fdr"] for row in json.loads(Path(report, "fdr.json").read_text())}
     assert set(fdr) >= {*COLUMNS, "z_fp (fingerprint code)", "z_c (content code)"}
@@ -85,8 +100,13 @@ def test_champion_loads_identically_in_a_fresh_process(store, tmp_path: Path) ->
         "np.save(sys.argv[1] + '/probs.npy', a.probabilities(x))\n"
         "json.dump([d.label for d in a.predict(x)], open(sys.argv[1] + '/labels.json', 'w'))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     np.testing.assert_array_equal(np.load(tmp_path / "probs.npy"), expected)
     assert json.loads((tmp_path / "labels.json").read_text()) == expected_labels

@@ -41,8 +41,13 @@ def _patterns(side: int) -> np.ndarray:
     """``[K + 1, 3, S, S]`` periodic patterns in {-1, 1}: stripes, stripes, checkerboard, period-4 stripes, and
     diagonal period-4 stripes for the unknown class."""
     i, j = np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
-    maps = [(-1.0) ** i, (-1.0) ** j, (-1.0) ** (i + j), np.where((j // 2) % 2 == 0, 1.0, -1.0),
-            np.where(((i + j) // 2) % 2 == 0, 1.0, -1.0)]
+    maps = [
+        (-1.0) ** i,
+        (-1.0) ** j,
+        (-1.0) ** (i + j),
+        np.where((j // 2) % 2 == 0, 1.0, -1.0),
+        np.where(((i + j) // 2) % 2 == 0, 1.0, -1.0),
+    ]
     return np.stack([np.broadcast_to(m, (3, side, side)) for m in maps]).astype(np.float32)
 
 
@@ -108,6 +113,7 @@ def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
 
 # ----- the registry -----
 
+
 def test_registry_lists_the_five_baselines() -> None:
     assert BASELINES.names() == ["aeroblade", "dire", "frank2020", "univfd", "yu2019"]
     for name in BASELINES.names():
@@ -127,6 +133,7 @@ def test_unknown_option_and_name_are_refused() -> None:
 
 # ----- the contract, per baseline -----
 
+
 @pytest.mark.parametrize("name", NAMES)
 def test_learns_easy_classes(fitted: dict[str, Baseline], name: str) -> None:
     model = fitted[name]
@@ -143,15 +150,16 @@ def test_learns_easy_classes(fitted: dict[str, Baseline], name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_save_and_load_give_identical_probabilities(fitted: dict[str, Baseline], name: str,
-                                                    tmp_path: Path) -> None:
+def test_save_and_load_give_identical_probabilities(fitted: dict[str, Baseline], name: str, tmp_path: Path) -> None:
     model = fitted[name]
     model.save_pretrained(tmp_path / name)
     files = sorted(p.name for p in (tmp_path / name).iterdir())
     assert files == ["config.json", "model.safetensors"]
     expected = model.predict_proba(TEST)
-    for loaded in (load_baseline(tmp_path / name, device="cpu"),
-                   type(model).from_pretrained(tmp_path / name, device="cpu")):
+    for loaded in (
+        load_baseline(tmp_path / name, device="cpu"),
+        type(model).from_pretrained(tmp_path / name, device="cpu"),
+    ):
         assert type(loaded) is type(model) and loaded.options == model.options
         np.testing.assert_array_equal(loaded.predict_proba(TEST), expected)
         np.testing.assert_array_equal(loaded.known_score(TEST), model.known_score(TEST))
@@ -203,6 +211,7 @@ def test_unfitted_baseline_says_so() -> None:
 
 
 # ----- open set -----
+
 
 @pytest.mark.parametrize("name", ["aeroblade", "univfd"])
 def test_known_score_is_higher_for_trained_sources(fitted: dict[str, Baseline], name: str) -> None:

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from scan_world import CHAMPION, REFERENCE, World, build_world
 
 from causalprint.benchmarks.device_throughput import agreement
 from causalprint.cli import main
 from causalprint.scan.image_attributor import ImageAttributor
 from causalprint.storage import Storage, StorageConfig
-from scan_world import CHAMPION, REFERENCE, World, build_world
 
 pytestmark = pytest.mark.slow
 
@@ -25,9 +25,20 @@ def world(tmp_path_factory: pytest.TempPathFactory, ray_session: None, tiny_refe
 
 def test_a_kit_travels_alone_and_the_benchmark_measures_it(world: World, tmp_path: Path) -> None:
     root = Path(world.storage.root)
-    kit = ["--set", f"mlflow.tracking_uri={world.tracking_uri}", "--set", f"kit.model={CHAMPION}",
-           "--set", f"kit.reference={REFERENCE}", "--set", "kit.manifest=manifest.parquet", "--set", "kit.images=6",
-           "--set", "kit.output=bench/kit"]
+    kit = [
+        "--set",
+        f"mlflow.tracking_uri={world.tracking_uri}",
+        "--set",
+        f"kit.model={CHAMPION}",
+        "--set",
+        f"kit.reference={REFERENCE}",
+        "--set",
+        "kit.manifest=manifest.parquet",
+        "--set",
+        "kit.images=6",
+        "--set",
+        "kit.output=bench/kit",
+    ]
     assert main(["bench", "device-kit", "--preset", "tiny", "--set", f"storage.root={root}", *kit]) == 0
     files = {p.relative_to(root / "bench/kit").as_posix() for p in (root / "bench/kit").rglob("*") if p.is_file()}
     assert {"kit.json", "attributor/requirements.json", "attributor/model/model.safetensors"} <= files
@@ -43,8 +54,22 @@ def test_a_kit_travels_alone_and_the_benchmark_measures_it(world: World, tmp_pat
     alone = tmp_path / "alone"
     shutil.copytree(root / "bench/kit", alone / "bench/kit")
     results = tmp_path / "results.md"
-    args = ["bench", "device", "--preset", "tiny", "--results", str(results), "--set", f"storage.root={alone}",
-            "--set", "bench.kit=bench/kit", "--set", "bench.images=6", "--set", "bench.cpu_images=6"]
+    args = [
+        "bench",
+        "device",
+        "--preset",
+        "tiny",
+        "--results",
+        str(results),
+        "--set",
+        f"storage.root={alone}",
+        "--set",
+        "bench.kit=bench/kit",
+        "--set",
+        "bench.images=6",
+        "--set",
+        "bench.cpu_images=6",
+    ]
     assert main(args) == 0
     text = results.read_text()
     assert "<!-- BEGIN device-tiny -->" in text and "Command: `" in text
@@ -60,8 +85,20 @@ def test_a_kit_travels_alone_and_the_benchmark_measures_it(world: World, tmp_pat
     # the CPU's "auto", which is float32 there, and the device named first has nothing to compare against yet.
     again = tmp_path / "again.md"
     rerun = [str(again) if a == str(results) else a for a in args]
-    assert main([*rerun, "--set", "bench.devices=[cuda, cpu]",
-                 "--set", "bench.precisions=[auto]", "--set", "bench.modes={one_step: {t: 200}}"]) == 0
+    assert (
+        main(
+            [
+                *rerun,
+                "--set",
+                "bench.devices=[cuda, cpu]",
+                "--set",
+                "bench.precisions=[auto]",
+                "--set",
+                "bench.modes={one_step: {t: 200}}",
+            ]
+        )
+        == 0
+    )
     assert "| auto | 6 | 100.00 % | 100.00 % | 0.00e+00 |" in again.read_text()
 
 
@@ -77,11 +114,16 @@ def test_a_pipeline_around_a_loaded_attributor_decides_as_the_registry_one(world
 
 
 def test_agreement_counts_differences() -> None:
-    base = {"predicted": np.array(["a", "b", "c", "d"], dtype=object),
-            "architecture": np.array(["x", "y", "x", "y"], dtype=object),
-            "probabilities": np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5], [0.6, 0.4]], dtype=np.float32)}
-    other = {**base, "predicted": np.array(["a", "b", "c", "e"], dtype=object),
-             "probabilities": base["probabilities"] + np.float32(0.25) * np.eye(4, 2, dtype=np.float32)}
+    base = {
+        "predicted": np.array(["a", "b", "c", "d"], dtype=object),
+        "architecture": np.array(["x", "y", "x", "y"], dtype=object),
+        "probabilities": np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5], [0.6, 0.4]], dtype=np.float32),
+    }
+    other = {
+        **base,
+        "predicted": np.array(["a", "b", "c", "e"], dtype=object),
+        "probabilities": base["probabilities"] + np.float32(0.25) * np.eye(4, 2, dtype=np.float32),
+    }
     out = agreement(base, other)
     assert out["images"] == 4 and out["decisions"] == 0.75 and out["architectures"] == 1.0
     assert out["max_probability_gap"] == pytest.approx(0.25)

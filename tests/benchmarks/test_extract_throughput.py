@@ -17,13 +17,29 @@ def test_tiny_benchmark_writes_its_tables(tiny_zoo_s3: Storage, tiny_reference_d
     storage = tiny_zoo_s3
     upload_folder(storage, tiny_reference_dir, "models/reference/tiny")
     results = tmp_path / "results.md"
-    args = ["bench", "extract", "--preset", "tiny", "--results", str(results),
-            "--set", f"storage.root={storage.root}", "--set", f"storage.endpoint_url={storage.endpoint_url}"]
+    args = [
+        "bench",
+        "extract",
+        "--preset",
+        "tiny",
+        "--results",
+        str(results),
+        "--set",
+        f"storage.root={storage.root}",
+        "--set",
+        f"storage.endpoint_url={storage.endpoint_url}",
+    ]
     assert main(args) == 0
     text = results.read_text()
     assert "<!-- BEGIN throughput-tiny -->" in text and "Command: `" in text
-    for needle in ("Dense fp32 matmul", "| dire (steps=2) | 4 |", "| one_step | 1 |", "plain single-process loop",
-                   "Ray Data pipeline", "faster per image than dire"):
+    for needle in (
+        "Dense fp32 matmul",
+        "| dire (steps=2) | 4 |",
+        "| one_step | 1 |",
+        "plain single-process loop",
+        "Ray Data pipeline",
+        "faster per image than dire",
+    ):
         assert needle in text
     assert not storage.list_files("bench")  # scratch outputs are removed
 

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from causalprint.data import IMAGE_SUFFIXES, decode_rows, read_collection
-from causalprint.imaging import IntakeConfig, canonicalize
-from causalprint.storage import MissingSourceError, OutsideStorageError, Storage, StorageConfig
 from hostile_corpus import IGNORE, build_corpus
 from image_samples import collection_files
 from PIL import Image
+
+from causalprint.data import IMAGE_SUFFIXES, decode_rows, read_collection
+from causalprint.imaging import IntakeConfig, canonicalize
+from causalprint.storage import MissingSourceError, OutsideStorageError, Storage, StorageConfig
 
 CFG = IntakeConfig(size=16)
 

@@ -56,8 +56,11 @@ def test_a_503_for_a_while_is_retried_with_back_off_and_the_file_is_read(archive
 def test_spent_retries_fail_the_batch_or_make_a_retryable_row(archive) -> None:
     storage, faults, (good, text) = archive
     faults.fail_gets["faults"] = -1
-    with pytest.raises(TransientReadError, match=r"could not read s3://faults/archive/good.png after 3 tries: "
-                                                 r"throttled or unavailable \(SlowDown\)"):
+    with pytest.raises(
+        TransientReadError,
+        match=r"could not read s3://faults/archive/good.png after 3 tries: "
+        r"throttled or unavailable \(SlowDown\)",
+    ):
         _decode(storage, [good], ReadRetry(attempts=3, **FAST))
     out = _decode(storage, [good, text], ReadRetry(attempts=2, on_transient="row", **FAST))
     assert out["ok"].tolist() == [False, False] and out["retryable"].tolist() == [True, True]

@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from image_samples import collection_files
+
 from causalprint.data import decode_rows
 from causalprint.imaging import IntakeConfig
 from causalprint.storage import Storage, StorageConfig, list_source
-from image_samples import collection_files
 
 
 @dataclass

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from causalprint.data.crops import CropConfig, random_crops
-from causalprint.data.photos import PhotosUnavailableError, PhotoSetConfig, load_photo_groups
+from causalprint.data.photos import PhotoSetConfig, PhotosUnavailableError, load_photo_groups
 
 
 @pytest.fixture(scope="module")

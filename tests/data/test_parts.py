@@ -31,21 +31,29 @@ def test_a_row_selection_keeps_only_its_rows_in_part_order(tmp_path) -> None:
     parts = {"a": ["dcgan", "real", "dcgan"], "b": ["vae", "dcgan"]}
     for name, sources in parts.items():
         uris = np.array([f"{name}{i}" for i in range(len(sources))], dtype=object)
-        write_rows_part(storage, folder, uris, pa.table({"uri": list(uris), "source": sources,
-                                                         "v": [float(i) for i in range(len(sources))]}))
+        write_rows_part(
+            storage,
+            folder,
+            uris,
+            pa.table({"uri": list(uris), "source": sources, "v": [float(i) for i in range(len(sources))]}),
+        )
     everything = read_parts(storage, "features/x")
     kept = read_parts(storage, "features/x", columns=["uri", "source"], rows=~pc.field("source").isin(["dcgan"]))
     assert kept.column_names == ["uri", "source"]
-    assert kept["uri"].to_pylist() == [u for u, s in zip(everything["uri"].to_pylist(),
-                                                          everything["source"].to_pylist()) if s != "dcgan"]
+    assert kept["uri"].to_pylist() == [
+        u for u, s in zip(everything["uri"].to_pylist(), everything["source"].to_pylist()) if s != "dcgan"
+    ]
     assert sorted(kept["source"].to_pylist()) == ["real", "vae"]
     assert read_parts(storage, "features/x", rows=pc.field("source") == "none").num_rows == 0
 
 
 def test_a_batch_written_again_replaces_its_part_and_resume_skips_its_rows(tmp_path) -> None:
     storage = _storage(tmp_path)
-    batch = {"uri": np.array(["b", "a"], dtype=object), "vec": np.eye(2, 3, dtype=np.float32),
-             "ok": np.array([True, False])}
+    batch = {
+        "uri": np.array(["b", "a"], dtype=object),
+        "vec": np.eye(2, 3, dtype=np.float32),
+        "ok": np.array([True, False]),
+    }
     assert write_batch_part(batch, storage, "out")["written"].tolist() == [2]
     write_batch_part(batch, storage, "out")  # a retried batch, after an interruption
     later = {"uri": np.array(["c"], dtype=object), "vec": np.ones((1, 3), np.float32), "ok": np.array([True])}
@@ -72,8 +80,7 @@ def test_an_empty_prefix_has_nothing_done_and_no_rows(tmp_path) -> None:
 def test_retryable_and_error_rows_are_pending_again_and_dropped_before_their_new_answer(tmp_path) -> None:
     storage = _storage(tmp_path)
     folder = storage.resolve("report/run=1")
-    rows = {"uri": ["a", "b", "c", "d"], "ok": [True, False, False, False],
-            "retryable": [False, False, True, None]}
+    rows = {"uri": ["a", "b", "c", "d"], "ok": [True, False, False, False], "retryable": [False, False, True, None]}
     write_rows_part(storage, folder, np.array(rows["uri"][:2]), pa.table({k: v[:2] for k, v in rows.items()}))
     write_rows_part(storage, folder, np.array(rows["uri"][2:]), pa.table({k: v[2:] for k, v in rows.items()}))
     # A part of a report written before the column existed: its rows count as they did.

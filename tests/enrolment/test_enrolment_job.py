@@ -14,6 +14,7 @@ import mlflow
 import numpy as np
 import pytest
 import torch
+from scan_world import REFERENCE, SIZE, World, build_world, extract, register_model
 
 from causalprint.attribution.dataset import DataConfig
 from causalprint.attribution.training.config import TrainJobConfig
@@ -23,7 +24,6 @@ from causalprint.imaging.intake import IntakeConfig
 from causalprint.scan.image_attributor import ImageAttributor
 from causalprint.tracking.gate import promote_if_better
 from causalprint.tracking.versions import load_attributor
-from scan_world import REFERENCE, SIZE, World, build_world, extract, register_model
 
 pytestmark = pytest.mark.slow
 
@@ -38,16 +38,28 @@ def world(tmp_path_factory: pytest.TempPathFactory, ray_session: None, tiny_refe
     # The image control as the residual: deterministic, and the synthetic sources differ in their own spectra,
     # so a code space trained on two of them places the third apart (what enrolment relies on).
     extract(world.storage, "features/enrol", "image")
-    train = TrainJobConfig(storage=world.storage.config, data=DataConfig(
-        features="features/enrol", columns=["image.dct", "image.fourier"], held_out_sources=["noisy"]))
+    train = TrainJobConfig(
+        storage=world.storage.config,
+        data=DataConfig(features="features/enrol", columns=["image.dct", "image.fourier"], held_out_sources=["noisy"]),
+    )
     register_model(world.storage, world.tracking_uri, train, BASE)
     return world
 
 
 def _enrol(world: World, images: str, *extra: str) -> int:
-    return main(["enrol", images, "--model", f"models:/{BASE}@champion",
-                 "--set", f"storage.root={world.storage.root}", "--set", f"mlflow.tracking_uri={world.tracking_uri}",
-                 *extra])
+    return main(
+        [
+            "enrol",
+            images,
+            "--model",
+            f"models:/{BASE}@champion",
+            "--set",
+            f"storage.root={world.storage.root}",
+            "--set",
+            f"mlflow.tracking_uri={world.tracking_uri}",
+            *extra,
+        ]
+    )
 
 
 def _versions(world: World) -> list[str]:
@@ -71,8 +83,9 @@ def test_an_enrolled_source_is_attributed_by_its_new_version(world: World, capsy
     storage = world.storage
     folder = storage.uri("enrol", "noisy")
     for i in range(12):  # noisy train images, which no model has seen; plus one truncated file
-        storage.write_bytes(f"{folder}/{i:03d}.png", storage.read_bytes(storage.uri("images", "noisy", "train",
-                                                                                    f"{i:03d}.png")))
+        storage.write_bytes(
+            f"{folder}/{i:03d}.png", storage.read_bytes(storage.uri("images", "noisy", "train", f"{i:03d}.png"))
+        )
     png = storage.read_bytes(f"{folder}/000.png")
     storage.write_bytes(f"{folder}/cut.png", png[: len(png) // 2])
     storage.write_bytes(f"{folder}/notes.txt", b"where these came from")  # listed too, whatever its suffix
@@ -125,19 +138,24 @@ def test_refusals_register_nothing(world: World, capsys: pytest.CaptureFixture) 
     storage = world.storage
     few = storage.uri("enrol", "few")
     for i in range(2):
-        storage.write_bytes(f"{few}/{i}.png", storage.read_bytes(storage.uri("images", "blocky", "train",
-                                                                             f"{i:03d}.png")))
+        storage.write_bytes(
+            f"{few}/{i}.png", storage.read_bytes(storage.uri("images", "blocky", "train", f"{i:03d}.png"))
+        )
     storage.write_bytes(f"{few}/notes.png", b"not a PNG")
     before = _versions(world)
     cases = [
         ((few, "--source", "smooth", "--family", "gan"), "'smooth' is a trained class of this attributor"),
-        ((few, "--source", "mine", "--family", "gan"),
-         "2 of 3 images under .* could be read; enrolment needs at least 5 .*notes.png: not_an_image"),
+        (
+            (few, "--source", "mine", "--family", "gan"),
+            "2 of 3 images under .* could be read; enrolment needs at least 5 .*notes.png: not_an_image",
+        ),
         (("/etc", "--source", "mine", "--family", "gan"), "outside"),
         ((storage.uri("enrol", "nothing"), "--source", "mine", "--family", "gan"), "no such folder or file"),
         ((few, "--source", "mine", "--family", "gan", "--alias", "champion"), "only the evaluation gate moves"),
-        ((few, "--source", "mine", "--family", "gan", "--model", "runs:/0a1b2c3d/attributor"),
-         "'runs:/0a1b2c3d/attributor' is not one: use models:/<name>@<alias>"),
+        (
+            (few, "--source", "mine", "--family", "gan", "--model", "runs:/0a1b2c3d/attributor"),
+            "'runs:/0a1b2c3d/attributor' is not one: use models:/<name>@<alias>",
+        ),
     ]
     for args, message in cases:
         assert _enrol(world, *args) == 2, args

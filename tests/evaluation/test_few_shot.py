@@ -23,28 +23,39 @@ def _codes(source: str, n: int, rng: np.random.Generator, spread: float = 0.1) -
 def _world(threshold: float = 0.9, spread: float = 0.1) -> tuple[LoadedAttributor, dict[str, np.ndarray]]:
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
-    model = CausalDecoupler(DecouplerConfig(input_dim=2, num_classes=2, class_names=["a", "b"], fp_dim=F, hidden=4,
-                                            content_dim=2))
-    prototypes = Prototypes().fit(np.concatenate([_codes("a", 30, rng), _codes("b", 30, rng)]),
-                                  ["a"] * 30 + ["b"] * 30)
-    calibration = Calibration(class_names=["a", "b"], families={"a": "gan", "b": "gan"}, temperature=1.0,
-                              threshold=0.5, proto_temperature=0.1, proto_threshold=threshold, prototypes=prototypes,
-                              target_tpr=0.95, family_threshold=0.9)
+    model = CausalDecoupler(
+        DecouplerConfig(input_dim=2, num_classes=2, class_names=["a", "b"], fp_dim=F, hidden=4, content_dim=2)
+    )
+    prototypes = Prototypes().fit(np.concatenate([_codes("a", 30, rng), _codes("b", 30, rng)]), ["a"] * 30 + ["b"] * 30)
+    calibration = Calibration(
+        class_names=["a", "b"],
+        families={"a": "gan", "b": "gan"},
+        temperature=1.0,
+        threshold=0.5,
+        proto_temperature=0.1,
+        proto_threshold=threshold,
+        prototypes=prototypes,
+        target_tpr=0.95,
+        family_threshold=0.9,
+    )
     attributor = LoadedAttributor(model=model, calibration=calibration, requirements={"columns": ["x.dct"]})
     sources = ["a", "b", "new", "other"]
     spreads = {"a": 0.1, "b": 0.1, "new": spread, "other": spread}
-    data = {"train_codes": np.concatenate([_codes(s, 20, rng, spreads[s]) for s in sources]),
-            "train_sources": np.repeat(sources, 20).astype(object),
-            "test_codes": np.concatenate([_codes(s, 50, rng, spreads[s]) for s in sources]),
-            "test_sources": np.repeat(sources, 50).astype(object)}
+    data = {
+        "train_codes": np.concatenate([_codes(s, 20, rng, spreads[s]) for s in sources]),
+        "train_sources": np.repeat(sources, 20).astype(object),
+        "test_codes": np.concatenate([_codes(s, 50, rng, spreads[s]) for s in sources]),
+        "test_sources": np.repeat(sources, 50).astype(object),
+    }
     return attributor, data
 
 
 def test_enrolled_sources_are_found_and_cost_the_trained_ones_nothing_here() -> None:
     # The held-out sources spread wider than the trained ones, whose shared threshold is strict.
     attributor, data = _world(threshold=0.99, spread=0.3)
-    rows = enrolment_rates(attributor, **data, held_out=["new", "other"], families={"new": "vae", "other": "gan"},
-                           shots=[1, 20])
+    rows = enrolment_rates(
+        attributor, **data, held_out=["new", "other"], families={"new": "vae", "other": "gan"}, shots=[1, 20]
+    )
     assert [r["shots"] for r in rows] == [1, 20]
     assert all(r["heldout_rows"] == 100 and r["known_rows"] == 100 for r in rows)
     # Well-separated sources: one image already finds its direction, but only with enough images does a source

@@ -23,18 +23,34 @@ TEMPERATURE = 2.0  # the logits' calibrated temperature; not 1, so that a path t
 def _method(w_arch: float, x: np.ndarray, architectures: list[str] | None = None) -> OursMethod:
     torch.manual_seed(0)
     archs = [ARCH_OF[n] for n in CLASSES] if architectures is None else architectures
-    config = DecouplerConfig(input_dim=D, num_classes=len(CLASSES), class_names=CLASSES, hidden=16, fp_dim=4,
-                             content_dim=4, architectures=archs or None, w_arch=w_arch)
+    config = DecouplerConfig(
+        input_dim=D,
+        num_classes=len(CLASSES),
+        class_names=CLASSES,
+        hidden=16,
+        fp_dim=4,
+        content_dim=4,
+        architectures=archs or None,
+        w_arch=w_arch,
+    )
     model = CausalDecoupler(config)
     model.fit_input_statistics(torch.from_numpy(x))
     model.eval()
     codes = model.predict_codes(x)
-    calibration = Calibration(class_names=CLASSES, families=FAMILIES, temperature=TEMPERATURE, threshold=0.0,
-                              proto_temperature=0.5, proto_threshold=0.0,
-                              prototypes=Prototypes().fit(codes.fp, [CLASSES[i % 4] for i in range(len(x))]),
-                              target_tpr=0.95, family_threshold=0.9)
-    attributor = LoadedAttributor(model=model, calibration=calibration,
-                                  requirements={"columns": ["a.dct", "b.fourier"]})
+    calibration = Calibration(
+        class_names=CLASSES,
+        families=FAMILIES,
+        temperature=TEMPERATURE,
+        threshold=0.0,
+        proto_temperature=0.5,
+        proto_threshold=0.0,
+        prototypes=Prototypes().fit(codes.fp, [CLASSES[i % 4] for i in range(len(x))]),
+        target_tpr=0.95,
+        family_threshold=0.9,
+    )
+    attributor = LoadedAttributor(
+        model=model, calibration=calibration, requirements={"columns": ["a.dct", "b.fourier"]}
+    )
     return OursMethod(attributor)  # the prototype path, as a scan decides by default
 
 
@@ -103,5 +119,6 @@ def test_a_model_without_class_architectures_pools_by_the_evaluations_map() -> N
     assert legacy.attributor.model.arch_names == []
     assert set(_scanned(legacy, x)) == {""}  # a scan leaves the column empty
     # With the evaluation's map, the answer is the one the model would give had it recorded the architectures.
-    assert np.array_equal(legacy.predict_architecture(_inputs(x), ARCH_OF),
-                          _method(0.0, x).predict_architecture(_inputs(x), ARCH_OF))
+    assert np.array_equal(
+        legacy.predict_architecture(_inputs(x), ARCH_OF), _method(0.0, x).predict_architecture(_inputs(x), ARCH_OF)
+    )

@@ -16,13 +16,17 @@ def _table(n_per_class: int = 40, seed: int = 0) -> pa.Table:
     centres = {"real": 0.0, "gan-a": 4.0, "gan-b": -4.0}
     separable = np.stack([rng.normal(centres[s], 1.0, size=6) for s in sources]).astype(np.float32)
     noise = rng.normal(size=(len(sources), 6)).astype(np.float32)
-    return batch_to_table({
-        "uri": np.array([f"u{i}" for i in range(len(sources))], dtype=object),
-        "ok": np.ones(len(sources), bool),
-        "source": sources.astype(object), "split": splits.astype(object),
-        "reference_id": np.array(["ref@0"] * len(sources), dtype=object),
-        "one_step.dct": separable, "image.rgb": noise,
-    })
+    return batch_to_table(
+        {
+            "uri": np.array([f"u{i}" for i in range(len(sources))], dtype=object),
+            "ok": np.ones(len(sources), bool),
+            "source": sources.astype(object),
+            "split": splits.astype(object),
+            "reference_id": np.array(["ref@0"] * len(sources), dtype=object),
+            "one_step.dct": separable,
+            "image.rgb": noise,
+        }
+    )
 
 
 def test_separable_column_wins_and_noise_is_at_chance() -> None:

@@ -11,10 +11,13 @@ from causalprint.storage import Storage, StorageConfig
 
 def _batch(n: int = 3, size: int = 16) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
-    return {"uri": np.array([f"{i}.png" for i in range(n)], dtype=object), "ok": np.array([True, False, True]),
-            "image": np.zeros((n, size, size, 3), np.uint8),
-            "residual.one_step": rng.normal(size=(n, 3, size, size)).astype(np.float32),
-            "residual.latent": rng.normal(size=(n, 3, size, size)).astype(np.float32)}
+    return {
+        "uri": np.array([f"{i}.png" for i in range(n)], dtype=object),
+        "ok": np.array([True, False, True]),
+        "image": np.zeros((n, size, size, 3), np.uint8),
+        "residual.one_step": rng.normal(size=(n, 3, size, size)).astype(np.float32),
+        "residual.latent": rng.normal(size=(n, 3, size, size)).astype(np.float32),
+    }
 
 
 def test_every_mode_by_every_space_without_a_filter(tmp_path) -> None:

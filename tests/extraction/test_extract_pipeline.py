@@ -27,8 +27,18 @@ def extraction_inputs(tiny_zoo_s3: Storage, tiny_reference_dir) -> tuple[Storage
     rows = []
     for rel, data in bad.items():
         storage.write_bytes(storage.uri(rel), data)
-        rows.append({"uri": storage.uri(rel), "source": "real", "arch": "real", "family": "real",
-                     "content_group": "objects", "seed": 0, "split": "train", "index": len(rows)})
+        rows.append(
+            {
+                "uri": storage.uri(rel),
+                "source": "real",
+                "arch": "real",
+                "family": "real",
+                "content_group": "objects",
+                "seed": 0,
+                "split": "train",
+                "index": len(rows),
+            }
+        )
     inputs = pa.concat_tables([good, pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)])
     storage.write_parquet(storage.uri("inputs/manifest.parquet"), inputs)
     return storage, inputs
@@ -38,7 +48,10 @@ def _job(storage: Storage, output: str = "features/test", reference: str = "mode
     return ExtractJobConfig(
         storage=storage.config,
         extract=ExtractConfig(
-            input="inputs/manifest.parquet", output=output, reference=reference, batch_size=16,
+            input="inputs/manifest.parquet",
+            output=output,
+            reference=reference,
+            batch_size=16,
             modes={"one_step": {}, "image": {}, "dire": {"steps": 1}},
             spaces=[SpaceSpec(name="rgb"), SpaceSpec(name="dct")],
         ),
@@ -94,4 +107,3 @@ def test_refuses_to_mix_reference_models(extraction_inputs, tiny_reference_dir, 
     upload_folder(storage, tmp_path / "other", "models/reference/other")
     with pytest.raises(ValueError, match="another extraction"):
         run_extract(_job(storage, output="features/mixed", reference="models/reference/other"))
-

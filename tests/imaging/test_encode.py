@@ -7,10 +7,11 @@ import io
 import numpy as np
 import pytest
 import torch
-from causalprint.imaging import EncodingConfig, IntakeConfig, decode_image, encode_image, file_suffix, to_uint8
 from image_samples import noise
 from PIL import Image
 from pydantic import ValidationError
+
+from causalprint.imaging import EncodingConfig, IntakeConfig, decode_image, encode_image, file_suffix, to_uint8
 
 
 def test_to_uint8_maps_the_range_and_clips() -> None:

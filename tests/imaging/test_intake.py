@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from causalprint.imaging import IntakeConfig, canonicalize, decode_image
-from causalprint.imaging.errors import ImageDecodeError, ImageErrorKind
 from image_samples import bomb_png, encode, header_only_png, noise, raw_png, smooth, two_tone
 from PIL import Image
 from pydantic import ValidationError
+
+from causalprint.imaging import IntakeConfig, canonicalize, decode_image
+from causalprint.imaging.errors import ImageDecodeError, ImageErrorKind
 
 CFG = IntakeConfig()
 

@@ -56,8 +56,12 @@ def stack(tmp_path: Path) -> Iterator[dict[str, str]]:
     services = yaml.safe_load((REPO / "infra" / "compose" / "compose.yaml").read_text())["services"]
     s3_port, mlflow_port = _free_port(), _free_port()
     s3_url = f"http://127.0.0.1:{s3_port}"
-    env = {**os.environ, **services["mlflow"]["environment"], "AWS_ENDPOINT_URL": s3_url,
-           "MLFLOW_S3_ENDPOINT_URL": s3_url}
+    env = {
+        **os.environ,
+        **services["mlflow"]["environment"],
+        "AWS_ENDPOINT_URL": s3_url,
+        "MLFLOW_S3_ENDPOINT_URL": s3_url,
+    }
     started: list[subprocess.Popen] = []
     log = (tmp_path / "services.log").open("w")
     try:
@@ -66,11 +70,19 @@ def stack(tmp_path: Path) -> Iterator[dict[str, str]]:
         _wait(f"{s3_url}/moto-api/", started[-1])
         init = services["s3-init"]["command"]
         subprocess.run([sys.executable, *init[1:]], env=env, check=True, timeout=60, capture_output=True)
-        mlflow = _local(services["mlflow"]["command"], {
-            "--host=": "127.0.0.1", "--port=": str(mlflow_port),
-            "--backend-store-uri=": f"sqlite:///{tmp_path / 'mlflow.db'}"})
-        started.append(subprocess.Popen([str(BIN / mlflow[0]), *mlflow[1:], "--workers", "1"], stdout=log,
-                                        stderr=log, env=env, cwd=tmp_path))
+        mlflow = _local(
+            services["mlflow"]["command"],
+            {
+                "--host=": "127.0.0.1",
+                "--port=": str(mlflow_port),
+                "--backend-store-uri=": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            },
+        )
+        started.append(
+            subprocess.Popen(
+                [str(BIN / mlflow[0]), *mlflow[1:], "--workers", "1"], stdout=log, stderr=log, env=env, cwd=tmp_path
+            )
+        )
         _wait(f"http://127.0.0.1:{mlflow_port}/health", started[-1], seconds=120)
         yield {"tracking_uri": f"http://127.0.0.1:{mlflow_port}", "s3": s3_url}
     finally:
@@ -96,10 +108,13 @@ def test_a_model_registers_through_the_stacks_mlflow_into_its_s3_store(stack: di
     client.log_artifact(run.info.run_id, str(weights), "attributor")
     client.set_terminated(run.info.run_id)
     client.create_registered_model("causalprint-attributor-stack")
-    version = client.create_model_version("causalprint-attributor-stack", f"runs:/{run.info.run_id}/attributor",
-                                          run.info.run_id)
+    version = client.create_model_version(
+        "causalprint-attributor-stack", f"runs:/{run.info.run_id}/attributor", run.info.run_id
+    )
     client.set_registered_model_alias("causalprint-attributor-stack", "champion", version.version)
     assert client.get_registered_model("causalprint-attributor-stack").aliases == {"champion": version.version}
-    keys = [o["Key"] for o in boto3.client("s3", endpoint_url=stack["s3"]).list_objects_v2(
-        Bucket="causalprint").get("Contents", [])]
+    keys = [
+        o["Key"]
+        for o in boto3.client("s3", endpoint_url=stack["s3"]).list_objects_v2(Bucket="causalprint").get("Contents", [])
+    ]
     assert any(k.startswith("mlflow-artifacts/") and k.endswith("attributor/weights.json") for k in keys), keys

@@ -51,8 +51,9 @@ def ignored(path: str, patterns: list[str]) -> bool:
     for pattern in patterns:
         pattern = pattern.strip("/")
         for prefix in prefixes:
-            if fnmatch.fnmatch(prefix, pattern) or (pattern.startswith("**/")
-                                                    and fnmatch.fnmatch(prefix.split("/")[-1], pattern[3:])):
+            if fnmatch.fnmatch(prefix, pattern) or (
+                pattern.startswith("**/") and fnmatch.fnmatch(prefix.split("/")[-1], pattern[3:])
+            ):
                 return True
     return False
 
@@ -104,6 +105,7 @@ def test_the_image_is_pinned_and_runs_as_a_user(variant: str) -> None:
         assert "download.pytorch.org/whl/cpu" in install  # the constraints pin torch's +cpu build
     else:
         assert "grep -v '^torch=='" in install and '"torch==2.13.0"' in install
-    pinned = [line for line in (REPO / "infra" / "constraints.txt").read_text().splitlines()
-              if line.startswith("torch==")]
+    pinned = [
+        line for line in (REPO / "infra" / "constraints.txt").read_text().splitlines() if line.startswith("torch==")
+    ]
     assert pinned == ["torch==2.13.0+cpu"], "the CUDA image replaces exactly this pin: update both Dockerfiles"

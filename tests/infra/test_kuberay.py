@@ -54,18 +54,29 @@ def test_the_manifest_validates_against_the_pinned_crd_schema(validator, kind: s
     validator.validate(document)  # and against the whole schema (its oneOf of the three kinds)
 
 
-@pytest.mark.parametrize("mutate, expected", [
-    (lambda d: d["spec"]["headGroupSpec"].update(rayStartParam={}), "Additional properties"),
-    (lambda d: d["spec"]["headGroupSpec"].pop("template"), "'template' is a required property"),
-    (lambda d: d["spec"]["workerGroupSpecs"][0].update(maxReplicas="8"), "is not of type 'integer'"),
-    (lambda d: d["spec"]["headGroupSpec"]["rayStartParams"].update({"num-cpus": 0}), "is not of type 'string'"),
-    (lambda d: d["spec"]["autoscalerOptions"].update(upscalingMode="Fast"), "is not one of"),
-    (lambda d: d.update(apiVersion="ray.io/v1alpha1"), "'ray.io/v1' was expected"),
-    (lambda d: d["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0].update(imagePullPolicy="Sometimes"),
-     "is not one of"),
-    (lambda d: d["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["resources"]["limits"].update(
-        cpu="two"), "is not valid"),
-])
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda d: d["spec"]["headGroupSpec"].update(rayStartParam={}), "Additional properties"),
+        (lambda d: d["spec"]["headGroupSpec"].pop("template"), "'template' is a required property"),
+        (lambda d: d["spec"]["workerGroupSpecs"][0].update(maxReplicas="8"), "is not of type 'integer'"),
+        (lambda d: d["spec"]["headGroupSpec"]["rayStartParams"].update({"num-cpus": 0}), "is not of type 'string'"),
+        (lambda d: d["spec"]["autoscalerOptions"].update(upscalingMode="Fast"), "is not one of"),
+        (lambda d: d.update(apiVersion="ray.io/v1alpha1"), "'ray.io/v1' was expected"),
+        (
+            lambda d: d["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0].update(
+                imagePullPolicy="Sometimes"
+            ),
+            "is not one of",
+        ),
+        (
+            lambda d: d["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["resources"]["limits"].update(
+                cpu="two"
+            ),
+            "is not valid",
+        ),
+    ],
+)
 def test_the_schema_refuses_what_the_operator_would(validator, mutate, expected: str) -> None:
     """The check has teeth: a misspelt field, a missing required one, a wrong type or value each fail."""
     document = copy.deepcopy(manifest("RayCluster"))

@@ -48,8 +48,9 @@ def test_the_doc_has_commands_to_check() -> None:
     assert {"causalprint", "bash", "kubectl", "docker"} <= names
 
 
-@pytest.mark.parametrize("words", [c for c in shell_commands() if Path(c[0]).name == "causalprint"],
-                         ids=lambda c: " ".join(c[1:3]))
+@pytest.mark.parametrize(
+    "words", [c for c in shell_commands() if Path(c[0]).name == "causalprint"], ids=lambda c: " ".join(c[1:3])
+)
 def test_every_causalprint_command_parses(words: list[str]) -> None:
     try:
         args = build_parser().parse_args(words[1:])

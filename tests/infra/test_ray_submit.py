@@ -18,8 +18,9 @@ RUNTIME_ENV = REPO / "infra" / "ray" / "runtime_env.yaml"
 
 
 def submit(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(repo / SUBMIT), *args], capture_output=True, text=True, timeout=120,
-                          env={"PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        ["bash", str(repo / SUBMIT), *args], capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"}
+    )
 
 
 @pytest.fixture()
@@ -42,8 +43,9 @@ def test_the_runtime_env_is_valid_and_ships_the_library_without_local_state() ->
     assert all(isinstance(v, str) for v in runtime_env["env_vars"].values())
 
 
-@pytest.mark.parametrize("job", [["run", "--preset", "demo"], ["scan", "inbox", "--set", "a.b=c d"],
-                                 ["zoo", "build", "--preset", "tiny"]])
+@pytest.mark.parametrize(
+    "job", [["run", "--preset", "demo"], ["scan", "inbox", "--set", "a.b=c d"], ["zoo", "build", "--preset", "tiny"]]
+)
 def test_a_job_submits_jobs_run_py_with_its_arguments(checkout: Path, job: list[str]) -> None:
     done = submit(checkout, "--address", "http://127.0.0.1:8265", "--print", *job)
     assert done.returncode == 0, done.stderr
@@ -51,7 +53,7 @@ def test_a_job_submits_jobs_run_py_with_its_arguments(checkout: Path, job: list[
     assert words[0] == "ray" and words[1:3] == ["job", "submit"]
     assert words[words.index("--address") + 1] == "http://127.0.0.1:8265"
     assert words[words.index("--runtime-env") + 1] == "infra/ray/runtime_env.yaml"
-    assert words[words.index("--") + 1:] == ["python", "jobs/run.py", *job]
+    assert words[words.index("--") + 1 :] == ["python", "jobs/run.py", *job]
 
 
 def test_no_job_is_refused(checkout: Path) -> None:

@@ -22,9 +22,13 @@ from causalprint.runtime.job_config import JobConfig
 
 REPO = Path(__file__).resolve().parents[2]
 # Arguments a job needs beyond its preset, as a user would give them.
-REQUIRED = {"scan": {"source": "inbox"}, "report": {"prefix": "scans/x"}, "inventory": {"prefix": "inbox"},
-            "enrol": {"images": "new", "source": "my-gan", "family": "gan"},
-            "anonymize": {"source": "inbox", "out": "anonymized/x"}}
+REQUIRED = {
+    "scan": {"source": "inbox"},
+    "report": {"prefix": "scans/x"},
+    "inventory": {"prefix": "inbox"},
+    "enrol": {"images": "new", "source": "my-gan", "family": "gan"},
+    "anonymize": {"source": "inbox", "out": "anonymized/x"},
+}
 
 
 @pytest.mark.parametrize("spec", JOBS, ids=lambda s: s.command)
@@ -33,8 +37,9 @@ def test_every_job_module_has_the_one_shape(spec) -> None:
     assert issubclass(module.CONFIG, JobConfig), "a job's config is built on JobConfig"
     assert callable(module.run) and callable(module.describe)
     assert spec.results == hasattr(module, "section"), "--results exactly where the job writes a section"
-    assert module.__doc__ and module.__doc__.startswith(f'``causalprint {spec.command}'), \
+    assert module.__doc__ and module.__doc__.startswith(f"``causalprint {spec.command}"), (
         "a job module's docstring opens with its command"
+    )
 
 
 def test_the_cli_offers_exactly_the_catalog() -> None:
@@ -42,8 +47,9 @@ def test_the_cli_offers_exactly_the_catalog() -> None:
     for spec in JOBS:
         args = parser.parse_args([*spec.command.split(), *[v for v in _positional(spec)]])
         assert args.spec is spec
-    out = subprocess.run([sys.executable, str(REPO / "jobs" / "run.py"), "--help"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, str(REPO / "jobs" / "run.py"), "--help"], capture_output=True, text=True, check=True
+    ).stdout
     assert all(spec.command.split()[0] in out for spec in JOBS)
     assert sorted(p.name for p in (REPO / "jobs").glob("*.py")) == ["run.py"], "one entry point for every job"
 
@@ -75,8 +81,9 @@ def test_layers_merge_in_one_order_and_config_show_names_each_origin(tmp_path, c
     file.write_text("scan: {batch_size: 7, model: 'models:/from-file@champion'}\nstorage: {root: from-file}\n")
     environ = {"CAUSALPRINT__STORAGE__ROOT": "from-env", "CAUSALPRINT__SCAN__BATCH_SIZE": "9"}
     spec = find("scan", JOBS)
-    origins = {k: (v, o) for k, v, o in spec.origins("tiny", str(file), {"source": "inbox"},
-                                                      ["scan.batch_size=11"], environ)}
+    origins = {
+        k: (v, o) for k, v, o in spec.origins("tiny", str(file), {"source": "inbox"}, ["scan.batch_size=11"], environ)
+    }
     assert origins["scan.batch_size"] == (11, "command line")  # --set beats the environment, file and preset
     assert origins["storage.root"] == ("from-env", "environment")  # the environment beats the file
     assert origins["scan.model"] == ("models:/from-file@champion", str(file))  # the file beats the preset
@@ -84,8 +91,13 @@ def test_layers_merge_in_one_order_and_config_show_names_each_origin(tmp_path, c
     assert origins["scan.source"] == ("inbox", "command line")
     assert origins["ray.address"] == (None, "default")
     # A job's own argument is on the command line, and --set, later on it, still wins.
-    config = job_config("scan", "tiny", given={"model": "models:/arg@champion"},
-                        overrides=["scan.model=models:/set@champion", "scan.source=x"], environ={})
+    config = job_config(
+        "scan",
+        "tiny",
+        given={"model": "models:/arg@champion"},
+        overrides=["scan.model=models:/set@champion", "scan.source=x"],
+        environ={},
+    )
     assert config.scan.model == "models:/set@champion"
 
     for words in (["train"], ["zoo", "build"], ["run"]):
@@ -96,8 +108,24 @@ def test_layers_merge_in_one_order_and_config_show_names_each_origin(tmp_path, c
 
 
 def test_config_show_masks_secrets(capsys) -> None:
-    assert main(["config", "show", "inventory", "--set", "prefix=x", "--set", "storage.root=s3://b/p",
-                 "--set", "storage.secret_access_key=hunter2", "--set", "storage.access_key_id=me"]) == 0
+    assert (
+        main(
+            [
+                "config",
+                "show",
+                "inventory",
+                "--set",
+                "prefix=x",
+                "--set",
+                "storage.root=s3://b/p",
+                "--set",
+                "storage.secret_access_key=hunter2",
+                "--set",
+                "storage.access_key_id=me",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "hunter2" not in out and "storage.secret_access_key" in out
 
@@ -126,5 +154,6 @@ def test_every_figure_command_in_the_results_still_parses_and_builds_its_config(
     args = build_parser().parse_args(words)
     spec = args.spec
     given = {a.dest: getattr(args, a.dest) for a in spec.arguments if a.key}
-    assert isinstance(spec.build(getattr(args, "preset", None), args.config, given, args.overrides, {}),
-                      spec.config_class())
+    assert isinstance(
+        spec.build(getattr(args, "preset", None), args.config, given, args.overrides, {}), spec.config_class()
+    )

@@ -28,8 +28,10 @@ def test_every_real_perturbation_changes_the_image(name: str, image: np.ndarray)
 
 
 def test_lower_jpeg_quality_loses_more(image: np.ndarray) -> None:
-    errors = [np.abs(create_perturbation("jpeg", quality=q)(image, np.random.default_rng(0)).astype(int)
-                     - image).mean() for q in (95, 75, 50)]
+    errors = [
+        np.abs(create_perturbation("jpeg", quality=q)(image, np.random.default_rng(0)).astype(int) - image).mean()
+        for q in (95, 75, 50)
+    ]
     assert errors[0] < errors[1] < errors[2]
 
 
@@ -48,25 +50,38 @@ def test_same_uri_same_result_other_uri_other_noise(image: np.ndarray) -> None:
 
 
 def test_a_mix_gives_each_image_one_member_by_its_uri(image: np.ndarray) -> None:
-    mix = [PerturbationSpec(name="none"), PerturbationSpec(name="jpeg", options={"quality": 50}),
-           PerturbationSpec(name="blur", options={"sigma": 1})]
+    mix = [
+        PerturbationSpec(name="none"),
+        PerturbationSpec(name="jpeg", options={"quality": 50}),
+        PerturbationSpec(name="blur", options={"sigma": 1}),
+    ]
     labels = [perturb_image(image, f"img-{i}.png", mix)[1] for i in range(60)]
     assert set(labels) == {"none", "jpeg(quality=50)", "blur(sigma=1)"}
     assert labels == [perturb_image(image, f"img-{i}.png", mix)[1] for i in range(60)]
 
 
 def test_batch_leaves_error_rows_alone(image: np.ndarray) -> None:
-    batch = {"uri": np.array(["a.png", "bad.png"], dtype=object), "ok": np.array([True, False]),
-             "image": np.stack([image, np.zeros_like(image)])}
+    batch = {
+        "uri": np.array(["a.png", "bad.png"], dtype=object),
+        "ok": np.array([True, False]),
+        "image": np.stack([image, np.zeros_like(image)]),
+    }
     out = perturb_batch(batch, [PerturbationSpec(name="jpeg", options={"quality": 50})])
     assert out["perturbation"].tolist() == ["jpeg(quality=50)", ""]
     assert not np.array_equal(out["image"][0], image) and not out["image"][1].any()
     assert np.array_equal(batch["image"][0], image)  # the input batch is not modified in place
 
 
-@pytest.mark.parametrize("name, options, message", [
-    ("jpeg", {"quality": 0}, "quality"), ("resize", {"scale": 2}, "scale"), ("blur", {"sigma": -1}, "sigma"),
-    ("noise", {"sigma": 2, "mean": 1}, "unknown options"), ("center_crop", {"fraction": 1.5}, "fraction")])
+@pytest.mark.parametrize(
+    "name, options, message",
+    [
+        ("jpeg", {"quality": 0}, "quality"),
+        ("resize", {"scale": 2}, "scale"),
+        ("blur", {"sigma": -1}, "sigma"),
+        ("noise", {"sigma": 2, "mean": 1}, "unknown options"),
+        ("center_crop", {"fraction": 1.5}, "fraction"),
+    ],
+)
 def test_bad_options_are_refused(name: str, options: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         create_perturbation(name, **options)

@@ -42,8 +42,10 @@ def test_identity_changes_with_the_weights(tiny_reference_dir, tmp_path) -> None
     model = ReferenceModel.from_pretrained(tiny_reference_dir)
     with torch.no_grad():
         next(model.unet.parameters()).add_(1.0)
-    assert model.save_pretrained(tmp_path / "changed").sha256 != ReferenceModel.from_pretrained(
-        tiny_reference_dir).identity.sha256
+    assert (
+        model.save_pretrained(tmp_path / "changed").sha256
+        != ReferenceModel.from_pretrained(tiny_reference_dir).identity.sha256
+    )
 
 
 def test_pickled_weights_are_refused(tiny_reference_dir, tmp_path) -> None:

@@ -17,10 +17,14 @@ def test_workers_drop_only_the_cleaners_unanswerable_query_and_know_their_instan
     @ray.remote(num_cpus=0)
     def setup() -> tuple[list[bool], str | None]:
         logger = logging.getLogger(CLEANER_LOGGER)
-        messages = [f"{UNANSWERED_QUERY}. State API may be temporarily unavailable. Continuing to monitor.",
-                    "Failed to clean up placement group: boom"]
-        passed = [bool(logger.filter(logger.makeRecord(CLEANER_LOGGER, logging.WARNING, __file__, 1, m, (), None)))
-                  for m in messages]
+        messages = [
+            f"{UNANSWERED_QUERY}. State API may be temporarily unavailable. Continuing to monitor.",
+            "Failed to clean up placement group: boom",
+        ]
+        passed = [
+            bool(logger.filter(logger.makeRecord(CLEANER_LOGGER, logging.WARNING, __file__, 1, m, (), None)))
+            for m in messages
+        ]
         return passed, os.environ.get("RAY_ADDRESS")
 
     # Set in the worker by the setup hook before the task ran: the query warning is dropped, the other passes.

@@ -29,11 +29,28 @@ def test_a_run_uri_needs_no_registry(asked: list[str]) -> None:
     assert not asked
 
 
-@pytest.mark.parametrize("uri", ["models:/", "models:/attr", "models:/attr/", "models:/attr@", "models:/@champion",
-                                 "models:/attr/latest", "models:/attr/1/2", "models:/attr@champion/1",
-                                 "models:/attr@a@b", "/some/folder", "runs:/0a1b/", "attr@champion"])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "models:/",
+        "models:/attr",
+        "models:/attr/",
+        "models:/attr@",
+        "models:/@champion",
+        "models:/attr/latest",
+        "models:/attr/1/2",
+        "models:/attr@champion/1",
+        "models:/attr@a@b",
+        "/some/folder",
+        "runs:/0a1b/",
+        "attr@champion",
+    ],
+)
 def test_a_malformed_uri_is_refused_with_the_forms_that_work(asked: list[str], uri: str) -> None:
-    with pytest.raises(ScanError, match=r"is not an MLflow model URI; use models:/<name>@<alias>, "
-                                        r"models:/<name>/<version> or runs:/<run id>/attributor"):
+    with pytest.raises(
+        ScanError,
+        match=r"is not an MLflow model URI; use models:/<name>@<alias>, "
+        r"models:/<name>/<version> or runs:/<run id>/attributor",
+    ):
         resolve_model(uri)
     assert not asked

@@ -35,14 +35,17 @@ def _batch(uris: list[str], ok: list[bool]) -> dict[str, np.ndarray]:
     good = np.asarray(ok)
     probs = np.where(good[:, None], np.array([[0.7, 0.2, 0.1]], np.float32), np.nan).astype(np.float32)
     return {
-        "uri": np.array(uris, dtype=object), "ok": good,
+        "uri": np.array(uris, dtype=object),
+        "ok": good,
         "error_kind": np.array(["" if g else "truncated" for g in ok], dtype=object),
         "error": np.array(["" if g else "image data ends early" for g in ok], dtype=object),
         "predicted": np.array(["gan-a" if g else "" for g in ok], dtype=object),
         "source_family": np.array(["gan" if g else "" for g in ok], dtype=object),
         "architecture": np.array(["dcgan" if g else "" for g in ok], dtype=object),
-        "unknown": np.zeros(n, dtype=bool), "confidence": np.where(good, 0.7, np.nan).astype(np.float32),
-        "probabilities": probs, "model_version": np.full(n, "models:/m/1", dtype=object),
+        "unknown": np.zeros(n, dtype=bool),
+        "confidence": np.where(good, 0.7, np.nan).astype(np.float32),
+        "probabilities": probs,
+        "model_version": np.full(n, "models:/m/1", dtype=object),
         "reference_id": np.full(n, "tiny@0123", dtype=object),
     }
 
@@ -62,7 +65,12 @@ def test_report_parts_round_trip_with_null_decisions_on_error_rows(tmp_path) -> 
     assert json.loads(table.schema.metadata[CLASS_NAMES_KEY]) == CLASSES
     bad = table.filter(pc.equal(table["uri"], uris[1])).to_pylist()[0]
     assert (bad["ok"], bad["error_kind"], bad["predicted"], bad["probabilities"], bad["confidence"]) == (
-        False, "truncated", None, None, None)
+        False,
+        "truncated",
+        None,
+        None,
+        None,
+    )
     good = table.filter(pc.equal(table["uri"], uris[0])).to_pylist()[0]
     assert good["probabilities"] == pytest.approx([0.7, 0.2, 0.1]) and good["source_family"] == "gan"
     assert good["architecture"] == "dcgan" and bad["architecture"] is None
@@ -71,12 +79,27 @@ def test_report_parts_round_trip_with_null_decisions_on_error_rows(tmp_path) -> 
     assert (summary["images"], summary["attributed"], summary["errors"]) == (5, 4, 1)
     assert summary["by_predicted"] == {"gan-a": 4} and summary["errors_by_kind"] == {"truncated": 1}
     assert summary["by_architecture"] == {"dcgan": 4}
-    assert summary["error_examples"] == [{"uri": uris[1], "error_kind": "truncated",
-                                          "error": "image data ends early"}]
-    run = {"id": "r2", "listed": 5, "skipped": 3, "written": 2, "seconds": 1.0, "images_per_second": 2.0,
-           "first_part_seconds": 0.5, "steady_images_per_second": 2.0}
-    text = format_summary({**summary, "source": "in", "report": prefix, "model_version": "models:/m/1",
-                           "reference_id": "tiny@0123", "run": run})
+    assert summary["error_examples"] == [{"uri": uris[1], "error_kind": "truncated", "error": "image data ends early"}]
+    run = {
+        "id": "r2",
+        "listed": 5,
+        "skipped": 3,
+        "written": 2,
+        "seconds": 1.0,
+        "images_per_second": 2.0,
+        "first_part_seconds": 0.5,
+        "steady_images_per_second": 2.0,
+    }
+    text = format_summary(
+        {
+            **summary,
+            "source": "in",
+            "report": prefix,
+            "model_version": "models:/m/1",
+            "reference_id": "tiny@0123",
+            "run": run,
+        }
+    )
     assert "| gan-a | 4 |" in text and "| dcgan | 4 |" in text and uris[1] in text and "3 already in the report" in text
 
 
@@ -87,8 +110,10 @@ def test_no_value_is_null_in_the_report() -> None:
         batch = _batch(["a.png", "b.png"], [True, False])
         batch["source_family"] = np.full(2, missing, dtype=object)
         rows = report_table(batch, CLASSES).to_pylist()
-        assert [(r["predicted"], r["source_family"], r["unknown"]) for r in rows] == [("gan-a", None, False),
-                                                                                     (None, None, None)]
+        assert [(r["predicted"], r["source_family"], r["unknown"]) for r in rows] == [
+            ("gan-a", None, False),
+            (None, None, None),
+        ]
 
 
 def test_a_report_holds_one_scan(tmp_path) -> None:
@@ -96,8 +121,11 @@ def test_a_report_holds_one_scan(tmp_path) -> None:
     meta = {"source": storage.uri("in"), "model_version": "models:/m/1", "class_names": CLASSES}
     pin_scan(storage, storage.uri("scans/m"), meta)
     pin_scan(storage, storage.uri("scans/m"), meta)  # the same scan, resumed
-    with pytest.raises(ScanError, match=r"holds another scan \(source: .*/in in the report, .*/elsewhere now\): "
-                                        r"--set scan.output=x"):
+    with pytest.raises(
+        ScanError,
+        match=r"holds another scan \(source: .*/in in the report, .*/elsewhere now\): "
+        r"--set scan.output=x",
+    ):
         pin_scan(storage, storage.uri("scans/m"), {**meta, "source": storage.uri("elsewhere")}, "--set scan.output=x")
 
 
@@ -118,11 +146,28 @@ def test_the_summary_escapes_names_and_says_how_images_were_sized(tmp_path) -> N
     prefix = report_prefix(storage.uri("scans"), "m-v1")
     uris = [storage.uri("in", "forged\n| row | 9 |.png"), storage.uri("in", "\x1b[2Jclear\u202egnp.png")]
     write_report_part(_batch(uris, [False, False]), storage, prefix, "r1", CLASSES)
-    run = {"id": "r1", "listed": 2, "skipped": 0, "written": 2, "seconds": 1.0, "images_per_second": 2.0,
-           "first_part_seconds": 0.5, "steady_images_per_second": 2.0,
-           "not_listed": {"matches ignore pattern '*.txt'": 3}}
-    text = format_summary({**summarize(storage, prefix), "source": "in\x1b[31m", "report": prefix,
-                           "model_version": "models:/m/1", "reference_id": "tiny@0123", "intake_size": 32, "run": run})
+    run = {
+        "id": "r1",
+        "listed": 2,
+        "skipped": 0,
+        "written": 2,
+        "seconds": 1.0,
+        "images_per_second": 2.0,
+        "first_part_seconds": 0.5,
+        "steady_images_per_second": 2.0,
+        "not_listed": {"matches ignore pattern '*.txt'": 3},
+    }
+    text = format_summary(
+        {
+            **summarize(storage, prefix),
+            "source": "in\x1b[31m",
+            "report": prefix,
+            "model_version": "models:/m/1",
+            "reference_id": "tiny@0123",
+            "intake_size": 32,
+            "run": run,
+        }
+    )
     assert "\x1b" not in text and "\u202e" not in text and "\\x1b[2Jclear\\u202egnp.png" in text
     assert not any(line.startswith("| row") for line in text.splitlines())  # no forged table row
     assert "forged\\n| row | 9 |.png" in text
@@ -145,8 +190,13 @@ class _Attributor:
 
 
 def _requirements(**extraction: Any) -> dict[str, Any]:
-    spec = {"reference_id": "tiny@0123", "image_size": 16, "modes": {"one_step": {"t": 200}},
-            "spaces": [{"name": "dct", "weights": None, "options": {}}], **extraction}
+    spec = {
+        "reference_id": "tiny@0123",
+        "image_size": 16,
+        "modes": {"one_step": {"t": 200}},
+        "spaces": [{"name": "dct", "weights": None, "options": {}}],
+        **extraction,
+    }
     return {"reference_id": "tiny@0123", "columns": ["one_step.dct"], "input_dim": 768, "extraction": spec}
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hostile_corpus import IGNORE, build_corpus
+from scan_world import CHAMPION, LEGACY, REFERENCE, SIZE, TINY_MODEL, World, build_world
 
 from causalprint.cli import main
 from causalprint.data.parts import list_parts, read_parts
@@ -28,8 +30,6 @@ from causalprint.scan.job import run_scan
 from causalprint.scan.report import CLASS_NAMES_KEY, format_summary
 from causalprint.storage import Storage, StorageConfig
 from causalprint.storage.folders import upload_folder
-from hostile_corpus import IGNORE, build_corpus
-from scan_world import CHAMPION, LEGACY, REFERENCE, SIZE, TINY_MODEL, World, build_world
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +71,11 @@ def test_ray_batches_and_single_images_give_the_same_decisions(world: World) -> 
         assert row["ok"] and row["model_version"] == single["model_version"]
         assert row["reference_id"] == single["reference_id"] == reference_id
         assert (row["predicted"], row["source_family"], row["architecture"], row["unknown"]) == (
-            single["predicted"], single["source_family"], single["architecture"], single["unknown"])
+            single["predicted"],
+            single["source_family"],
+            single["architecture"],
+            single["unknown"],
+        )
         assert row["confidence"] == np.float32(single["confidence"])
         assert row["architecture"] in class_names  # this world's sources are each their own architecture
         assert row["probabilities"] == [np.float32(single["probabilities"][c]) for c in class_names]
@@ -81,8 +85,11 @@ def test_ray_batches_and_single_images_give_the_same_decisions(world: World) -> 
     # only for an image whose calibrated score sits on a threshold, which saturated probabilities make possible.
     # The standardisation and the temperature amplify those differences: 1.4e-4 was seen in one CI run.
     for single, together in zip(singles, pipeline.attribute_images(images)):
-        np.testing.assert_allclose([together["probabilities"][c] for c in class_names],
-                                   [single["probabilities"][c] for c in class_names], atol=1e-3)
+        np.testing.assert_allclose(
+            [together["probabilities"][c] for c in class_names],
+            [single["probabilities"][c] for c in class_names],
+            atol=1e-3,
+        )
 
     # A rerun finds everything in the report and writes nothing.
     again = run_scan(world.job("scans/local", batch_size=1))
@@ -111,8 +118,25 @@ def test_an_interrupted_scan_resumes_and_writes_each_file_once(world: World, tmp
 
     # The rerun is the command a user types (tiny preset), recording its throughput in a results file.
     results = tmp_path / "results.md"
-    assert main(["scan", "inbox", "--set", f"storage.root={storage.root}", "--set", "scan.output=scans/interrupted",
-                 "--set", f"mlflow.tracking_uri={world.tracking_uri}", "--results", str(results), "--show", "3"]) == 0
+    assert (
+        main(
+            [
+                "scan",
+                "inbox",
+                "--set",
+                f"storage.root={storage.root}",
+                "--set",
+                "scan.output=scans/interrupted",
+                "--set",
+                f"mlflow.tracking_uri={world.tracking_uri}",
+                "--results",
+                str(results),
+                "--show",
+                "3",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "2 errors" in out and "Provenance scan throughput" in results.read_text()
     shown = out.split("first 3 rows", 1)[1].splitlines()[1:]  # the rows end the output
@@ -125,8 +149,9 @@ def test_an_interrupted_scan_resumes_and_writes_each_file_once(world: World, tmp
     assert resumed["images"] == total and resumed["errors"] == 2
 
 
-def test_refusals_come_before_any_image_is_read(world: World, tmp_path: Path, capsys,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_refusals_come_before_any_image_is_read(
+    world: World, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
     storage = world.storage
     root = ["--set", f"storage.root={storage.root}", "--set", f"mlflow.tracking_uri={world.tracking_uri}"]
     for source in ("../elsewhere", "/etc", "s3://other-bucket/x"):
@@ -157,8 +182,10 @@ def test_refusals_come_before_any_image_is_read(world: World, tmp_path: Path, ca
     # report is pinned, and so is the pipeline a Serve replica would build.
     def wider(attributor, uri):  # noqa: ANN001, ANN202 - the signature of extraction_spec
         spec = recorded(attributor, uri)
-        return dataclasses.replace(spec, spaces=[SpaceSpec(name=s.name, options={"mode": "fft"})
-                                                 if s.name == "fourier" else s for s in spec.spaces])
+        return dataclasses.replace(
+            spec,
+            spaces=[SpaceSpec(name=s.name, options={"mode": "fft"}) if s.name == "fourier" else s for s in spec.spaces],
+        )
 
     recorded = image_attributor.extraction_spec
     monkeypatch.setattr(image_attributor, "extraction_spec", wider)
@@ -184,8 +211,11 @@ def test_refusals_come_before_any_image_is_read(world: World, tmp_path: Path, ca
 
     # A report holds one scan: another source into the same output is refused.
     run_scan(world.job("scans/pinned", source="inbox/truncated.png"))
-    with pytest.raises(ScanError, match=r"holds another scan.*: give this scan its own report with "
-                                        r"--set scan\.output=scans/inbox-[0-9a-f]{8} \(or leave scan\.output out"):
+    with pytest.raises(
+        ScanError,
+        match=r"holds another scan.*: give this scan its own report with "
+        r"--set scan\.output=scans/inbox-[0-9a-f]{8} \(or leave scan\.output out",
+    ):
         run_scan(world.job("scans/pinned"))
     # Without scan.output, each source has its own report: the same two scans are both accepted.
     for source in ("inbox/truncated.png", "inbox"):
@@ -206,16 +236,24 @@ def test_scan_reads_and_writes_s3(world: World, s3_endpoint: str, s3_bucket: str
     # The same images attributed in-process from local storage (no other test's report is needed).
     pipeline = ImageAttributor(world.storage, CHAMPION, REFERENCE, tracking_uri=world.tracking_uri)
     intake = IntakeConfig(size=SIZE)
-    local = {uri.rsplit("/", 1)[1]: single for uri, single in zip(world.good, pipeline.attribute_images(
-        np.stack([decode_image(world.storage.read_bytes(uri), uri, intake) for uri in world.good])))}
+    local = {
+        uri.rsplit("/", 1)[1]: single
+        for uri, single in zip(
+            world.good,
+            pipeline.attribute_images(
+                np.stack([decode_image(world.storage.read_bytes(uri), uri, intake) for uri in world.good])
+            ),
+        )
+    }
     bad = {uri.rsplit("/", 1)[1] for uri in world.bad}
     for row in read_parts(s3, summary["report"]).to_pylist():
         assert row["uri"].startswith(f"s3://{s3_bucket}/cp/inbox/")
         name = row["uri"].rsplit("/", 1)[1]
         assert row["ok"] == (name not in bad)
         if row["ok"]:
-            np.testing.assert_allclose(row["probabilities"],
-                                       [local[name]["probabilities"][c] for c in pipeline.class_names], atol=1e-4)
+            np.testing.assert_allclose(
+                row["probabilities"], [local[name]["probabilities"][c] for c in pipeline.class_names], atol=1e-4
+            )
     assert run_scan(job)["run"]["written"] == 0
 
 
@@ -253,9 +291,23 @@ def test_ctrl_c_stops_the_scan_and_its_ray_and_a_rerun_goes_on(world: World) -> 
     import time
 
     storage = world.storage
-    argv = [sys.executable, "-m", "causalprint.cli", "scan", "inbox", "--set", f"storage.root={storage.root}",
-            "--set", f"mlflow.tracking_uri={world.tracking_uri}", "--set", "scan.output=scans/sigint",
-            "--set", "scan.batch_size=1", "--set", "ray.object_store_mb=256"]
+    argv = [
+        sys.executable,
+        "-m",
+        "causalprint.cli",
+        "scan",
+        "inbox",
+        "--set",
+        f"storage.root={storage.root}",
+        "--set",
+        f"mlflow.tracking_uri={world.tracking_uri}",
+        "--set",
+        "scan.output=scans/sigint",
+        "--set",
+        "scan.batch_size=1",
+        "--set",
+        "ray.object_store_mb=256",
+    ]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # its own Ray, as a user's command starts
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     lines: list[str] = []
@@ -277,8 +329,9 @@ def test_ctrl_c_stops_the_scan_and_its_ray_and_a_rerun_goes_on(world: World) -> 
     assert proc.wait(120) == 130, "".join(lines[-20:])
     reader.join(10)
     last = lines[-1]
-    assert re.fullmatch(r"causalprint: interrupted: \d+ images in the report; rerun the same command to go on\n",
-                        last), last
+    assert re.fullmatch(
+        r"causalprint: interrupted: \d+ images in the report; rerun the same command to go on\n", last
+    ), last
     assert not any("Traceback" in line for line in lines)
     deadline = time.monotonic() + 30
     while any(_alive(p) for p in ray_processes) and time.monotonic() < deadline:

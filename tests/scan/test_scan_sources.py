@@ -42,8 +42,9 @@ def s3(attribution_world: World) -> Iterator[tuple[str, FaultyS3, Storage]]:
         admin = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
         admin.create_bucket(Bucket=ARCHIVE)
         for info in world.storage.list_files(world.inbox):
-            admin.put_object(Bucket=ARCHIVE, Key=f"2026/11/{info.uri.rsplit('/', 1)[1]}",
-                             Body=world.storage.read_bytes(info.uri))
+            admin.put_object(
+                Bucket=ARCHIVE, Key=f"2026/11/{info.uri.rsplit('/', 1)[1]}", Body=world.storage.read_bytes(info.uri)
+            )
         admin.put_object(Bucket=ARCHIVE, Key="2026/other/private.png", Body=world.storage.read_bytes(world.good[0]))
         faults.keys[ARCHIVE] = "archive-reader"
         platform = Storage(StorageConfig(root="s3://platform-reports/cp", endpoint_url=endpoint))
@@ -54,8 +55,14 @@ def s3(attribution_world: World) -> Iterator[tuple[str, FaultyS3, Storage]]:
 
 def _archive(endpoint: str, key: str = "archive-reader") -> SourceConfig:
     # One S3 request per read (no botocore retries), so the scan's own retries are what the test counts.
-    return SourceConfig(name="archive", uri=PREFIX, endpoint_url=endpoint, access_key_id=key,
-                        secret_access_key="archive-secret", max_attempts=1)
+    return SourceConfig(
+        name="archive",
+        uri=PREFIX,
+        endpoint_url=endpoint,
+        access_key_id=key,
+        secret_access_key="archive-secret",
+        max_attempts=1,
+    )
 
 
 def _job(world: World, platform: Storage, output: str, source: SourceConfig, **scan):
@@ -64,8 +71,13 @@ def _job(world: World, platform: Storage, output: str, source: SourceConfig, **s
 
 
 def _archive_keys(endpoint: str) -> list[str]:
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="archive-reader",
-                          aws_secret_access_key="x")
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="archive-reader",
+        aws_secret_access_key="x",
+    )
     return sorted(o["Key"] for o in client.list_objects_v2(Bucket=ARCHIVE)["Contents"])
 
 
@@ -74,17 +86,29 @@ def _names(world: World) -> dict[str, str | None]:
     return {**{u.rsplit("/", 1)[1]: None for u in world.good}, **{u.rsplit("/", 1)[1]: k for u, k in world.bad.items()}}
 
 
-def test_a_read_only_archive_prefix_is_scanned_into_the_platforms_bucket(attribution_world: World, s3, tmp_path: Path,
-                                                                         capsys) -> None:
+def test_a_read_only_archive_prefix_is_scanned_into_the_platforms_bucket(
+    attribution_world: World, s3, tmp_path: Path, capsys
+) -> None:
     world, (endpoint, _faults, platform) = attribution_world, s3
     before = _archive_keys(endpoint)
     config = tmp_path / "archive.yaml"
-    config.write_text(yaml.safe_dump({
-        "storage": {"root": platform.root, "endpoint_url": endpoint},
-        "mlflow": {"tracking_uri": world.tracking_uri},
-        "sources": [{"name": "archive", "uri": PREFIX, "endpoint_url": endpoint, "access_key_id": "archive-reader",
-                     "secret_access_key": "archive-secret"}],
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "storage": {"root": platform.root, "endpoint_url": endpoint},
+                "mlflow": {"tracking_uri": world.tracking_uri},
+                "sources": [
+                    {
+                        "name": "archive",
+                        "uri": PREFIX,
+                        "endpoint_url": endpoint,
+                        "access_key_id": "archive-reader",
+                        "secret_access_key": "archive-secret",
+                    }
+                ],
+            }
+        )
+    )
     assert main(["scan", PREFIX, "--config", str(config)]) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     report = next(line.split("report: ", 1)[1] for line in out.splitlines() if line.startswith("report: "))
@@ -108,8 +132,9 @@ def test_a_read_only_archive_prefix_is_scanned_into_the_platforms_bucket(attribu
     assert not platform.list_files("scans/wrong-key")
 
 
-def test_a_local_source_is_bounded_after_its_links_are_resolved(attribution_world: World, tmp_path: Path,
-                                                                 capsys) -> None:
+def test_a_local_source_is_bounded_after_its_links_are_resolved(
+    attribution_world: World, tmp_path: Path, capsys
+) -> None:
     world = attribution_world
     allowed, secret = tmp_path / "photos", tmp_path / "secret"
     allowed.mkdir()
@@ -120,9 +145,15 @@ def test_a_local_source_is_bounded_after_its_links_are_resolved(attribution_worl
     os.symlink(secret, allowed / "escape")
     os.symlink(secret / "key.png", allowed / "key.png")
     config = tmp_path / "photos.yaml"
-    config.write_text(yaml.safe_dump({"storage": {"root": world.storage.root},
-                                      "mlflow": {"tracking_uri": world.tracking_uri},
-                                      "sources": [{"name": "photos", "uri": str(allowed)}]}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "storage": {"root": world.storage.root},
+                "mlflow": {"tracking_uri": world.tracking_uri},
+                "sources": [{"name": "photos", "uri": str(allowed)}],
+            }
+        )
+    )
     for outside in (str(allowed / ".." / "secret"), str(secret)):
         assert main(["scan", outside, "--config", str(config)]) == 2
         err = capsys.readouterr().err
@@ -134,7 +165,9 @@ def test_a_local_source_is_bounded_after_its_links_are_resolved(attribution_worl
     rows = {r["uri"]: r for r in read_parts(world.storage, "scans/photos").to_pylist()}
     assert {u: r["error_kind"] for u, r in rows.items()} == {
         **{str(allowed / u.rsplit("/", 1)[1]): None for u in world.good[:3]},
-        str(allowed / "escape"): "outside_root", str(allowed / "key.png"): "outside_root"}
+        str(allowed / "escape"): "outside_root",
+        str(allowed / "key.png"): "outside_root",
+    }
 
 
 def test_transient_faults_are_retried_failed_or_kept_retryable(attribution_world: World, s3) -> None:
@@ -151,14 +184,18 @@ def test_transient_faults_are_retried_failed_or_kept_retryable(attribution_world
 
         # 503 for longer than the retries: the scan fails, saying so; no error row is written for those files.
         faults.fail_gets[ARCHIVE] = -1
-        with pytest.raises(ScanError, match=r"could not read s3://archive-bucket/2026/11/\S+: throttled or "
-                                            r"unavailable \(SlowDown\) after 2 tries.*rerun the same command"):
+        with pytest.raises(
+            ScanError,
+            match=r"could not read s3://archive-bucket/2026/11/\S+: throttled or "
+            r"unavailable \(SlowDown\) after 2 tries.*rerun the same command",
+        ):
             run_scan(_job(world, platform, "scans/down", _archive(endpoint), read_attempts=2, **fast))
         assert not platform.list_files("scans/down", (".parquet",))
 
         # ... or, with on_transient=row, every file is a retryable row, and the next run reads them again.
-        summary = run_scan(_job(world, platform, "scans/down", _archive(endpoint), read_attempts=2,
-                                on_transient="row", **fast))
+        summary = run_scan(
+            _job(world, platform, "scans/down", _archive(endpoint), read_attempts=2, on_transient="row", **fast)
+        )
         assert summary["images"] == summary["errors"] == summary["retryable"] == len(names)
         faults.fail_gets.clear()
         summary = run_scan(_job(world, platform, "scans/down", _archive(endpoint), **fast))
@@ -172,7 +209,8 @@ def test_transient_faults_are_retried_failed_or_kept_retryable(attribution_world
         summary = run_scan(_job(world, platform, "scans/down", _archive(endpoint), retry_errors=True))
         assert summary["run"]["again"] == summary["run"]["written"] == 2 and summary["images"] == len(names)
         assert sorted(r["error_kind"] for r in _rows(platform, "scans/down") if not r["ok"]) == sorted(
-            k for k in names.values() if k)
+            k for k in names.values() if k
+        )
     finally:
         faults.fail_gets.clear()
 
@@ -188,8 +226,21 @@ def test_two_scans_into_one_report_refuse_the_second(attribution_world: World, c
     with Lease(storage, f"{prefix}/_lease.json", what="scan run elsewhere", ttl_s=60):
         with pytest.raises(LeaseHeldError, match="another writer holds .*: scan run elsewhere"):
             run_scan(world.job("scans/busy"))
-        assert main(["scan", "inbox", "--set", f"storage.root={storage.root}", "--set", "scan.output=scans/busy",
-                     "--set", f"mlflow.tracking_uri={world.tracking_uri}"]) == 2
+        assert (
+            main(
+                [
+                    "scan",
+                    "inbox",
+                    "--set",
+                    f"storage.root={storage.root}",
+                    "--set",
+                    "scan.output=scans/busy",
+                    "--set",
+                    f"mlflow.tracking_uri={world.tracking_uri}",
+                ]
+            )
+            == 2
+        )
         assert "One writer per output" in capsys.readouterr().err
         assert not storage.list_files(storage.uri("scans/busy"), (".parquet",))
     summary = run_scan(world.job("scans/busy"))  # released: the scan goes ahead, and gives its lease back

@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import pytest
+from scan_world import World
+from serve_helpers import make_client, serve_job
 
 from causalprint.serving.config import AuthConfig
 from causalprint.serving.keys import new_key
 from causalprint.serving.model_server import ModelServer
-from scan_world import World
-from serve_helpers import make_client, serve_job
 
 
 @pytest.fixture(scope="session")

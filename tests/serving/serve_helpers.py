@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from scan_world import CHAMPION, REFERENCE, World
+
 from causalprint.serving.api import create_api
 from causalprint.serving.config import ServeJobConfig, ServeOptions
 from causalprint.serving.keys import KeyRing
 from causalprint.serving.local import LocalBackend
 from causalprint.serving.model_server import ModelServer
 from causalprint.tracking.mlflow_setup import MlflowConfig
-from scan_world import CHAMPION, REFERENCE, World
 
 
 def serve_job(world: World, **options: object) -> ServeJobConfig:
-    return ServeJobConfig(storage=world.storage.config, ray={"object_store_mb": 256},
-                          mlflow=MlflowConfig(tracking_uri=world.tracking_uri),
-                          serve=ServeOptions(model=CHAMPION, reference=REFERENCE, **options))
+    return ServeJobConfig(
+        storage=world.storage.config,
+        ray={"object_store_mb": 256},
+        mlflow=MlflowConfig(tracking_uri=world.tracking_uri),
+        serve=ServeOptions(model=CHAMPION, reference=REFERENCE, **options),
+    )
 
 
 def make_client(server: ModelServer, keys: dict | None = None, **options: object):

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from image_samples import bomb_png, encode, header_only_png, noise, raw_png
 from PIL import Image
+from scan_world import TINY_MODEL, World
+from serve_helpers import make_client
 
 from causalprint.imaging.intake import IntakeConfig, decode_image
 from causalprint.serving.config import AuthConfig, LimitsConfig
 from causalprint.serving.model_server import ModelServer
-from image_samples import bomb_png, encode, header_only_png, noise, raw_png
-from scan_world import TINY_MODEL, World
-from serve_helpers import make_client
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -48,7 +48,11 @@ def test_an_upload_gets_the_pipelines_decision(client, model_server: ModelServer
         image = decode_image(data, uri, IntakeConfig(size=model_server.current.pipeline.image_size))
         expected = model_server.current.pipeline.attribute_images(image[None])[0]
         assert (body["source"], body["family"], body["architecture"], body["unknown"]) == (
-            expected["predicted"], expected["source_family"], expected["architecture"], expected["unknown"])
+            expected["predicted"],
+            expected["source_family"],
+            expected["architecture"],
+            expected["unknown"],
+        )
         assert body["probabilities"] == pytest.approx(expected["probabilities"], abs=1e-6)
         assert body["model"] == {"name": TINY_MODEL, "version": "1", "uri": f"models:/{TINY_MODEL}/1"}
         assert body["image"]["format"] == "PNG" and "resized to 16x16" in body["image"]["intake"]
@@ -73,8 +77,11 @@ def test_a_storage_object_is_attributed_and_paths_outside_are_refused(client, se
         _assert_refused(client.post("/v1/attribute", json={"uri": outside}), 400, "outside_storage")
     _assert_refused(client.post("/v1/attribute", json={"uri": "inbox/none.png"}), 404, "no_such_object")
     _assert_refused(client.post("/v1/attribute", json={"url": "x"}), 422)
-    _assert_refused(client.post("/v1/attribute", content=b"{not json", headers={"content-type": "application/json"}),
-                    400, "invalid_json")
+    _assert_refused(
+        client.post("/v1/attribute", content=b"{not json", headers={"content-type": "application/json"}),
+        400,
+        "invalid_json",
+    )
     _assert_refused(client.post("/v1/attribute", content=b"abc", headers={"content-type": "text/plain"}), 415)
 
 
@@ -99,16 +106,20 @@ def test_a_batch_answers_each_image_and_one_bad_file_fails_alone(client, serve_w
     # One model pass for the request's three images: equal to the single pass to float precision (kernels sum in
     # an order that depends on the batch size).
     assert body["results"][0]["result"]["probabilities"] == pytest.approx(single["probabilities"], abs=1e-4)
-    by_uri = client.post("/v1/attribute/batch", json={"uris": [storage.relative(serve_world.good[0]),
-                                                                 "../outside.png"]}).json()
+    by_uri = client.post(
+        "/v1/attribute/batch", json={"uris": [storage.relative(serve_world.good[0]), "../outside.png"]}
+    ).json()
     assert by_uri["ok"] == 1 and by_uri["results"][1]["error"]["kind"] == "outside_storage"
 
 
 def test_a_batch_over_the_limit_is_refused(model_server: ModelServer, serve_world: World) -> None:
     data = serve_world.storage.read_bytes(serve_world.good[0])
     with make_client(model_server, limits=LimitsConfig(max_batch_images=2)) as small:
-        _assert_refused(small.post("/v1/attribute/batch", files=[("files", (f"{i}.png", data, "image/png"))
-                                                                  for i in range(3)]), 413, "too_many_images")
+        _assert_refused(
+            small.post("/v1/attribute/batch", files=[("files", (f"{i}.png", data, "image/png")) for i in range(3)]),
+            413,
+            "too_many_images",
+        )
         _assert_refused(small.post("/v1/attribute/batch", json={"uris": ["a", "b", "c"]}), 413, "too_many_images")
 
 
@@ -124,10 +135,12 @@ def test_verify_answers_the_claim_at_its_operating_point(client, serve_world: Wo
     other = min(probs, key=probs.get)
     no = client.post("/v1/verify", files={"file": ("x.png", data)}, data={"source": other}).json()
     assert no["match"] is False and no["threshold"] == 0.5 and no["strongest_other"] == top
-    _assert_refused(client.post("/v1/verify", files={"file": ("x.png", data)}, data={"source": "midjourney"}),
-                    404, "unknown_source")
-    _assert_refused(client.post("/v1/verify", files={"file": ("x.png", data)}, data={"source": top,
-                                                                                      "threshold": "2"}), 422)
+    _assert_refused(
+        client.post("/v1/verify", files={"file": ("x.png", data)}, data={"source": "midjourney"}), 404, "unknown_source"
+    )
+    _assert_refused(
+        client.post("/v1/verify", files={"file": ("x.png", data)}, data={"source": top, "threshold": "2"}), 422
+    )
 
 
 def test_models_and_sources_describe_the_served_version(client) -> None:
@@ -136,8 +149,7 @@ def test_models_and_sources_describe_the_served_version(client) -> None:
     versions = {v["version"]: v["aliases"] for v in models["versions"]}
     assert "champion" in versions["1"] and list(versions) == sorted(versions, key=int, reverse=True)
     sources = client.get("/v1/sources").json()["sources"]
-    assert {s["name"]: s["family"] for s in sources} == {"blocky": "diffusion", "noisy": "diffusion",
-                                                          "smooth": "gan"}
+    assert {s["name"]: s["family"] for s in sources} == {"blocky": "diffusion", "noisy": "diffusion", "smooth": "gan"}
     assert not any(s["enrolled"] for s in sources)
 
 
@@ -179,19 +191,24 @@ def test_keys_are_required_when_configured(keyed, api_keys: dict, serve_world: W
 def test_enrolment_needs_an_admin_key(keyed, api_keys: dict) -> None:
     body = {"images": "images/noisy/train", "family": "diffusion"}
     _assert_refused(keyed.post("/v1/sources/new-gan/enrol", json=body), 401)
-    _assert_refused(keyed.post("/v1/sources/new-gan/enrol", json=body,
-                               headers={"X-API-Key": api_keys["user"][0]}), 403, "forbidden")
+    _assert_refused(
+        keyed.post("/v1/sources/new-gan/enrol", json=body, headers={"X-API-Key": api_keys["user"][0]}), 403, "forbidden"
+    )
     admin = {"X-API-Key": api_keys["admin"][0]}
-    _assert_refused(keyed.post("/v1/sources/new-gan/enrol", json={**body, "images": "../../etc"}, headers=admin),
-                    400, "outside_storage")
+    _assert_refused(
+        keyed.post("/v1/sources/new-gan/enrol", json={**body, "images": "../../etc"}, headers=admin),
+        400,
+        "outside_storage",
+    )
     _assert_refused(keyed.post("/v1/sources/smooth/enrol", json=body, headers=admin), 400, "enrolment_refused")
     _assert_refused(keyed.post("/v1/sources/Bad%20Name/enrol", json=body, headers=admin), 400, "enrolment_refused")
 
 
 def test_an_admin_enrols_a_new_source_as_a_candidate_version(keyed, api_keys: dict) -> None:
     admin = {"X-API-Key": api_keys["admin"][0]}
-    response = keyed.post("/v1/sources/blocky-v2/enrol", json={"images": "images/blocky/train", "family": "diffusion"},
-                          headers=admin)
+    response = keyed.post(
+        "/v1/sources/blocky-v2/enrol", json={"images": "images/blocky/train", "family": "diffusion"}, headers=admin
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["source"] == "blocky-v2" and body["alias"] == "candidate"
@@ -233,8 +250,11 @@ def test_the_body_limit_is_enforced_before_and_while_reading(model_server: Model
             for _ in range(100):
                 yield bytes(1024)
 
-        _assert_refused(small.post("/v1/attribute", content=chunks(),
-                                   headers={"content-type": "multipart/form-data; boundary=x"}), 413, "too_large")
+        _assert_refused(
+            small.post("/v1/attribute", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"}),
+            413,
+            "too_large",
+        )
         _assert_refused(_upload(small, b"\x89PNG\r\n\x1a\n" + bytes(40 * 1024)), 413, "too_large_bytes")
 
 
@@ -255,8 +275,7 @@ def _animated_png() -> bytes:
 def _hostile() -> dict[str, tuple[bytes, int, str | None]]:
     """name -> (bytes, expected status, expected kind); 200 where the file is a valid image."""
     png = _png(noise(16, 16))
-    sixteen = raw_png(16, 16, [np.arange(48, dtype=">u2").tobytes() * 1 for _ in range(16)], color_type=2,
-                      bit_depth=16)
+    sixteen = raw_png(16, 16, [np.arange(48, dtype=">u2").tobytes() * 1 for _ in range(16)], color_type=2, bit_depth=16)
     cmyk = encode(Image.fromarray(noise(16, 16)).convert("CMYK"), "JPEG")
     return {
         "zero-byte.png": (b"", 400, "empty"),
@@ -292,13 +311,21 @@ def test_the_page_and_its_script_are_served_with_a_strict_policy(client) -> None
     assert page.status_code == 200 and 'id="drop"' in page.text and "/static/app.js" in page.text
     assert "script-src" not in page.headers["content-security-policy"]  # default-src 'self': no inline script
     assert "<script>" not in page.text.replace('<script src="/static/app.js"></script>', "")
-    assert "\"/v1/attribute?explain=true\"" in client.get("/static/app.js").text
+    assert '"/v1/attribute?explain=true"' in client.get("/static/app.js").text
 
 
 def test_the_openapi_schema_lists_every_route(client) -> None:
     spec = client.get("/openapi.json").json()
-    assert {"/v1/attribute", "/v1/attribute/batch", "/v1/verify", "/v1/models", "/v1/sources",
-            "/v1/sources/{name}/enrol", "/healthz", "/readyz"} <= set(spec["paths"])
+    assert {
+        "/v1/attribute",
+        "/v1/attribute/batch",
+        "/v1/verify",
+        "/v1/models",
+        "/v1/sources",
+        "/v1/sources/{name}/enrol",
+        "/healthz",
+        "/readyz",
+    } <= set(spec["paths"])
     body = spec["paths"]["/v1/attribute"]["post"]["requestBody"]["content"]
     assert set(body) == {"multipart/form-data", "application/json"}
     assert json.dumps(spec).count("#/components/schemas/StorageObject") >= 1

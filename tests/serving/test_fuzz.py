@@ -6,9 +6,9 @@ from __future__ import annotations
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance, status_code_conformance
+from serve_helpers import make_client
 
 from causalprint.serving.model_server import ModelServer
-from serve_helpers import make_client
 
 EXAMPLES = 20  # per operation: bounded in count, and each call is in-process
 
@@ -21,13 +21,19 @@ def test_no_generated_input_gets_a_server_error(model_server: ModelServer) -> No
         codes = called.setdefault(operation.label, [])
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def fuzz(case) -> None:
             response = case.call()
             codes.append(response.status_code)
-            case.validate_response(response, checks=(not_a_server_error, status_code_conformance,
-                                                      response_schema_conformance))
+            case.validate_response(
+                response, checks=(not_a_server_error, status_code_conformance, response_schema_conformance)
+            )
 
         fuzz()
     assert {"POST /v1/attribute", "POST /v1/verify", "POST /v1/sources/{name}/enrol"} <= set(called)

@@ -12,12 +12,12 @@ from pathlib import Path
 import httpx
 import mlflow
 import pytest
+from scan_world import TINY_MODEL, World, register_model
+from serve_helpers import serve_job
 
 from causalprint.data.parts import read_parts
 from causalprint.scan.job import run_scan
 from causalprint.scan.report import CLASS_NAMES_KEY
-from scan_world import TINY_MODEL, World, register_model
-from serve_helpers import serve_job
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +54,11 @@ def test_decisions_over_http_equal_the_scans(served: str, serve_world: World) ->
         body = _post(served, storage.read_bytes(uri), Path(uri).name).json()
         row = rows[uri]
         assert (body["source"], body["family"], body["architecture"], body["unknown"]) == (
-            row["predicted"], row["source_family"], row["architecture"], row["unknown"])
+            row["predicted"],
+            row["source_family"],
+            row["architecture"],
+            row["unknown"],
+        )
         assert body["model"]["uri"] == row["model_version"] and body["reference_id"] == row["reference_id"]
         # Equal to float precision: Serve batches requests as they come, and CPU kernels sum in an order that
         # depends on the batch size (as the scan's own test notes between its batch sizes).
@@ -77,9 +81,12 @@ def test_concurrent_requests_are_batched_and_all_answered(served: str, serve_wor
     for t in threads:
         t.join()
     assert results == [200] * 24
-    batch = httpx.post(f"{served}/v1/attribute/batch", timeout=60,
-                       files=[("files", (f"{i}.png", data, "image/png")) for i in range(5)]
-                       + [("files", ("bad.png", b"nope", "image/png"))]).json()
+    batch = httpx.post(
+        f"{served}/v1/attribute/batch",
+        timeout=60,
+        files=[("files", (f"{i}.png", data, "image/png")) for i in range(5)]
+        + [("files", ("bad.png", b"nope", "image/png"))],
+    ).json()
     assert (batch["ok"], batch["failed"]) == (5, 1)
 
 
@@ -102,9 +109,10 @@ def test_a_new_champion_is_served_without_failing_requests(served: str, serve_wo
     try:
         time.sleep(1.0)
         # A second version of the served name: the same training, registered again, then made champion.
-        from causalprint.attribution.training.config import TrainJobConfig
-        from causalprint.attribution.dataset import DataConfig
         from scan_world import COLUMNS
+
+        from causalprint.attribution.dataset import DataConfig
+        from causalprint.attribution.training.config import TrainJobConfig
 
         job = TrainJobConfig(storage=storage.config, data=DataConfig(features="features/scan", columns=COLUMNS))
         register_model(storage, tracking, job, TINY_MODEL)
@@ -130,8 +138,9 @@ def test_a_new_champion_is_served_without_failing_requests(served: str, serve_wo
     assert httpx.get(f"{served}/v1/models", timeout=30).json()["serving"]["model"]["version"] == new
 
 
-def test_the_client_and_the_attribute_command(served: str, serve_world: World, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_client_and_the_attribute_command(
+    served: str, serve_world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from causalprint.cli import main
     from causalprint.serving.client import CausalprintClient, ServiceError
 
@@ -164,9 +173,13 @@ def test_hostile_uploads_over_serve_get_a_4xx_and_it_keeps_serving(served: str, 
     from image_samples import bomb_png, header_only_png
 
     good = serve_world.storage.read_bytes(serve_world.good[0])
-    for name, data, status in (("bomb.png", bomb_png(), 413), ("huge.png", header_only_png(100_000, 100_000), 413),
-                               ("truncated.png", good[: len(good) // 2], 400), ("empty.png", b"", 400),
-                               ("text.png", b"hello", 415)):
+    for name, data, status in (
+        ("bomb.png", bomb_png(), 413),
+        ("huge.png", header_only_png(100_000, 100_000), 413),
+        ("truncated.png", good[: len(good) // 2], 400),
+        ("empty.png", b"", 400),
+        ("text.png", b"hello", 415),
+    ):
         response = _post(served, data, name)
         assert response.status_code == status, (name, response.text)
         assert response.json()["error"]["reason"]
@@ -189,8 +202,13 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1000,1250"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1000,1250",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
     try:
@@ -208,8 +226,7 @@ def test_the_page_attributes_a_chosen_image(browser, served: str, serve_world: W
     uri = serve_world.good[0]
     image = tmp_path / Path(uri).name
     image.write_bytes(serve_world.storage.read_bytes(uri))
-    expected = httpx.post(f"{served}/v1/attribute", files={"file": (image.name, image.read_bytes())},
-                          timeout=60).json()
+    expected = httpx.post(f"{served}/v1/attribute", files={"file": (image.name, image.read_bytes())}, timeout=60).json()
 
     browser.get(served + "/")
     browser.find_element(By.ID, "file").send_keys(str(image))
@@ -243,8 +260,11 @@ def test_the_page_attributes_a_chosen_image(browser, served: str, serve_world: W
     WebDriverWait(browser, 120).until(ec.visibility_of_element_located((By.ID, "anon-result")))
     assert browser.find_element(By.ID, "anon-before").text == expected["source"]
     after = browser.find_element(By.ID, "anon-after").text
-    reanswer = httpx.post(f"{served}/v1/attribute", timeout=60, files={"file": ("a.png", _png_of(
-        browser.find_element(By.ID, "anon-image").get_attribute("src")))}).json()
+    reanswer = httpx.post(
+        f"{served}/v1/attribute",
+        timeout=60,
+        files={"file": ("a.png", _png_of(browser.find_element(By.ID, "anon-image").get_attribute("src")))},
+    ).json()
     assert reanswer["source"] == after  # the page shows what the returned PNG is attributed to
     assert "PSNR" in browser.find_element(By.ID, "anon-quality").text
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)

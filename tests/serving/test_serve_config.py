@@ -36,5 +36,7 @@ def test_the_builder_binds_both_deployments_with_their_scaling() -> None:
     (model,) = ingress.init_args
     assert model._bound_deployment.name == "Attributor"
     options = ServeOptions.model_validate({"reference": "x"})
-    assert model._bound_deployment._deployment_config.autoscaling_config.max_replicas == \
-        options.model_replicas.max_replicas
+    assert (
+        model._bound_deployment._deployment_config.autoscaling_config.max_replicas
+        == options.model_replicas.max_replicas
+    )

@@ -85,6 +85,10 @@ def test_errors_are_told_apart() -> None:
     assert transient_reason(TimeoutError()).startswith("connection")
     assert transient_reason(PermissionError(13, "denied")) == "permission"
     assert transient_reason(RuntimeError("a defect")) == "unexpected RuntimeError"
-    for permanent in (client_error("InvalidRange", 416), client_error("NoSuchKey", 404), FileNotFoundError(2, "x"),
-                      IsADirectoryError(21, "x")):
+    for permanent in (
+        client_error("InvalidRange", 416),
+        client_error("NoSuchKey", 404),
+        FileNotFoundError(2, "x"),
+        IsADirectoryError(21, "x"),
+    ):
         assert transient_reason(permanent) is None

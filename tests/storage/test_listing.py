@@ -29,8 +29,7 @@ def test_every_entry_is_listed_once_or_counted_as_skipped(tmp_path: Path) -> Non
     got = {e.uri: e.problem for e in listing.entries}
     assert len(got) == len(listing.entries)
     expected_problems = {"outside_root", "not_a_file", "read_failed"}
-    assert got == {corpus.uri(name): (kind if kind in expected_problems else "")
-                   for name, kind in corpus.kinds.items()}
+    assert got == {corpus.uri(name): (kind if kind in expected_problems else "") for name, kind in corpus.kinds.items()}
     assert listing.skipped == corpus.skipped
     assert [e.uri for e in listing.entries] == sorted(got)
 

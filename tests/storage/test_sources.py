@@ -41,8 +41,13 @@ def test_a_uri_inside_the_root_is_read_there_and_one_in_a_source_from_the_source
 
 def test_a_local_uri_outside_every_location_is_refused_naming_them(local) -> None:
     storage, photos, tmp = local
-    for uri in (str(tmp / "secret"), str(tmp / "allowed" / ".." / "secret"), "../secret", "/etc/passwd",
-                f"file://{tmp}/allowed/../secret"):
+    for uri in (
+        str(tmp / "secret"),
+        str(tmp / "allowed" / ".." / "secret"),
+        "../secret",
+        "/etc/passwd",
+        f"file://{tmp}/allowed/../secret",
+    ):
         with pytest.raises(OutsideSourcesError) as refused:
             open_source(storage, [photos], uri)
         assert f"the storage root {storage.root}; sources: photos: {tmp / 'allowed'}" in str(refused.value)
@@ -84,8 +89,13 @@ def s3() -> Iterator[tuple[str, FaultyS3]]:
 
 def test_an_s3_source_is_read_with_its_own_endpoint_and_credentials(s3: tuple[str, FaultyS3]) -> None:
     endpoint, server = s3
-    admin = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="archive-admin",
-                         aws_secret_access_key="x")
+    admin = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="archive-admin",
+        aws_secret_access_key="x",
+    )
     for bucket in ("archive-src", "platform-src"):
         admin.create_bucket(Bucket=bucket)
     admin.put_object(Bucket="archive-src", Key="2026/11/a.png", Body=b"image")
@@ -93,8 +103,13 @@ def test_an_s3_source_is_read_with_its_own_endpoint_and_credentials(s3: tuple[st
     server.keys["archive-src"] = "archive-reader"  # the archive answers its own key only
     try:
         storage = Storage(StorageConfig(root="s3://platform-src/cp", endpoint_url=endpoint))
-        archive = SourceConfig(name="archive", uri="s3://archive-src/2026/11", endpoint_url=endpoint,
-                               access_key_id="archive-reader", secret_access_key="x")
+        archive = SourceConfig(
+            name="archive",
+            uri="s3://archive-src/2026/11",
+            endpoint_url=endpoint,
+            access_key_id="archive-reader",
+            secret_access_key="x",
+        )
         opened = open_source(storage, [archive], "s3://archive-src/2026/11")
         assert opened.label == "archive" and opened.uri == "s3://archive-src/2026/11"
         assert [e.uri for e in list_source(opened.storage, opened.uri).entries] == ["s3://archive-src/2026/11/a.png"]
@@ -104,10 +119,15 @@ def test_an_s3_source_is_read_with_its_own_endpoint_and_credentials(s3: tuple[st
 
         with pytest.raises(ClientError, match="InvalidAccessKeyId"):
             Storage(StorageConfig(root="s3://archive-src/2026/11", endpoint_url=endpoint)).read_at_most(
-                "s3://archive-src/2026/11/a.png", 100)
+                "s3://archive-src/2026/11/a.png", 100
+            )
         # Another prefix of the same bucket, another bucket, and a climb out of the prefix are refused.
-        for uri in ("s3://archive-src/2026/other", "s3://archive-src/2026/11/../other", "s3://platform-src/x",
-                    "s3://elsewhere/2026/11"):
+        for uri in (
+            "s3://archive-src/2026/other",
+            "s3://archive-src/2026/11/../other",
+            "s3://platform-src/x",
+            "s3://elsewhere/2026/11",
+        ):
             with pytest.raises(OutsideSourcesError, match="sources: archive: s3://archive-src/2026/11"):
                 open_source(storage, [archive], uri)
     finally:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from causalprint.storage import Storage
 from causalprint.jobs import job_config
+from causalprint.storage import Storage
 from causalprint.zoo.manifest import read_manifest
 
 pytestmark = pytest.mark.slow
@@ -50,9 +50,11 @@ def test_each_image_is_in_its_sources_folder_and_identically_encoded(built_zoo) 
 def test_generated_images_are_not_copies_of_each_other(built_zoo) -> None:
     storage, report = built_zoo
     manifest = read_manifest(storage, report["manifest"]).to_pylist()
+
     def first(source: str) -> np.ndarray:
         row = next(r for r in manifest if r["source"] == source)
         return np.asarray(Image.open(io.BytesIO(storage.read_bytes(row["uri"]))))
+
     assert not np.array_equal(first("dcgan"), first("dcgan-twin"))
 
 

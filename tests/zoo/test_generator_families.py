@@ -14,14 +14,27 @@ from causalprint.zoo.registry import GENERATORS, create_generator
 
 ARCHS = GENERATORS.names()
 GAN_ARCHS = ["dcgan", "wgan_gp", "stylegan", "sngan"]
-EXPECTED_FAMILY = {"ddpm": "diffusion", "ddim": "diffusion", "ldm": "diffusion", "vae": "vae",
-                   **{a: "gan" for a in GAN_ARCHS}}
+EXPECTED_FAMILY = {
+    "ddpm": "diffusion",
+    "ddim": "diffusion",
+    "ldm": "diffusion",
+    "vae": "vae",
+    **{a: "gan" for a in GAN_ARCHS},
+}
 SIZE = 16
 
 
 def _spec(arch: str, **overrides) -> GeneratorSpec:
-    fields = dict(name=f"t-{arch}", arch=arch, content_group="test", train_steps=3, batch_size=8, width=8,
-                  sample_steps=2, options={"ae_steps": 2} if arch == "ldm" else {})
+    fields = dict(
+        name=f"t-{arch}",
+        arch=arch,
+        content_group="test",
+        train_steps=3,
+        batch_size=8,
+        width=8,
+        sample_steps=2,
+        options={"ae_steps": 2} if arch == "ldm" else {},
+    )
     return GeneratorSpec(**{**fields, **overrides})
 
 
@@ -158,15 +171,17 @@ def test_stylegan_noise_init_per_layer_puts_noise_at_one_layer_only() -> None:
     one = [0.0, 0.0, 0.0, 0.0, 0.08]  # a 16x16 StyleGAN: 4x4, two at 8x8, two at 16x16
     gen = create_generator(_spec("stylegan", options={"noise_init": one, "noise_learned": False}), SIZE)
     assert [float(layer.noise_strength.detach()) for layer in gen.generator.layers] == [
-        float(torch.tensor(v)) for v in one]
+        float(torch.tensor(v)) for v in one
+    ]
     with pytest.raises(ValueError, match="names 3 strengths; a 16x16 StyleGAN has 5 styled layers"):
         create_generator(_spec("stylegan", options={"noise_init": [0.1, 0.0, 0.0]}), SIZE)
 
 
 def test_stylegan_noise_random_draws_a_strength_per_image_and_layer_within_its_bounds() -> None:
     gen = create_generator(_spec("stylegan", options={"noise_random_max": 0.2, "noise_random_p": 0.25}), SIZE)
-    assert all(float(layer.noise_strength) == 1.0 and not layer.noise_strength.requires_grad
-               for layer in gen.generator.layers)  # the drawn strengths scale the maps themselves
+    assert all(
+        float(layer.noise_strength) == 1.0 and not layer.noise_strength.requires_grad for layer in gen.generator.layers
+    )  # the drawn strengths scale the maps themselves
     noise = gen._noise(400, torch.Generator().manual_seed(0))
     sizes = gen.generator.noise_sizes
     per_layer = torch.stack([part.std(dim=1) for part in noise.split([r * r for r in sizes], dim=1)], dim=1)
@@ -192,24 +207,30 @@ def test_stylegan_without_noise_random_draws_the_noise_it_always_drew() -> None:
     # The zoo's stored images of every other StyleGAN depend on it: plain N(0, 1) maps, one seed per image.
     gen = create_generator(_spec("stylegan"), SIZE)
     numel = gen.generator.noise_numel
-    assert torch.equal(gen._noise(4, torch.Generator().manual_seed(7)),
-                       torch.randn((4, numel), generator=torch.Generator().manual_seed(7)))
+    assert torch.equal(
+        gen._noise(4, torch.Generator().manual_seed(7)),
+        torch.randn((4, numel), generator=torch.Generator().manual_seed(7)),
+    )
     z = torch.randn(2, gen.z_dim, generator=torch.Generator().manual_seed(1))
-    before = torch.stack([torch.randn(numel, generator=torch.Generator().manual_seed(_image_noise_seed(5, 3 + i)))
-                          for i in range(2)])
+    before = torch.stack(
+        [torch.randn(numel, generator=torch.Generator().manual_seed(_image_noise_seed(5, 3 + i))) for i in range(2)]
+    )
     with torch.no_grad():
         assert torch.equal(gen.render(z, seed=5, start=3), gen.generator(gen.mapping(z), before))
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"noise_random_max": 0.1, "noise_init": 0.1}, "excludes noise_init"),
-    ({"noise_random_max": 0.1, "noise_learned": False}, "excludes noise_init and noise_learned"),
-    ({"noise_random_max": 0.0}, "noise_random_max > 0"),
-    ({"noise_random_max": float("inf")}, "finite noise_random_max"),
-    ({"noise_random_max": [0.1, 0.2]}, "are numbers"),
-    ({"noise_random_max": 0.1, "noise_random_p": 1.5}, "0 < noise_random_p <= 1"),
-    ({"noise_random_p": 0.5}, "needs noise_random_max"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"noise_random_max": 0.1, "noise_init": 0.1}, "excludes noise_init"),
+        ({"noise_random_max": 0.1, "noise_learned": False}, "excludes noise_init and noise_learned"),
+        ({"noise_random_max": 0.0}, "noise_random_max > 0"),
+        ({"noise_random_max": float("inf")}, "finite noise_random_max"),
+        ({"noise_random_max": [0.1, 0.2]}, "are numbers"),
+        ({"noise_random_max": 0.1, "noise_random_p": 1.5}, "0 < noise_random_p <= 1"),
+        ({"noise_random_p": 0.5}, "needs noise_random_max"),
+    ],
+)
 def test_stylegan_noise_random_refuses_bad_options(options: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         create_generator(_spec("stylegan", options=options), SIZE)

@@ -8,10 +8,10 @@ import pytest
 
 from causalprint.config import ConfigError, build_config
 from causalprint.data.photos import load_photo_groups
-from causalprint.presets import load_preset
-from causalprint.zoo.build import _training_key
 from causalprint.jobs import job_config
 from causalprint.jobs.zoo_build import ZooJobConfig
+from causalprint.presets import load_preset
+from causalprint.zoo.build import _training_key
 from causalprint.zoo.config import ZooConfig
 
 TEXTURES = {"source": "skimage", "groups": {"textures": ["brick.png", "grass.png", "gravel.png"]}}
@@ -69,10 +69,13 @@ def test_a_generator_trains_on_its_generator_only_photos(tmp_path, monkeypatch: 
     assert np.allclose(crops[:, 0], crops[:, 1]) and np.allclose(crops[:, 1], crops[:, 2])
 
 
-@pytest.mark.parametrize(("change", "words"), [
-    ({"generator_only_photos": {"groups": {"objects": ["brick.png"]}}}, r"\['objects'\] are also photos.groups"),
-    ({"content_group": "sky"}, r"content_group 'sky' is not one of photos.groups or generator_only_photos"),
-])
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"generator_only_photos": {"groups": {"objects": ["brick.png"]}}}, r"\['objects'\] are also photos.groups"),
+        ({"content_group": "sky"}, r"content_group 'sky' is not one of photos.groups or generator_only_photos"),
+    ],
+)
 def test_bad_generator_only_groups_are_refused(change: dict, words: str) -> None:
     raw = load_preset("zoo", "tiny")["zoo"]
     if "content_group" in change:
@@ -98,12 +101,30 @@ def test_a_generator_only_group_of_photos_the_real_class_cuts_is_refused(tmp_pat
 def test_the_table_says_what_a_generator_only_source_was_measured_against() -> None:
     from causalprint.zoo.report import format_zoo_table
 
-    report = {"sources": {"dcgan-sk": {"family": "gan", "arch": "dcgan", "content_group": "textures",
-                                       "kid": 0.3, "kid_std": 0.01, "kid_reference": "crops/textures"},
-                          "dcgan": {"family": "gan", "arch": "dcgan", "content_group": "objects",
-                                    "kid": 0.2, "kid_std": 0.01, "kid_reference": "real/heldout/objects"}},
-              "quality_floor": {"objects": {"kid": 0.0, "kid_std": 0.001, "reference": "real/heldout/objects"},
-                                "textures": {"kid": 0.0, "kid_std": 0.001, "reference": "crops/textures"}}}
+    report = {
+        "sources": {
+            "dcgan-sk": {
+                "family": "gan",
+                "arch": "dcgan",
+                "content_group": "textures",
+                "kid": 0.3,
+                "kid_std": 0.01,
+                "kid_reference": "crops/textures",
+            },
+            "dcgan": {
+                "family": "gan",
+                "arch": "dcgan",
+                "content_group": "objects",
+                "kid": 0.2,
+                "kid_std": 0.01,
+                "kid_reference": "real/heldout/objects",
+            },
+        },
+        "quality_floor": {
+            "objects": {"kid": 0.0, "kid_std": 0.001, "reference": "real/heldout/objects"},
+            "textures": {"kid": 0.0, "kid_std": 0.001, "reference": "crops/textures"},
+        },
+    }
     lines = format_zoo_table(report).splitlines()
     assert next(line for line in lines if line.startswith("| dcgan-sk ")).endswith("| 300.0 ± 10.0 (to crops) |")
     assert next(line for line in lines if line.startswith("| dcgan ")).endswith("| 200.0 ± 10.0 |")

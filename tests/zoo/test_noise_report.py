@@ -7,11 +7,11 @@ import tempfile
 import pytest
 
 from causalprint.cli import main
+from causalprint.jobs import job_config
 from causalprint.storage import Storage, StorageConfig, StorageError
 from causalprint.storage.folders import upload_folder
 from causalprint.zoo.base import GeneratorSpec
 from causalprint.zoo.build import generator_prefix
-from causalprint.jobs import job_config
 from causalprint.zoo.config import ZooConfig
 from causalprint.zoo.noise_report import format_noise_table, noise_strengths
 from causalprint.zoo.registry import create_generator
@@ -69,8 +69,14 @@ def test_the_table_names_each_layers_resolution_and_marks_large_strengths(stored
     layer = next(line for line in lines if line.startswith("| sg-layer |"))
     assert layer.endswith("| +0.000 | **+0.070** |")
     drawn = next(line for line in lines if line.startswith("| sg-drawn |"))
-    assert drawn == "| sg-drawn | " + drawn.split(" | ")[1] + " | noise_random_max: 0.16 | " + " | ".join(
-        ["drawn"] * len(ONE_LAYER)) + " |"
+    assert (
+        drawn
+        == "| sg-drawn | "
+        + drawn.split(" | ")[1]
+        + " | noise_random_max: 0.16 | "
+        + " | ".join(["drawn"] * len(ONE_LAYER))
+        + " |"
+    )
     assert "learned from 0" in next(line for line in lines if line.startswith("| sg-plain |"))
 
 
@@ -83,8 +89,16 @@ def test_a_stylegan_not_built_yet_is_named(tmp_path) -> None:
 def test_the_command_writes_its_section(stored, tmp_path, capsys) -> None:
     storage, zoo = stored
     results = tmp_path / "results.md"
-    argv = ["zoo", "noise", "--preset", "tiny", "--set", f"storage.root={storage.config.root}",
-            "--results", str(results)]
+    argv = [
+        "zoo",
+        "noise",
+        "--preset",
+        "tiny",
+        "--set",
+        f"storage.root={storage.config.root}",
+        "--results",
+        str(results),
+    ]
     # The tiny preset's own StyleGANs are not stored here: the command refuses, naming the first.
     assert main(argv) == 2
     assert "stylegan: no trained weights" in capsys.readouterr().err

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from causalprint.data.crops import CropConfig
+from causalprint.jobs import job_config
 from causalprint.zoo.base import GeneratorSpec
 from causalprint.zoo.build import _training_key, config_key, training_images
-from causalprint.jobs import job_config
 
 
 def test_unset_photos_and_crops_leave_the_key_as_before_the_fields_existed() -> None:
@@ -17,8 +17,9 @@ def test_unset_photos_and_crops_leave_the_key_as_before_the_fields_existed() -> 
     legacy = spec.model_dump(mode="json")
     legacy.pop("photos")
     legacy.pop("crops")
-    assert _training_key(zoo, spec) == config_key(legacy, zoo.image_size, zoo.photos, zoo.crops,
-                                                  zoo.train_crops_per_group, zoo.seed)
+    assert _training_key(zoo, spec) == config_key(
+        legacy, zoo.image_size, zoo.photos, zoo.crops, zoo.train_crops_per_group, zoo.seed
+    )
 
 
 def test_a_photo_subset_is_another_instance() -> None:

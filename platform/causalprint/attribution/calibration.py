@@ -44,20 +44,32 @@ class Calibration:
     def attributor(self, source: Literal["logits", "prototypes"] = "logits") -> OpenSetAttributor:
         """An :class:`OpenSetAttributor` set up with this calibration."""
         logits = source == "logits"
-        attributor = OpenSetAttributor(self.class_names, source=source,
-                                       prototypes=None if logits else self.prototypes,
-                                       families=self.families, family_threshold=self.family_threshold,
-                                       threshold=self.threshold if logits else self.proto_threshold,
-                                       class_thresholds=None if logits else self.proto_class_thresholds)
+        attributor = OpenSetAttributor(
+            self.class_names,
+            source=source,
+            prototypes=None if logits else self.prototypes,
+            families=self.families,
+            family_threshold=self.family_threshold,
+            threshold=self.threshold if logits else self.proto_threshold,
+            class_thresholds=None if logits else self.proto_class_thresholds,
+        )
         attributor.scaler_.temperature_ = self.temperature if logits else self.proto_temperature
         return attributor
 
     def to_json(self) -> dict[str, Any]:
-        return {"format_version": 1, "class_names": self.class_names, "families": self.families,
-                "logits": {"temperature": self.temperature, "threshold": self.threshold},
-                "prototypes": {"temperature": self.proto_temperature, "threshold": self.proto_threshold,
-                               "class_thresholds": self.proto_class_thresholds},
-                "target_tpr": self.target_tpr, "family_threshold": self.family_threshold}
+        return {
+            "format_version": 1,
+            "class_names": self.class_names,
+            "families": self.families,
+            "logits": {"temperature": self.temperature, "threshold": self.threshold},
+            "prototypes": {
+                "temperature": self.proto_temperature,
+                "threshold": self.proto_threshold,
+                "class_thresholds": self.proto_class_thresholds,
+            },
+            "target_tpr": self.target_tpr,
+            "family_threshold": self.family_threshold,
+        }
 
     def save(self, directory: str | Path) -> None:
         """``calibration.json`` + ``prototypes.safetensors`` + ``prototypes.json``."""
@@ -70,31 +82,48 @@ class Calibration:
     def load(cls, directory: str | Path) -> Calibration:
         directory = Path(directory)
         raw = json.loads((directory / CALIBRATION_NAME).read_text())
-        return cls(class_names=list(raw["class_names"]), families=dict(raw["families"]),
-                   temperature=float(raw["logits"]["temperature"]), threshold=float(raw["logits"]["threshold"]),
-                   proto_temperature=float(raw["prototypes"]["temperature"]),
-                   proto_threshold=float(raw["prototypes"]["threshold"]),
-                   prototypes=Prototypes.load(directory), target_tpr=float(raw["target_tpr"]),
-                   family_threshold=float(raw["family_threshold"]),
-                   proto_class_thresholds={k: float(v) for k, v in raw["prototypes"]["class_thresholds"].items()})
+        return cls(
+            class_names=list(raw["class_names"]),
+            families=dict(raw["families"]),
+            temperature=float(raw["logits"]["temperature"]),
+            threshold=float(raw["logits"]["threshold"]),
+            proto_temperature=float(raw["prototypes"]["temperature"]),
+            proto_threshold=float(raw["prototypes"]["threshold"]),
+            prototypes=Prototypes.load(directory),
+            target_tpr=float(raw["target_tpr"]),
+            family_threshold=float(raw["family_threshold"]),
+            proto_class_thresholds={k: float(v) for k, v in raw["prototypes"]["class_thresholds"].items()},
+        )
 
 
-def calibrate(model: CausalDecoupler, data: AttributionData, target_tpr: float = 0.95,
-              family_threshold: float = 0.9) -> Calibration:
+def calibrate(
+    model: CausalDecoupler, data: AttributionData, target_tpr: float = 0.95, family_threshold: float = 0.9
+) -> Calibration:
     """Prototypes from the train codes; temperatures and unknown thresholds from the validation rows."""
     names = data.class_names
     mine = np.flatnonzero(data.known_train)  # architecture-only rows have no class, hence no prototype
     # In slices: a boolean index would copy the whole known part of the train matrix (gigabytes on the bench).
-    codes = np.concatenate([model.predict_codes(data.x_train[mine[i:i + 8192]]).fp for i in range(0, len(mine), 8192)])
+    codes = np.concatenate(
+        [model.predict_codes(data.x_train[mine[i : i + 8192]]).fp for i in range(0, len(mine), 8192)]
+    )
     prototypes = Prototypes().fit(codes, [names[i] for i in data.y_train[mine]])
     val = model.predict_codes(data.x_val)
     families = {n: data.families[n] for n in names}  # known classes only: unknowns have no family to fall back on
-    by_logits = OpenSetAttributor(names, families=families).fit(data.y_val, logits_val=val.logits,
-                                                                target_tpr=target_tpr)
+    by_logits = OpenSetAttributor(names, families=families).fit(
+        data.y_val, logits_val=val.logits, target_tpr=target_tpr
+    )
     by_proto = OpenSetAttributor(source="prototypes", prototypes=prototypes, families=families).fit(
-        [names[i] for i in data.y_val], codes_val=val.fp, target_tpr=target_tpr)
+        [names[i] for i in data.y_val], codes_val=val.fp, target_tpr=target_tpr
+    )
     assert by_logits.threshold_ is not None and by_proto.threshold_ is not None  # fit() sets both thresholds
-    return Calibration(class_names=list(names), families=families,
-                       temperature=by_logits.scaler_.temperature_, threshold=float(by_logits.threshold_),
-                       proto_temperature=by_proto.scaler_.temperature_, proto_threshold=float(by_proto.threshold_),
-                       prototypes=prototypes, target_tpr=target_tpr, family_threshold=family_threshold)
+    return Calibration(
+        class_names=list(names),
+        families=families,
+        temperature=by_logits.scaler_.temperature_,
+        threshold=float(by_logits.threshold_),
+        proto_temperature=by_proto.scaler_.temperature_,
+        proto_threshold=float(by_proto.threshold_),
+        prototypes=prototypes,
+        target_tpr=target_tpr,
+        family_threshold=family_threshold,
+    )

@@ -39,8 +39,15 @@ from causalprint.config import StrictModel
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CausalDecoupler", "Codes", "DecouplerConfig", "DecouplerOutput", "architecture_names", "fit_decoupler",
-           "pool_by_architecture"]
+__all__ = [
+    "CausalDecoupler",
+    "Codes",
+    "DecouplerConfig",
+    "DecouplerOutput",
+    "architecture_names",
+    "fit_decoupler",
+    "pool_by_architecture",
+]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -72,8 +79,11 @@ class DecouplerConfig(StrictModel):
     content_dim: int = Field(default=32, ge=1, description="size of the content/style code z_c")
     hidden: int = Field(default=256, ge=1)
     projection_dim: int | None = Field(
-        default=None, ge=1, description="compress the standardised input onto its first principal components "
-        "(fitted on the train rows) before encoding; the decoder reconstructs that projection. None: no projection")
+        default=None,
+        ge=1,
+        description="compress the standardised input onto its first principal components "
+        "(fitted on the train rows) before encoding; the decoder reconstructs that projection. None: no projection",
+    )
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     head: Literal["cosine", "linear"] = "cosine"
     cosine_scale: float = Field(default=16.0, gt=0, description="logit scale of the cosine head")
@@ -83,21 +93,26 @@ class DecouplerConfig(StrictModel):
     w_hsic: float = Field(default=10.0, ge=0, description="HSIC values are small (~1e-2): a large weight")
     w_adv: float = Field(default=0.0, ge=0, description="0 disables the adversary (no head is built)")
     w_swap: float = Field(default=1.0, ge=0, description="counterfactual terms: swap_cls + swap_content + swap_rec")
-    w_arch: float = Field(default=1.0, ge=0, description="architecture head on z_fp (built when the classes' "
-                                                          "architectures are known and at least two differ)")
+    w_arch: float = Field(
+        default=1.0,
+        ge=0,
+        description="architecture head on z_fp (built when the classes' "
+        "architectures are known and at least two differ)",
+    )
     hsic_sigma: float | None = Field(default=None, gt=0, description="kernel width; None: median heuristic")
     class_names: list[str] | None = None
     architectures: list[str] | None = Field(
-        default=None, description="the architecture of each class, in class order (instances of one architecture "
-        "share it); None: no architecture head")
+        default=None,
+        description="the architecture of each class, in class order (instances of one architecture "
+        "share it); None: no architecture head",
+    )
 
     @model_validator(mode="after")
     def _names_match(self) -> DecouplerConfig:
         if self.class_names is not None and len(self.class_names) != self.num_classes:
             raise ValueError(f"class_names has {len(self.class_names)} names but num_classes={self.num_classes}")
         if self.architectures is not None and len(self.architectures) != self.num_classes:
-            raise ValueError(f"architectures has {len(self.architectures)} entries but "
-                             f"num_classes={self.num_classes}")
+            raise ValueError(f"architectures has {len(self.architectures)} entries but num_classes={self.num_classes}")
         if self.projection_dim is not None and self.projection_dim > self.input_dim:
             raise ValueError(f"projection_dim={self.projection_dim} exceeds input_dim={self.input_dim}")
         return self
@@ -156,8 +171,9 @@ class _ClassRows:
     @classmethod
     def of(cls, out: DecouplerOutput, rows: Tensor | None = None) -> _ClassRows:
         """``out``'s fields that the source terms read, restricted to the boolean mask ``rows`` (None: all)."""
-        return cls(**{f.name: getattr(out, f.name) if rows is None else getattr(out, f.name)[rows]
-                      for f in fields(cls)})
+        return cls(
+            **{f.name: getattr(out, f.name) if rows is None else getattr(out, f.name)[rows] for f in fields(cls)}
+        )
 
 
 def _as_float_tensor(x: np.ndarray | Tensor) -> Tensor:
@@ -170,8 +186,12 @@ def _stack(parts: list[Tensor], dim: int) -> np.ndarray:
 
 def _mlp(d_in: int, hidden: int, d_out: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(
-        nn.Linear(d_in, hidden), nn.GELU(), nn.Dropout(dropout),
-        nn.Linear(hidden, hidden), nn.GELU(), nn.Dropout(dropout),
+        nn.Linear(d_in, hidden),
+        nn.GELU(),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, hidden),
+        nn.GELU(),
+        nn.Dropout(dropout),
         nn.Linear(hidden, d_out),
     )
 
@@ -206,8 +226,11 @@ class CausalDecoupler(nn.Module):
         c = config
         self.encoder = _mlp(self.code_input_dim, c.hidden, 2 * (c.fp_dim + c.content_dim), c.dropout)
         self.decoder = _mlp(c.fp_dim + c.content_dim, c.hidden, self.code_input_dim, c.dropout)
-        self.head: nn.Module = (CosineHead(c.fp_dim, c.num_classes, c.cosine_scale) if c.head == "cosine"
-                                else nn.Linear(c.fp_dim, c.num_classes))
+        self.head: nn.Module = (
+            CosineHead(c.fp_dim, c.num_classes, c.cosine_scale)
+            if c.head == "cosine"
+            else nn.Linear(c.fp_dim, c.num_classes)
+        )
         self.adversary = nn.Linear(c.content_dim, c.num_classes) if c.w_adv > 0 else None
         # Instances of one architecture differ (seed, data); an architecture head trained across them learns
         # what they share, which is what a new instance of that architecture still carries.
@@ -241,8 +264,9 @@ class CausalDecoupler(nn.Module):
         if len(x) > max_rows:
             rows = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:max_rows]]
         if len(rows) < self.code_input_dim:
-            raise ValueError(f"projection_dim={self.config.projection_dim} needs at least that many train rows, "
-                             f"got {len(rows)}")
+            raise ValueError(
+                f"projection_dim={self.config.projection_dim} needs at least that many train rows, got {len(rows)}"
+            )
         z = (rows - self.x_mean) / self.x_std
         # Randomised SVD (Halko et al.): the top right singular vectors of the centred standardised rows are the
         # principal directions, at a fraction of a full SVD's cost; its random test matrix is seeded locally.
@@ -266,7 +290,8 @@ class CausalDecoupler(nn.Module):
         """``(mu_fp, logvar_fp, mu_c, logvar_c)`` of standardised inputs ``[N, D]``."""
         c = self.config
         mu_fp, logvar_fp, mu_c, logvar_c = self.encoder(x_std).split(
-            [c.fp_dim, c.fp_dim, c.content_dim, c.content_dim], dim=-1)
+            [c.fp_dim, c.fp_dim, c.content_dim, c.content_dim], dim=-1
+        )
         # A bounded log-variance keeps exp() finite early in training, when the encoder output is arbitrary.
         return mu_fp, logvar_fp.clamp(-10, 10), mu_c, logvar_c.clamp(-10, 10)
 
@@ -292,9 +317,18 @@ class CausalDecoupler(nn.Module):
         x_std = self.standardise(x)
         mu_fp, logvar_fp, mu_c, logvar_c = self.encode_standardised(x_std)
         z_fp, z_c = self._sample(mu_fp, logvar_fp), self._sample(mu_c, logvar_c)
-        return DecouplerOutput(x_std=x_std, mu_fp=mu_fp, logvar_fp=logvar_fp, mu_c=mu_c, logvar_c=logvar_c,
-                               z_fp=z_fp, z_c=z_c, recon=self.decode(z_fp, z_c), logits=self.classify(z_fp),
-                               arch_logits=self.classify_architecture(z_fp))
+        return DecouplerOutput(
+            x_std=x_std,
+            mu_fp=mu_fp,
+            logvar_fp=logvar_fp,
+            mu_c=mu_c,
+            logvar_c=logvar_c,
+            z_fp=z_fp,
+            z_c=z_c,
+            recon=self.decode(z_fp, z_c),
+            logits=self.classify(z_fp),
+            arch_logits=self.classify_architecture(z_fp),
+        )
 
     # ----- training objective -----
     def loss(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
@@ -306,8 +340,10 @@ class CausalDecoupler(nn.Module):
         y = y.long().to(x.device)
         lowest = -len(self.arch_names) if self.arch_head is not None else 0
         if y.shape != (x.shape[0],) or int(y.min()) < lowest or int(y.max()) >= c.num_classes:
-            raise ValueError(f"labels must be [N={x.shape[0]}] in [{lowest}, {c.num_classes}); got shape "
-                             f"{tuple(y.shape)}, range [{int(y.min())}, {int(y.max())}]")
+            raise ValueError(
+                f"labels must be [N={x.shape[0]}] in [{lowest}, {c.num_classes}); got shape "
+                f"{tuple(y.shape)}, range [{int(y.min())}, {int(y.max())}]"
+            )
         if x.shape[0] < 2:
             raise ValueError("the decoupler loss needs a batch of at least 2 (HSIC and the swap pair samples)")
         out = self(x)
@@ -326,8 +362,7 @@ class CausalDecoupler(nn.Module):
         # the dependence look smaller than it is.
         terms["hsic"] = hsic(out.mu_c, out.mu_fp, c.hsic_sigma)
         if len(y_src) >= 2:
-            terms["hsic"] = terms["hsic"] + hsic(src.mu_c, one_hot(y_src, c.num_classes, out.mu_c.dtype),
-                                                 c.hsic_sigma)
+            terms["hsic"] = terms["hsic"] + hsic(src.mu_c, one_hot(y_src, c.num_classes, out.mu_c.dtype), c.hsic_sigma)
         if self.adversary is not None and len(y_src):
             terms["adv"] = F.cross_entropy(self.adversary(grad_reverse(src.mu_c)), y_src)
         else:
@@ -342,9 +377,15 @@ class CausalDecoupler(nn.Module):
         else:
             terms.update(swap_cls=zero, swap_content=zero, swap_rec=zero)
         terms["swap"] = terms["swap_cls"] + terms["swap_content"] + terms["swap_rec"]
-        terms["total"] = (c.w_cls * terms["cls"] + c.w_rec * terms["rec"] + c.w_kl * terms["kl"]
-                          + c.w_hsic * terms["hsic"] + c.w_adv * terms["adv"] + c.w_swap * terms["swap"]
-                          + c.w_arch * terms["arch"])
+        terms["total"] = (
+            c.w_cls * terms["cls"]
+            + c.w_rec * terms["rec"]
+            + c.w_kl * terms["kl"]
+            + c.w_hsic * terms["hsic"]
+            + c.w_adv * terms["adv"]
+            + c.w_swap * terms["swap"]
+            + c.w_arch * terms["arch"]
+        )
         return terms
 
     def _swap_terms(self, out: _ClassRows, y: Tensor) -> dict[str, Tensor]:
@@ -384,7 +425,7 @@ class CausalDecoupler(nn.Module):
         fp, content, logits, arch = [], [], [], []
         x_all = _as_float_tensor(X)
         for start in range(0, x_all.shape[0], batch_size):
-            xb = self.standardise(x_all[start:start + batch_size].to(self._device()))
+            xb = self.standardise(x_all[start : start + batch_size].to(self._device()))
             mu_fp, _, mu_c, _ = self.encode_standardised(xb)
             fp.append(mu_fp.cpu())
             content.append(mu_c.cpu())
@@ -393,9 +434,12 @@ class CausalDecoupler(nn.Module):
                 arch.append(self.arch_head(mu_fp).cpu())
         self.train(was_training)
         c = self.config
-        return Codes(fp=_stack(fp, c.fp_dim), content=_stack(content, c.content_dim),
-                     logits=_stack(logits, c.num_classes),
-                     arch_logits=_stack(arch, len(self.arch_names)) if self.arch_head is not None else None)
+        return Codes(
+            fp=_stack(fp, c.fp_dim),
+            content=_stack(content, c.content_dim),
+            logits=_stack(logits, c.num_classes),
+            arch_logits=_stack(arch, len(self.arch_names)) if self.arch_head is not None else None,
+        )
 
     def architecture_probabilities(self, codes: Codes, temperature: float = 1.0) -> np.ndarray | None:
         """Each row's architecture probabilities ``[N, A]`` over :attr:`arch_names`, from its :class:`Codes`: the
@@ -471,8 +515,11 @@ class CausalDecoupler(nn.Module):
             log.warning("ignoring unknown keys in %s: %s", directory / CONFIG_NAME, unknown)
         defaulted = sorted(known - set(raw) - {"input_dim", "num_classes"})
         if defaulted:
-            log.info("filled in defaults for %s: %s", directory / CONFIG_NAME,
-                     {k: DecouplerConfig.model_fields[k].default for k in defaulted})
+            log.info(
+                "filled in defaults for %s: %s",
+                directory / CONFIG_NAME,
+                {k: DecouplerConfig.model_fields[k].default for k in defaulted},
+            )
         model = cls(DecouplerConfig.model_validate({k: v for k, v in raw.items() if k in known}))
         model.load_state_dict(load_file(str(directory / WEIGHTS_NAME), device=str(map_location)), strict=True)
         extras_path = directory / EXTRAS_NAME
@@ -480,14 +527,20 @@ class CausalDecoupler(nn.Module):
         return model.to(map_location).eval()
 
 
-def train_epoch(loss: Callable[[Tensor, Tensor], dict[str, Tensor]], optimizer: torch.optim.Optimizer,
-                x: Tensor, y: Tensor, rows: Tensor, batch_size: int) -> dict[str, float]:
+def train_epoch(
+    loss: Callable[[Tensor, Tensor], dict[str, Tensor]],
+    optimizer: torch.optim.Optimizer,
+    x: Tensor,
+    y: Tensor,
+    rows: Tensor,
+    batch_size: int,
+) -> dict[str, float]:
     """One pass over ``rows`` of ``(x, y)`` in minibatches: step on ``loss(x, y)["total"]``; returns each loss
     term's mean over the steps. A last batch of one row is skipped (HSIC and the swap pairing need two)."""
     sums: dict[str, Tensor] = {}  # tensors: one device sync per epoch, not one per term and step
     steps = 0
     for start in range(0, len(rows), batch_size):
-        idx = rows[start:start + batch_size]
+        idx = rows[start : start + batch_size]
         if len(idx) < 2:
             continue
         terms = loss(x[idx], y[idx])
@@ -542,7 +595,8 @@ def fit_decoupler(
         order = torch.randperm(x.shape[0], generator=gen).to(device)
         history.append(train_epoch(model.loss, opt, x, y, order, batch_size))
         if epoch == epochs - 1 or (epoch + 1) % max(1, epochs // 5) == 0:
-            log.info("decoupler epoch %d/%d: %s", epoch + 1, epochs,
-                     " ".join(f"{k}={v:.4f}" for k, v in history[-1].items()))
+            log.info(
+                "decoupler epoch %d/%d: %s", epoch + 1, epochs, " ".join(f"{k}={v:.4f}" for k, v in history[-1].items())
+            )
     model.extras["history"] = history
     return model.eval()

@@ -18,8 +18,14 @@ from safetensors.numpy import load_file, save_file
 from sklearn.metrics import roc_auc_score
 
 __all__ = [
-    "Attribution", "OpenSetAttributor", "Prototypes", "TemperatureScaler", "auroc", "choose_unknown_threshold",
-    "expected_calibration_error", "oscr",
+    "Attribution",
+    "OpenSetAttributor",
+    "Prototypes",
+    "TemperatureScaler",
+    "auroc",
+    "choose_unknown_threshold",
+    "expected_calibration_error",
+    "oscr",
 ]
 
 ArrayLike = np.ndarray | torch.Tensor | Sequence
@@ -120,8 +126,10 @@ class Prototypes:
         directory.mkdir(parents=True, exist_ok=True)
         if self._sums is None:
             raise RuntimeError("nothing to save: no prototypes yet")
-        save_file({"sums": np.ascontiguousarray(self._sums), "counts": self.counts_},
-                  str(directory / "prototypes.safetensors"))
+        save_file(
+            {"sums": np.ascontiguousarray(self._sums), "counts": self.counts_},
+            str(directory / "prototypes.safetensors"),
+        )
         (directory / "prototypes.json").write_text(json.dumps({"labels": self.labels_}, indent=2))
 
     @classmethod
@@ -282,8 +290,13 @@ class OpenSetAttributor:
             raise ValueError(f"validation labels {missing} are not among the classes {list(keys)}")
         return np.asarray([lookup[v] for v in values], dtype=np.int64)
 
-    def fit(self, labels_val: ArrayLike, codes_val: ArrayLike | None = None, logits_val: ArrayLike | None = None,
-            target_tpr: float = 0.95) -> OpenSetAttributor:
+    def fit(
+        self,
+        labels_val: ArrayLike,
+        codes_val: ArrayLike | None = None,
+        logits_val: ArrayLike | None = None,
+        target_tpr: float = 0.95,
+    ) -> OpenSetAttributor:
         """Fit the temperature on known validation samples, then the threshold that accepts ``target_tpr`` of
         them. ``labels_val`` are prototype labels, class names, or (for logits) column indices."""
         self.scaler_.fit(self._class_scores(codes_val, logits_val), self._label_index(labels_val))
@@ -300,18 +313,34 @@ class OpenSetAttributor:
         accepted = self._accepted(probs, scores)  # from the same arrays: no second pass over the classes
         family_names = sorted(set(self.families.values()))
         # Family score = sum of the calibrated probabilities of its members (Bayes over the label->family map).
-        fam_probs = np.stack([probs[:, [i for i, n in enumerate(names) if self.families.get(n) == f]].sum(1)
-                              for f in family_names], 1) if family_names else np.zeros((len(probs), 0))
+        fam_probs = (
+            np.stack(
+                [probs[:, [i for i, n in enumerate(names) if self.families.get(n) == f]].sum(1) for f in family_names],
+                1,
+            )
+            if family_names
+            else np.zeros((len(probs), 0))
+        )
         out = []
         for i in range(len(probs)):
             best = int(probs[i].argmax())
             if accepted[i]:
-                out.append(Attribution(names[best], float(probs[i, best]), True, self.families.get(names[best]),
-                                       float(scores[i])))
+                out.append(
+                    Attribution(
+                        names[best], float(probs[i, best]), True, self.families.get(names[best]), float(scores[i])
+                    )
+                )
             elif fam_probs.shape[1] and fam_probs[i].max() >= self.family_threshold:
                 f = int(fam_probs[i].argmax())
-                out.append(Attribution(f"{family_names[f]} (exact model unknown)", float(fam_probs[i, f]), False,
-                                       family_names[f], float(scores[i])))
+                out.append(
+                    Attribution(
+                        f"{family_names[f]} (exact model unknown)",
+                        float(fam_probs[i, f]),
+                        False,
+                        family_names[f],
+                        float(scores[i]),
+                    )
+                )
             else:
                 out.append(Attribution(UNKNOWN, float(probs[i, best]), False, None, float(scores[i])))
         return out
@@ -332,8 +361,9 @@ def oscr(known_scores: ArrayLike, known_correct: ArrayLike, unknown_scores: Arra
     correct = _numpy(known_correct, dtype=bool).ravel()
     u = _numpy(unknown_scores).ravel()
     if len(k) != len(correct) or not len(k) or not len(u):
-        raise ValueError(f"need matching known scores/correct flags and some unknowns; got {len(k)}, "
-                         f"{len(correct)}, {len(u)}")
+        raise ValueError(
+            f"need matching known scores/correct flags and some unknowns; got {len(k)}, {len(correct)}, {len(u)}"
+        )
     # 1. Sweep t down over every distinct score; at each t, count the accepted correct knowns and unknowns.
     thresholds = np.unique(np.r_[k, u])[::-1]
     ccr = np.array([(correct & (k >= t)).sum() for t in thresholds]) / len(k)

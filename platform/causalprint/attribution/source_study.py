@@ -40,8 +40,9 @@ class StudyVariant(StrictModel):
     """One variant: the groups of architecture-only instances it trains on, and optionally its input columns."""
 
     groups: list[str]
-    columns: list[str] | None = Field(default=None, min_length=1,
-                                      description="<mode>.<space> columns instead of the train preset's")
+    columns: list[str] | None = Field(
+        default=None, min_length=1, description="<mode>.<space> columns instead of the train preset's"
+    )
 
 
 class StudyConfig(StrictModel):
@@ -51,13 +52,18 @@ class StudyConfig(StrictModel):
     train_preset: str = Field(description="the train preset every variant starts from")
     groups: dict[str, list[str]] = Field(min_length=1, description="named lists of architecture-only instances")
     variants: dict[str, StudyVariant] = Field(
-        min_length=1, description="variant name -> the groups it trains on (a list), or {groups, columns}")
+        min_length=1, description="variant name -> the groups it trains on (a list), or {groups, columns}"
+    )
     shift_sources: list[str] = Field(min_length=1, description="copies scored by architecture accuracy")
     features: str = Field(description="extraction output holding the shift copies' test rows")
     rule: str = Field(min_length=1, description="how the winner is chosen, fixed before the runs")
-    min_val_accuracy: float = Field(default=0.0, ge=0, le=1,
-                                    description="the rule's bound: the highest shift mean wins among the variants "
-                                                "whose validation accuracy reaches it")
+    min_val_accuracy: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="the rule's bound: the highest shift mean wins among the variants "
+        "whose validation accuracy reaches it",
+    )
 
     @field_validator("variants", mode="before")
     @classmethod
@@ -130,25 +136,34 @@ def variant_job(job: StudyJobConfig, variant: str) -> TrainJobConfig:
     preset = load_preset("train", study.train_preset)
     data = dict(preset["data"])
     if data.get("class_sources") is None:
-        raise ValueError(f"study {study.name!r}: train preset {study.train_preset!r} must name its classes "
-                         "(data.class_sources), so that the instances a variant does not choose train nothing")
+        raise ValueError(
+            f"study {study.name!r}: train preset {study.train_preset!r} must name its classes "
+            "(data.class_sources), so that the instances a variant does not choose train nothing"
+        )
     data["architecture_only_sources"] = study.sources_of(variant)
     if study.variants[variant].columns is not None:
         data["columns"] = study.variants[variant].columns
-    return TrainJobConfig.model_validate({
-        **{k: preset[k] for k in ("model", "train", "scaling") if k in preset},
-        "name": f"study-{study.name}-{variant}", "data": data,
-        # The objects, not dumps: a JSON dump masks the storage credentials.
-        "storage": job.storage, "ray": job.ray, "mlflow": job.mlflow,
-    })
+    return TrainJobConfig.model_validate(
+        {
+            **{k: preset[k] for k in ("model", "train", "scaling") if k in preset},
+            "name": f"study-{study.name}-{variant}",
+            "data": data,
+            # The objects, not dumps: a JSON dump masks the storage credentials.
+            "storage": job.storage,
+            "ray": job.ray,
+            "mlflow": job.mlflow,
+        }
+    )
 
 
 def score_copies(result: TrainResult, rows: EvalRows, copies: list[str]) -> dict[str, float]:
     """Architecture accuracy of the run's chosen model on each copy's rows (the model's own answer, as a scan
     gives it: its architecture head at the calibrated temperature)."""
     if rows.reference_id != result.data.reference_id:
-        raise ValueError(f"the shift rows come from reference {rows.reference_id!r}, the model was trained on "
-                         f"{result.data.reference_id!r}: point study.features at the training's extraction")
+        raise ValueError(
+            f"the shift rows come from reference {rows.reference_id!r}, the model was trained on "
+            f"{result.data.reference_id!r}: point study.features at the training's extraction"
+        )
     x = np.concatenate([rows.inputs[c] for c in result.data.columns], axis=1)
     pred = result.model.predict_architecture(x, result.calibration.temperature)
     out = {}
@@ -173,16 +188,36 @@ def run_study(job: StudyJobConfig) -> list[VariantScore]:
     rows = load_eval_rows(storage, study.features, columns, study.shift_sources, split)
     scores = []
     for i, (variant, train_job) in enumerate(jobs.items(), 1):
-        log.info("study %s: variant %s (%d of %d), %d architecture-only instances", study.name, variant, i,
-                 len(jobs), len(train_job.data.architecture_only_sources))
+        log.info(
+            "study %s: variant %s (%d of %d), %d architecture-only instances",
+            study.name,
+            variant,
+            i,
+            len(jobs),
+            len(train_job.data.architecture_only_sources),
+        )
         result = run_training(train_job)
         chosen = int(result.metrics["chosen_epoch"])
         val = next(h["val_accuracy"] for h in result.history if int(h["epoch"]) == chosen)
-        score = VariantScore(variant, train_job.data.architecture_only_sources, chosen, float(val),
-                             float(result.metrics["test_accuracy"]), score_copies(result, rows, study.shift_sources),
-                             result.checkpoint_uri, result.mlflow_run_id, list(train_job.data.columns))
-        log.info("study %s: %s val %.4f, test %.4f, shift mean %.1f %%", study.name, variant, score.val_accuracy,
-                 score.test_accuracy, 100 * score.shift_mean)
+        score = VariantScore(
+            variant,
+            train_job.data.architecture_only_sources,
+            chosen,
+            float(val),
+            float(result.metrics["test_accuracy"]),
+            score_copies(result, rows, study.shift_sources),
+            result.checkpoint_uri,
+            result.mlflow_run_id,
+            list(train_job.data.columns),
+        )
+        log.info(
+            "study %s: %s val %.4f, test %.4f, shift mean %.1f %%",
+            study.name,
+            variant,
+            score.val_accuracy,
+            score.test_accuracy,
+            100 * score.shift_mean,
+        )
         scores.append(score)
         del result  # its data (gigabytes on the bench) before the next variant's run loads its own
     return scores
@@ -191,28 +226,37 @@ def run_study(job: StudyJobConfig) -> list[VariantScore]:
 def format_study(study: StudyConfig, scores: list[VariantScore]) -> str:
     """Markdown: the rule, one row per variant, then each copy's accuracy under each variant."""
     winner = chosen_variant(study, scores)
-    lines = [f"Rule, fixed before the runs: {study.rule}", "",
-             f"Chosen by the rule (validation accuracy at least {study.min_val_accuracy:g}, then the highest shift "
-             f"mean): " + (f"**{winner.name}**." if winner else "none reaches the bound."), ""]
+    lines = [
+        f"Rule, fixed before the runs: {study.rule}",
+        "",
+        f"Chosen by the rule (validation accuracy at least {study.min_val_accuracy:g}, then the highest shift "
+        f"mean): " + (f"**{winner.name}**." if winner else "none reaches the bound."),
+        "",
+    ]
     # The columns cell only where some variant reads other columns than the preset's.
     own_columns = any(v.columns is not None for v in study.variants.values())
-    lines += [f"Each variant is `train` preset `{study.train_preset}` with its own architecture-only instances "
-              f"(the study's other instances train nothing)"
-              + (", and some with their own input columns" if own_columns else "")
-              + f"; scored at the checkpoint the training job chose, on the test rows of {len(study.shift_sources)} "
-              f"shift copies (mean over copies).", "",
-              "| variant | groups |" + (" input columns |" if own_columns else "")
-              + " instances | chosen epoch | val acc. | test acc. | shift mean | worst copy |",
-              "|---|---|" + ("---|" if own_columns else "") + "---:|---:|---:|---:|---:|---|"]
+    lines += [
+        f"Each variant is `train` preset `{study.train_preset}` with its own architecture-only instances "
+        f"(the study's other instances train nothing)"
+        + (", and some with their own input columns" if own_columns else "")
+        + f"; scored at the checkpoint the training job chose, on the test rows of {len(study.shift_sources)} "
+        f"shift copies (mean over copies).",
+        "",
+        "| variant | groups |"
+        + (" input columns |" if own_columns else "")
+        + " instances | chosen epoch | val acc. | test acc. | shift mean | worst copy |",
+        "|---|---|" + ("---|" if own_columns else "") + "---:|---:|---:|---:|---:|---|",
+    ]
     for s in scores:
         worst, spec = min(s.shift, key=lambda k: s.shift[k]), study.variants[s.name]
         read = ", ".join(spec.columns) if spec.columns else "the preset's"
         columns = f" {read} |" if own_columns else ""
-        lines.append(f"| {s.name} | {' + '.join(spec.groups)} |{columns} {len(s.sources)} | {s.chosen_epoch} "
-                     f"| {s.val_accuracy:.4f} | {s.test_accuracy:.4f} | {100 * s.shift_mean:.1f} "
-                     f"| {worst} {100 * s.shift[worst]:.1f} |")
-    lines += ["", "| shift copy | " + " | ".join(s.name for s in scores) + " |",
-              "|---|" + "---:|" * len(scores)]
+        lines.append(
+            f"| {s.name} | {' + '.join(spec.groups)} |{columns} {len(s.sources)} | {s.chosen_epoch} "
+            f"| {s.val_accuracy:.4f} | {s.test_accuracy:.4f} | {100 * s.shift_mean:.1f} "
+            f"| {worst} {100 * s.shift[worst]:.1f} |"
+        )
+    lines += ["", "| shift copy | " + " | ".join(s.name for s in scores) + " |", "|---|" + "---:|" * len(scores)]
     for copy in study.shift_sources:
         lines.append(f"| {copy} | " + " | ".join(f"{100 * s.shift[copy]:.1f}" for s in scores) + " |")
     return "\n".join(lines)
@@ -221,8 +265,17 @@ def format_study(study: StudyConfig, scores: list[VariantScore]) -> str:
 def study_summary(study: StudyConfig, scores: list[VariantScore]) -> list[dict[str, Any]]:
     """JSON-ready figures of each variant (for the command's stdout)."""
     winner = chosen_variant(study, scores)
-    return [{"variant": s.name, "chosen": s is winner, "val_accuracy": round(s.val_accuracy, 4),
-             "test_accuracy": round(s.test_accuracy, 4), "shift_mean": round(s.shift_mean, 4),
-             "chosen_epoch": s.chosen_epoch, "columns": s.columns, "checkpoint": s.checkpoint_uri,
-             "mlflow_run_id": s.mlflow_run_id}
-            for s in scores]
+    return [
+        {
+            "variant": s.name,
+            "chosen": s is winner,
+            "val_accuracy": round(s.val_accuracy, 4),
+            "test_accuracy": round(s.test_accuracy, 4),
+            "shift_mean": round(s.shift_mean, 4),
+            "chosen_epoch": s.chosen_epoch,
+            "columns": s.columns,
+            "checkpoint": s.checkpoint_uri,
+            "mlflow_run_id": s.mlflow_run_id,
+        }
+        for s in scores
+    ]

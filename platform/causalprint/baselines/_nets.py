@@ -18,8 +18,9 @@ __all__ = ["CNNClassifier", "ConvTrunk", "LinearProbe", "fit_classifier"]
 
 
 def _conv_bn_relu(c_in: int, c_out: int, stride: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
-                         nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)
+    )
 
 
 class ConvTrunk(nn.Module):
@@ -34,8 +35,12 @@ class ConvTrunk(nn.Module):
     def __init__(self, width: int) -> None:
         super().__init__()
         self.out_dim = 4 * width
-        self.blocks = nn.Sequential(_conv_bn_relu(3, width, 1), _conv_bn_relu(width, width, 2),
-                                    _conv_bn_relu(width, 2 * width, 2), _conv_bn_relu(2 * width, 4 * width, 2))
+        self.blocks = nn.Sequential(
+            _conv_bn_relu(3, width, 1),
+            _conv_bn_relu(width, width, 2),
+            _conv_bn_relu(width, 2 * width, 2),
+            _conv_bn_relu(2 * width, 4 * width, 2),
+        )
 
     def forward(self, images: Tensor) -> Tensor:
         return self.blocks(images).mean(dim=(2, 3))
@@ -45,8 +50,9 @@ class CNNClassifier(nn.Module):
     """Flat image-shaped rows ``[B, 3*S*S]`` -> ``[B, 3, S, S]`` -> optional ``abs`` -> :class:`ConvTrunk` ->
     linear head -> logits ``[B, K]``."""
 
-    def __init__(self, image_side: int, width: int, num_classes: int,
-                 transform: Literal["identity", "abs"] = "identity") -> None:
+    def __init__(
+        self, image_side: int, width: int, num_classes: int, transform: Literal["identity", "abs"] = "identity"
+    ) -> None:
         super().__init__()
         self.image_side, self.transform = image_side, transform
         self.trunk = ConvTrunk(width)
@@ -88,8 +94,18 @@ class LinearProbe(nn.Module):
         return self.linear((x - self.mean) / self.std)
 
 
-def fit_classifier(module: nn.Module, x: Tensor, y: Tensor, *, epochs: int, batch_size: int, lr: float,
-                   weight_decay: float, seed: int, label: str) -> list[dict[str, float]]:
+def fit_classifier(
+    module: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    seed: int,
+    label: str,
+) -> list[dict[str, float]]:
     """Minimise cross-entropy of ``module(x)`` against ``y`` with Adam; returns per-epoch statistics.
 
     1. Minibatch order comes from a generator seeded with ``seed`` (the caller seeds the initial weights).
@@ -107,12 +123,14 @@ def fit_classifier(module: nn.Module, x: Tensor, y: Tensor, *, epochs: int, batc
     n = x.shape[0]
     decay = [p for p in module.parameters() if p.ndim >= 2]
     no_decay = [p for p in module.parameters() if p.ndim < 2]
-    opt = torch.optim.Adam([{"params": decay, "weight_decay": weight_decay},
-                            {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    opt = torch.optim.Adam(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr
+    )
     steps_per_epoch = max(1, math.ceil(n / batch_size))
     total = max(1, epochs * steps_per_epoch)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total)))
+        opt, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    )
     gen = torch.Generator().manual_seed(seed)
     history: list[dict[str, float]] = []
     module.train()
@@ -122,7 +140,7 @@ def fit_classifier(module: nn.Module, x: Tensor, y: Tensor, *, epochs: int, batc
         # Sums stay on the device: reading them back every step would stall a GPU.
         loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
         for i in range(0, n, batch_size):
-            idx = order[i:i + batch_size]
+            idx = order[i : i + batch_size]
             if idx.numel() < 2 <= n:
                 continue
             logits = module(x[idx])
@@ -136,13 +154,26 @@ def fit_classifier(module: nn.Module, x: Tensor, y: Tensor, *, epochs: int, batc
             seen += idx.numel()
         loss_mean, accuracy = float(loss_sum) / max(seen, 1), float(correct) / max(seen, 1)
         seconds = time.perf_counter() - start
-        stats = {"epoch": float(epoch + 1), "loss": loss_mean, "train_accuracy": accuracy, "seconds": seconds,
-                 "rows_per_second": seen / max(seconds, 1e-9)}
+        stats = {
+            "epoch": float(epoch + 1),
+            "loss": loss_mean,
+            "train_accuracy": accuracy,
+            "seconds": seconds,
+            "rows_per_second": seen / max(seconds, 1e-9),
+        }
         history.append(stats)
-        log.info("%s epoch %d/%d: loss %.4f, train accuracy %.3f, %.0f rows/s (%.1f s)", label, epoch + 1, epochs,
-                 stats["loss"], stats["train_accuracy"], stats["rows_per_second"], seconds)
+        log.info(
+            "%s epoch %d/%d: loss %.4f, train accuracy %.3f, %.0f rows/s (%.1f s)",
+            label,
+            epoch + 1,
+            epochs,
+            stats["loss"],
+            stats["train_accuracy"],
+            stats["rows_per_second"],
+            seconds,
+        )
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules()):
         with torch.no_grad():
-            update_bn((x[i:i + batch_size] for i in range(0, n, batch_size) if n - i >= 2 or n < 2), module)
+            update_bn((x[i : i + batch_size] for i in range(0, n, batch_size) if n - i >= 2 or n < 2), module)
     module.eval()
     return history

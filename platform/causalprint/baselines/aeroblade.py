@@ -98,8 +98,10 @@ class Aeroblade(Baseline):
     """Training-free nearest class mean on a multi-scale reconstruction-distance descriptor of ``latent.rgb``."""
 
     name = "aeroblade"
-    paper = ("Ricker, Lukovnikov, Fischer. AEROBLADE: Training-Free Detection of Latent Diffusion Images Using "
-             "Autoencoder Reconstruction Error. CVPR 2024")
+    paper = (
+        "Ricker, Lukovnikov, Fischer. AEROBLADE: Training-Free Detection of Latent Diffusion Images Using "
+        "Autoencoder Reconstruction Error. CVPR 2024"
+    )
     columns = ("latent.rgb",)
     Options: ClassVar[type[BaselineOptions]] = AerobladeOptions
     options: AerobladeOptions
@@ -119,7 +121,7 @@ class Aeroblade(Baseline):
             raise TypeError(f"{self.name} fits a NearestClassMean, got {type(module).__name__}")
         device = module.centers.device
         size = self.inference_batch_size
-        desc = torch.cat([module.descriptor(x[i:i + size].to(device)) for i in range(0, x.shape[0], size)]).double()
+        desc = torch.cat([module.descriptor(x[i : i + size].to(device)) for i in range(0, x.shape[0], size)]).double()
         # 2. Scaler from the train rows (a floor keeps a constant descriptor entry at 0).
         module.desc_mean.copy_(desc.mean(0).float())
         module.desc_std.copy_(desc.std(0, unbiased=False).clamp_min(1e-6).float())
@@ -136,8 +138,12 @@ class Aeroblade(Baseline):
         labels = np.array([column[k] for k in y.tolist()])
         if len(present) > 1:
             module.log_temperature.fill_(float(np.log(TemperatureScaler().fit(-d, labels).temperature_)))
-        return [{"train_accuracy": float((d.argmin(1) == labels).mean()),
-                 "temperature": float(module.log_temperature.exp())}]
+        return [
+            {
+                "train_accuracy": float((d.argmin(1) == labels).mean()),
+                "temperature": float(module.log_temperature.exp()),
+            }
+        ]
 
     def distances(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         """Distances to each class mean in the standardised descriptor space, ``[N, K]`` (``inf`` for classes

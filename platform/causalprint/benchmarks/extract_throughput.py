@@ -62,7 +62,8 @@ class ThroughputConfig(StrictModel):
     modes: dict[str, dict[str, Any]] = Field(default_factory=_default_modes)
     pipeline_modes: dict[str, dict[str, Any]] = Field(default_factory=_default_pipeline_modes)
     pipeline_spaces: list[SpaceSpec] = Field(
-        default_factory=lambda: [SpaceSpec(name=n) for n in ("rgb", "dct", "fourier", "sl")])
+        default_factory=lambda: [SpaceSpec(name=n) for n in ("rgb", "dct", "fourier", "sl")]
+    )
     matmul_size: int = Field(default=2048, ge=128)
 
 
@@ -154,8 +155,13 @@ def run_throughput(job: BenchExtractJobConfig) -> dict[str, Any]:
     for name, options in cfg.modes.items():
         timing = time_mode(name, options, reference, images, cfg.batch_size)
         timing["fraction_of_matmul"] = timing["achieved_gflops"] / result["matmul_gflops"]
-        log.info("%s: %.1f img/s, %.1f GFLOP/s (%.2f of matmul)", name, timing["images_per_second"],
-                 timing["achieved_gflops"], timing["fraction_of_matmul"])
+        log.info(
+            "%s: %.1f img/s, %.1f GFLOP/s (%.2f of matmul)",
+            name,
+            timing["images_per_second"],
+            timing["achieved_gflops"],
+            timing["fraction_of_matmul"],
+        )
         result["modes"].append(timing)
 
     pipe_uris = uris[: cfg.pipeline_images]
@@ -163,11 +169,23 @@ def run_throughput(job: BenchExtractJobConfig) -> dict[str, Any]:
     try:
         with PeakMemory() as loop_mem:
             loop_s = plain_loop(storage, pipe_uris, cfg, intake, f"{scratch}/loop")
-        storage.write_parquet(storage.uri(scratch, "inputs.parquet"), manifest.filter(
-            pa.compute.is_in(manifest["uri"], pa.array(pipe_uris))))
-        extract = ExtractJobConfig(storage=job.storage, ray=job.ray, intake=intake, extract=ExtractConfig(
-            input=f"{scratch}/inputs.parquet", output=f"{scratch}/ray", reference=cfg.reference,
-            modes=cfg.pipeline_modes, spaces=cfg.pipeline_spaces, batch_size=cfg.batch_size))
+        storage.write_parquet(
+            storage.uri(scratch, "inputs.parquet"),
+            manifest.filter(pa.compute.is_in(manifest["uri"], pa.array(pipe_uris))),
+        )
+        extract = ExtractJobConfig(
+            storage=job.storage,
+            ray=job.ray,
+            intake=intake,
+            extract=ExtractConfig(
+                input=f"{scratch}/inputs.parquet",
+                output=f"{scratch}/ray",
+                reference=cfg.reference,
+                modes=cfg.pipeline_modes,
+                spaces=cfg.pipeline_spaces,
+                batch_size=cfg.batch_size,
+            ),
+        )
         with PeakMemory() as ray_mem:
             start = time.perf_counter()
             summary = run_extract(extract)
@@ -185,12 +203,17 @@ def run_throughput(job: BenchExtractJobConfig) -> dict[str, Any]:
     }
     p = result["pipeline"]
     p["ray_over_loop"] = p["ray_images_per_second"] / p["loop_images_per_second"]
-    log.info("pipeline: loop %.1f img/s, Ray %.1f img/s (%.2fx)", p["loop_images_per_second"],
-             p["ray_images_per_second"], p["ray_over_loop"])
+    log.info(
+        "pipeline: loop %.1f img/s, Ray %.1f img/s (%.2fx)",
+        p["loop_images_per_second"],
+        p["ray_images_per_second"],
+        p["ray_over_loop"],
+    )
     by_mode = {m["mode"]: m for m in result["modes"]}
     if "dire" in by_mode and "one_step" in by_mode:
-        result["one_step_speedup_over_dire"] = (by_mode["one_step"]["images_per_second"]
-                                                / by_mode["dire"]["images_per_second"])
+        result["one_step_speedup_over_dire"] = (
+            by_mode["one_step"]["images_per_second"] / by_mode["dire"]["images_per_second"]
+        )
     return result
 
 
@@ -205,8 +228,10 @@ def format_throughput(result: dict[str, Any]) -> str:
     ]
     for m in result["modes"]:
         label = m["mode"] + (f" ({', '.join(f'{k}={v}' for k, v in m['options'].items())})" if m["options"] else "")
-        lines.append(f"| {label} | {m['denoiser_passes']} | {m['images_per_second']:.1f} | "
-                     f"{m['gflop_per_image']:.3f} | {m['achieved_gflops']:.1f} | {m['fraction_of_matmul']:.2f} |")
+        lines.append(
+            f"| {label} | {m['denoiser_passes']} | {m['images_per_second']:.1f} | "
+            f"{m['gflop_per_image']:.3f} | {m['achieved_gflops']:.1f} | {m['fraction_of_matmul']:.2f} |"
+        )
     if "one_step_speedup_over_dire" in result:
         lines += ["", f"one_step is **{result['one_step_speedup_over_dire']:.1f}x** faster per image than dire."]
     p = result["pipeline"]

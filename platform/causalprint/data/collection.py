@@ -25,8 +25,8 @@ import numpy as np
 
 from causalprint.imaging.errors import ImageDecodeError, ImageErrorKind
 from causalprint.imaging.intake import IntakeConfig, decode_image
-from causalprint.storage.listing import Entry, list_source
 from causalprint.storage.faults import transient_reason
+from causalprint.storage.listing import Entry, list_source
 from causalprint.storage.uri import NotARegularFileError, OutsideStorageError, StorageError
 
 if TYPE_CHECKING:
@@ -116,9 +116,12 @@ def read_collection(
     elif entries is None:
         entries = list_source(storage, root, ignore).entries
     names = [e.uri for e in entries]
-    columns = {"uri": pa.array(names, pa.string()), "size": pa.array([e.size for e in entries], pa.int64()),
-               "error_kind": pa.array([e.problem for e in entries], pa.string()),
-               "error": pa.array([e.reason for e in entries], pa.string())}
+    columns = {
+        "uri": pa.array(names, pa.string()),
+        "size": pa.array([e.size for e in entries], pa.int64()),
+        "error_kind": pa.array([e.problem for e in entries], pa.string()),
+        "error": pa.array([e.reason for e in entries], pa.string()),
+    }
     if metadata:
         if uris is None or len(names) != len(uris):
             raise ValueError("metadata needs explicit, duplicate-free uris of the same length")
@@ -135,8 +138,9 @@ def read_collection(
     )
 
 
-def decode_rows(batch: dict[str, np.ndarray], storage: Storage, config: IntakeConfig,
-                retry: ReadRetry | None = None) -> dict[str, np.ndarray]:
+def decode_rows(
+    batch: dict[str, np.ndarray], storage: Storage, config: IntakeConfig, retry: ReadRetry | None = None
+) -> dict[str, np.ndarray]:
     """Read and decode one batch: ``uri`` (and optional ``size``, -1 = unknown, and ``error_kind``/``error`` of
     entries the listing refused, which are passed on unopened) in, the dataset columns out (with ``retry``, also
     ``retryable``).
@@ -192,8 +196,7 @@ def decode_rows(batch: dict[str, np.ndarray], storage: Storage, config: IntakeCo
     return out
 
 
-def _read_checked(storage: Storage, uri: str, size: int, config: IntakeConfig,
-                  retry: ReadRetry | None = None) -> bytes:
+def _read_checked(storage: Storage, uri: str, size: int, config: IntakeConfig, retry: ReadRetry | None = None) -> bytes:
     """The file's bytes in one request (one GET on S3, no HEAD before it), refusing an oversized file: by its
     listed size without reading it, else from the read itself, which fetches at most ``max_bytes + 1`` bytes.
     With ``retry``, a transient failure is read again after a pause, and raises :class:`TransientReadError` once
@@ -224,7 +227,8 @@ def _read_once(storage: Storage, uri: str, size: int, config: IntakeConfig) -> b
         data = storage.read_at_most(uri, config.max_bytes + 1)
         if len(data) > config.max_bytes:
             raise ImageDecodeError(
-                uri, ImageErrorKind.TOO_LARGE_BYTES,
+                uri,
+                ImageErrorKind.TOO_LARGE_BYTES,
                 f"over max_bytes {config.max_bytes} (reading stopped at {len(data)} bytes)",
             )
         return data

@@ -71,8 +71,9 @@ def write_batch_part(batch: dict[str, np.ndarray], storage: Storage, output: str
 
 def list_parts(storage: Storage, prefix: str) -> list[str]:
     """The URIs of every part under ``prefix``, subfolders included, in name order."""
-    return [f.uri for f in storage.list_files(prefix, (PART_SUFFIX,))
-            if f.uri.rsplit("/", 1)[-1].startswith(PART_PREFIX)]
+    return [
+        f.uri for f in storage.list_files(prefix, (PART_SUFFIX,)) if f.uri.rsplit("/", 1)[-1].startswith(PART_PREFIX)
+    ]
 
 
 RETRYABLE = "retryable"
@@ -93,8 +94,11 @@ def written_uris(storage: Storage, prefix: str, *, retry_errors: bool = False) -
     for uri in list_parts(storage, prefix):
         source = io.BytesIO(storage.read_bytes(uri))
         names = set(pq.read_schema(source).names)
-        wanted = ["uri", *([RETRYABLE] if RETRYABLE in names else []),
-                  *(["ok"] if retry_errors and "ok" in names else [])]
+        wanted = [
+            "uri",
+            *([RETRYABLE] if RETRYABLE in names else []),
+            *(["ok"] if retry_errors and "ok" in names else []),
+        ]
         table = pq.read_table(source, columns=wanted)
         keep = pa.array(np.ones(table.num_rows, dtype=bool))
         if RETRYABLE in wanted:
@@ -136,8 +140,13 @@ def part_columns(storage: Storage, prefix: str) -> list[str] | None:
     return pq.read_schema(io.BytesIO(storage.read_bytes(parts[0]))).names
 
 
-def read_parts(storage: Storage, prefix: str, columns: list[str] | None = None,
-               rows: pc.Expression | None = None, optional: tuple[str, ...] = ()) -> pa.Table:
+def read_parts(
+    storage: Storage,
+    prefix: str,
+    columns: list[str] | None = None,
+    rows: pc.Expression | None = None,
+    optional: tuple[str, ...] = (),
+) -> pa.Table:
     """All rows under ``prefix`` as one table (parts concatenated in name order); ``rows`` keeps only the rows
     it selects, part by part, so rows left out never sit in memory together. ``optional`` columns are read too
     where a part has them (null elsewhere; absent when no part has them). FileNotFoundError without parts."""

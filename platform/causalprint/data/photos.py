@@ -85,8 +85,12 @@ def _named_photos(config: PhotoSetConfig, storage: StorageConfig | None) -> dict
 def _group_names(named: Iterable[str], config: PhotoSetConfig, within: list[str] | None) -> dict[str, list[str]]:
     groups: dict[str, list[str]] = {}
     for group, patterns in config.groups.items():
-        names = sorted(n for n in named if any(fnmatch.fnmatch(n, p) for p in patterns)
-                       and (within is None or any(fnmatch.fnmatch(n, p) for p in within)))
+        names = sorted(
+            n
+            for n in named
+            if any(fnmatch.fnmatch(n, p) for p in patterns)
+            and (within is None or any(fnmatch.fnmatch(n, p) for p in within))
+        )
         if not names:
             narrowed = f" narrowed to {within}" if within is not None else ""
             raise PhotosUnavailableError(f"photo group {group!r} matches no file for patterns {patterns}{narrowed}")
@@ -94,8 +98,9 @@ def _group_names(named: Iterable[str], config: PhotoSetConfig, within: list[str]
     return groups
 
 
-def photo_names(config: PhotoSetConfig, storage: StorageConfig | None = None,
-                within: list[str] | None = None) -> dict[str, list[str]]:
+def photo_names(
+    config: PhotoSetConfig, storage: StorageConfig | None = None, within: list[str] | None = None
+) -> dict[str, list[str]]:
     """The file names of every content group (sorted), without decoding any photograph."""
     return _group_names(_named_photos(config, storage), config, within)
 
@@ -109,5 +114,7 @@ def load_photo_groups(
     ``within`` narrows every group to the files that also match one of these patterns.
     """
     named = _named_photos(config, storage)
-    return {group: [_decode_photo(named[n](), n, config.max_pixels) for n in names]
-            for group, names in _group_names(named, config, within).items()}
+    return {
+        group: [_decode_photo(named[n](), n, config.max_pixels) for n in names]
+        for group, names in _group_names(named, config, within).items()
+    }

@@ -97,21 +97,27 @@ class EvaluateConfig(StrictModel):
     held_out_sources: list[str] = Field(default_factory=list, description="the open-set instances' unknowns")
     shift_sources: list[str] = Field(default_factory=list, description="same architectures, other content group")
     fresh_shift_sources: list[str] = Field(
-        default_factory=list, description="more shift copies, added after the model was chosen: no design choice "
-                                          "looked at them, so their figure checks the shift column's")
+        default_factory=list,
+        description="more shift copies, added after the model was chosen: no design choice "
+        "looked at them, so their figure checks the shift column's",
+    )
     twins: list[str] = Field(default_factory=list)
     train_split: str = "train"
     test_split: str = "heldout"
     ours_paths: list[Literal["prototypes", "logits"]] = Field(
-        default_factory=_default_ours_paths, min_length=1,
-        description="our decision paths to report, one row each (the first is the one the summary names)")
+        default_factory=_default_ours_paths,
+        min_length=1,
+        description="our decision paths to report, one row each (the first is the one the summary names)",
+    )
     baselines: list[BaselineSpec] = Field(default_factory=list)
     baseline_cache: str = "evaluation/baselines"
     robustness: RobustnessConfig = RobustnessConfig()
     figures: str | None = Field(default=None, description="local folder for the PNGs that docs link to")
     enrol_shots: list[int] = Field(
-        default_factory=lambda: [5, 25], description="enrol each held-out source into the open-set instance from "
-        "this many of its train images and score it (one figure per entry; empty: not measured)")
+        default_factory=lambda: [5, 25],
+        description="enrol each held-out source into the open-set instance from "
+        "this many of its train images and score it (one figure per entry; empty: not measured)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> EvaluateConfig:
@@ -120,8 +126,13 @@ class EvaluateConfig(StrictModel):
             raise ValueError(f"held_out_sources {stray} must be among sources {self.sources}")
         if any(k < 1 for k in self.enrol_shots):
             raise ValueError(f"enrol_shots must be positive, got {self.enrol_shots}")
-        check_one_role({"sources": self.sources, "shift_sources": self.shift_sources,
-                        "fresh_shift_sources": self.fresh_shift_sources})
+        check_one_role(
+            {
+                "sources": self.sources,
+                "shift_sources": self.shift_sources,
+                "fresh_shift_sources": self.fresh_shift_sources,
+            }
+        )
         return self
 
 
@@ -163,6 +174,7 @@ class EvaluationResult:
 
 # ----- rows -----
 
+
 class RowCache:
     """Test rows per (output, sources, split), loaded once with every column any method needs; every output must
     come from the reference model the attributors were trained with."""
@@ -176,8 +188,10 @@ class RowCache:
         if key not in self._rows:
             rows = load_eval_rows(self.storage, prefix, self.columns_of[prefix], sources, split)
             if rows.reference_id != self.reference_id:
-                raise ValueError(f"{prefix} holds vectors of reference {rows.reference_id!r}; the attributors were "
-                                 f"trained on {self.reference_id!r}: extract with that reference model")
+                raise ValueError(
+                    f"{prefix} holds vectors of reference {rows.reference_id!r}; the attributors were "
+                    f"trained on {self.reference_id!r}: extract with that reference model"
+                )
             self._rows[key] = rows
         return self._rows[key]
 
@@ -186,8 +200,7 @@ def _is_dire_column(column: str, robust: RobustnessConfig) -> bool:
     return column.split(".", 1)[0] in robust.dire_modes
 
 
-def _test_prefix(cfg: EvaluateConfig, method_columns: tuple[str, ...], condition: Condition,
-                 clean_prefix: str) -> str:
+def _test_prefix(cfg: EvaluateConfig, method_columns: tuple[str, ...], condition: Condition, clean_prefix: str) -> str:
     dire = [_is_dire_column(c, cfg.robustness) for c in method_columns]
     if any(dire) and not all(dire):
         raise ValueError(f"columns {method_columns} mix the dire subset with the main extraction")
@@ -198,6 +211,7 @@ def _test_prefix(cfg: EvaluateConfig, method_columns: tuple[str, ...], condition
 
 # ----- methods -----
 
+
 def _cache_key(cls: Any, spec: BaselineSpec, data_cfg: DataConfig, reference_id: str, trained: list[str]) -> str:
     """What a trained baseline depends on: its resolved options (a changed default retrains), the format of its
     folder, its training rows (the ``trained`` sources, less the held-out ones) and the reference model; not
@@ -206,23 +220,36 @@ def _cache_key(cls: Any, spec: BaselineSpec, data_cfg: DataConfig, reference_id:
     from causalprint.baselines.base import FORMAT_VERSION
 
     data = {**data_cfg.model_dump(exclude={"class_sources", "excluded_sources"}), "trained": sorted(trained)}
-    blob = json.dumps({"baseline": spec.name, "format": FORMAT_VERSION, "data": data,
-                       "options": cls.Options.model_validate(spec.options).model_dump(mode="json"),
-                       "ref": reference_id}, sort_keys=True)
+    blob = json.dumps(
+        {
+            "baseline": spec.name,
+            "format": FORMAT_VERSION,
+            "data": data,
+            "options": cls.Options.model_validate(spec.options).model_dump(mode="json"),
+            "ref": reference_id,
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def fit_baseline(storage: Storage, cfg: EvaluateConfig, spec: BaselineSpec, held_out: list[str],
-                 class_names: list[str]) -> tuple[BaselineMethod, float, bool]:
+def fit_baseline(
+    storage: Storage, cfg: EvaluateConfig, spec: BaselineSpec, held_out: list[str], class_names: list[str]
+) -> tuple[BaselineMethod, float, bool]:
     """Train ``spec`` on the job's train rows of ``cfg.sources`` (or reuse the copy cached in storage under the
     same inputs); returns the method, its training seconds (as measured when it was trained) and whether it was
     reused."""
     from causalprint.baselines.registry import BASELINES
 
     cls = BASELINES.get(spec.name)
-    data_cfg = DataConfig(features=spec.train_features or cfg.train_features, columns=list(cls.columns),
-                          class_sources=[s for s in cfg.sources if s not in held_out], held_out_sources=held_out,
-                          train_split=cfg.train_split, test_split=cfg.test_split)
+    data_cfg = DataConfig(
+        features=spec.train_features or cfg.train_features,
+        columns=list(cls.columns),
+        class_sources=[s for s in cfg.sources if s not in held_out],
+        held_out_sources=held_out,
+        train_split=cfg.train_split,
+        test_split=cfg.test_split,
+    )
     # The cache key needs only the extraction record; the rows are read when the baseline must train.
     record = extraction_requirements(storage, data_cfg.features, data_cfg.columns)
     data = None
@@ -241,32 +268,36 @@ def fit_baseline(storage: Storage, cfg: EvaluateConfig, spec: BaselineSpec, held
         return BaselineMethod(baseline, class_names), float(stored["train_seconds"]), True
     data = data or load_attribution_data(storage, data_cfg)
     if data.class_names != class_names:
-        raise ValueError(f"baseline {spec.name} would train on {data.class_names}, ours on {class_names}: "
-                         "evaluate on the same sources")
+        raise ValueError(
+            f"baseline {spec.name} would train on {data.class_names}, ours on {class_names}: "
+            "evaluate on the same sources"
+        )
     baseline = cls(**spec.options)
     inputs = {c: data.x_train[:, s] for c, s in data.column_slices().items()}
     start = time.perf_counter()
     baseline.fit(inputs, data.y_train, data.num_classes)
     seconds = time.perf_counter() - start
-    log.info("baseline %s (held out %s): trained on %d rows in %.1f s", spec.name, held_out, len(data.y_train),
-             seconds)
+    log.info("baseline %s (held out %s): trained on %d rows in %.1f s", spec.name, held_out, len(data.y_train), seconds)
     with tempfile.TemporaryDirectory() as tmp:
         baseline.save_pretrained(tmp)
-        (Path(tmp) / "_DONE.json").write_text(json.dumps({"train_seconds": seconds, "rows": len(data.y_train),
-                                                          "class_names": data.class_names}))
+        (Path(tmp) / "_DONE.json").write_text(
+            json.dumps({"train_seconds": seconds, "rows": len(data.y_train), "class_names": data.class_names})
+        )
         upload_folder(storage, tmp, folder, last="_DONE.json")
     return BaselineMethod(baseline, class_names), seconds, False
 
 
 # ----- scoring -----
 
+
 def _score_closed(method: Method, rows: EvalRows, twins: list[str]) -> dict[str, float]:
     probs = method.predict_proba(rows.inputs)
     return closed_set_metrics(rows.labels(method.class_names), probs, method.class_names, twins)
 
 
-def _score_shift(method: Method, shift: EvalRows, sources: list[str], arch_of: dict[str, str],
-                 by_source: dict[str, dict[str, Any]]) -> tuple[float, int]:
+def _score_shift(
+    method: Method, shift: EvalRows, sources: list[str], arch_of: dict[str, str], by_source: dict[str, dict[str, Any]]
+) -> tuple[float, int]:
     """Architecture-level accuracy over the shift rows and their count; adds each copy's accuracy and most
     frequent answers to ``by_source``, in the order of ``sources``."""
     pred = method.predict_architecture(shift.inputs, arch_of)
@@ -278,7 +309,8 @@ def _score_shift(method: Method, shift: EvalRows, sources: list[str], arch_of: d
         by_source[source] = {
             "architecture_accuracy": architecture_accuracy(pred[rows_of], shift.arch[rows_of]),
             "rows": int(rows_of.sum()),
-            "predicted": {str(n): int(c) for n, c in sorted(zip(names, counts), key=lambda t: -t[1])}}
+            "predicted": {str(n): int(c) for n, c in sorted(zip(names, counts), key=lambda t: -t[1])},
+        }
     return architecture_accuracy(pred, shift.arch), len(shift)
 
 
@@ -295,9 +327,11 @@ def _ours_details(ours: OursMethod, rows: EvalRows, figures: Path | None) -> tup
     y = rows.labels(names)
     codes = ours.codes(rows.inputs)
     pred = ours.predict_proba(rows.inputs).argmax(1)
-    details = {"per_source": per_source_precision_recall(y, pred, names),
-               "fingerprint_fdr": fisher_discriminant_ratio(codes.fp, y),
-               "content_fdr": fisher_discriminant_ratio(codes.content, y)}
+    details = {
+        "per_source": per_source_precision_recall(y, pred, names),
+        "fingerprint_fdr": fisher_discriminant_ratio(codes.fp, y),
+        "content_fdr": fisher_discriminant_ratio(codes.content, y),
+    }
     paths = {}
     if figures is not None:
         figures.mkdir(parents=True, exist_ok=True)
@@ -308,8 +342,9 @@ def _ours_details(ours: OursMethod, rows: EvalRows, figures: Path | None) -> tup
     return details, paths
 
 
-def _shift_examples(storage: Storage, cfg: EvaluateConfig, rows: RowCache, ours: MethodScores, path: str,
-                    per_copy: int = 8) -> None:
+def _shift_examples(
+    storage: Storage, cfg: EvaluateConfig, rows: RowCache, ours: MethodScores, path: str, per_copy: int = 8
+) -> None:
     """The first ``per_copy`` images of every shift copy, captioned with how often ours named the architecture."""
     examples: dict[str, list[str]] = {}
     for sources in (cfg.shift_sources, cfg.fresh_shift_sources):
@@ -318,8 +353,10 @@ def _shift_examples(storage: Storage, cfg: EvaluateConfig, rows: RowCache, ours:
             assert shift.uri is not None  # rows read by load_eval_rows carry their URIs
             for source in sources:
                 examples[source] = [str(u) for u in shift.uri[shift.source == source][:per_copy]]
-    captions = {c: f"{_pct(v['architecture_accuracy'])} % named" + (" (fresh)" * (c in cfg.fresh_shift_sources))
-                for c, v in ours.shift_by_source.items()}
+    captions = {
+        c: f"{_pct(v['architecture_accuracy'])} % named" + (" (fresh)" * (c in cfg.fresh_shift_sources))
+        for c, v in ours.shift_by_source.items()
+    }
     shift_examples_png(storage, examples, captions, path)
 
 
@@ -342,8 +379,9 @@ def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
         models["open set"] = pin_model_uri(cfg.openset_model, tracking)
     with tempfile.TemporaryDirectory() as tmp:
         closed_model = load_attributor(models["closed set"], dst=f"{tmp}/closed", tracking_uri=tracking)
-        open_model = (load_attributor(models["open set"], dst=f"{tmp}/open", tracking_uri=tracking)
-                      if cfg.openset_model else None)
+        open_model = (
+            load_attributor(models["open set"], dst=f"{tmp}/open", tracking_uri=tracking) if cfg.openset_model else None
+        )
     ours_all = [OursMethod(closed_model, path) for path in cfg.ours_paths]
     ours = ours_all[0]
     class_names = ours.class_names
@@ -351,20 +389,31 @@ def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
         raise ValueError(f"{cfg.model} knows {class_names}, the evaluation's sources are {cfg.sources}")
     open_classes = sorted(set(cfg.sources) - set(cfg.held_out_sources))
     if open_model is not None and list(open_model.calibration.class_names) != open_classes:
-        raise ValueError(f"{cfg.openset_model} knows {open_model.calibration.class_names}; with "
-                         f"{cfg.held_out_sources} held out it should know {open_classes}")
+        raise ValueError(
+            f"{cfg.openset_model} knows {open_model.calibration.class_names}; with "
+            f"{cfg.held_out_sources} held out it should know {open_classes}"
+        )
 
     # The perturbed test sets (a finished one is only listed).
     needs_dire = any(_is_dire_column(c, robust) for b in cfg.baselines for c in BASELINES.get(b.name).columns)
-    extract_kw: dict[str, Any] = dict(manifest=cfg.manifest, reference=cfg.reference, sources=cfg.sources,
-                                      split=cfg.test_split, storage=job.storage, ray=job.ray)
-    extract_conditions(condition_extract_jobs(robust, dire=False, **extract_kw)
-                       + (condition_extract_jobs(robust, dire=True, **extract_kw) if needs_dire else []))
+    extract_kw: dict[str, Any] = dict(
+        manifest=cfg.manifest,
+        reference=cfg.reference,
+        sources=cfg.sources,
+        split=cfg.test_split,
+        storage=job.storage,
+        ray=job.ray,
+    )
+    extract_conditions(
+        condition_extract_jobs(robust, dire=False, **extract_kw)
+        + (condition_extract_jobs(robust, dire=True, **extract_kw) if needs_dire else [])
+    )
 
     # The methods: ours, then each baseline closed-set and open-set.
     closed: list[tuple[Method, str, float | None, bool]] = [(m, cfg.features, None, False) for m in ours_all]
-    opened: dict[str, Method] = ({m.name: OursMethod(open_model, m.source) for m in ours_all}
-                                 if open_model is not None else {})
+    opened: dict[str, Method] = (
+        {m.name: OursMethod(open_model, m.source) for m in ours_all} if open_model is not None else {}
+    )
     method: Method  # bound to a baseline here, to ours or a baseline in the loops below
     seconds: float | None
     for spec in cfg.baselines:
@@ -377,13 +426,18 @@ def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
     for method, clean_prefix, _, _ in closed:
         for condition in robust.conditions:
             columns_of.setdefault(_test_prefix(cfg, method.columns, condition, clean_prefix), set()).update(
-                method.columns)
-    rows = RowCache(storage, {k: sorted(v) for k, v in columns_of.items()},
-                    str(closed_model.requirements["reference_id"]))
+                method.columns
+            )
+    rows = RowCache(
+        storage, {k: sorted(v) for k, v in columns_of.items()}, str(closed_model.requirements["reference_id"])
+    )
 
     # Before the long scoring loop, so that a held-out source that cannot be enrolled fails the job early.
-    enrolment = (_enrolment(storage, cfg, open_model, closed_model, rows)
-                 if open_model is not None and cfg.held_out_sources and cfg.enrol_shots else [])
+    enrolment = (
+        _enrolment(storage, cfg, open_model, closed_model, rows)
+        if open_model is not None and cfg.held_out_sources and cfg.enrol_shots
+        else []
+    )
     arch_of = {}
     scores = []
     for method, clean_prefix, seconds, reused in closed:
@@ -400,12 +454,20 @@ def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
                 s.open_set[condition.name] = _score_open(open_method, test, cfg.held_out_sources)
         if cfg.shift_sources:
             s.shift_architecture_accuracy, s.shift_rows = _score_shift(
-                method, rows.get(clean_prefix, cfg.shift_sources, cfg.test_split), cfg.shift_sources, arch_of,
-                s.shift_by_source)
+                method,
+                rows.get(clean_prefix, cfg.shift_sources, cfg.test_split),
+                cfg.shift_sources,
+                arch_of,
+                s.shift_by_source,
+            )
         if cfg.fresh_shift_sources:
             s.fresh_shift_architecture_accuracy, s.fresh_shift_rows = _score_shift(
-                method, rows.get(clean_prefix, cfg.fresh_shift_sources, cfg.test_split), cfg.fresh_shift_sources,
-                arch_of, s.shift_by_source)
+                method,
+                rows.get(clean_prefix, cfg.fresh_shift_sources, cfg.test_split),
+                cfg.fresh_shift_sources,
+                arch_of,
+                s.shift_by_source,
+            )
         log.info("evaluated %s: mean accuracy %.4f over %d conditions", s.name, s.mean_accuracy(), len(s.conditions))
         scores.append(s)
 
@@ -418,12 +480,31 @@ def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
             _shift_examples(storage, cfg, rows, scores[0], paths["shift_examples"])
         result = EvaluationResult(cfg, scores, details, paths if figures else {}, models=models, enrolment=enrolment)
         with mlflow.start_run(run_name=f"evaluate-{cfg.name}") as run:
-            mlflow.set_tags({"model": cfg.model, "openset_model": str(cfg.openset_model),
-                             **{f"scored.{role.replace(' ', '_')}": uri for role, uri in models.items()}})
-            mlflow.log_params({"sources": ",".join(cfg.sources), "held_out": ",".join(cfg.held_out_sources),
-                               "conditions": ",".join(c.name for c in robust.conditions)})
-            mlflow.log_metrics({**_flat_metrics(scores), **{
-                f"enrolment.k{r['shots']}.{m}": v for r in enrolment for m, v in r.items() if isinstance(v, float)}})
+            mlflow.set_tags(
+                {
+                    "model": cfg.model,
+                    "openset_model": str(cfg.openset_model),
+                    **{f"scored.{role.replace(' ', '_')}": uri for role, uri in models.items()},
+                }
+            )
+            mlflow.log_params(
+                {
+                    "sources": ",".join(cfg.sources),
+                    "held_out": ",".join(cfg.held_out_sources),
+                    "conditions": ",".join(c.name for c in robust.conditions),
+                }
+            )
+            mlflow.log_metrics(
+                {
+                    **_flat_metrics(scores),
+                    **{
+                        f"enrolment.k{r['shots']}.{m}": v
+                        for r in enrolment
+                        for m, v in r.items()
+                        if isinstance(v, float)
+                    },
+                }
+            )
             mlflow.log_text(format_evaluation(result), "evaluation.md")
             mlflow.log_dict(details, "ours_details.json")
             for path in paths.values():
@@ -432,8 +513,9 @@ def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
     return result
 
 
-def _enrolment(storage: Storage, cfg: EvaluateConfig, open_model: LoadedAttributor, closed_model: LoadedAttributor,
-               rows: RowCache) -> list[dict[str, Any]]:
+def _enrolment(
+    storage: Storage, cfg: EvaluateConfig, open_model: LoadedAttributor, closed_model: LoadedAttributor, rows: RowCache
+) -> list[dict[str, Any]]:
     """The open-set instance enrols each held-out source (family: the closed-set model's) from ``enrol_shots`` of
     its train rows; only its own columns of those sources' train rows are read."""
     families = closed_model.calibration.families
@@ -442,10 +524,19 @@ def _enrolment(storage: Storage, cfg: EvaluateConfig, open_model: LoadedAttribut
     columns = list(OursMethod(open_model).columns)
     train = load_eval_rows(storage, cfg.features, columns, cfg.held_out_sources, cfg.train_split)
     if train.reference_id != rows.reference_id:
-        raise ValueError(f"{cfg.features} holds vectors of reference {train.reference_id!r}; the attributors were "
-                         f"trained on {rows.reference_id!r}")
-    return score_enrolment(open_model, train, rows.get(cfg.features, cfg.sources, cfg.test_split),
-                           cfg.held_out_sources, families, cfg.enrol_shots, seed=ENROL_SEED)
+        raise ValueError(
+            f"{cfg.features} holds vectors of reference {train.reference_id!r}; the attributors were "
+            f"trained on {rows.reference_id!r}"
+        )
+    return score_enrolment(
+        open_model,
+        train,
+        rows.get(cfg.features, cfg.sources, cfg.test_split),
+        cfg.held_out_sources,
+        families,
+        cfg.enrol_shots,
+        seed=ENROL_SEED,
+    )
 
 
 def _slug(name: str) -> str:
@@ -470,14 +561,25 @@ def _flat_metrics(scores: list[MethodScores]) -> dict[str, float]:
 
 # ----- the report -----
 
+
 def _pct(x: float | None) -> str:
     return "–" if x is None or not np.isfinite(x) else f"{100 * x:.1f}"
 
 
 def _models_text(cfg: EvaluateConfig, models: dict[str, str]) -> str:
     asked = {"closed set": cfg.model, "open set": cfg.openset_model}
-    return (" Ours: " + "; ".join(f"{role} `{uri}`" + (f" (`{asked[role]}`)" if asked[role] != uri else "")
-                                  for role, uri in models.items()) + ".") if models else ""
+    return (
+        (
+            " Ours: "
+            + "; ".join(
+                f"{role} `{uri}`" + (f" (`{asked[role]}`)" if asked[role] != uri else "")
+                for role, uri in models.items()
+            )
+            + "."
+        )
+        if models
+        else ""
+    )
 
 
 def format_evaluation(result: EvaluationResult) -> str:
@@ -486,56 +588,102 @@ def format_evaluation(result: EvaluationResult) -> str:
     conditions = [c.name for c in cfg.robustness.conditions]
     best = {c: max(s.conditions[c]["accuracy"] for s in scores) for c in conditions}
     fresh = bool(cfg.fresh_shift_sources)
-    head = ["method", *conditions, "mean", "content shift (arch.)", *(["fresh shift (arch.)"] if fresh else []),
-            "open-set AUROC", "OSCR", "twins (clean)"]
-    fresh_text = (f"; fresh shift = the same on {', '.join(cfg.fresh_shift_sources)}, shift copies added after "
-                  "the model was chosen" if fresh else "")
-    lines = ["Closed-set accuracy (%) on the held-out split of the "
-             f"{len(cfg.sources)} sources, clean and with each perturbation applied to every class; content shift "
-             f"= architecture-level accuracy on {', '.join(cfg.shift_sources) or 'none'}{fresh_text}; open set = "
-             f"instances trained without {', '.join(cfg.held_out_sources) or 'none'}, clean test rows. **Bold**: "
-             "best in its column." + _models_text(cfg, result.models), "", "| " + " | ".join(head) + " |",
-             "|---" + "|---:" * (len(head) - 1) + "|"]
+    head = [
+        "method",
+        *conditions,
+        "mean",
+        "content shift (arch.)",
+        *(["fresh shift (arch.)"] if fresh else []),
+        "open-set AUROC",
+        "OSCR",
+        "twins (clean)",
+    ]
+    fresh_text = (
+        f"; fresh shift = the same on {', '.join(cfg.fresh_shift_sources)}, shift copies added after "
+        "the model was chosen"
+        if fresh
+        else ""
+    )
+    lines = [
+        "Closed-set accuracy (%) on the held-out split of the "
+        f"{len(cfg.sources)} sources, clean and with each perturbation applied to every class; content shift "
+        f"= architecture-level accuracy on {', '.join(cfg.shift_sources) or 'none'}{fresh_text}; open set = "
+        f"instances trained without {', '.join(cfg.held_out_sources) or 'none'}, clean test rows. **Bold**: "
+        "best in its column." + _models_text(cfg, result.models),
+        "",
+        "| " + " | ".join(head) + " |",
+        "|---" + "|---:" * (len(head) - 1) + "|",
+    ]
 
     def bold(value: float | None, top: float | None) -> str:
         text = _pct(value)
         return f"**{text}**" if value is not None and top is not None and abs(value - top) < 1e-12 else text
 
-    tops = {"mean": max(s.mean_accuracy() for s in scores),
-            "shift": max((s.shift_architecture_accuracy or 0) for s in scores),
-            "fresh": max((s.fresh_shift_architecture_accuracy or 0) for s in scores),
-            "auroc": max((s.open_set.get("clean", {}).get("auroc", 0)) for s in scores),
-            "oscr": max((s.open_set.get("clean", {}).get("oscr", 0)) for s in scores)}
+    tops = {
+        "mean": max(s.mean_accuracy() for s in scores),
+        "shift": max((s.shift_architecture_accuracy or 0) for s in scores),
+        "fresh": max((s.fresh_shift_architecture_accuracy or 0) for s in scores),
+        "auroc": max((s.open_set.get("clean", {}).get("auroc", 0)) for s in scores),
+        "oscr": max((s.open_set.get("clean", {}).get("oscr", 0)) for s in scores),
+    }
     for s in scores:
         cells = [bold(s.conditions[c]["accuracy"], best[c]) for c in conditions]
         open_clean = s.open_set.get("clean", {})
-        cells += [bold(s.mean_accuracy(), tops["mean"]), bold(s.shift_architecture_accuracy, tops["shift"]),
-                  *([bold(s.fresh_shift_architecture_accuracy, tops["fresh"])] if fresh else []),
-                  bold(open_clean.get("auroc"), tops["auroc"]),
-                  bold(open_clean.get("oscr"), tops["oscr"]),
-                  _pct(s.conditions["clean"].get("twin_accuracy"))]
+        cells += [
+            bold(s.mean_accuracy(), tops["mean"]),
+            bold(s.shift_architecture_accuracy, tops["shift"]),
+            *([bold(s.fresh_shift_architecture_accuracy, tops["fresh"])] if fresh else []),
+            bold(open_clean.get("auroc"), tops["auroc"]),
+            bold(open_clean.get("oscr"), tops["oscr"]),
+            _pct(s.conditions["clean"].get("twin_accuracy")),
+        ]
         lines.append(f"| {s.name} | " + " | ".join(cells) + " |")
-    lines += ["", "AUROC and OSCR are shown x100. Test rows per source: " + "; ".join(
-        f"{s.name}: clean {s.rows['clean'] // len(cfg.sources)}, perturbed "
-        f"{next((s.rows[c] for c in conditions if c != 'clean'), 0) // len(cfg.sources)}" for s in scores) + "."]
+    lines += [
+        "",
+        "AUROC and OSCR are shown x100. Test rows per source: "
+        + "; ".join(
+            f"{s.name}: clean {s.rows['clean'] // len(cfg.sources)}, perturbed "
+            f"{next((s.rows[c] for c in conditions if c != 'clean'), 0) // len(cfg.sources)}"
+            for s in scores
+        )
+        + ".",
+    ]
     trained = [f"{s.name} {s.train_seconds:.0f} s" for s in scores if s.train_seconds]
     if trained:
-        lines += ["", "Baseline training time on this machine (closed-set instance, measured when trained; a rerun "
-                  "reuses the trained baselines stored under a hash of their inputs): " + ", ".join(trained) + "."]
+        lines += [
+            "",
+            "Baseline training time on this machine (closed-set instance, measured when trained; a rerun "
+            "reuses the trained baselines stored under a hash of their inputs): " + ", ".join(trained) + ".",
+        ]
     ours = scores[0]
     if ours.shift_by_source:
-        lines += ["", f"Content shift, {ours.name}, per shift copy (architecture-level accuracy; most frequent "
-                  "predicted architectures): " + "; ".join(
-                      f"{src} {_pct(v['architecture_accuracy'])} % (" + ", ".join(
-                          f"{n} {c}" for n, c in list(v["predicted"].items())[:3]) + ")"
-                      for src, v in ours.shift_by_source.items()) + "."]
-    lines += ["", f"Ours, clean: macro-F1 {_pct(ours.conditions['clean']['macro_f1'])} %, ECE "
-              f"{ours.conditions['clean']['ece']:.4f}, FDR of the fingerprint codes "
-              f"{result.ours_details['fingerprint_fdr']:.3f}. Open set under each condition (AUROC x100): "
-              + ", ".join(f"{c} {_pct(v['auroc'])}" for c, v in ours.open_set.items()) + ".", "",
-              "| source | precision | recall | test rows |", "|---|---:|---:|---:|"]
-    lines += [f"| {r['source']} | {_pct(r['precision'])} | {_pct(r['recall'])} | {r['support']} |"
-              for r in result.ours_details["per_source"]]
+        lines += [
+            "",
+            f"Content shift, {ours.name}, per shift copy (architecture-level accuracy; most frequent "
+            "predicted architectures): "
+            + "; ".join(
+                f"{src} {_pct(v['architecture_accuracy'])} % ("
+                + ", ".join(f"{n} {c}" for n, c in list(v["predicted"].items())[:3])
+                + ")"
+                for src, v in ours.shift_by_source.items()
+            )
+            + ".",
+        ]
+    lines += [
+        "",
+        f"Ours, clean: macro-F1 {_pct(ours.conditions['clean']['macro_f1'])} %, ECE "
+        f"{ours.conditions['clean']['ece']:.4f}, FDR of the fingerprint codes "
+        f"{result.ours_details['fingerprint_fdr']:.3f}. Open set under each condition (AUROC x100): "
+        + ", ".join(f"{c} {_pct(v['auroc'])}" for c, v in ours.open_set.items())
+        + ".",
+        "",
+        "| source | precision | recall | test rows |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['source']} | {_pct(r['precision'])} | {_pct(r['recall'])} | {r['support']} |"
+        for r in result.ours_details["per_source"]
+    ]
     if result.enrolment:
         lines += ["", format_enrolment(cfg.held_out_sources, ENROL_SEED, result.enrolment)]
     return "\n".join(lines)

@@ -10,30 +10,35 @@ from causalprint.attribution.model import architecture_names, pool_by_architectu
 from causalprint.attribution.openset import auroc, expected_calibration_error, oscr
 
 
-def closed_set_metrics(y: np.ndarray, probs: np.ndarray, class_names: Sequence[str],
-                       twins: Sequence[str] = ()) -> dict[str, float]:
+def closed_set_metrics(
+    y: np.ndarray, probs: np.ndarray, class_names: Sequence[str], twins: Sequence[str] = ()
+) -> dict[str, float]:
     """Accuracy, macro-F1, ECE and (if both twins are classes) the accuracy on the twins' rows."""
     from sklearn.metrics import f1_score
 
     pred = probs.argmax(1)
-    out = {"accuracy": float((pred == y).mean()),
-           "macro_f1": float(f1_score(y, pred, labels=np.arange(len(class_names)), average="macro",
-                                      zero_division=0)),
-           "ece": expected_calibration_error(probs, y)}
+    out = {
+        "accuracy": float((pred == y).mean()),
+        "macro_f1": float(f1_score(y, pred, labels=np.arange(len(class_names)), average="macro", zero_division=0)),
+        "ece": expected_calibration_error(probs, y),
+    }
     if twins and all(t in class_names for t in twins):
         rows = np.isin(y, [list(class_names).index(t) for t in twins])
         out["twin_accuracy"] = float((pred[rows] == y[rows]).mean()) if rows.any() else float("nan")
     return out
 
 
-def per_source_precision_recall(y: np.ndarray, pred: np.ndarray, class_names: Sequence[str]
-                                ) -> list[dict[str, float | str | int]]:
+def per_source_precision_recall(
+    y: np.ndarray, pred: np.ndarray, class_names: Sequence[str]
+) -> list[dict[str, float | str | int]]:
     """One row per class: precision, recall and support."""
     from sklearn.metrics import precision_recall_fscore_support
 
     p, r, _, n = precision_recall_fscore_support(y, pred, labels=np.arange(len(class_names)), zero_division=0)
-    return [{"source": name, "precision": float(p[i]), "recall": float(r[i]), "support": int(n[i])}
-            for i, name in enumerate(class_names)]
+    return [
+        {"source": name, "precision": float(p[i]), "recall": float(r[i]), "support": int(n[i])}
+        for i, name in enumerate(class_names)
+    ]
 
 
 def pooled_architecture(probs: np.ndarray, class_names: Sequence[str], arch_of: Mapping[str, str]) -> np.ndarray:
@@ -48,7 +53,8 @@ def architecture_accuracy(predicted_arch: Sequence[str] | np.ndarray, true_arch:
     return float((np.asarray(predicted_arch, dtype=object) == np.asarray(true_arch, dtype=object)).mean())
 
 
-def open_set_metrics(known_scores: np.ndarray, known_correct: np.ndarray, unknown_scores: np.ndarray
-                     ) -> dict[str, float]:
+def open_set_metrics(
+    known_scores: np.ndarray, known_correct: np.ndarray, unknown_scores: np.ndarray
+) -> dict[str, float]:
     """AUROC (known vs unknown by known-ness score) and OSCR."""
     return {"auroc": auroc(known_scores, unknown_scores), "oscr": oscr(known_scores, known_correct, unknown_scores)}

@@ -54,20 +54,22 @@ def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nd
     return (train - mean) / std, (test - mean) / std
 
 
-def _evaluate(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
-              cfg: ProbeConfig) -> dict[str, float]:
+def _evaluate(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, cfg: ProbeConfig
+) -> dict[str, float]:
     z_train, z_test = _standardise(x_train, x_test)
     return {
         "fdr": fisher_discriminant_ratio(z_test, y_test),
-        "probe_accuracy": linear_probe_accuracy(z_train, y_train, z_test, y_test, seed=cfg.seed,
-                                                max_dims=cfg.max_dims),
+        "probe_accuracy": linear_probe_accuracy(z_train, y_train, z_test, y_test, seed=cfg.seed, max_dims=cfg.max_dims),
     }
 
 
 def _projection(x: np.ndarray, index_rows: np.ndarray, ids: list[str], reference_id: str, column: str) -> np.ndarray:
-    index = RealManifoldIndex().fit(torch.from_numpy(x[index_rows]), [ids[i] for i in np.flatnonzero(index_rows)],
-                                    {"space": {"name": column}, "reference_model": {"id": reference_id},
-                                     "source_uri_count": int(index_rows.sum())})
+    index = RealManifoldIndex().fit(
+        torch.from_numpy(x[index_rows]),
+        [ids[i] for i in np.flatnonzero(index_rows)],
+        {"space": {"name": column}, "reference_model": {"id": reference_id}, "source_uri_count": int(index_rows.sum())},
+    )
     # Columns read from Arrow are read-only views, which torch warns about: those are copied first.
     return index.projection_difference(torch.as_tensor(x if x.flags.writeable else x.copy())).numpy()
 
@@ -95,18 +97,27 @@ def probe_table(table: pa.Table, cfg: ProbeConfig) -> list[dict[str, Any]]:
             variants["projection difference"] = _projection(x, index_rows, uris, reference_id, column)
         for variant, values in variants.items():
             by_mode.setdefault((mode, variant), []).append(_standardise(values[train], values[test]))
-            row = {"mode": mode, "space": space, "variant": variant,
-                   **_evaluate(values[train], source[train], values[test], source[test], cfg)}
-            log.info("probe %s.%s (%s): FDR %.3f, accuracy %.3f", mode, space, variant, row["fdr"],
-                     row["probe_accuracy"])
+            row = {
+                "mode": mode,
+                "space": space,
+                "variant": variant,
+                **_evaluate(values[train], source[train], values[test], source[test], cfg),
+            }
+            log.info(
+                "probe %s.%s (%s): FDR %.3f, accuracy %.3f", mode, space, variant, row["fdr"], row["probe_accuracy"]
+            )
             results.append(row)
     for (mode, variant), parts in by_mode.items():
         if len(parts) < 2:
             continue
         fused_train = np.concatenate([p[0] for p in parts], axis=1)
         fused_test = np.concatenate([p[1] for p in parts], axis=1)
-        row = {"mode": mode, "space": "fused", "variant": variant,
-               **_evaluate(fused_train, source[train], fused_test, source[test], cfg)}
+        row = {
+            "mode": mode,
+            "space": "fused",
+            "variant": variant,
+            **_evaluate(fused_train, source[train], fused_test, source[test], cfg),
+        }
         log.info("probe %s.fused (%s): FDR %.3f, accuracy %.3f", mode, variant, row["fdr"], row["probe_accuracy"])
         results.append(row)
     counts = {"train_rows": int(train.sum()), "test_rows": int(test.sum()), "classes": len(set(source))}
@@ -125,10 +136,14 @@ def run_probe(job: ProbeJobConfig) -> list[dict[str, Any]]:
 
 def format_probe(rows: list[dict[str, Any]]) -> str:
     """Markdown table, best probe accuracy first within each extraction output, the control marked."""
-    lines = ["| features | residual mode | space | representation | FDR | linear-probe accuracy | train / test rows |",
-             "|---|---|---|---|---:|---:|---:|"]
+    lines = [
+        "| features | residual mode | space | representation | FDR | linear-probe accuracy | train / test rows |",
+        "|---|---|---|---|---:|---:|---:|",
+    ]
     for r in sorted(rows, key=lambda r: (r["features"], -r["probe_accuracy"])):
         mode = f"{r['mode']} (control: no residual)" if r["mode"] == "image" else r["mode"]
-        lines.append(f"| {r['features']} | {mode} | {r['space']} | {r['variant']} | {r['fdr']:.3f} | "
-                     f"{100 * r['probe_accuracy']:.1f} % | {r['train_rows']} / {r['test_rows']} |")
+        lines.append(
+            f"| {r['features']} | {mode} | {r['space']} | {r['variant']} | {r['fdr']:.3f} | "
+            f"{100 * r['probe_accuracy']:.1f} % | {r['train_rows']} / {r['test_rows']} |"
+        )
     return "\n".join(lines)

@@ -51,13 +51,16 @@ class ExtractConfig(StrictModel):
     sources: list[str] | None = Field(default=None, description="manifest sources to keep (None: all)")
     per_source_limit: int | None = Field(default=None, ge=1, description="deterministic subset per source")
     perturb: list[PerturbationSpec] = Field(
-        default_factory=list, description="applied after decoding, before the residual: each image gets one of "
-        "these, chosen by a hash of its URI (one entry: every image gets it). Robustness tests and augmentation")
+        default_factory=list,
+        description="applied after decoding, before the residual: each image gets one of "
+        "these, chosen by a hash of its URI (one entry: every image gets it). Robustness tests and augmentation",
+    )
     batch_size: int = Field(default=64, ge=1, le=4096, strict=True)  # strict: `true` is not 1
     precision: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     actors: ActorConfig = Field(
         default=ActorConfig(min_actors=2, max_actors=4, num_cpus=0.75),
-        description="the extraction actors: each computes residuals and features and writes its parts")
+        description="the extraction actors: each computes residuals and features and writes its parts",
+    )
 
 
 class ExtractJobConfig(JobConfig):

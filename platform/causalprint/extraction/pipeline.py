@@ -95,21 +95,34 @@ def build_dataset(storage: Storage, job: ExtractJobConfig, pending: pa.Table):
     cfg = job.extract
     assert job.intake is not None  # run() sets the intake from the reference model first
     metadata = {c: pending[c].to_pylist() for c in METADATA_COLUMNS}
-    ds = read_collection(storage, "", job.intake, uris=pending["uri"].to_pylist(), metadata=metadata,
-                         batch_size=cfg.batch_size)
+    ds = read_collection(
+        storage, "", job.intake, uris=pending["uri"].to_pylist(), metadata=metadata, batch_size=cfg.batch_size
+    )
     if cfg.perturb:
         # Ray types a UDF as taking the batch alone; fn_kwargs passes the rest.
-        ds = ds.map_batches(perturb_batch, fn_kwargs={"specs": cfg.perturb},  # type: ignore[arg-type]
-                            batch_size=cfg.batch_size, num_cpus=0.25)
+        ds = ds.map_batches(
+            perturb_batch,
+            fn_kwargs={"specs": cfg.perturb},  # type: ignore[arg-type]
+            batch_size=cfg.batch_size,
+            num_cpus=0.25,
+        )
     # One pool does residual, features and the part write: on few cores a separate write stage waits behind
     # the actors' CPU budget and runs as a tail, and residual tensors would cross the object store.
     return ds.map_batches(
         ExtractActor,
-        fn_constructor_kwargs={"storage": storage, "reference_uri": cfg.reference, "modes": cfg.modes,
-                               "precision": cfg.precision, "spaces": cfg.spaces, "image_size": job.intake.size,
-                               "output": cfg.output},
+        fn_constructor_kwargs={
+            "storage": storage,
+            "reference_uri": cfg.reference,
+            "modes": cfg.modes,
+            "precision": cfg.precision,
+            "spaces": cfg.spaces,
+            "image_size": job.intake.size,
+            "output": cfg.output,
+        },
         compute=ActorPoolStrategy(min_size=cfg.actors.min_actors, max_size=cfg.actors.max_actors),
-        batch_size=cfg.batch_size, **actor_resources(cfg.actors))
+        batch_size=cfg.batch_size,
+        **actor_resources(cfg.actors),
+    )
 
 
 def run_extract(job: ExtractJobConfig) -> dict[str, Any]:
@@ -121,21 +134,33 @@ def run_extract(job: ExtractJobConfig) -> dict[str, Any]:
     if job.intake is None:
         job = job.model_copy(update={"intake": IntakeConfig(size=reference.image_size)})
     elif reference.image_size != job.intake.size:
-        raise ValueError(f"intake.size is {job.intake.size} but the reference model works at "
-                         f"{reference.image_size}; set intake.size={reference.image_size}")
+        raise ValueError(
+            f"intake.size is {job.intake.size} but the reference model works at "
+            f"{reference.image_size}; set intake.size={reference.image_size}"
+        )
     _check_metadata(storage, job, reference.identity.id)
     inputs = select_inputs(storage, job)
     done = done_uris(storage, cfg.output)
     pending = inputs.filter(pa.array([u not in done for u in inputs["uri"].to_pylist()], pa.bool_()))
-    log.info("extract: %d images, %d already written, %d to do", inputs.num_rows, inputs.num_rows - pending.num_rows,
-             pending.num_rows)
+    log.info(
+        "extract: %d images, %d already written, %d to do",
+        inputs.num_rows,
+        inputs.num_rows - pending.num_rows,
+        pending.num_rows,
+    )
     written, start = 0, time.perf_counter()
     if pending.num_rows:
         for batch in build_dataset(storage, job, pending).iter_batches(batch_size=None, batch_format="numpy"):
             written += int(np.sum(batch["written"]))
     seconds = time.perf_counter() - start
-    summary = {"inputs": inputs.num_rows, "skipped": inputs.num_rows - pending.num_rows, "written": written,
-               "seconds": round(seconds, 2), "images_per_second": round(written / seconds, 2) if written else 0.0,
-               "reference_id": reference.identity.id, "output": storage.resolve(cfg.output)}
+    summary = {
+        "inputs": inputs.num_rows,
+        "skipped": inputs.num_rows - pending.num_rows,
+        "written": written,
+        "seconds": round(seconds, 2),
+        "images_per_second": round(written / seconds, 2) if written else 0.0,
+        "reference_id": reference.identity.id,
+        "output": storage.resolve(cfg.output),
+    }
     log.info("extract: %s", summary)
     return summary

@@ -52,8 +52,11 @@ def train_copy(config: EvaluateAnonymizationJobConfig) -> str | None:
     tree["model_name"] = f"{tree.get('model_name', 'causalprint-attributor')}-copy"
     tree["promote"] = False
     tree.setdefault("train", {})["seed"] = spec.seed
-    tree.update(storage=config.storage.model_dump(mode="json"), ray=config.ray.model_dump(mode="json"),
-                mlflow=config.mlflow.model_dump(mode="json"))
+    tree.update(
+        storage=config.storage.model_dump(mode="json"),
+        ray=config.ray.model_dump(mode="json"),
+        mlflow=config.mlflow.model_dump(mode="json"),
+    )
     summary = train_job.run(train_job.CONFIG.model_validate(tree))
     return str(summary["model"])
 
@@ -68,11 +71,13 @@ def describe(result: AnonymizationEvalResult) -> str:
     return format_anonymization_eval(result)
 
 
-def section(config: EvaluateAnonymizationJobConfig, result: AnonymizationEvalResult, preset: str,
-            docs_dir: Path) -> Section:
+def section(
+    config: EvaluateAnonymizationJobConfig, result: AnonymizationEvalResult, preset: str, docs_dir: Path
+) -> Section:
     body = format_anonymization_eval(result)
     if result.figure:
         body += f"\n\n![accuracy vs PSNR]({doc_link(docs_dir, result.figure)})"
     name = result.config.name
-    return Section(f"anonymization-evaluation-{name}", f"Anonymization judged against every attributor (`{name}`)",
-                   body)
+    return Section(
+        f"anonymization-evaluation-{name}", f"Anonymization judged against every attributor (`{name}`)", body
+    )

@@ -24,8 +24,16 @@ from causalprint.tracking.artifacts import LoadedAttributor
 # Columns that __call__ adds to a batch. No value is "" in the text columns (an object column of Nones does not
 # survive Ray Data's hand-off between stages: it comes back as NaN, or as "nan" once merged with strings), NaN in
 # the float columns and False in ``unknown``.
-RESULT_COLUMNS = ("predicted", "source_family", "architecture", "unknown", "confidence", "probabilities",
-                  "model_version", "reference_id")
+RESULT_COLUMNS = (
+    "predicted",
+    "source_family",
+    "architecture",
+    "unknown",
+    "confidence",
+    "probabilities",
+    "model_version",
+    "reference_id",
+)
 
 
 class ImageAttributor:
@@ -40,18 +48,41 @@ class ImageAttributor:
     :meth:`attribute_images` wraps it for in-memory images.
     """
 
-    def __init__(self, storage: Storage, model_uri: str, reference: str, *, tracking_uri: str | None = None,
-                 precision: str = "float32", decision: Literal["logits", "prototypes"] = "prototypes",
-                 device: str | None = None) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        model_uri: str,
+        reference: str,
+        *,
+        tracking_uri: str | None = None,
+        precision: str = "float32",
+        decision: Literal["logits", "prototypes"] = "prototypes",
+        device: str | None = None,
+    ) -> None:
         model = resolve_model(model_uri, tracking_uri)
         self.model: ModelRef | None = model
-        self._build(storage, fetch_attributor(model, tracking_uri, storage.endpoint_url), model.uri, reference,
-                    precision, decision, device)
+        self._build(
+            storage,
+            fetch_attributor(model, tracking_uri, storage.endpoint_url),
+            model.uri,
+            reference,
+            precision,
+            decision,
+            device,
+        )
 
     @classmethod
-    def from_attributor(cls, storage: Storage, attributor: LoadedAttributor, version: str, reference: str, *,
-                        precision: str = "float32", decision: Literal["logits", "prototypes"] = "prototypes",
-                        device: str | None = None) -> ImageAttributor:
+    def from_attributor(
+        cls,
+        storage: Storage,
+        attributor: LoadedAttributor,
+        version: str,
+        reference: str,
+        *,
+        precision: str = "float32",
+        decision: Literal["logits", "prototypes"] = "prototypes",
+        device: str | None = None,
+    ) -> ImageAttributor:
         """The same path around an attributor already loaded (e.g. from a folder, with no model URI at hand);
         ``version`` is what the ``model_version`` column names."""
         built = cls.__new__(cls)
@@ -59,8 +90,16 @@ class ImageAttributor:
         built._build(storage, attributor, version, reference, precision, decision, device)
         return built
 
-    def _build(self, storage: Storage, attributor: LoadedAttributor, version: str, reference: str, precision: str,
-               decision: Literal["logits", "prototypes"], device: str | None) -> None:
+    def _build(
+        self,
+        storage: Storage,
+        attributor: LoadedAttributor,
+        version: str,
+        reference: str,
+        precision: str,
+        decision: Literal["logits", "prototypes"],
+        device: str | None,
+    ) -> None:
         self.model_version = version
         self.attributor = attributor
         self.spec = extraction_spec(attributor, version)
@@ -68,14 +107,19 @@ class ImageAttributor:
         self.reference_id = self.residuals.reference.identity.id
         check_reference(self.spec, self.reference_id, reference)
         if self.residuals.reference.image_size != self.spec.image_size:
-            raise ScanError(f"reference {reference} works at {self.residuals.reference.image_size} px, the "
-                            f"attributor's features were extracted at {self.spec.image_size} px")
-        self.features = FeatureActor(storage, self.spec.spaces, self.spec.image_size, columns=self.spec.columns,
-                                     device=device)
+            raise ScanError(
+                f"reference {reference} works at {self.residuals.reference.image_size} px, the "
+                f"attributor's features were extracted at {self.spec.image_size} px"
+            )
+        self.features = FeatureActor(
+            storage, self.spec.spaces, self.spec.image_size, columns=self.spec.columns, device=device
+        )
         width = sum(self.features.spaces[c.partition(".")[2]].dim for c in self.spec.columns)
         if self.spec.input_dim and width != self.spec.input_dim:  # refused before any image is read
-            raise ScanError(f"columns {self.spec.columns} give {width} dims here, the attributor takes "
-                            f"{self.spec.input_dim}: the feature spaces differ from training")
+            raise ScanError(
+                f"columns {self.spec.columns} give {width} dims here, the attributor takes "
+                f"{self.spec.input_dim}: the feature spaces differ from training"
+            )
         self.decider = attributor.calibration.attributor(decision)
         config = attributor.model.config
         assert config.class_names is not None  # training sets a model's class names
@@ -91,8 +135,10 @@ class ImageAttributor:
         attributor's features were extracted at."""
         config = config or IntakeConfig(size=self.image_size)
         if config.size != self.image_size:
-            raise ScanError(f"intake.size is {config.size} but the attributor's features were extracted at "
-                            f"{self.image_size} px; set intake.size={self.image_size}")
+            raise ScanError(
+                f"intake.size is {config.size} but the attributor's features were extracted at "
+                f"{self.image_size} px; set intake.size={self.image_size}"
+            )
         return config
 
     def vectors(self, batch: dict[str, np.ndarray]) -> np.ndarray:
@@ -130,10 +176,16 @@ class ImageAttributor:
                 # the head's own reading stays for unknown rows (an unknown source of a known architecture).
                 if decision.known and decision.label in self._class_architecture:
                     architecture[i] = self._class_architecture[decision.label]
-        out.update(predicted=predicted, source_family=family, architecture=architecture, unknown=unknown,
-                   confidence=confidence,
-                   probabilities=probabilities, model_version=np.full(n, self.model_version, dtype=object),
-                   reference_id=np.full(n, self.reference_id, dtype=object))
+        out.update(
+            predicted=predicted,
+            source_family=family,
+            architecture=architecture,
+            unknown=unknown,
+            confidence=confidence,
+            probabilities=probabilities,
+            model_version=np.full(n, self.model_version, dtype=object),
+            reference_id=np.full(n, self.reference_id, dtype=object),
+        )
         return out
 
     def attribute_images(self, images: np.ndarray) -> list[dict[str, Any]]:
@@ -153,14 +205,16 @@ def result_rows(columns: dict[str, np.ndarray], class_names: list[str]) -> list[
     for i in range(len(columns["unknown"])):
         probs = columns["probabilities"][i]
         attributed = bool(columns["predicted"][i])
-        rows.append({
-            "predicted": columns["predicted"][i] or None,
-            "source_family": columns["source_family"][i] or None,
-            "architecture": columns["architecture"][i] or None,
-            "unknown": bool(columns["unknown"][i]) if attributed else None,
-            "confidence": float(columns["confidence"][i]) if attributed else None,
-            "probabilities": dict(zip(class_names, map(float, probs))) if attributed else None,
-            "model_version": str(columns["model_version"][i]),
-            "reference_id": str(columns["reference_id"][i]),
-        })
+        rows.append(
+            {
+                "predicted": columns["predicted"][i] or None,
+                "source_family": columns["source_family"][i] or None,
+                "architecture": columns["architecture"][i] or None,
+                "unknown": bool(columns["unknown"][i]) if attributed else None,
+                "confidence": float(columns["confidence"][i]) if attributed else None,
+                "probabilities": dict(zip(class_names, map(float, probs))) if attributed else None,
+                "model_version": str(columns["model_version"][i]),
+                "reference_id": str(columns["reference_id"][i]),
+            }
+        )
     return rows

@@ -57,12 +57,18 @@ class ScanActor:
     written: the batch's other rows are, and the counts passed on name the first such file, so that the driver
     stops the scan (an exception raised here would reach the driver without its type or message)."""
 
-    def __init__(self, *, prefix: str, run: str, on_part: PartHook | None, fail_transient: bool = False,
-                 **pipeline: Any) -> None:
+    def __init__(
+        self, *, prefix: str, run: str, on_part: PartHook | None, fail_transient: bool = False, **pipeline: Any
+    ) -> None:
         self.pipeline = ImageAttributor(**pipeline)
         self.fail_transient = fail_transient
-        self.write = {"storage": pipeline["storage"], "prefix": prefix, "run": run,
-                      "class_names": self.pipeline.class_names, "on_part": on_part}
+        self.write = {
+            "storage": pipeline["storage"],
+            "prefix": prefix,
+            "run": run,
+            "class_names": self.pipeline.class_names,
+            "on_part": on_part,
+        }
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows = self.pipeline(batch)
@@ -74,41 +80,72 @@ class ScanActor:
             rows = {key: value[~failed] for key, value in rows.items()}
         else:
             failed = np.zeros_like(failed)
-        counts = write_report_part(rows, **self.write) if len(rows["uri"]) else \
-            {"written": np.array([0]), "ok": np.array([0])}
-        return {**counts, "transient": np.array([int(failed.sum())]),
-                "transient_error": np.array([first], dtype=object)}
+        counts = (
+            write_report_part(rows, **self.write)
+            if len(rows["uri"])
+            else {"written": np.array([0]), "ok": np.array([0])}
+        )
+        return {
+            **counts,
+            "transient": np.array([int(failed.sum())]),
+            "transient_error": np.array([first], dtype=object),
+        }
 
 
 class TransientStop(Exception):
     """A file could not be read for a transient reason and ``scan.on_transient`` is ``fail``."""
 
 
-def _prepare(job: ScanJobConfig, storage: Storage, tracking_uri: str,
-             source: str) -> tuple[ModelRef, dict[str, Any], IntakeConfig]:
+def _prepare(
+    job: ScanJobConfig, storage: Storage, tracking_uri: str, source: str
+) -> tuple[ModelRef, dict[str, Any], IntakeConfig]:
     """Pin the model and build the attribution path once in the driver, so that every check an actor would make
     (reference, image size, feature widths) refuses the scan before its report is pinned; returns the model, the
     report's pinned metadata and the intake config."""
     cfg = job.scan
     if not storage.exists(storage.resolve(cfg.reference)):
-        raise ScanError(f"scan.reference {storage.resolve(cfg.reference)}: no such folder in storage; set it to the "
-                        "reference model the attributor was trained with (e.g. models/reference/tiny)")
+        raise ScanError(
+            f"scan.reference {storage.resolve(cfg.reference)}: no such folder in storage; set it to the "
+            "reference model the attributor was trained with (e.g. models/reference/tiny)"
+        )
     # On the CPU: the driver only checks, and a CUDA context here would hold accelerator memory for the whole scan.
-    pipeline = ImageAttributor(storage, cfg.model, cfg.reference, tracking_uri=tracking_uri,
-                               precision=cfg.precision, decision=cfg.decision, device="cpu")
+    pipeline = ImageAttributor(
+        storage,
+        cfg.model,
+        cfg.reference,
+        tracking_uri=tracking_uri,
+        precision=cfg.precision,
+        decision=cfg.decision,
+        device="cpu",
+    )
     intake = pipeline.intake(job.intake)
-    meta = {"source": source, "model_version": pipeline.model_version,
-            "reference_id": pipeline.reference_id, "columns": pipeline.spec.columns, "decision": cfg.decision,
-            "class_names": pipeline.class_names}
+    meta = {
+        "source": source,
+        "model_version": pipeline.model_version,
+        "reference_id": pipeline.reference_id,
+        "columns": pipeline.spec.columns,
+        "decision": cfg.decision,
+        "class_names": pipeline.class_names,
+    }
     model = pipeline.model
     assert model is not None  # built from a model URI above, so it holds its registry reference
     del pipeline  # the actors hold the models from here on
     return model, meta, intake
 
 
-def build_dataset(storage: Storage, job: ScanJobConfig, pending: list[Entry], *, model: ModelRef, tracking_uri: str,
-                  intake: IntakeConfig, prefix: str, run: str, on_part: PartHook | None = None,
-                  reader: Storage | None = None):
+def build_dataset(
+    storage: Storage,
+    job: ScanJobConfig,
+    pending: list[Entry],
+    *,
+    model: ModelRef,
+    tracking_uri: str,
+    intake: IntakeConfig,
+    prefix: str,
+    run: str,
+    on_part: PartHook | None = None,
+    reader: Storage | None = None,
+):
     """The lazy Ray Data pipeline over the ``pending`` entries, read with ``reader`` (a source's storage; default
     ``storage``), attributed and written into ``storage`` (returns the counts of each written part)."""
     from ray.data import ActorPoolStrategy
@@ -119,10 +156,18 @@ def build_dataset(storage: Storage, job: ScanJobConfig, pending: list[Entry], *,
     ds = read_collection(reader or storage, "", intake, entries=pending, batch_size=cfg.batch_size, retry=retry)
     return ds.map_batches(
         ScanActor,
-        fn_constructor_kwargs={"storage": storage, "model_uri": model.uri, "reference": cfg.reference,
-                               "tracking_uri": tracking_uri, "precision": cfg.precision, "decision": cfg.decision,
-                               "prefix": prefix, "run": run, "on_part": on_part,
-                               "fail_transient": cfg.on_transient == "fail"},
+        fn_constructor_kwargs={
+            "storage": storage,
+            "model_uri": model.uri,
+            "reference": cfg.reference,
+            "tracking_uri": tracking_uri,
+            "precision": cfg.precision,
+            "decision": cfg.decision,
+            "prefix": prefix,
+            "run": run,
+            "on_part": on_part,
+            "fail_transient": cfg.on_transient == "fail",
+        },
         compute=ActorPoolStrategy(min_size=cfg.actors.min_actors, max_size=cfg.actors.max_actors),
         batch_size=cfg.batch_size,
         **actor_resources(cfg.actors),
@@ -145,8 +190,13 @@ def _execute(ds, total: int) -> dict[str, Any]:
         progress.update(count)
     seconds = time.perf_counter() - start
     steady = (written - first_rows) / (seconds - first_s) if written > first_rows and seconds > first_s else 0.0
-    return {"written": written, "seconds": round(seconds, 2), "images_per_second": round(written / seconds, 2),
-            "first_part_seconds": round(first_s, 2), "steady_images_per_second": round(steady, 2)}
+    return {
+        "written": written,
+        "seconds": round(seconds, 2),
+        "images_per_second": round(written / seconds, 2),
+        "first_part_seconds": round(first_s, 2),
+        "steady_images_per_second": round(steady, 2),
+    }
 
 
 def _listing(storage: Storage, source: str, ignore: tuple[str, ...]) -> Listing:
@@ -160,9 +210,11 @@ def _listing(storage: Storage, source: str, ignore: tuple[str, ...]) -> Listing:
         reason = transient_reason(exc)
         if reason is None:
             raise
-        raise ScanError(f"cannot list {source}: {reason}: {exc}; nothing was read or written. Check the "
-                        "credentials and endpoint of this location (`sources`, or `storage` for the storage root) "
-                        "or wait, then rerun") from exc
+        raise ScanError(
+            f"cannot list {source}: {reason}: {exc}; nothing was read or written. Check the "
+            "credentials and endpoint of this location (`sources`, or `storage` for the storage root) "
+            "or wait, then rerun"
+        ) from exc
     if not listing.entries:
         skipped = ", ".join(f"{n} {reason}" for reason, n in listing.skipped.items())
         raise ScanError(f"nothing to scan: {source} holds no files" + (f" (skipped: {skipped})" if skipped else ""))
@@ -188,7 +240,8 @@ def run_scan(job: ScanJobConfig, *, on_part: PartHook | None = None) -> dict[str
     # The exact flag: the source's own report when the user chose another, else a new folder beside it.
     own = derived if cfg.output and storage.resolve(derived) != output else f"{derived}-2"
     fix = f"give this scan its own report with --set scan.output={own}" + (
-        " (or leave scan.output out: each source gets its own report)" if cfg.output else "")
+        " (or leave scan.output out: each source gets its own report)" if cfg.output else ""
+    )
     run = new_run_id()
     with Lease(storage, f"{prefix}/{LEASE_NAME}", what=f"scan run {run} of {source}", ttl_s=cfg.lease_s) as lease:
         pin_scan(storage, prefix, meta, fix)
@@ -198,17 +251,34 @@ def run_scan(job: ScanJobConfig, *, on_part: PartHook | None = None) -> dict[str
         # after this leaves them pending, never twice.
         redone = drop_rows(storage, prefix, again & {entry.uri for entry in pending})
         listed = len(listing.entries)
-        log.info("scan %s with %s: %d files, %d already in the report, %d to do, %d of them again (run %s)", source,
-                 model.uri, listed, listed - len(pending), len(pending), redone, run)
-        timing = dict.fromkeys(("seconds", "images_per_second", "first_part_seconds", "steady_images_per_second"),
-                               0.0)
+        log.info(
+            "scan %s with %s: %d files, %d already in the report, %d to do, %d of them again (run %s)",
+            source,
+            model.uri,
+            listed,
+            listed - len(pending),
+            len(pending),
+            redone,
+            run,
+        )
+        timing = dict.fromkeys(("seconds", "images_per_second", "first_part_seconds", "steady_images_per_second"), 0.0)
         timing["written"] = 0
         if pending:
             try:
                 ensure_ray(job.ray)  # before the clock starts: images/s is the pipeline's rate, not Ray's start-up
                 log.info("scan: Ray is up, reading %d files", len(pending))
-                ds = build_dataset(storage, job, pending, model=model, tracking_uri=tracking_uri, intake=intake,
-                                   prefix=prefix, run=run, on_part=on_part, reader=opened.storage)
+                ds = build_dataset(
+                    storage,
+                    job,
+                    pending,
+                    model=model,
+                    tracking_uri=tracking_uri,
+                    intake=intake,
+                    prefix=prefix,
+                    run=run,
+                    on_part=on_part,
+                    reader=opened.storage,
+                )
                 timing = _execute(ds, len(pending))
             except KeyboardInterrupt:
                 raise ScanInterrupted(len(done_uris(storage, prefix))) from None
@@ -216,15 +286,31 @@ def run_scan(job: ScanJobConfig, *, on_part: PartHook | None = None) -> dict[str
                 raise ScanError(
                     f"{exc}; the scan stopped with {len(done_uris(storage, prefix))} images in the report "
                     f"{prefix}. Fix the cause (credentials, endpoint) or wait, then rerun the same command to go "
-                    "on; or set scan.on_transient=row to record such files as retryable rows and go on") from exc
+                    "on; or set scan.on_transient=row to record such files as retryable rows and go on"
+                ) from exc
         lease.check()
         summary = {
-            "source": source, "report": prefix, "model_version": model.uri, "reference_id": meta["reference_id"],
-            "intake_size": intake.size, **summarize(storage, prefix),
-            "run": {"id": run, "listed": listed, "skipped": listed - len(pending), "again": redone,
-                    "not_listed": listing.skipped, **timing},
+            "source": source,
+            "report": prefix,
+            "model_version": model.uri,
+            "reference_id": meta["reference_id"],
+            "intake_size": intake.size,
+            **summarize(storage, prefix),
+            "run": {
+                "id": run,
+                "listed": listed,
+                "skipped": listed - len(pending),
+                "again": redone,
+                "not_listed": listing.skipped,
+                **timing,
+            },
         }
         storage.write_json(f"{prefix}/{SUMMARY_NAME}", summary)
-    log.info("scan: %d images in the report, %d errors, %d unknown; this run %s", summary["images"],
-             summary["errors"], summary["unknown"], summary["run"])
+    log.info(
+        "scan: %d images in the report, %d errors, %d unknown; this run %s",
+        summary["images"],
+        summary["errors"],
+        summary["unknown"],
+        summary["run"],
+    )
     return summary

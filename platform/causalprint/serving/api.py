@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 VERSION_HEADER = "X-Model-Version"
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": schemas.ErrorBody} for status in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503, 504)}
+    status: {"model": schemas.ErrorBody} for status in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503, 504)
+}
 
 
 class Backend(Protocol):
@@ -40,6 +41,7 @@ class Backend(Protocol):
 
     async def attribute(self, images: np.ndarray, version: str | None, explain: list[bool]) -> list[dict[str, Any]]:
         """Decisions for uint8 images ``[N, S, S, 3]`` (one request's), one row per image."""
+
     async def anonymize(self, image: np.ndarray, version: str | None, target: str) -> dict[str, Any]: ...
     async def describe(self, version: str | None) -> dict[str, Any]: ...
     async def versions(self) -> list[dict[str, Any]]: ...
@@ -54,10 +56,21 @@ class Caller:
 
 def _multipart_or_json(json_schema: str, fields: dict[str, Any]) -> dict[str, Any]:
     """The OpenAPI request body of a route that takes an upload or a JSON body naming a storage object."""
-    return {"requestBody": {"required": True, "content": {
-        "multipart/form-data": {"schema": {"type": "object", "properties": fields,
-                                           "required": [k for k in fields if k in ("file", "files", "source")]}},
-        "application/json": {"schema": {"$ref": f"#/components/schemas/{json_schema}"}}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": fields,
+                        "required": [k for k in fields if k in ("file", "files", "source")],
+                    }
+                },
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{json_schema}"}},
+            },
+        }
+    }
 
 
 _FILE = {"type": "string", "format": "binary"}
@@ -67,9 +80,13 @@ def create_api(options: ServeOptions, backend: Backend | None, storage: Storage,
     """The app. ``backend`` may be set later (``app.state.backend``): a Serve ingress gets its handle once the
     replica starts."""
     limits = options.limits
-    app = FastAPI(title="causalprint", version="1", summary="Which generative model made an image.",
-                  description="Attribution, verification and enrolment over the registered attributor. Every "
-                              "error body is {error: {status, kind, reason}}.")
+    app = FastAPI(
+        title="causalprint",
+        version="1",
+        summary="Which generative model made an image.",
+        description="Attribution, verification and enrolment over the registered attributor. Every "
+        "error body is {error: {status, kind, reason}}.",
+    )
     app.state.backend = backend
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
     limiter = RateLimiter(options.auth.requests_per_minute, options.auth.burst)
@@ -83,8 +100,9 @@ def create_api(options: ServeOptions, backend: Backend | None, storage: Storage,
         try:
             return await asyncio.wait_for(call, limits.request_timeout_s)
         except TimeoutError:
-            raise ApiError(504, "timeout", f"no answer within {limits.request_timeout_s} s "
-                                           f"(limits.request_timeout_s)") from None
+            raise ApiError(
+                504, "timeout", f"no answer within {limits.request_timeout_s} s (limits.request_timeout_s)"
+            ) from None
 
     # -- who calls --------------------------------------------------------------------------------------------
     async def caller(request: Request) -> Caller:  # async: FastAPI runs a plain def in a thread pool
@@ -96,17 +114,21 @@ def create_api(options: ServeOptions, backend: Backend | None, storage: Storage,
             if auth.lower().startswith("bearer "):
                 presented = auth[7:].strip()
             if not presented:
-                raise ApiError(401, "unauthorized", "an API key is required: send X-API-Key or "
-                                                    "Authorization: Bearer <key>")
+                raise ApiError(
+                    401, "unauthorized", "an API key is required: send X-API-Key or Authorization: Bearer <key>"
+                )
             found = keys.check(presented)
             if found is None:
                 raise ApiError(401, "unauthorized", "the API key is not valid")
             who = Caller(*found)
         wait = limiter.allow(who.id)
         if wait:
-            raise ApiError(429, "rate_limited", f"more than {options.auth.requests_per_minute:g} requests a minute "
-                                                f"for this key; retry in {wait:.1f} s",
-                           headers={"Retry-After": str(max(1, round(wait)))})
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"more than {options.auth.requests_per_minute:g} requests a minute for this key; retry in {wait:.1f} s",
+                headers={"Retry-After": str(max(1, round(wait)))},
+            )
         return who
 
     async def admin(who: Caller = Depends(caller)) -> Caller:
@@ -125,14 +147,16 @@ def create_api(options: ServeOptions, backend: Backend | None, storage: Storage,
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(ApiError(422, "invalid_request", _validation_reason(exc.errors())).body(),
-                            status_code=422)
+        return JSONResponse(ApiError(422, "invalid_request", _validation_reason(exc.errors())).body(), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
-        return JSONResponse(ApiError(exc.status_code, kind, str(exc.detail)).body(), status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            ApiError(exc.status_code, kind, str(exc.detail)).body(),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     # -- reading a request's images ---------------------------------------------------------------------------
     async def json_object(request: Request) -> dict[str, Any]:
@@ -149,8 +173,9 @@ def create_api(options: ServeOptions, backend: Backend | None, storage: Storage,
             full = storage.resolve(uri)
             size = await asyncio.to_thread(storage.size, full)
             if size > limits.max_image_bytes:
-                raise ApiError(413, "too_large_bytes", f"{full}: {size} bytes exceeds max_image_bytes "
-                                                      f"{limits.max_image_bytes}")
+                raise ApiError(
+                    413, "too_large_bytes", f"{full}: {size} bytes exceeds max_image_bytes {limits.max_image_bytes}"
+                )
             return await asyncio.to_thread(storage.read_bytes, full), full
         except StorageError as exc:
             raise ApiError(400, "outside_storage", f"{uri}: {exc}") from None
@@ -190,8 +215,11 @@ def create_api(options: ServeOptions, backend: Backend | None, storage: Storage,
             obj = _validated(schemas.StorageObject, {"uri": body.get("uri")})
             data, name = await read_object(obj.uri)
             return data, name, {k: v for k, v in body.items() if k != "uri"}
-        raise ApiError(415, "unsupported_media_type", f"send multipart/form-data with a file field, or "
-                                                      f"application/json naming a storage object; got {kind!r}")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"send multipart/form-data with a file field, or application/json naming a storage object; got {kind!r}",
+        )
 
     def version_of(request: Request) -> str | None:
         version = request.headers.get(VERSION_HEADER.lower())
@@ -227,18 +255,29 @@ def create_api(options: ServeOptions, backend: Backend | None, storage: Storage,
             raise ApiError(503, "not_ready", f"the model is not loaded: {type(exc).__name__}: {exc}") from None
         return {"status": "ready", "model": served["model"]}
 
-    @app.post("/v1/attribute", response_model=schemas.Attribution, responses=_ERRORS,
-              openapi_extra=_multipart_or_json("StorageObject", {"file": _FILE}))
-    async def attribute(request: Request, explain: bool = Query(False, description="add the residual heatmap"),
-                        _: Caller = Depends(caller)) -> dict[str, Any]:
+    @app.post(
+        "/v1/attribute",
+        response_model=schemas.Attribution,
+        responses=_ERRORS,
+        openapi_extra=_multipart_or_json("StorageObject", {"file": _FILE}),
+    )
+    async def attribute(
+        request: Request,
+        explain: bool = Query(False, description="add the residual heatmap"),
+        _: Caller = Depends(caller),
+    ) -> dict[str, Any]:
         start = time.perf_counter()
         version = version_of(request)
         data, name, _fields = await one_image(request)
         result = await attribute_one(data, name, version, explain)
         return {**result, "elapsed_ms": _ms(start)}
 
-    @app.post("/v1/attribute/batch", response_model=schemas.BatchResponse, responses=_ERRORS,
-              openapi_extra=_multipart_or_json("BatchStorageObjects", {"files": {"type": "array", "items": _FILE}}))
+    @app.post(
+        "/v1/attribute/batch",
+        response_model=schemas.BatchResponse,
+        responses=_ERRORS,
+        openapi_extra=_multipart_or_json("BatchStorageObjects", {"files": {"type": "array", "items": _FILE}}),
+    )
     async def attribute_batch(request: Request, _: Caller = Depends(caller)) -> dict[str, Any]:
         start = time.perf_counter()
         version = version_of(request)
@@ -256,8 +295,11 @@ def create_api(options: ServeOptions, backend: Backend | None, storage: Storage,
             _check_count(len(body.uris), limits.max_batch_images)
             items = [(uri, read_object(uri)) for uri in body.uris]
         else:
-            raise ApiError(415, "unsupported_media_type", f"send multipart/form-data with 'files' fields, or "
-                                                          f"application/json with 'uris'; got {kind!r}")
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                f"send multipart/form-data with 'files' fields, or application/json with 'uris'; got {kind!r}",
+            )
 
         async def read_and_decode(index: int, name: str, reading: Awaitable[tuple[bytes, str]]) -> Any:
             try:
@@ -271,39 +313,61 @@ def create_api(options: ServeOptions, backend: Backend | None, storage: Storage,
         decoded = await asyncio.gather(*(read_and_decode(i, n, r) for i, (n, r) in enumerate(items)))
         good = [(i, name, d) for i, name, d in decoded if isinstance(d, Decoded)]
         # One call to the model for the whole request: its images share model passes (and other requests').
-        rows = await timed(_backend().attribute(np.stack([d.image for _, _, d in good]), version,
-                                                [False] * len(good))) if good else []
-        answers = {i: {"index": i, "name": name, "result": {**_attribution(row), "image": d.info,
-                                                            "elapsed_ms": _ms(start)}}
-                   for (i, name, d), row in zip(good, rows)}
-        results = [answers.get(i) or {"index": i, "name": name, "error": d.body()["error"]}
-                   for i, name, d in decoded]
+        rows = (
+            await timed(_backend().attribute(np.stack([d.image for _, _, d in good]), version, [False] * len(good)))
+            if good
+            else []
+        )
+        answers = {
+            i: {"index": i, "name": name, "result": {**_attribution(row), "image": d.info, "elapsed_ms": _ms(start)}}
+            for (i, name, d), row in zip(good, rows)
+        }
+        results = [answers.get(i) or {"index": i, "name": name, "error": d.body()["error"]} for i, name, d in decoded]
         failed = sum(1 for r in results if "error" in r)
         return {"results": results, "ok": len(results) - failed, "failed": failed, "elapsed_ms": _ms(start)}
 
-    @app.post("/v1/verify", response_model=schemas.Verification, responses=_ERRORS,
-              openapi_extra=_multipart_or_json("VerifyObject", {"file": _FILE, "source": {"type": "string"},
-                                                                "threshold": {"type": "number"}}))
+    @app.post(
+        "/v1/verify",
+        response_model=schemas.Verification,
+        responses=_ERRORS,
+        openapi_extra=_multipart_or_json(
+            "VerifyObject", {"file": _FILE, "source": {"type": "string"}, "threshold": {"type": "number"}}
+        ),
+    )
     async def verify(request: Request, _: Caller = Depends(caller)) -> dict[str, Any]:
         start = time.perf_counter()
         version = version_of(request)
         data, name, fields = await one_image(request)
-        claim = _validated(schemas.VerifyClaim, {"source": fields.get("source"),
-                                                 "threshold": fields.get("threshold", options.verify_threshold)})
+        claim = _validated(
+            schemas.VerifyClaim,
+            {"source": fields.get("source"), "threshold": fields.get("threshold", options.verify_threshold)},
+        )
         served = await timed(_backend().describe(version))
         known = [s["name"] for s in served["sources"]]
         if claim.source not in known:
-            raise ApiError(404, "unknown_source", f"model {served['model']['uri']} knows no source "
-                                                  f"{claim.source[:80]!r}; it knows {', '.join(known)}")
+            raise ApiError(
+                404,
+                "unknown_source",
+                f"model {served['model']['uri']} knows no source {claim.source[:80]!r}; it knows {', '.join(known)}",
+            )
         row = await attribute_one(data, name, version, False)
         return {**verdict(row, claim.source, claim.threshold), "elapsed_ms": _ms(start)}
 
-    @app.post("/v1/anonymize", response_model=schemas.AnonymizeResponse, responses=_ERRORS,
-              openapi_extra=_multipart_or_json("StorageObject", {"file": _FILE}))
-    async def anonymize(request: Request, target: str = Query("real", pattern="^(real|away)$",
-                                                              description="real: the real class's fingerprint; "
-                                                                          "away: away from the named source"),
-                        _: Caller = Depends(caller)) -> dict[str, Any]:
+    @app.post(
+        "/v1/anonymize",
+        response_model=schemas.AnonymizeResponse,
+        responses=_ERRORS,
+        openapi_extra=_multipart_or_json("StorageObject", {"file": _FILE}),
+    )
+    async def anonymize(
+        request: Request,
+        target: str = Query(
+            "real",
+            pattern="^(real|away)$",
+            description="real: the real class's fingerprint; away: away from the named source",
+        ),
+        _: Caller = Depends(caller),
+    ) -> dict[str, Any]:
         start = time.perf_counter()
         version = version_of(request)
         data, name, _fields = await one_image(request)
@@ -338,8 +402,10 @@ def create_api(options: ServeOptions, backend: Backend | None, storage: Storage,
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------
-_PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
-                                            "style-src 'self' 'unsafe-inline'", "X-Content-Type-Options": "nosniff"}
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 def _web(name: str) -> str:
@@ -376,9 +442,17 @@ def _validation_reason(errors: Any) -> str:
 
 def _attribution(row: dict[str, Any]) -> dict[str, Any]:
     """A pipeline row (the scan's columns) -> the API's :class:`~causalprint.serving.schemas.Attribution`."""
-    return {"source": row["predicted"], "family": row["source_family"], "architecture": row["architecture"],
-            "unknown": row["unknown"], "confidence": row["confidence"], "probabilities": row["probabilities"],
-            "model": row["model"], "reference_id": row["reference_id"], "residual_png": row.get("residual_png")}
+    return {
+        "source": row["predicted"],
+        "family": row["source_family"],
+        "architecture": row["architecture"],
+        "unknown": row["unknown"],
+        "confidence": row["confidence"],
+        "probabilities": row["probabilities"],
+        "model": row["model"],
+        "reference_id": row["reference_id"],
+        "residual_png": row.get("residual_png"),
+    }
 
 
 def verdict(result: dict[str, Any], source: str, threshold: float) -> dict[str, Any]:
@@ -388,10 +462,16 @@ def verdict(result: dict[str, Any], source: str, threshold: float) -> dict[str, 
     p = float(probs[source])
     others = {k: v for k, v in probs.items() if k != source}
     other = max(others, key=lambda k: others[k]) if others else None
-    return {"source": source, "probability": p, "threshold": threshold,
-            "match": bool(p >= threshold and not result["unknown"]), "decision": result["source"],
-            "strongest_other": other, "strongest_other_probability": float(others[other]) if other else None,
-            "model": result["model"]}
+    return {
+        "source": source,
+        "probability": p,
+        "threshold": threshold,
+        "match": bool(p >= threshold and not result["unknown"]),
+        "decision": result["source"],
+        "strongest_other": other,
+        "strongest_other_probability": float(others[other]) if other else None,
+        "model": result["model"],
+    }
 
 
 def _add_json_schemas(app: FastAPI) -> None:

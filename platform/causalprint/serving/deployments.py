@@ -51,13 +51,18 @@ class AttributorDeployment:
             self._batch.set_max_batch_size(self._per_pass)  # type: ignore[attr-defined]
         if "batch_wait_timeout_s" in user_config:
             self._batch.set_batch_wait_timeout_s(  # type: ignore[attr-defined]  # as above
-                float(user_config["batch_wait_timeout_s"]))
+                float(user_config["batch_wait_timeout_s"])
+            )
 
     async def set_batching(self, max_batch_size: int, batch_wait_timeout_s: float | None = None) -> str:
         """Change this replica's batching now (the load test's unbatched and batched runs); returns the replica's
         id, so a caller can check that the same replica served both."""
-        self.reconfigure({"max_batch_size": max_batch_size, **({"batch_wait_timeout_s": batch_wait_timeout_s}
-                                                               if batch_wait_timeout_s is not None else {})})
+        self.reconfigure(
+            {
+                "max_batch_size": max_batch_size,
+                **({"batch_wait_timeout_s": batch_wait_timeout_s} if batch_wait_timeout_s is not None else {}),
+            }
+        )
         return str(serve.get_replica_context().replica_id.unique_id)
 
     @serve.multiplexed(max_num_models_per_replica=3)
@@ -89,12 +94,13 @@ class AttributorDeployment:
             explain = [flag for i in members for flag in requests[i][2]]
             rows: list[dict[str, Any]] = []
             for at in range(0, len(images), per_pass):
-                rows += await asyncio.to_thread(self.server.attribute, served, images[at:at + per_pass],
-                                                explain[at:at + per_pass])
+                rows += await asyncio.to_thread(
+                    self.server.attribute, served, images[at : at + per_pass], explain[at : at + per_pass]
+                )
             at = 0
             for i in members:
                 n = len(requests[i][0])
-                results[i], at = rows[at:at + n], at + n
+                results[i], at = rows[at : at + n], at + n
         return results
 
     async def attribute(self, images: np.ndarray, version: str | None, explain: list[bool]) -> list[dict[str, Any]]:
@@ -181,6 +187,7 @@ async def _unwrap(response: Any) -> Any:
 def ingress_deployment(job: ServeJobConfig, keys: tuple[KeyRecord, ...]) -> Any:
     """The ingress class for ``job``: the FastAPI app is built on each replica from the builder below (a Serve
     ingress builder runs where the replica starts, so nothing unpicklable crosses)."""
+
     def build_asgi() -> Any:
         handle = serve.get_deployment_handle(MODEL_DEPLOYMENT, app_name=serve.get_replica_context().app_name)
         return create_api(job.serve, ServeBackend(handle), Storage(job.storage), KeyRing(keys))

@@ -73,9 +73,14 @@ class ModelServer:
 
     def _load(self, version: str) -> Served:
         cfg = self.job.serve
-        pipeline = AttributionPipeline(self.storage, f"models:/{self.name}/{version}", cfg.reference,
-                                       tracking_uri=self.tracking_uri, precision=cfg.precision,
-                                       decision=cfg.decision)
+        pipeline = AttributionPipeline(
+            self.storage,
+            f"models:/{self.name}/{version}",
+            cfg.reference,
+            tracking_uri=self.tracking_uri,
+            precision=cfg.precision,
+            decision=cfg.decision,
+        )
         log.info("loaded %s version %s", self.name, version)
         return Served(pipeline, self.name, version)
 
@@ -132,8 +137,7 @@ class ModelServer:
             if path is None:
                 path = self._paths[served.version] = FingerprintPath(served.pipeline)
         result = anonymize(served.pipeline, image, AnonymizeOptions(target=target), path=path)
-        return {"png": base64.b64encode(result.png).decode(), "report": result.report(),
-                "model": served.model_json()}
+        return {"png": base64.b64encode(result.png).decode(), "report": result.report(), "model": served.model_json()}
 
     def sources(self, served: Served) -> list[dict[str, Any]]:
         attributor = served.pipeline.attributor
@@ -141,13 +145,24 @@ class ModelServer:
         assert attributor.model.config.class_names is not None  # training sets a model's class names
         archs = dict(zip(attributor.model.config.class_names, attributor.model.config.architectures or ()))
         enrolled = set(enrolled_sources(attributor))
-        return [{"name": name, "family": calibration.families.get(name), "architecture": archs.get(name),
-                 "enrolled": name in enrolled} for name in served.pipeline.class_names]
+        return [
+            {
+                "name": name,
+                "family": calibration.families.get(name),
+                "architecture": archs.get(name),
+                "enrolled": name in enrolled,
+            }
+            for name in served.pipeline.class_names
+        ]
 
     def describe(self, served: Served) -> dict[str, Any]:
-        return {"model": served.model_json(), "followed": self.job.serve.model,
-                "reference_id": served.pipeline.reference_id, "image_size": served.pipeline.image_size,
-                "sources": self.sources(served)}
+        return {
+            "model": served.model_json(),
+            "followed": self.job.serve.model,
+            "reference_id": served.pipeline.reference_id,
+            "image_size": served.pipeline.image_size,
+            "sources": self.sources(served),
+        }
 
     def versions(self) -> list[dict[str, Any]]:
         """Every registered version of the served name, newest first, with its aliases."""
@@ -158,8 +173,15 @@ class ModelServer:
         aliases: dict[str, list[str]] = {}  # the search leaves each version's aliases empty; the model has them
         for alias, version in client.get_registered_model(self.name).aliases.items():
             aliases.setdefault(str(version), []).append(alias)
-        rows = [{"version": str(v.version), "aliases": sorted(aliases.get(str(v.version), [])),
-                 "created": _iso(v.creation_timestamp), "description": v.description or None} for v in found]
+        rows = [
+            {
+                "version": str(v.version),
+                "aliases": sorted(aliases.get(str(v.version), [])),
+                "created": _iso(v.creation_timestamp),
+                "description": v.description or None,
+            }
+            for v in found
+        ]
         return sorted(rows, key=lambda r: -int(r["version"]))
 
 

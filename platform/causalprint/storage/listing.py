@@ -98,7 +98,7 @@ def _list_s3(storage: Storage, uri: str, ignore: Sequence[str]) -> Listing:
     entries: list[Entry] = []
     skipped: Counter[str] = Counter()
     for info in files:
-        relative = info.path[len(path):].lstrip("/")
+        relative = info.path[len(path) :].lstrip("/")
         if is_temp_name(info.path):
             skipped[SKIP_TEMPORARY] += 1
         elif pattern := _ignored(relative, ignore):
@@ -113,8 +113,12 @@ def inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-_SPECIAL = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
-            (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+_SPECIAL = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
 
 
 def special_kind(mode: int) -> str:
@@ -176,8 +180,9 @@ class _LocalWalk:
             self.skipped[ignore_reason(pattern)] += 1
             return
         if not inside(os.path.realpath(path), self.root):
-            self.error(path, EntryProblem.OUTSIDE_ROOT,
-                       "a symbolic link whose target is outside the storage root (never read)")
+            self.error(
+                path, EntryProblem.OUTSIDE_ROOT, "a symbolic link whose target is outside the storage root (never read)"
+            )
             return
         try:
             info = os.stat(path)
@@ -200,7 +205,7 @@ class _LocalWalk:
             self.entries.append(Entry(path, int(info.st_size)))
 
     def relative(self, path: str) -> str:
-        return path[len(self.start):].lstrip("/")
+        return path[len(self.start) :].lstrip("/")
 
 
 def _os_reason(exc: OSError) -> str:
@@ -211,8 +216,9 @@ def _list_local(storage: Storage, uri: str, ignore: Sequence[str]) -> Listing:
     path = storage.fs_path(uri)
     root = os.path.realpath(storage.root)
     if not os.path.lexists(path):
-        raise MissingSourceError(f"no such folder or file: {path} (a source is read inside storage.root "
-                                 f"{storage.root})")
+        raise MissingSourceError(
+            f"no such folder or file: {path} (a source is read inside storage.root {storage.root})"
+        )
     if not inside(os.path.realpath(path), root):
         raise OutsideStorageError(f"{path} is a link to a place outside the storage root {storage.root}")
     try:

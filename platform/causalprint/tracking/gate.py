@@ -45,13 +45,16 @@ class GateConfig(StrictModel):
     minimum: dict[str, float] = Field(default_factory=lambda: {"test_accuracy": 0.5})
     maximum: dict[str, float] = Field(default_factory=dict, description="e.g. {test_ece: 0.1}")
     compare: dict[str, Literal["higher", "lower"]] = Field(
-        default_factory=_default_compare, description="metric -> which direction is better")
+        default_factory=_default_compare, description="metric -> which direction is better"
+    )
     tolerance: float = Field(default=0.0, ge=0, description="allowed regression against the champion")
     replace_task: bool = Field(
-        default=False, description="promote a version whose classes (source names, as a set) or input columns "
-                                   "(feature columns, as a set) differ from the champion's, replacing the task "
-                                   "every later scan answers; its metrics are then not compared with the "
-                                   "champion's. False: such a version is refused, with what differs")
+        default=False,
+        description="promote a version whose classes (source names, as a set) or input columns "
+        "(feature columns, as a set) differ from the champion's, replacing the task "
+        "every later scan answers; its metrics are then not compared with the "
+        "champion's. False: such a version is refused, with what differs",
+    )
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ def version_task(client: Any, model_name: str, version: str) -> Task:
     and of its prototypes (enrolled sources included), and the columns of its requirements."""
     run_id = client.get_model_version(model_name, version).run_id
     with tempfile.TemporaryDirectory() as tmp:
+
         def read(name: str) -> Any:
             return json.loads(Path(client.download_artifacts(run_id, f"{ARTIFACT_PATH}/{name}", tmp)).read_text())
 
@@ -88,17 +92,24 @@ def version_task(client: Any, model_name: str, version: str) -> Task:
 def task_differences(candidate: Task, champion: Task) -> list[str]:
     """What differs between two tasks, one line per field (none: the same task)."""
     lines = []
-    for what, mine, theirs in (("classes", candidate.classes, champion.classes),
-                                ("input columns", candidate.columns, champion.columns)):
+    for what, mine, theirs in (
+        ("classes", candidate.classes, champion.classes),
+        ("input columns", candidate.columns, champion.columns),
+    ):
         if mine != theirs:
-            lines.append(f"{what} differ: the candidate lacks {sorted(theirs - mine)} and adds "
-                         f"{sorted(mine - theirs)}")
+            lines.append(f"{what} differ: the candidate lacks {sorted(theirs - mine)} and adds {sorted(mine - theirs)}")
     return lines
 
 
-def promote_if_better(client: Any, version: str | int | RegisteredVersion,
-                      metrics: Mapping[str, float] | None = None, thresholds: GateConfig | None = None, *,
-                      model_name: str = MODEL_NAME, alias: str = CHAMPION) -> PromotionDecision:
+def promote_if_better(
+    client: Any,
+    version: str | int | RegisteredVersion,
+    metrics: Mapping[str, float] | None = None,
+    thresholds: GateConfig | None = None,
+    *,
+    model_name: str = MODEL_NAME,
+    alias: str = CHAMPION,
+) -> PromotionDecision:
     """Move ``alias`` to ``version`` only if it passes ``thresholds``, has the task of the current holder of
     ``alias`` (or ``thresholds.replace_task``) and is no worse than it (whose metrics are read from its run).
     ``metrics=None`` reads the version's own run metrics. The decision is also recorded as tags on the version
@@ -127,14 +138,18 @@ def promote_if_better(client: Any, version: str | int | RegisteredVersion,
     else:
         assert before is not None  # there is a champion in this branch
         held = f"{alias} v{before}"
-        differences = task_differences(version_task(client, model_name, number),
-                                       version_task(client, model_name, before))
+        differences = task_differences(
+            version_task(client, model_name, number), version_task(client, model_name, before)
+        )
         for line in differences:
             if gate.replace_task:
                 reasons.append(f"ok: {line} ({held}); gate.replace_task replaces its task")
             else:
-                check(False, f"{line} ({held}): it answers another question; set gate.replace_task=true to "
-                             f"replace the {alias}'s task")
+                check(
+                    False,
+                    f"{line} ({held}): it answers another question; set gate.replace_task=true to "
+                    f"replace the {alias}'s task",
+                )
         if not differences:
             reasons.append(f"ok: the classes and input columns of {held}")
         if differences and gate.replace_task:
@@ -163,8 +178,13 @@ def _check_bounds(gate: GateConfig, values: Mapping[str, float], check: Callable
             check(values[key] <= bound, f"{key}={values[key]:.4f} <= maximum {bound}")
 
 
-def _check_against(gate: GateConfig, values: Mapping[str, float], held: Mapping[str, float], name: str,
-                   check: Callable[[bool, str], None]) -> None:
+def _check_against(
+    gate: GateConfig,
+    values: Mapping[str, float],
+    held: Mapping[str, float],
+    name: str,
+    check: Callable[[bool, str], None],
+) -> None:
     """Every ``compare`` metric of the candidate against the champion ``name``'s ``held`` metrics."""
     margin = f", within {gate.tolerance:g}" if gate.tolerance else ""
     for key, direction in gate.compare.items():
@@ -173,8 +193,12 @@ def _check_against(gate: GateConfig, values: Mapping[str, float], held: Mapping[
         elif key not in held:
             check(True, f"{name} has no {key}; not compared")
         elif direction == "higher":
-            check(values[key] >= held[key] - gate.tolerance,
-                  f"{key}={values[key]:.4f} vs {name} {held[key]:.4f} (higher is better{margin})")
+            check(
+                values[key] >= held[key] - gate.tolerance,
+                f"{key}={values[key]:.4f} vs {name} {held[key]:.4f} (higher is better{margin})",
+            )
         else:
-            check(values[key] <= held[key] + gate.tolerance,
-                  f"{key}={values[key]:.4f} vs {name} {held[key]:.4f} (lower is better{margin})")
+            check(
+                values[key] <= held[key] + gate.tolerance,
+                f"{key}={values[key]:.4f} vs {name} {held[key]:.4f} (lower is better{margin})",
+            )

@@ -26,16 +26,25 @@ from causalprint.tracking.artifacts import ARTIFACT_PATH, REPORT_PATH, LoadedAtt
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "CANDIDATE", "CHAMPION", "load_attributor", "log_version", "MODEL_NAME", "parse_model_uri", "pin_model_uri",
-    "register_version", "RegisteredVersion", "resolve_version",
+    "CANDIDATE",
+    "CHAMPION",
+    "load_attributor",
+    "log_version",
+    "MODEL_NAME",
+    "parse_model_uri",
+    "pin_model_uri",
+    "register_version",
+    "RegisteredVersion",
+    "resolve_version",
 ]
 
 MODEL_NAME = "causalprint-attributor"
 CANDIDATE, CHAMPION = "candidate", "champion"
 
 
-def resolve_version(name: str, *, version: str | None = None, alias: str | None = None,
-                    tracking_uri: str | None = None) -> tuple[str, str]:
+def resolve_version(
+    name: str, *, version: str | None = None, alias: str | None = None, tracking_uri: str | None = None
+) -> tuple[str, str]:
     """``(version, artifact URI)`` of the registered version ``version`` of ``name``, or of the one ``alias``
     points at now. The registry is the one in the tracking store ``tracking_uri`` (MLflow would otherwise use its
     global registry URI)."""
@@ -57,8 +66,9 @@ def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
     (version None); a ValueError names the two forms for anything else."""
     match = _MODELS_URI.match(uri)
     if match is None:
-        raise ValueError(f"{uri!r} is not a registered model URI: use models:/<name>@<alias> or "
-                         f"models:/<name>/<version>")
+        raise ValueError(
+            f"{uri!r} is not a registered model URI: use models:/<name>@<alias> or models:/<name>/<version>"
+        )
     return match["name"], match["version"], match["alias"]
 
 
@@ -78,8 +88,9 @@ def load_attributor(uri: str, dst: str | Path | None = None, tracking_uri: str |
     if uri.startswith("models:/") and tracking_uri:
         name, version, alias = parse_model_uri(uri)
         _, uri = resolve_version(name, version=version, alias=alias, tracking_uri=tracking_uri)
-    local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst) if dst else None,
-                                                tracking_uri=tracking_uri)
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=uri, dst_path=str(dst) if dst else None, tracking_uri=tracking_uri
+    )
     return LoadedAttributor.from_folder(local)
 
 
@@ -106,8 +117,14 @@ def _is_missing(exc: Exception) -> bool:
     return getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST"
 
 
-def register_version(result: TrainResult, *, model_name: str = MODEL_NAME, alias: str = CANDIDATE,
-                     client: Any = None, experiment: str = "causalprint") -> RegisteredVersion:
+def register_version(
+    result: TrainResult,
+    *,
+    model_name: str = MODEL_NAME,
+    alias: str = CANDIDATE,
+    client: Any = None,
+    experiment: str = "causalprint",
+) -> RegisteredVersion:
     """Log ``result`` as a new MLflow run (artifacts: the attributor folder and the report; metrics: the
     evaluation), register it as a new version of ``model_name`` and point ``alias`` at it.
 
@@ -124,25 +141,53 @@ def register_version(result: TrainResult, *, model_name: str = MODEL_NAME, alias
     else:
         found = client.get_experiment_by_name(experiment)
         experiment_id = found.experiment_id if found else client.create_experiment(experiment)
-    params = {"train_name": result.name, "features": result.features, "reference_id": result.data.reference_id,
-              "columns": ",".join(result.data.columns), "class_names": ",".join(result.data.class_names),
-              "checkpoint": result.checkpoint_uri, "epochs_completed": result.epochs_completed}
+    params = {
+        "train_name": result.name,
+        "features": result.features,
+        "reference_id": result.data.reference_id,
+        "columns": ",".join(result.data.columns),
+        "class_names": ",".join(result.data.class_names),
+        "checkpoint": result.checkpoint_uri,
+        "epochs_completed": result.epochs_completed,
+    }
 
     def write(folder: Path) -> None:
         save_attributor(result, folder / ARTIFACT_PATH)
         write_report(result, folder / REPORT_PATH)
 
     return log_version(
-        client, model_name=model_name, experiment_id=experiment_id, run_name=f"register-{result.name}", tags=tags,
-        params=params, metrics=result.metrics, write=write, alias=alias,
-        version_tags={"reference_id": result.data.reference_id, "columns": json.dumps(result.data.columns),
-                      "train_name": result.name},
-        description=f"training {result.name!r} on {result.features}, epoch checkpoint {result.checkpoint_uri}")
+        client,
+        model_name=model_name,
+        experiment_id=experiment_id,
+        run_name=f"register-{result.name}",
+        tags=tags,
+        params=params,
+        metrics=result.metrics,
+        write=write,
+        alias=alias,
+        version_tags={
+            "reference_id": result.data.reference_id,
+            "columns": json.dumps(result.data.columns),
+            "train_name": result.name,
+        },
+        description=f"training {result.name!r} on {result.features}, epoch checkpoint {result.checkpoint_uri}",
+    )
 
 
-def log_version(client: Any, *, model_name: str, experiment_id: str, run_name: str, tags: Mapping[str, str],
-                params: Mapping[str, Any], metrics: Mapping[str, float], write: Callable[[Path], None],
-                version_tags: Mapping[str, str], description: str, alias: str) -> RegisteredVersion:
+def log_version(
+    client: Any,
+    *,
+    model_name: str,
+    experiment_id: str,
+    run_name: str,
+    tags: Mapping[str, str],
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    write: Callable[[Path], None],
+    version_tags: Mapping[str, str],
+    description: str,
+    alias: str,
+) -> RegisteredVersion:
     """One MLflow run holding what ``write(folder)`` puts in ``folder/attributor`` (and ``folder/report``, if
     written), ``params`` and ``metrics``; registered as a new version of ``model_name`` with ``alias``."""
     from mlflow.entities import Metric, Param
@@ -153,8 +198,11 @@ def log_version(client: Any, *, model_name: str, experiment_id: str, run_name: s
     run_id = run.info.run_id
     try:
         now = get_current_time_millis()
-        client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
-                         params=[Param(k, str(v)[:500]) for k, v in params.items()])
+        client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+            params=[Param(k, str(v)[:500]) for k, v in params.items()],
+        )
         with tempfile.TemporaryDirectory() as tmp:
             write(Path(tmp))
             for path in (ARTIFACT_PATH, REPORT_PATH):
@@ -172,8 +220,9 @@ def log_version(client: Any, *, model_name: str, experiment_id: str, run_name: s
             raise
         client.create_registered_model(model_name, description="causalprint open-set source attributor")
     source = f"{run.info.artifact_uri}/{ARTIFACT_PATH}"
-    version = client.create_model_version(model_name, source, run_id=run_id, tags=dict(version_tags),
-                                          description=description)
+    version = client.create_model_version(
+        model_name, source, run_id=run_id, tags=dict(version_tags), description=description
+    )
     client.set_registered_model_alias(model_name, alias, version.version)
     log.info("registered %s version %s (alias %s) from run %s", model_name, version.version, alias, run_id)
     return RegisteredVersion(model_name, str(version.version), run_id, source)

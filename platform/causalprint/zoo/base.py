@@ -41,11 +41,16 @@ class GeneratorSpec(StrictModel):
     sample_steps: int = Field(default=50, ge=1, description="sampler steps for diffusion families")
     options: dict[str, float | int | str | bool | list[float]] = Field(default_factory=dict)
     photos: list[str] | None = Field(
-        default=None, min_length=1, description="file-name patterns that narrow the content group to a subset of "
-        "its photographs (another instance of an architecture on other scenes of the same group)")
+        default=None,
+        min_length=1,
+        description="file-name patterns that narrow the content group to a subset of "
+        "its photographs (another instance of an architecture on other scenes of the same group)",
+    )
     crops: CropConfig | None = Field(
-        default=None, description="crop scales of this generator's training images, in place of the zoo's "
-        "(another instance of an architecture on the same photographs seen at another scale)")
+        default=None,
+        description="crop scales of this generator's training images, in place of the zoo's "
+        "(another instance of an architecture on the same photographs seen at another scale)",
+    )
 
     def option(self, key: str, default: float) -> float | int | str | bool:
         """The single-valued option ``key`` (``default`` when absent), for the family to read with ``int`` or

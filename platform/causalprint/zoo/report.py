@@ -80,8 +80,9 @@ def measure_quality(storage: Storage, zoo: ZooConfig, manifest: pa.Table) -> dic
             continue
         jobs[f"ref:{group}"] = _pick(manifest, q.images, 1, source=REAL_SOURCE, split=ref_split, content_group=group)
         if floor_split != ref_split:
-            jobs[f"floor:{group}"] = _pick(manifest, q.images, 2, source=REAL_SOURCE, split=floor_split,
-                                           content_group=group)
+            jobs[f"floor:{group}"] = _pick(
+                manifest, q.images, 2, source=REAL_SOURCE, split=floor_split, content_group=group
+            )
     for spec in zoo.generators:
         jobs[spec.name] = _pick(manifest, q.images, 3, source=spec.name)
     refs = {name: embed.remote(storage, uris, q.feature_size) for name, uris in jobs.items() if uris} | crop_refs
@@ -90,8 +91,9 @@ def measure_quality(storage: Storage, zoo: ZooConfig, manifest: pa.Table) -> dic
     floor: dict[str, dict[str, Any]] = {}
     for group in groups:
         if f"floor:{group}" in feats and f"ref:{group}" in feats:
-            mean, std = kernel_inception_distance(feats[f"floor:{group}"], feats[f"ref:{group}"], q.subsets,
-                                                  q.subset_size)
+            mean, std = kernel_inception_distance(
+                feats[f"floor:{group}"], feats[f"ref:{group}"], q.subsets, q.subset_size
+            )
             floor[group] = {"kid": mean, "kid_std": std, "reference": reference[group]}
     for spec in zoo.generators:
         ref = feats.get(f"ref:{spec.content_group}")
@@ -122,8 +124,9 @@ def format_zoo_table(report: dict[str, Any]) -> str:
         )
     for group, f in report.get("quality_floor", {}).items():
         label = "crops-vs-crops floor" if _to_crops(f.get("reference")) else "real-vs-real floor"
-        lines.append(f"| {label} ({group}) | real | | {group} | 0 | 0 | 0 | "
-                     f"{1e3 * f['kid']:.1f} ± {1e3 * f['kid_std']:.1f} |")
+        lines.append(
+            f"| {label} ({group}) | real | | {group} | 0 | 0 | 0 | {1e3 * f['kid']:.1f} ± {1e3 * f['kid_std']:.1f} |"
+        )
     return "\n".join(lines)
 
 

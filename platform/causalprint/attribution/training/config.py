@@ -18,7 +18,8 @@ _DERIVED = ("input_dim", "num_classes", "class_names", "architectures")  # come 
 
 # Typed as Any: a dict unpacked into create_model must fit its __config__ and the other keywords as well.
 _OPTION_FIELDS: dict[str, Any] = {
-    name: (info.annotation, info) for name, info in DecouplerConfig.model_fields.items() if name not in _DERIVED}
+    name: (info.annotation, info) for name, info in DecouplerConfig.model_fields.items() if name not in _DERIVED
+}
 
 DecouplerOptions = create_model(
     "DecouplerOptions",
@@ -35,13 +36,17 @@ class TrainOptions(StrictModel):
     epochs: int = Field(default=20, ge=1)
     batch_size: int = Field(default=128, ge=2, description="global: each of W workers takes batch_size // W")
     lr: float = Field(default=1e-3, gt=0)
-    schedule: Schedule = Field(default="cosine", description="learning rate per epoch: constant, or a cosine "
-                                                             "decay from lr towards 0 over the epochs")
+    schedule: Schedule = Field(
+        default="cosine",
+        description="learning rate per epoch: constant, or a cosine decay from lr towards 0 over the epochs",
+    )
     weight_decay: float = Field(default=1e-4, ge=0)
     seed: int = 0
     select: Literal["best", "last"] = Field(
-        default="best", description="the checkpoint that becomes the model: best val_accuracy (ties: lower "
-                                    "val_nll, then later) or the last one")
+        default="best",
+        description="the checkpoint that becomes the model: best val_accuracy (ties: lower "
+        "val_nll, then later) or the last one",
+    )
     target_tpr: float = Field(default=0.95, gt=0, le=1, description="known validation rows the threshold accepts")
     family_threshold: float = Field(default=0.9, gt=0, le=1)
 
@@ -54,8 +59,9 @@ class ScalingOptions(StrictModel):
     cpus_per_worker: float = Field(default=1.0, gt=0)
     checkpoint_prefix: str = Field(default="train", min_length=1, description="runs go to <prefix>/<name>/")
     max_failures: int = Field(default=1, ge=-1, description="worker-group restarts from the latest checkpoint")
-    keep_checkpoints: int | None = Field(default=3, ge=1, description="best by val_accuracy; the latest is "
-                                                                      "always kept. None: keep all")
+    keep_checkpoints: int | None = Field(
+        default=3, ge=1, description="best by val_accuracy; the latest is always kept. None: keep all"
+    )
 
 
 class TrainJobConfig(JobConfig):
@@ -72,15 +78,24 @@ class TrainJobConfig(JobConfig):
         (``data``) and the train options that shape the trajectory. ``epochs`` may grow at a constant rate; a
         cosine schedule's length is part of it (more epochs would restart the decay midway), so it is pinned."""
         keys = ("lr", "schedule", "batch_size", "weight_decay", "seed")
-        return {"data": self.data.model_dump(mode="json"), **{k: getattr(self.train, k) for k in keys},
-                **({"epochs": self.train.epochs} if self.train.schedule == "cosine" else {})}
+        return {
+            "data": self.data.model_dump(mode="json"),
+            **{k: getattr(self.train, k) for k in keys},
+            **({"epochs": self.train.epochs} if self.train.schedule == "cosine" else {}),
+        }
 
     def decoupler_config(self, data: AttributionData) -> DecouplerConfig:
-        config = DecouplerConfig(input_dim=data.input_dim, num_classes=data.num_classes,
-                                 class_names=data.class_names, architectures=data.class_architectures,
-                                 **self.model.model_dump())
+        config = DecouplerConfig(
+            input_dim=data.input_dim,
+            num_classes=data.num_classes,
+            class_names=data.class_names,
+            architectures=data.class_architectures,
+            **self.model.model_dump(),
+        )
         if not data.known_train.all() and not config.has_architecture_head:
-            raise ValueError(f"data.architecture_only_sources {self.data.architecture_only_sources} train only the "
-                             f"architecture head, which needs model.w_arch > 0 and two architectures among the "
-                             f"classes (w_arch={config.w_arch}, architectures {data.arch_names})")
+            raise ValueError(
+                f"data.architecture_only_sources {self.data.architecture_only_sources} train only the "
+                f"architecture head, which needs model.w_arch > 0 and two architectures among the "
+                f"classes (w_arch={config.w_arch}, architectures {data.arch_names})"
+            )
         return config

@@ -26,15 +26,18 @@ def evaluate(model: CausalDecoupler, calibration: Calibration, data: Attribution
     ``test_auroc`` (known vs unknown by known-ness score), ``test_oscr`` and ``test_unknown_reject``. The
     ``proto_`` variants use the prototype path.
     """
-    metrics = {"selected_val_accuracy": float((model.predict(data.x_val) == data.y_val).mean())
-               if len(data.y_val) else 0.0}
+    metrics = {
+        "selected_val_accuracy": float((model.predict(data.x_val) == data.y_val).mean()) if len(data.y_val) else 0.0
+    }
     if not len(data.y_test):
         return metrics
     test = model.predict_codes(data.x_test)
     unknown = model.predict_codes(data.x_unknown) if len(data.x_unknown) else None
     names = calibration.class_names
     sources: tuple[tuple[str, Literal["logits", "prototypes"]], ...] = (
-        ("test_", "logits"), ("test_proto_", "prototypes"))
+        ("test_", "logits"),
+        ("test_proto_", "prototypes"),
+    )
     for prefix, source in sources:
         attributor = calibration.attributor(source)
         probs = attributor.probabilities(codes=test.fp, logits=test.logits)
@@ -51,7 +54,9 @@ def evaluate(model: CausalDecoupler, calibration: Calibration, data: Attribution
             metrics[f"{prefix}auroc"] = auroc(scores, u_scores)
             metrics[f"{prefix}oscr"] = oscr(scores, correct, u_scores)
             metrics[f"{prefix}unknown_reject"] = float(
-                (~attributor.accepted(codes=unknown.fp, logits=unknown.logits)).mean())
-    log.info("evaluation over %d classes %s: %s", len(names), names,
-             " ".join(f"{k}={v:.3f}" for k, v in metrics.items()))
+                (~attributor.accepted(codes=unknown.fp, logits=unknown.logits)).mean()
+            )
+    log.info(
+        "evaluation over %d classes %s: %s", len(names), names, " ".join(f"{k}={v:.3f}" for k, v in metrics.items())
+    )
     return metrics

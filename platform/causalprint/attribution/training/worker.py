@@ -45,8 +45,10 @@ def _epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
 def _validate(model: CausalDecoupler, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     logits = torch.from_numpy(model.predict_codes(x).logits)
     target = torch.from_numpy(y)
-    return {"val_accuracy": float((logits.argmax(1) == target).float().mean()),
-            "val_nll": float(F.cross_entropy(logits, target))}
+    return {
+        "val_accuracy": float((logits.argmax(1) == target).float().mean()),
+        "val_nll": float(F.cross_entropy(logits, target)),
+    }
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
@@ -77,8 +79,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         with checkpoint.as_directory() as directory:
             state = load_checkpoint(directory)
         if state.model.config != expected:
-            raise ValueError(f"run {job.name!r} has checkpoints of another model or data ({state.model.config}); "
-                             f"this job wants {expected}: choose a new name")
+            raise ValueError(
+                f"run {job.name!r} has checkpoints of another model or data ({state.model.config}); "
+                f"this job wants {expected}: choose a new name"
+            )
         model, start_epoch, history = state.model, state.epoch, state.history
         log.info("rank %d resumes %s after epoch %d", rank, job.name, start_epoch)
     else:
@@ -109,10 +113,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         epoch_start = time.perf_counter()
         terms = train_epoch(objective, optimizer, x_train, y_train, mine, per_worker)
         # 4. Metrics: train terms are this rank's shard means; validation is on all val rows (same on all ranks).
-        metrics = {"epoch": epoch + 1, "start_epoch": start_epoch, "epoch_seconds": time.perf_counter() - epoch_start,
-                   "lr": optimizer.param_groups[0]["lr"],  # what the steps used
-                   **{f"train_{k}": v for k, v in terms.items()},
-                   **_validate(model, x_val, y_val)}
+        metrics = {
+            "epoch": epoch + 1,
+            "start_epoch": start_epoch,
+            "epoch_seconds": time.perf_counter() - epoch_start,
+            "lr": optimizer.param_groups[0]["lr"],  # what the steps used
+            **{f"train_{k}": v for k, v in terms.items()},
+            **_validate(model, x_val, y_val),
+        }
         history.append(metrics)
         model.train()
         # 5. Report: rank 0 attaches the checkpoint (uploaded to storage before report returns).
@@ -121,8 +129,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             log_epoch(metrics, epoch + 1)
             with tempfile.TemporaryDirectory() as tmp:
                 save_checkpoint(tmp, model, optimizer, epoch + 1, history, recipe=job.recipe())
-                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp),
-                                 checkpoint_dir_name=f"epoch_{epoch + 1:04d}")
+                ray.train.report(
+                    metrics,
+                    checkpoint=ray.train.Checkpoint.from_directory(tmp),
+                    checkpoint_dir_name=f"epoch_{epoch + 1:04d}",
+                )
         else:
             ray.train.report(metrics)
         if on_epoch_end is not None:

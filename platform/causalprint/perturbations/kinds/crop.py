@@ -24,5 +24,5 @@ class CenterCrop(Perturbation):
         h, w = image.shape[:2]
         ch, cw = max(1, round(h * self.fraction)), max(1, round(w * self.fraction))
         top, left = (h - ch) // 2, (w - cw) // 2
-        crop = to_pil(np.ascontiguousarray(image[top:top + ch, left:left + cw]))
+        crop = to_pil(np.ascontiguousarray(image[top : top + ch, left : left + cw]))
         return to_array(crop.resize((w, h), Image.Resampling.BICUBIC))

@@ -45,8 +45,15 @@ class LatentDiffusion(GeneratorFamily):
 
     def _fit_autoencoder(self, images: torch.Tensor, progress: ProgressLogger) -> float:
         batches = minibatches(images, self.spec.batch_size, seed=self.spec.seed + 7)
-        return train_autoencoder(self.vae, batches, self._ae_steps(), self.spec.seed + 11, progress,
-                                 lr=self.spec.lr or 1e-3, kl_weight=float(self.spec.option("kl_weight", 1e-4)))
+        return train_autoencoder(
+            self.vae,
+            batches,
+            self._ae_steps(),
+            self.spec.seed + 11,
+            progress,
+            lr=self.spec.lr or 1e-3,
+            kl_weight=float(self.spec.option("kl_weight", 1e-4)),
+        )
 
     @torch.no_grad()
     def _encode_all(self, images: torch.Tensor) -> torch.Tensor:
@@ -61,8 +68,15 @@ class LatentDiffusion(GeneratorFamily):
         self.latent_stats["scale"].data.fill_(float(scale))
         train_sched = DDPMScheduler(num_train_timesteps=TRAIN_TIMESTEPS, beta_schedule="linear")
         batches = minibatches(latents * scale, self.spec.batch_size, seed=self.spec.seed)
-        metrics = train_noise_predictor(self.unet, train_sched, batches, self.spec.train_steps, self.spec.seed + 1,
-                                        progress, lr=self.spec.lr or 1e-3)
+        metrics = train_noise_predictor(
+            self.unet,
+            train_sched,
+            batches,
+            self.spec.train_steps,
+            self.spec.seed + 1,
+            progress,
+            lr=self.spec.lr or 1e-3,
+        )
         return {"ae_loss": ae_loss, **metrics}
 
     @torch.no_grad()
@@ -74,7 +88,8 @@ class LatentDiffusion(GeneratorFamily):
         chunks = []
         for i in range(0, n, batch_size):
             sched = DDIMScheduler(num_train_timesteps=TRAIN_TIMESTEPS, beta_schedule="linear", clip_sample=False)
-            z = run_sampler(self.unet, sched, (LATENT_CHANNELS, side, side), self.spec.sample_steps,
-                            seeds[i : i + batch_size])
+            z = run_sampler(
+                self.unet, sched, (LATENT_CHANNELS, side, side), self.spec.sample_steps, seeds[i : i + batch_size]
+            )
             chunks.append(self.vae.decode(z / scale).sample.clamp(-1, 1).cpu())
         return torch.cat(chunks) if chunks else torch.zeros((0, 3, self.image_size, self.image_size))
