@@ -70,11 +70,9 @@ def pool_by_architecture(probs: np.ndarray, class_architectures: Sequence[str]) 
     return probs @ member
 
 
-class DecouplerConfig(StrictModel):
-    """Shape and loss weights of a :class:`CausalDecoupler` (frozen; unknown keys are errors)."""
+class DecouplerOptions(StrictModel):
+    """Shape and loss weights of a :class:`CausalDecoupler` that a job sets (the train preset's ``model``)."""
 
-    input_dim: int = Field(ge=1)
-    num_classes: int = Field(ge=2)
     fp_dim: int = Field(default=32, ge=1, description="size of the fingerprint code z_fp")
     content_dim: int = Field(default=32, ge=1, description="size of the content/style code z_c")
     hidden: int = Field(default=256, ge=1)
@@ -100,6 +98,14 @@ class DecouplerConfig(StrictModel):
         "architectures are known and at least two differ)",
     )
     hsic_sigma: float | None = Field(default=None, gt=0, description="kernel width; None: median heuristic")
+
+
+class DecouplerConfig(DecouplerOptions):
+    """A :class:`CausalDecoupler`'s whole config: the options and what the data gives (input size, classes and
+    their architectures). Frozen; unknown keys are errors."""
+
+    input_dim: int = Field(ge=1)
+    num_classes: int = Field(ge=2)
     class_names: list[str] | None = None
     architectures: list[str] | None = Field(
         default=None,

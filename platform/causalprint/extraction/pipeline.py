@@ -101,8 +101,8 @@ def build_dataset(storage: Storage, job: ExtractJobConfig, pending: pa.Table):
     if cfg.perturb:
         # Ray types a UDF as taking the batch alone; fn_kwargs passes the rest.
         ds = ds.map_batches(
-            perturb_batch,
-            fn_kwargs={"specs": cfg.perturb},  # type: ignore[arg-type]
+            perturb_batch,  # type: ignore[arg-type]
+            fn_kwargs={"specs": cfg.perturb},
             batch_size=cfg.batch_size,
             num_cpus=0.25,
         )

@@ -4,30 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, create_model
+from pydantic import Field
 
 from causalprint.attribution.dataset import AttributionData, DataConfig
-from causalprint.attribution.model import DecouplerConfig
+from causalprint.attribution.model import DecouplerConfig, DecouplerOptions
 from causalprint.attribution.schedule import Schedule
 from causalprint.config import StrictModel
 from causalprint.runtime.job_config import JobConfig
 
 __all__ = ["DecouplerOptions", "ScalingOptions", "TrainJobConfig", "TrainOptions"]
-
-_DERIVED = ("input_dim", "num_classes", "class_names", "architectures")  # come from the data, not the config
-
-# Typed as Any: a dict unpacked into create_model must fit its __config__ and the other keywords as well.
-_OPTION_FIELDS: dict[str, Any] = {
-    name: (info.annotation, info) for name, info in DecouplerConfig.model_fields.items() if name not in _DERIVED
-}
-
-DecouplerOptions = create_model(
-    "DecouplerOptions",
-    __base__=StrictModel,
-    __module__=__name__,
-    __doc__="The fields of DecouplerConfig that a job sets: all but those the data gives (_DERIVED).",
-    **_OPTION_FIELDS,
-)
 
 
 class TrainOptions(StrictModel):
