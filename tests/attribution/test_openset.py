@@ -106,6 +106,19 @@ def test_attributor_known_family_fallback_and_unknown() -> None:
     assert unknown.score == pytest.approx(0.34)
 
 
+def test_real_is_never_a_family_fallback() -> None:
+    """Unsure between two real-looking classes: the family "real" would pass, but real is no model family."""
+    names = ["real", "real-phone", "stylegan"]
+    families = {"real": "real", "real-phone": "real", "stylegan": "gan"}
+    att = OpenSetAttributor(names, families=families, threshold=0.6, family_threshold=0.8)
+    unsure_real, unsure_gan = att.predict(logits=np.log(np.array([[0.48, 0.48, 0.04], [0.02, 0.03, 0.95]])))
+    assert (unsure_real.label, unsure_real.known, unsure_real.family) == ("unknown", False, None)
+    assert unsure_gan.label == "stylegan"
+    att = OpenSetAttributor(names, families={**families, "real-phone": "gan"}, threshold=0.6, family_threshold=0.5)
+    [fallback] = att.predict(logits=np.log(np.array([[0.30, 0.35, 0.35]])))
+    assert fallback.label == "gan (exact model unknown)"  # a model family still falls back
+
+
 def test_attributor_on_prototypes_fits_threshold_and_sees_enrolled_classes() -> None:
     rng = np.random.default_rng(3)
     centers = rng.normal(size=(6, 16))

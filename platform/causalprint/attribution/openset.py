@@ -30,6 +30,9 @@ __all__ = [
 
 ArrayLike = np.ndarray | torch.Tensor | Sequence
 UNKNOWN = "unknown"
+# The real class's family. It is no model family, so it is never a fallback: an image that passes no threshold
+# but lies nearest to real is unknown, never "real (exact model unknown)", which would read as a real photograph.
+REAL_FAMILY = "real"
 
 
 def _numpy(x: ArrayLike, dtype: type | None = np.float64) -> np.ndarray:
@@ -305,8 +308,8 @@ class OpenSetAttributor:
 
     def predict(self, codes: ArrayLike | None = None, logits: ArrayLike | None = None) -> list[Attribution]:
         """One decision per sample: the best class if its score passes its threshold (``class_thresholds``, else
-        ``threshold_``); else the best family if its summed probability passes ``family_threshold``; else
-        ``"unknown"``."""
+        ``threshold_``); else the best family if its summed probability passes ``family_threshold`` and it is a
+        model family (not :data:`REAL_FAMILY`); else ``"unknown"``."""
         names = self._names()
         probs = self.probabilities(codes, logits)
         scores = self.scores(codes, logits)
@@ -330,7 +333,11 @@ class OpenSetAttributor:
                         names[best], float(probs[i, best]), True, self.families.get(names[best]), float(scores[i])
                     )
                 )
-            elif fam_probs.shape[1] and fam_probs[i].max() >= self.family_threshold:
+            elif (
+                fam_probs.shape[1]
+                and fam_probs[i].max() >= self.family_threshold
+                and family_names[int(fam_probs[i].argmax())] != REAL_FAMILY
+            ):
                 f = int(fam_probs[i].argmax())
                 out.append(
                     Attribution(
