@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, model_validator
 
@@ -12,6 +12,9 @@ from causalprint.evaluation.conditions import CLEAN, Condition, default_conditio
 from causalprint.extraction.config import ExtractConfig, ExtractJobConfig, SpaceSpec
 from causalprint.runtime.ray_local import RayConfig
 from causalprint.storage import StorageConfig
+
+if TYPE_CHECKING:  # the pipeline pulls in Ray Data: imported where the extraction runs
+    from causalprint.extraction.pipeline import ExtractSummary
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +89,11 @@ def condition_extract_jobs(
     return jobs
 
 
-def extract_conditions(jobs: list[tuple[Condition, ExtractJobConfig]]) -> dict[str, dict[str, Any]]:
+def extract_conditions(jobs: list[tuple[Condition, ExtractJobConfig]]) -> dict[str, ExtractSummary]:
     """Run (or finish) every condition's extraction; a finished one costs a listing."""
     from causalprint.extraction.pipeline import run_extract
 
-    summaries = {}
+    summaries: dict[str, ExtractSummary] = {}
     for i, (condition, job) in enumerate(jobs, 1):
         log.info("robustness extraction %d/%d: %s -> %s", i, len(jobs), condition.name, job.extract.output)
         summaries[job.extract.output] = run_extract(job)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pyarrow as pa
@@ -125,7 +125,19 @@ def build_dataset(storage: Storage, job: ExtractJobConfig, pending: pa.Table):
     )
 
 
-def run_extract(job: ExtractJobConfig) -> dict[str, Any]:
+class ExtractSummary(TypedDict):
+    """What an extraction returns: images listed, skipped (already written) and written, the rate, and where."""
+
+    inputs: int
+    skipped: int
+    written: int
+    seconds: float
+    images_per_second: float
+    reference_id: str
+    output: str
+
+
+def run_extract(job: ExtractJobConfig) -> ExtractSummary:
     """Extract every image not yet written under the output prefix; returns counts and the rate."""
     ensure_ray(job.ray)
     storage = Storage(job.storage)
@@ -153,7 +165,7 @@ def run_extract(job: ExtractJobConfig) -> dict[str, Any]:
         for batch in build_dataset(storage, job, pending).iter_batches(batch_size=None, batch_format="numpy"):
             written += int(np.sum(batch["written"]))
     seconds = time.perf_counter() - start
-    summary = {
+    summary: ExtractSummary = {
         "inputs": inputs.num_rows,
         "skipped": inputs.num_rows - pending.num_rows,
         "written": written,

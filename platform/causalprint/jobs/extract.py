@@ -4,17 +4,16 @@ The engine is :func:`causalprint.extraction.pipeline.run_extract`, which evaluat
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from causalprint.extraction.config import ExtractJobConfig
-from causalprint.extraction.pipeline import run_extract
+from causalprint.extraction.pipeline import ExtractSummary, run_extract
 
 CONFIG = ExtractJobConfig
 
 
-def run(config: ExtractJobConfig) -> dict[str, Any]:
+def run(config: ExtractJobConfig) -> ExtractSummary:
     return run_extract(config)
 
 
-def describe(summary: dict[str, Any]) -> str:
+def describe(summary: ExtractSummary) -> str:
     return json.dumps(summary, indent=2)

@@ -7,12 +7,13 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from pydantic import model_validator
 
 from causalprint.config import ConfigError
 from causalprint.extraction.config import ExtractConfig
+from causalprint.extraction.pipeline import ExtractSummary
 from causalprint.jobs import extract as extract_job
 from causalprint.jobs import reference_train
 from causalprint.jobs import scan as scan_job
@@ -102,7 +103,18 @@ def _reference(config: MainJobConfig, storage: Storage) -> dict[str, Any]:
     return reference_train.run(reference_train.PretrainJobConfig(**config.shared(), reference=config.reference))
 
 
-def run(config: MainJobConfig) -> dict[str, Any]:
+class MainReports(TypedDict):
+    """Each stage's report, and the wall-clock seconds of each stage (``ray``: starting it)."""
+
+    zoo: dict[str, Any]  # build_zoo's report
+    reference: dict[str, Any]  # the reference job's, or {"uri", "reused": True}
+    extract: ExtractSummary
+    train: train_job.TrainSummary
+    scan: dict[str, Any]  # the scan's summary
+    seconds: dict[str, float]
+
+
+def run(config: MainJobConfig) -> MainReports:
     """Run every stage in order on ``config``; prints each stage's report and returns them by stage, with each
     stage's wall-clock seconds under ``seconds``."""
     storage = Storage(config.storage)
@@ -150,7 +162,7 @@ def run(config: MainJobConfig) -> dict[str, Any]:
     }
 
 
-def format_model_quality(trained: dict[str, Any]) -> str:
+def format_model_quality(trained: train_job.TrainSummary) -> str:
     """How far to trust the scan's answers: the attributor's closed-set accuracy and recall per source on the
     zoo's held-out images, which it never trained on (the scan above also reads the images it trained on)."""
     metrics, data = trained["metrics"], trained["data"]
@@ -165,7 +177,7 @@ def format_model_quality(trained: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_main(reports: dict[str, Any]) -> str:
+def format_main(reports: MainReports) -> str:
     """Markdown of one run of the main job: time per stage, the model's quality and the scan's answers."""
     seconds, zoo, scan = reports["seconds"], reports["zoo"], reports["scan"]
     sources = zoo["sources"]
@@ -203,15 +215,15 @@ def format_main(reports: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def describe(reports: dict[str, Any]) -> str:
+def describe(reports: MainReports) -> str:
     """The scan's summary and how far to trust it."""
     return format_summary(reports["scan"]) + "\n\n" + format_model_quality(reports["train"])
 
 
-def section(config: MainJobConfig, reports: dict[str, Any], preset: str, docs_dir: Path) -> Section:
+def section(config: MainJobConfig, reports: MainReports, preset: str, docs_dir: Path) -> Section:
     return Section(f"main-{preset}", f"The main job `causalprint run` (`{preset}`)", format_main(reports))
 
 
-def exit_code(reports: dict[str, Any]) -> int:
+def exit_code(reports: MainReports) -> int:
     """A model the gate refused is a failure too: the scan then answered with an older champion."""
     return 0 if reports["scan"]["attributed"] and reports["train"].get("promoted", True) else 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from pydantic import Field
 
@@ -30,7 +30,26 @@ class TrainRegisterJobConfig(TrainJobConfig):
 CONFIG = TrainRegisterJobConfig
 
 
-def run(job: TrainRegisterJobConfig) -> dict[str, Any]:
+class TrainSummary(TypedDict):
+    """What a training job returns: the registered version, its data and metrics, and the gate's decision."""
+
+    name: str
+    model: str  # models:/<name>/<version>
+    run_id: str
+    checkpoint: str
+    epochs: int
+    metrics: dict[str, float]
+    data: dict[str, Any]  # AttributionData.summary(): rows per split, classes, input size
+    columns: list[str]
+    test_recall: dict[str, float]
+    epoch_seconds: list[float]
+    wall_seconds: float
+    promoted: NotRequired[bool]  # the gate's keys, when the job asked for it (promote)
+    champion_before: NotRequired[str | None]
+    gate: NotRequired[list[str]]
+
+
+def run(job: TrainRegisterJobConfig) -> TrainSummary:
     """Train (or resume) ``job``, register the result as a new ``candidate`` version and run the gate for
     ``champion``; returns a summary for the command line."""
     import mlflow
@@ -39,7 +58,7 @@ def run(job: TrainRegisterJobConfig) -> dict[str, Any]:
     result = run_training(job)
     client = mlflow.MlflowClient(tracking_uri=result.tracking_uri)
     version = register_version(result, model_name=job.model_name, client=client, experiment=job.mlflow.experiment)
-    summary: dict[str, Any] = {
+    summary: TrainSummary = {
         "name": job.name,
         "model": version.uri,
         "run_id": version.run_id,
@@ -50,10 +69,13 @@ def run(job: TrainRegisterJobConfig) -> dict[str, Any]:
         "columns": result.data.columns,
         "test_recall": per_source_recall(result),
         "epoch_seconds": [round(h["epoch_seconds"], 3) for h in result.history if "epoch_seconds" in h],
+        "wall_seconds": 0.0,
     }
     if job.promote:
         decision = promote_if_better(client, version, thresholds=job.gate, model_name=job.model_name)
-        summary.update(promoted=decision.promoted, champion_before=decision.champion_before, gate=decision.reasons)
+        summary["promoted"] = decision.promoted
+        summary["champion_before"] = decision.champion_before
+        summary["gate"] = decision.reasons
     summary["wall_seconds"] = round(time.perf_counter() - start, 1)
     return summary
 
