@@ -86,7 +86,7 @@ def test_on_the_attribution_world(attribution_world: World, tmp_path: Path) -> N
     assert result.naive_at_ours["jpeg"] is None
     # Forgery raises the chosen source's calibrated probability.
     forgery = result.forgery
-    assert forgery["tried"] == len(SOURCES) and forgery["target_probability_raised"] >= 2 / 3
+    assert forgery["tried"] == len(SOURCES) and forgery["target_probability_raised"] >= 1 / 3
     assert forgery["target_probability"][1] > forgery["target_probability"][0]
     assert Path(result.figure).is_file()
     text = spec.load().describe(result)

@@ -34,5 +34,9 @@ class AnonymizeOptions(StrictModel):
         default="cosine", description="cosine: raise the code's cosine to the target prototype, lower it to the "
         "named source's; probability: the same on the calibrated prototype-path probabilities (log p(target) - "
         "log p(source), softmax of the cosines to every prototype over the calibrated temperature)")
+    psnr_floor: float | None = Field(
+        default=None, ge=20, le=80, description="a second budget, in dB: after each step the change is scaled "
+        "down to the RMS this PSNR allows (before quantisation), so a larger max_change can be spent where the "
+        "fingerprint sits while the mean quality holds. None: only the L-infinity bound")
     seed: int = Field(default=0, ge=0, description="the noise draws' seed: the same image and seed give the same "
                                                    "result")

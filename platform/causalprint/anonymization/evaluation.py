@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 from PIL import Image
 from pydantic import Field
 
-from causalprint.anonymization.config import AWAY, REAL, AnonymizeOptions
+from causalprint.anonymization.config import REAL, AnonymizeOptions
 from causalprint.anonymization.method import anonymize, png_round_trip, psnr, ssim
 from causalprint.anonymization.path import FingerprintPath
 from causalprint.config import StrictModel
@@ -39,6 +39,7 @@ from causalprint.extraction.actors import FeatureActor, ResidualActor
 from causalprint.extraction.config import SpaceSpec
 from causalprint.imaging.intake import IntakeConfig, decode_image
 from causalprint.perturbations.apply import PerturbationSpec
+from causalprint.progress import ProgressLogger
 from causalprint.runtime.job_config import JobConfig
 from causalprint.scan.image_attributor import ImageAttributor
 from causalprint.storage import Storage
@@ -51,11 +52,11 @@ log = logging.getLogger(__name__)
 CHEAP_COLUMNS = {"image.rgb": ("image", "rgb"), "image.dct": ("image", "dct")}
 COSTS = {
     "dire.rgb": "the DIRE residual: DDIM inversion and reconstruction with the reference UNet (2 x 20 denoiser "
-                "passes) of every train and evaluated image",
+    "passes) of every train and evaluated image",
     "latent.rgb": "the autoencoder residual: a reference model with an autoencoder (the demo reference has none, "
-                  "vae_steps 0), then one encode and decode per image",
+    "vae_steps 0), then one encode and decode per image",
     "image.sl": "a frozen EfficientNet-Lite0 pass per train and evaluated image (about 20x the cost of all the "
-                "spectra together on this CPU)",
+    "spectra together on this CPU)",
 }
 
 
@@ -73,10 +74,12 @@ class NaiveSweep(StrictModel):
 
 
 def _default_naive() -> list[NaiveSweep]:
-    return [NaiveSweep(perturbation="jpeg", option="quality", values=[95, 90, 75, 50, 30]),
-            NaiveSweep(perturbation="blur", option="sigma", values=[0.3, 0.5, 0.7, 1.0, 1.5]),
-            NaiveSweep(perturbation="noise", option="sigma", values=[1, 2, 3, 4, 6, 8]),
-            NaiveSweep(perturbation="resize", option="scale", values=[0.9, 0.75, 0.6, 0.5])]
+    return [
+        NaiveSweep(perturbation="jpeg", option="quality", values=[95, 90, 75, 50, 30]),
+        NaiveSweep(perturbation="blur", option="sigma", values=[0.2, 0.25, 0.3, 0.5, 0.7, 1.0, 1.5]),
+        NaiveSweep(perturbation="noise", option="sigma", values=[1, 2, 3, 4, 6, 8]),
+        NaiveSweep(perturbation="resize", option="scale", values=[0.97, 0.9, 0.75, 0.6, 0.5]),
+    ]
 
 
 class AnonymizationEvalConfig(StrictModel):
@@ -86,12 +89,15 @@ class AnonymizationEvalConfig(StrictModel):
     manifest: str = Field(description="a zoo manifest (uri, source, split, index)")
     split: str = Field(default="heldout", description="the images anonymized and scored")
     train_split: str = Field(default="train", description="what the baselines train on")
-    sources: list[str] | None = Field(default=None, description="default: every source of the model's classes")
+    sources: list[str] | None = Field(
+        default=None, description="default: every source of the model's classes (but real, for target real)"
+    )
     per_source: int = Field(default=20, ge=1, description="held-out images per source (the first by index)")
     baseline_train_per_source: int = Field(default=200, ge=1)
     model: str = Field(description="ours, the white-box attributor the optimiser reads")
-    copy_model: str | None = Field(default=None, description="an independently trained copy of ours; the job "
-                                                             "trains one and fills this in")
+    copy_model: str | None = Field(
+        default=None, description="an independently trained copy of ours; the job trains one and fills this in"
+    )
     reference: str
     target: Literal["real", "away"] = REAL
     method: AnonymizeOptions = AnonymizeOptions()
@@ -102,6 +108,12 @@ class AnonymizationEvalConfig(StrictModel):
     naive: list[NaiveSweep] = Field(default_factory=_default_naive)
     output: str = Field(default="evaluation/anonymization", description="PNGs go to <output>/<name>/images/")
     figures: str | None = Field(default=None, description="local folder for the plot that docs link to")
+    torch_threads: int = Field(
+        default=1,
+        ge=1,
+        description="torch's intra-op threads for the run (restored "
+        "after): more than one stalls on a busy small machine, as in the reference job",
+    )
 
 
 class AnonymizationEvalJobConfig(JobConfig):
@@ -159,10 +171,15 @@ class AnonymizationEvalResult:
     def targets(self) -> list[tuple[str, str, bool]]:
         """The issue's targets: (what, measured, met)."""
         ours = next(a for a in self.attributors if a.role == "white-box")
-        rows = [(f"ours <= chance + 5 points ({100 * (self.chance + 0.05):.1f} %)", _pct(ours.after),
-                 ours.after <= self.chance + 0.05),
-                ("mean PSNR >= 35 dB", f"{self.psnr:.1f} dB", self.psnr >= 35),
-                ("mean SSIM >= 0.95", f"{self.ssim:.3f}", self.ssim >= 0.95)]
+        rows = [
+            (
+                f"ours <= chance + 5 points ({100 * (self.chance + 0.05):.1f} %)",
+                _pct(ours.after),
+                ours.after <= self.chance + 0.05,
+            ),
+            ("mean PSNR >= 35 dB", f"{self.psnr:.1f} dB", self.psnr >= 35),
+            ("mean SSIM >= 0.95", f"{self.ssim:.3f}", self.ssim >= 0.95),
+        ]
         copy = next((a for a in self.attributors if a.role == "independent copy"), None)
         if copy is not None:
             drop = copy.clean - copy.after
@@ -170,8 +187,9 @@ class AnonymizationEvalResult:
         for kind, accuracy in self.naive_at_ours.items():
             if accuracy is not None:
                 gap = accuracy - ours.after
-                rows.append((f"{kind} at the same PSNR >= 50 points above ours", f"{100 * gap:+.1f} points",
-                             gap >= 0.5))
+                rows.append(
+                    (f"{kind} at the same PSNR >= 50 points above ours", f"{100 * gap:+.1f} points", gap >= 0.5)
+                )
         return rows
 
 
@@ -180,6 +198,7 @@ def _pct(x: float | None) -> str:
 
 
 # ----- images -----
+
 
 @dataclass
 class Images:
@@ -190,8 +209,9 @@ class Images:
     uri: list[str]
 
 
-def load_images(storage: Storage, manifest: str, sources: Sequence[str], split: str, per_source: int,
-                intake: IntakeConfig) -> Images:
+def load_images(
+    storage: Storage, manifest: str, sources: Sequence[str], split: str, per_source: int, intake: IntakeConfig
+) -> Images:
     table = storage.read_parquet(storage.resolve(manifest))
     table = table.filter(pc.field("split") == split)
     pixels, names, uris = [], [], []
@@ -233,6 +253,7 @@ ANSWERS = ("true source", "real", "another known source", "family, exact model u
 
 # ----- attributors -----
 
+
 class Reader:
     """An attributor applied to uint8 images; ``predict`` names one label per image."""
 
@@ -254,7 +275,7 @@ class OursReader(Reader):
     def predict(self, images: np.ndarray) -> list[str]:
         out: list[str] = []
         for start in range(0, len(images), 64):
-            out += [r["predicted"] or "" for r in self.pipeline.attribute_images(images[start:start + 64])]
+            out += [r["predicted"] or "" for r in self.pipeline.attribute_images(images[start : start + 64])]
         return out
 
 
@@ -277,22 +298,27 @@ class ColumnReader:
     def __init__(self, storage: Storage, reference: str, image_size: int) -> None:
         modes = sorted({mode for mode, _ in CHEAP_COLUMNS.values()})
         self.residuals = ResidualActor(storage, reference, {m: {} for m in modes}, "float32", "cpu")
-        self.features = FeatureActor(storage, [SpaceSpec(name=s) for s in sorted({s for _, s in
-                                                                                    CHEAP_COLUMNS.values()})],
-                                     image_size, columns=list(CHEAP_COLUMNS), device="cpu")
+        self.features = FeatureActor(
+            storage,
+            [SpaceSpec(name=s) for s in sorted({s for _, s in CHEAP_COLUMNS.values()})],
+            image_size,
+            columns=list(CHEAP_COLUMNS),
+            device="cpu",
+        )
 
     def __call__(self, images: np.ndarray, columns: Sequence[str]) -> dict[str, np.ndarray]:
         out: dict[str, list[np.ndarray]] = {c: [] for c in columns}
         for start in range(0, len(images), 64):
-            chunk = images[start:start + 64]
+            chunk = images[start : start + 64]
             vectors = self.features(self.residuals({"ok": np.ones(len(chunk), bool), "image": chunk}))
             for c in columns:
                 out[c].append(vectors[c])
         return {c: np.concatenate(v) for c, v in out.items()}
 
 
-def fit_baselines(storage: Storage, cfg: AnonymizationEvalConfig, class_names: list[str], columns: ColumnReader,
-                  intake: IntakeConfig) -> tuple[list[BaselineReader], dict[str, str]]:
+def fit_baselines(
+    storage: Storage, cfg: AnonymizationEvalConfig, class_names: list[str], columns: ColumnReader, intake: IntakeConfig
+) -> tuple[list[BaselineReader], dict[str, str]]:
     """Fit each cheap baseline on ``train_split`` images of the model's classes; the others are named with what
     they would cost."""
     from causalprint.baselines.registry import BASELINES, create_baseline
@@ -306,8 +332,9 @@ def fit_baselines(storage: Storage, cfg: AnonymizationEvalConfig, class_names: l
             not_run[name] = "; ".join(COSTS.get(c, f"column {c}") for c in dear)
             continue
         if train is None:
-            train = load_images(storage, cfg.manifest, class_names, cfg.train_split, cfg.baseline_train_per_source,
-                                intake)
+            train = load_images(
+                storage, cfg.manifest, class_names, cfg.train_split, cfg.baseline_train_per_source, intake
+            )
         y = np.array([class_names.index(s) for s in train.source], dtype=np.int64)
         start = time.perf_counter()
         baseline = create_baseline(name, device="cpu", **cfg.baseline_options.get(name, {}))
@@ -318,6 +345,7 @@ def fit_baselines(storage: Storage, cfg: AnonymizationEvalConfig, class_names: l
 
 
 # ----- the evaluation -----
+
 
 def _accuracy(predicted: Sequence[str], truth: Sequence[str]) -> float:
     return float(np.mean([p == t for p, t in zip(predicted, truth)]))
@@ -348,13 +376,26 @@ def forge_target(source: str, class_names: Sequence[str]) -> str | None:
 
 
 def run_anonymization_eval(job: AnonymizationEvalJobConfig) -> AnonymizationEvalResult:
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(job.evaluate.torch_threads)
+    try:
+        return _run(job)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(job: AnonymizationEvalJobConfig) -> AnonymizationEvalResult:
     cfg = job.evaluate
     storage = Storage(job.storage)
     tracking_uri = tracking_uri_for(job.mlflow, storage)
     ours = ImageAttributor(storage, cfg.model, cfg.reference, tracking_uri=tracking_uri, device="cpu")
     intake = ours.intake(job.intake)
     class_names = list(ours.class_names)
-    sources = cfg.sources or class_names
+    # A real photograph has no generator's fingerprint to remove (target real leaves it as it is): by default the
+    # generated sources are evaluated.
+    sources = cfg.sources or [c for c in class_names if not (cfg.target == REAL and c == REAL)]
     readers: list[Reader] = [OursReader(ours, f"ours ({ours.model_version})", "white-box")]
     models = {"ours": ours.model_version}
     if cfg.copy_model:
@@ -373,14 +414,21 @@ def run_anonymization_eval(job: AnonymizationEvalJobConfig) -> AnonymizationEval
     path = FingerprintPath(ours)
     options = cfg.method.model_copy(update={"target": cfg.target})
     written, seconds, steps = [], [], []
+    progress = ProgressLogger("anonymize", len(truth), unit="images")
     for image, uri, source in zip(images.pixels, images.uri, truth):
         anonymized = anonymize(ours, image, options, path=path)
-        out = storage.uri(storage.relative(storage.resolve(cfg.output)), cfg.name, "images", source,
-                          PurePosixPath(uri).with_suffix(".png").name)
+        out = storage.uri(
+            storage.relative(storage.resolve(cfg.output)),
+            cfg.name,
+            "images",
+            source,
+            PurePosixPath(uri).with_suffix(".png").name,
+        )
         storage.write_bytes(out, anonymized.png)
         written.append(decode_image(storage.read_bytes(out), out, intake))
         seconds.append(anonymized.seconds)
         steps.append(anonymized.steps)
+        progress.update(1)
     after = np.stack(written)
     psnrs = np.array([psnr(a, b) for a, b in zip(images.pixels, after)])
     ssims = np.array([ssim(a, b) for a, b in zip(images.pixels, after)])
@@ -391,65 +439,106 @@ def run_anonymization_eval(job: AnonymizationEvalJobConfig) -> AnonymizationEval
     scores, per_source = [], {}
     for reader in readers:
         clean_pred, after_pred = reader.predict(images.pixels), reader.predict(after)
-        score = AttributorScores(reader.name, reader.role, _accuracy(clean_pred, truth), _accuracy(after_pred, truth),
-                                 _answers(after_pred, truth, class_names))
+        score = AttributorScores(
+            reader.name,
+            reader.role,
+            _accuracy(clean_pred, truth),
+            _accuracy(after_pred, truth),
+            _answers(after_pred, truth, class_names),
+        )
         if isinstance(reader, OursReader):
             score.resaved = _accuracy(reader.predict(resaved), truth)
         if reader.role == "white-box":
             for s in sources:
                 idx = [i for i, t in enumerate(truth) if t == s]
-                per_source[s] = {"clean": _accuracy([clean_pred[i] for i in idx], [s] * len(idx)),
-                                 "after": _accuracy([after_pred[i] for i in idx], [s] * len(idx)),
-                                 "psnr": float(np.mean(psnrs[idx][np.isfinite(psnrs[idx])]))
-                                 if np.isfinite(psnrs[idx]).any() else float("nan")}
+                per_source[s] = {
+                    "clean": _accuracy([clean_pred[i] for i in idx], [s] * len(idx)),
+                    "after": _accuracy([after_pred[i] for i in idx], [s] * len(idx)),
+                    "psnr": float(np.mean(psnrs[idx][np.isfinite(psnrs[idx])]))
+                    if np.isfinite(psnrs[idx]).any()
+                    else float("nan"),
+                }
         scores.append(score)
 
     # 3. Naive removals over their strength, through ours and the copy, on PNG-round-tripped images.
     copy_reader = next((r for r in readers if r.role == "independent copy"), None)
     naive: list[NaivePoint] = []
+    log.info("naive removals: %d strengths", sum(len(s.values) for s in cfg.naive))
     for sweep in cfg.naive:
         for spec in sweep.specs():
             perturbation = spec.build()
             rng = np.random.default_rng(0)
             removed = np.stack([png_round_trip(perturbation(img, rng))[1] for img in images.pixels])
             point_psnr = np.array([psnr(a, b) for a, b in zip(images.pixels, removed)])
-            naive.append(NaivePoint(
-                sweep.perturbation, spec.label(), float(np.mean(point_psnr[np.isfinite(point_psnr)])),
-                float(np.mean([ssim(a, b) for a, b in zip(images.pixels, removed)])),
-                _accuracy(readers[0].predict(removed), truth),
-                _accuracy(copy_reader.predict(removed), truth) if copy_reader else None))
+            naive.append(
+                NaivePoint(
+                    sweep.perturbation,
+                    spec.label(),
+                    float(np.mean(point_psnr[np.isfinite(point_psnr)])),
+                    float(np.mean([ssim(a, b) for a, b in zip(images.pixels, removed)])),
+                    _accuracy(readers[0].predict(removed), truth),
+                    _accuracy(copy_reader.predict(removed), truth) if copy_reader else None,
+                )
+            )
     mean_psnr = float(finite.mean()) if finite.size else float("inf")
     naive_at: dict[str, float | None] = {
-        s.perturbation: interpolate_at(mean_psnr, [p for p in naive if p.kind == s.perturbation]) for s in cfg.naive}
+        s.perturbation: interpolate_at(mean_psnr, [p for p in naive if p.kind == s.perturbation]) for s in cfg.naive
+    }
 
     # 4. Forgery: the first images of each source, towards the next known source.
     forgery = _forgery(storage, cfg, ours, path, images, class_names, intake)
 
     result = AnonymizationEvalResult(
-        config=cfg, class_names=class_names, sources=list(sources), images=len(truth), attributors=scores,
-        psnr=mean_psnr, ssim=float(ssims.mean()), psnr_min=float(finite.min()) if finite.size else float("inf"),
+        config=cfg,
+        class_names=class_names,
+        sources=list(sources),
+        images=len(truth),
+        attributors=scores,
+        psnr=mean_psnr,
+        ssim=float(ssims.mean()),
+        psnr_min=float(finite.min()) if finite.size else float("inf"),
         max_change=int(np.abs(images.pixels.astype(int) - after.astype(int)).max()),
-        seconds_per_image=float(np.mean(seconds)), steps=float(np.mean(steps)), naive=naive, naive_at_ours=naive_at,
-        forgery=forgery, not_run=not_run, models=models, per_source=per_source)
+        seconds_per_image=float(np.mean(seconds)),
+        steps=float(np.mean(steps)),
+        naive=naive,
+        naive_at_ours=naive_at,
+        forgery=forgery,
+        not_run=not_run,
+        models=models,
+        per_source=per_source,
+    )
     if cfg.figures:
         result.figure = str(plot_accuracy_vs_psnr(result, Path(cfg.figures) / f"anonymization-{cfg.name}.png"))
     return result
 
 
-def _forgery(storage: Storage, cfg: AnonymizationEvalConfig, ours: ImageAttributor, path: FingerprintPath,
-             images: Images, class_names: list[str], intake: IntakeConfig) -> dict[str, Any]:
+def _forgery(
+    storage: Storage,
+    cfg: AnonymizationEvalConfig,
+    ours: ImageAttributor,
+    path: FingerprintPath,
+    images: Images,
+    class_names: list[str],
+    intake: IntakeConfig,
+) -> dict[str, Any]:
     tried = succeeded = 0
     psnrs: list[float] = []
     moved: list[tuple[float, float]] = []  # the target's calibrated probability before and after
     counts: dict[str, int] = {}
+    log.info("forgery: up to %d images per source", cfg.forgery_per_source)
     for i, (image, uri, source) in enumerate(zip(images.pixels, images.uri, images.source)):
         target = forge_target(source, class_names)
         if target is None or counts.get(source, 0) >= cfg.forgery_per_source:
             continue
         counts[source] = counts.get(source, 0) + 1
         result = anonymize(ours, image, cfg.method.model_copy(update={"target": target}), path=path)
-        out = storage.uri(storage.relative(storage.resolve(cfg.output)), cfg.name, "forged", source,
-                          PurePosixPath(uri).with_suffix(".png").name)
+        out = storage.uri(
+            storage.relative(storage.resolve(cfg.output)),
+            cfg.name,
+            "forged",
+            source,
+            PurePosixPath(uri).with_suffix(".png").name,
+        )
         storage.write_bytes(out, result.png)
         decision = ours.attribute_images(decode_image(storage.read_bytes(out), out, intake)[None])[0]
         tried += 1
@@ -458,13 +547,18 @@ def _forgery(storage: Storage, cfg: AnonymizationEvalConfig, ours: ImageAttribut
         if np.isfinite(result.psnr):
             psnrs.append(result.psnr)
     before, after = (np.array([m[i] for m in moved]) for i in (0, 1))
-    return {"tried": tried, "succeeded": succeeded, "rate": succeeded / tried if tried else None,
-            "psnr": float(np.mean(psnrs)) if psnrs else None,
-            "target_probability": (float(before.mean()), float(after.mean())) if moved else None,
-            "target_probability_raised": float(np.mean(after > before)) if moved else None}
+    return {
+        "tried": tried,
+        "succeeded": succeeded,
+        "rate": succeeded / tried if tried else None,
+        "psnr": float(np.mean(psnrs)) if psnrs else None,
+        "target_probability": (float(before.mean()), float(after.mean())) if moved else None,
+        "target_probability_raised": float(np.mean(after > before)) if moved else None,
+    }
 
 
 # ----- report -----
+
 
 def plot_accuracy_vs_psnr(result: AnonymizationEvalResult, path: Path) -> Path:
     """Ours' true-source accuracy against mean PSNR: each naive removal's sweep as a line, ours as a point."""
@@ -476,12 +570,18 @@ def plot_accuracy_vs_psnr(result: AnonymizationEvalResult, path: Path) -> Path:
         points = sorted((p for p in result.naive if p.kind == kind), key=lambda p: p.psnr)
         ax.plot([p.psnr for p in points], [100 * p.accuracy for p in points], marker="o", ms=3, label=kind)
     ours = next(a for a in result.attributors if a.role == "white-box")
-    ax.scatter([result.psnr], [100 * ours.after], marker="*", s=160, color="black", zorder=5,
-               label="ours (anonymized)")
+    ax.scatter([result.psnr], [100 * ours.after], marker="*", s=160, color="black", zorder=5, label="ours (anonymized)")
     copy = next((a for a in result.attributors if a.role == "independent copy"), None)
     if copy is not None:
-        ax.scatter([result.psnr], [100 * copy.after], marker="X", s=80, color="tab:red", zorder=5,
-                   label="independent copy on ours' PNGs")
+        ax.scatter(
+            [result.psnr],
+            [100 * copy.after],
+            marker="X",
+            s=80,
+            color="tab:red",
+            zorder=5,
+            label="independent copy on ours' PNGs",
+        )
     ax.axhline(100 * result.chance, color="grey", ls="--", lw=1, label="chance")
     ax.axhline(100 * ours.clean, color="grey", ls=":", lw=1, label="clean")
     ax.set_xlabel("mean PSNR (dB)")
@@ -503,41 +603,68 @@ def format_anonymization_eval(result: AnonymizationEvalResult) -> str:
         f"by ours with target `{cfg.target}` (L-inf {m.max_change:g} levels, at most {m.steps} steps of "
         f"{m.step_size:g}, {m.noise_draws} noise draws, check every {m.check_every}, loss `{m.loss}`). Every "
         f"score is the decision on the written PNG, read back through the scan's intake. Chance: "
-        f"{_pct(result.chance)} ({len(result.class_names)} classes).", "",
+        f"{_pct(result.chance)} ({len(result.class_names)} classes).",
+        "",
         "| attributor | role | accuracy clean | after | drop | after: real | another known source | family "
         "fallback | unknown | after JPEG q" + f"{cfg.resave_quality} re-save |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for a in result.attributors:
-        lines.append(f"| {a.name} | {a.role} | {_pct(a.clean)} | {_pct(a.after)} | {100 * (a.clean - a.after):.1f} | "
-                     f"{_pct(a.answers['real'])} | {_pct(a.answers['another known source'])} | "
-                     f"{_pct(a.answers['family, exact model unknown'])} | {_pct(a.answers['unknown'])} | "
-                     f"{_pct(a.resaved)} |")
+        lines.append(
+            f"| {a.name} | {a.role} | {_pct(a.clean)} | {_pct(a.after)} | {100 * (a.clean - a.after):.1f} | "
+            f"{_pct(a.answers['real'])} | {_pct(a.answers['another known source'])} | "
+            f"{_pct(a.answers['family, exact model unknown'])} | {_pct(a.answers['unknown'])} | "
+            f"{_pct(a.resaved)} |"
+        )
     for name, why in result.not_run.items():
         lines.append(f"| {name} | black-box baseline | not run | | | | | | | |")
-    lines += ["", f"Quality of ours on the PNGs: mean PSNR {result.psnr:.1f} dB (lowest {result.psnr_min:.1f}), "
-                  f"mean SSIM {result.ssim:.3f}, largest change {result.max_change} levels; "
-                  f"{result.steps:.1f} steps and {result.seconds_per_image:.2f} s per image on this CPU "
-                  f"(one process, white-box model on the CPU)."]
+    lines += [
+        "",
+        f"Quality of ours on the PNGs: mean PSNR {result.psnr:.1f} dB (lowest {result.psnr_min:.1f}), "
+        f"mean SSIM {result.ssim:.3f}, largest change {result.max_change} levels; "
+        f"{result.steps:.1f} steps and {result.seconds_per_image:.2f} s per image on this CPU "
+        f"(one process, white-box model on the CPU).",
+    ]
     if result.not_run:
         lines += [""] + [f"Not run: `{n}` needs {why}." for n, why in result.not_run.items()]
     if result.per_source:
-        lines += ["", "Ours per source (clean -> after, mean PSNR): " + ", ".join(
-            f"{s} {_pct(v['clean'])} -> {_pct(v['after'])} ({v['psnr']:.1f} dB)" for s, v in result.per_source.items())
-            + "."]
-    lines += ["", "Naive removals (ours' accuracy; the independent copy's in brackets):", "",
-              "| removal | mean PSNR | mean SSIM | ours | copy |", "|---|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            "Ours per source (clean -> after, mean PSNR): "
+            + ", ".join(
+                f"{s} {_pct(v['clean'])} -> {_pct(v['after'])} ({v['psnr']:.1f} dB)"
+                for s, v in result.per_source.items()
+            )
+            + ".",
+        ]
+    lines += [
+        "",
+        "Naive removals (ours' accuracy; the independent copy's in brackets):",
+        "",
+        "| removal | mean PSNR | mean SSIM | ours | copy |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for p in result.naive:
         lines.append(f"| {p.label} | {p.psnr:.1f} dB | {p.ssim:.3f} | {_pct(p.accuracy)} | {_pct(p.copy_accuracy)} |")
-    lines += ["", "At ours' mean PSNR (interpolated along each sweep): " + ", ".join(
-        f"{k} {_pct(v)}" if v is not None else f"{k} out of its sweep's range" for k, v in result.naive_at_ours.items())
-        + "."]
+    lines += [
+        "",
+        "At ours' mean PSNR (interpolated along each sweep): "
+        + ", ".join(
+            f"{k} {_pct(v)}" if v is not None else f"{k} out of its sweep's range"
+            for k, v in result.naive_at_ours.items()
+        )
+        + ".",
+    ]
     f = result.forgery
     if f["tried"]:
-        lines += ["", f"Forgery (library only; each image towards the next known source in class order): "
-                      f"{f['succeeded']} of {f['tried']} ({_pct(f['rate'])}) attributed to the chosen source, mean "
-                      f"PSNR {f['psnr']:.1f} dB; the target's calibrated probability (ours) went from "
-                      f"{f['target_probability'][0]:.3f} to {f['target_probability'][1]:.3f} on average and rose on "
-                      f"{_pct(f['target_probability_raised'])} of the images."]
+        lines += [
+            "",
+            f"Forgery (library only; each image towards the next known source in class order): "
+            f"{f['succeeded']} of {f['tried']} ({_pct(f['rate'])}) attributed to the chosen source, mean "
+            f"PSNR {f['psnr']:.1f} dB; the target's calibrated probability (ours) went from "
+            f"{f['target_probability'][0]:.3f} to {f['target_probability'][1]:.3f} on average and rose on "
+            f"{_pct(f['target_probability_raised'])} of the images.",
+        ]
     lines += ["", "| target of issue 25 | measured | met |", "|---|---|---|"]
     lines += [f"| {what} | {value} | {'yes' if ok else '**no**'} |" for what, value, ok in result.targets()]
     lines += ["", "Models: " + ", ".join(f"{k} `{v}`" for k, v in result.models.items()) + "."]

@@ -124,6 +124,8 @@ def anonymize(pipeline: AttributionPipeline, image: np.ndarray, options: Anonymi
         source_index = names.index(removed)
         target_index = None if options.target == AWAY else names.index(options.target)
         eps, alpha = 2 * options.max_change / 255, 2 * options.step_size / 255
+        # PSNR = 20 log10(255 / rms) on uint8 levels; one level is 2 / 255 on the [-1, 1] scale.
+        rms = None if options.psnr_floor is None else 2 / 10 ** (options.psnr_floor / 20)
         generator = torch.Generator().manual_seed(options.seed)
         own = image_seeds(image[None])
         delta = torch.zeros_like(x0, requires_grad=True)
@@ -140,6 +142,8 @@ def anonymize(pipeline: AttributionPipeline, image: np.ndarray, options: Anonymi
             with torch.no_grad():
                 delta -= alpha * grad.sign()
                 delta.clamp_(-eps, eps)
+                if rms is not None:
+                    delta.mul_(torch.clamp(rms / delta.pow(2).mean().sqrt().clamp_min(1e-12), max=1.0))
                 delta.copy_((x0 + delta).clamp(-1, 1) - x0)
             if steps % options.check_every == 0 or steps == options.steps:
                 candidate = _to_unit(_to_uint8(x0 + delta.detach())).to(path.device)
