@@ -27,7 +27,7 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
 def test_a_second_writer_is_refused_until_the_first_releases(storage: Storage) -> None:
     with Lease(storage, "out/_lease.json", what="scan run A", ttl_s=60):
         record = storage.read_json("out/_lease.json")
-        assert record["holder"] == "scan run A" and record["expires"] > time.time()
+        assert record["holder"] == "scan run A" and record["expires_ms"] > time.time() * 1000
         with pytest.raises(LeaseHeldError, match=r"another writer holds .*out/_lease.json: scan run A .*until"):
             Lease(storage, "out/_lease.json", what="scan run B").acquire()
         # Beside it, another output has a lease of its own.
@@ -39,10 +39,10 @@ def test_a_second_writer_is_refused_until_the_first_releases(storage: Storage) -
 
 
 def test_the_heartbeat_renews_and_a_stale_lease_is_taken_over_once(storage: Storage) -> None:
-    with Lease(storage, "out/_lease.json", what="A", ttl_s=0.6):
-        first = storage.read_json("out/_lease.json")["expires"]
-        time.sleep(1.0)  # longer than the ttl: only the heartbeat keeps it
-        assert storage.read_json("out/_lease.json")["expires"] > first
+    with Lease(storage, "out/_lease.json", what="A", ttl_s=2.0):  # renewed every 0.67 s; room for a busy machine
+        first = storage.read_json("out/_lease.json")["expires_ms"]
+        time.sleep(2.5)  # longer than the ttl: only the heartbeat keeps it
+        assert storage.read_json("out/_lease.json")["expires_ms"] > first
         with pytest.raises(LeaseHeldError):
             Lease(storage, "out/_lease.json", what="B").acquire()
 

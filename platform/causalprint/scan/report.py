@@ -29,7 +29,7 @@ import json
 import re
 import secrets
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -64,18 +64,29 @@ def report_prefix(output: str, model_slug: str) -> str:
 
 def new_run_id() -> str:
     """A sortable, unique name for one scan invocation."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 def report_schema(class_names: list[str]) -> pa.Schema:
-    return pa.schema([
-        ("uri", pa.string()), ("predicted", pa.string()), ("source_family", pa.string()),
-        ("architecture", pa.string()),
-        # A plain list: pyarrow 25 cannot read back a null row of a fixed-size list from Parquet.
-        ("probabilities", pa.list_(pa.float32())), ("confidence", pa.float32()),
-        ("unknown", pa.bool_()), ("model_version", pa.string()), ("reference_id", pa.string()),
-        ("ok", pa.bool_()), ("error_kind", pa.string()), ("error", pa.string()), ("retryable", pa.bool_()),
-    ], metadata={CLASS_NAMES_KEY: json.dumps(class_names).encode()})
+    return pa.schema(
+        [
+            ("uri", pa.string()),
+            ("predicted", pa.string()),
+            ("source_family", pa.string()),
+            ("architecture", pa.string()),
+            # A plain list: pyarrow 25 cannot read back a null row of a fixed-size list from Parquet.
+            ("probabilities", pa.list_(pa.float32())),
+            ("confidence", pa.float32()),
+            ("unknown", pa.bool_()),
+            ("model_version", pa.string()),
+            ("reference_id", pa.string()),
+            ("ok", pa.bool_()),
+            ("error_kind", pa.string()),
+            ("error", pa.string()),
+            ("retryable", pa.bool_()),
+        ],
+        metadata={CLASS_NAMES_KEY: json.dumps(class_names).encode()},
+    )
 
 
 def report_table(batch: dict[str, np.ndarray], class_names: list[str]) -> pa.Table:
@@ -86,24 +97,40 @@ def report_table(batch: dict[str, np.ndarray], class_names: list[str]) -> pa.Tab
 
     def strings(name: str, mask: np.ndarray | None = None) -> list[str | None]:
         # "" is the pipeline's "no value" (see RESULT_COLUMNS); None and NaN are accepted as the same.
-        return [None if (mask is not None and not mask[i]) or v is None or v == "" or (isinstance(v, float) and v != v)
-                else str(v) for i, v in enumerate(batch[name])]
+        return [
+            None
+            if (mask is not None and not mask[i]) or v is None or v == "" or (isinstance(v, float) and v != v)
+            else str(v)
+            for i, v in enumerate(batch[name])
+        ]
 
     probabilities = [row.tolist() if good else None for row, good in zip(batch["probabilities"], ok)]
     columns = {
-        "uri": strings("uri"), "predicted": strings("predicted", ok), "source_family": strings("source_family", ok),
-        "architecture": strings("architecture", ok), "probabilities": probabilities,
+        "uri": strings("uri"),
+        "predicted": strings("predicted", ok),
+        "source_family": strings("source_family", ok),
+        "architecture": strings("architecture", ok),
+        "probabilities": probabilities,
         "confidence": pa.array(np.asarray(batch["confidence"], dtype=np.float32), mask=missing),
         "unknown": pa.array(np.asarray(batch["unknown"], dtype=bool), mask=missing),
-        "model_version": strings("model_version"), "reference_id": strings("reference_id"), "ok": ok,
-        "error_kind": strings("error_kind"), "error": strings("error"),
+        "model_version": strings("model_version"),
+        "reference_id": strings("reference_id"),
+        "ok": ok,
+        "error_kind": strings("error_kind"),
+        "error": strings("error"),
         "retryable": np.asarray(batch.get("retryable", np.zeros(len(ok), dtype=bool)), dtype=bool),
     }
     return pa.table(columns, schema=report_schema(class_names))
 
 
-def write_report_part(batch: dict[str, np.ndarray], storage: Storage, prefix: str, run: str,
-                      class_names: list[str], on_part: PartHook | None = None) -> dict[str, np.ndarray]:
+def write_report_part(
+    batch: dict[str, np.ndarray],
+    storage: Storage,
+    prefix: str,
+    run: str,
+    class_names: list[str],
+    on_part: PartHook | None = None,
+) -> dict[str, np.ndarray]:
     """Ray Data stage: write one batch as a part of run ``run``; pass on only its counts.
 
     ``on_part(storage, prefix)`` runs before each write (telemetry, fault injection in tests).
@@ -124,8 +151,9 @@ def pin_scan(storage: Storage, prefix: str, meta: dict[str, Any], fix: str = "se
     have = storage.read_json(uri)
     changed = {k: (have.get(k), v) for k, v in meta.items() if have.get(k) != v}
     if changed:
-        shown = "; ".join(f"{k}: {cut(str(was), 120)} in the report, {cut(str(now), 120)} now"
-                          for k, (was, now) in changed.items())
+        shown = "; ".join(
+            f"{k}: {cut(str(was), 120)} in the report, {cut(str(now), 120)} now" for k, (was, now) in changed.items()
+        )
         raise ScanError(f"the report {prefix} holds another scan ({shown}): {fix}")
 
 
@@ -138,18 +166,35 @@ def _counts(values: pa.ChunkedArray) -> dict[str, int]:
 def summarize(storage: Storage, prefix: str) -> dict[str, Any]:
     """Counts over every row of the report: per predicted source, unknowns, errors (with examples)."""
     if not list_parts(storage, prefix):
-        return {"images": 0, "attributed": 0, "unknown": 0, "errors": 0, "retryable": 0, "by_predicted": {},
-                "by_architecture": {}, "errors_by_kind": {}, "error_examples": []}
+        return {
+            "images": 0,
+            "attributed": 0,
+            "unknown": 0,
+            "errors": 0,
+            "retryable": 0,
+            "by_predicted": {},
+            "by_architecture": {},
+            "errors_by_kind": {},
+            "error_examples": [],
+        }
     # Arrow compute, not Python rows: a report holds a row per image of an archive.
-    table = read_parts(storage, prefix, columns=["uri", "predicted", "architecture", "unknown", "ok", "error_kind",
-                                                 "error"], optional=("retryable",))
+    table = read_parts(
+        storage,
+        prefix,
+        columns=["uri", "predicted", "architecture", "unknown", "ok", "error_kind", "error"],
+        optional=("retryable",),
+    )
     attributed, failed = table.filter(table["ok"]), table.filter(pc.invert(table["ok"]))
-    retryable = int(pc.sum(pc.fill_null(failed["retryable"], False)).as_py() or 0) \
-        if "retryable" in failed.column_names else 0
+    retryable = (
+        int(pc.sum(pc.fill_null(failed["retryable"], False)).as_py() or 0) if "retryable" in failed.column_names else 0
+    )
     examples = failed.sort_by("uri").slice(0, MAX_ERROR_EXAMPLES).select(["uri", "error_kind", "error"])
     return {
-        "images": table.num_rows, "attributed": attributed.num_rows,
-        "unknown": int(pc.sum(attributed["unknown"]).as_py() or 0), "errors": failed.num_rows, "retryable": retryable,
+        "images": table.num_rows,
+        "attributed": attributed.num_rows,
+        "unknown": int(pc.sum(attributed["unknown"]).as_py() or 0),
+        "errors": failed.num_rows,
+        "retryable": retryable,
         "by_predicted": _counts(attributed["predicted"]),
         "by_architecture": _counts(attributed["architecture"].drop_null()),
         "errors_by_kind": dict(sorted(_counts(failed["error_kind"]).items())),
@@ -161,16 +206,17 @@ def format_summary(summary: dict[str, Any]) -> str:
     """The printed summary of a scan: counts per predicted source, unknowns, errors, throughput."""
     run = summary["run"]
     lines = [
-        f"scan of {printable(summary['source'])} with {summary['model_version']} "
-        f"(reference {summary['reference_id']})",
+        f"scan of {printable(summary['source'])} with {summary['model_version']} (reference {summary['reference_id']})",
         f"report: {printable(summary['report'])}",
         f"{summary['images']} images: {summary['attributed']} attributed ({summary['unknown']} unknown), "
         f"{summary['errors']} errors",
     ]
     if summary.get("intake_size"):
         size = summary["intake_size"]
-        lines.append(f"each image was centre-cropped to its largest square and resized to {size}x{size} px "
-                     "(Lanczos) for the model (docs/image-intake.md)")
+        lines.append(
+            f"each image was centre-cropped to its largest square and resized to {size}x{size} px "
+            "(Lanczos) for the model (docs/image-intake.md)"
+        )
     lines += [
         "",
         "| predicted source | images |",
@@ -178,41 +224,59 @@ def format_summary(summary: dict[str, Any]) -> str:
         *[f"| {markdown_cell(label)} | {count} |" for label, count in summary["by_predicted"].items()],
     ]
     if summary.get("by_architecture"):
-        lines += ["", "| architecture | images |", "|---|---:|",
-                  *[f"| {markdown_cell(arch)} | {count} |" for arch, count in summary["by_architecture"].items()]]
+        lines += [
+            "",
+            "| architecture | images |",
+            "|---|---:|",
+            *[f"| {markdown_cell(arch)} | {count} |" for arch, count in summary["by_architecture"].items()],
+        ]
     if summary["errors"]:
         kinds = ", ".join(f"{kind} {count}" for kind, count in summary["errors_by_kind"].items())
         lines += ["", f"errors by kind: {kinds}"]
         if summary.get("retryable"):
-            lines.append(f"{summary['retryable']} of them retryable (a transient read error): the next run of this "
-                         "command reads them again")
-        lines += [f"  {printable(e['uri'])}: {e['error_kind']}: {printable(e['error'])}"
-                  for e in summary["error_examples"]]
+            lines.append(
+                f"{summary['retryable']} of them retryable (a transient read error): the next run of this "
+                "command reads them again"
+            )
+        lines += [
+            f"  {printable(e['uri'])}: {e['error_kind']}: {printable(e['error'])}" for e in summary["error_examples"]
+        ]
         if summary["errors"] > len(summary["error_examples"]):
             lines.append(f"  ... and {summary['errors'] - len(summary['error_examples'])} more in the report")
-    lines += ["", f"this run ({run['id']}): {run['listed']} files listed, {run['skipped']} already in the report, "
-                  f"{run['written']} scanned in {run['seconds']:.1f} s = {run['images_per_second']:.1f} images/s"]
+    lines += [
+        "",
+        f"this run ({run['id']}): {run['listed']} files listed, {run['skipped']} already in the report, "
+        f"{run['written']} scanned in {run['seconds']:.1f} s = {run['images_per_second']:.1f} images/s",
+    ]
+    if run.get("again"):
+        lines.append(f"  {run['again']} of them read again: rows marked retryable, or error rows (--retry-errors)")
     if run.get("not_listed"):
-        lines.append("  not listed, on purpose: " + ", ".join(
-            f"{count} {printable(reason)}" for reason, count in run["not_listed"].items()))
+        lines.append(
+            "  not listed, on purpose: "
+            + ", ".join(f"{count} {printable(reason)}" for reason, count in run["not_listed"].items())
+        )
     if run["written"]:
-        lines.append(f"  ({run['first_part_seconds']:.1f} s to the first part, actor start-up included; then "
-                     f"{run['steady_images_per_second']:.1f} images/s)")
+        lines.append(
+            f"  ({run['first_part_seconds']:.1f} s to the first part, actor start-up included; then "
+            f"{run['steady_images_per_second']:.1f} images/s)"
+        )
     return "\n".join(lines)
 
 
 def format_throughput(summary: dict[str, Any], batch_size: int, max_actors: int) -> str:
     """The results-document table of one scan run."""
     run = summary["run"]
-    return "\n".join([
-        "| images scanned | errors | seconds | images/s | to first part (s) | images/s after it | batch size | "
-        "actors (max) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {run['written']} | {summary['errors']} | {run['seconds']:.1f} | {run['images_per_second']:.1f} | "
-        f"{run['first_part_seconds']:.1f} | {run['steady_images_per_second']:.1f} | {batch_size} | "
-        f"{max_actors} |",
-        "",
-        f"Model `{summary['model_version']}`. Wall-clock time of the Ray Data pipeline (read, decode, residual, "
-        "features, attributor, write), Ray already started; the first part waits for the actors to load their "
-        "models.",
-    ])
+    return "\n".join(
+        [
+            "| images scanned | errors | seconds | images/s | to first part (s) | images/s after it | batch size | "
+            "actors (max) |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {run['written']} | {summary['errors']} | {run['seconds']:.1f} | {run['images_per_second']:.1f} | "
+            f"{run['first_part_seconds']:.1f} | {run['steady_images_per_second']:.1f} | {batch_size} | "
+            f"{max_actors} |",
+            "",
+            f"Model `{summary['model_version']}`. Wall-clock time of the Ray Data pipeline (read, decode, residual, "
+            "features, attributor, write), Ray already started; the first part waits for the actors to load their "
+            "models.",
+        ]
+    )

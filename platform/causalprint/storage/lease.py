@@ -205,13 +205,15 @@ class Lease:
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
                 "renewed_at": _when(now),
-                "expires": now + self.ttl_s,
+                # Whole milliseconds: every renewal has the same length, so that a reader which sizes the object
+                # before it reads it (pyarrow) never gets a mix of two versions.
+                "expires_ms": int((now + self.ttl_s) * 1000),
             },
             sort_keys=True,
         ).encode()
 
     def _stale(self, record: dict[str, Any]) -> bool:
-        if float(record.get("expires", 0)) < time.time():
+        if int(record.get("expires_ms", 0)) < time.time() * 1000:
             return True
         return record.get("host") == socket.gethostname() and not _pid_alive(int(record.get("pid", 0)))
 
@@ -234,8 +236,8 @@ class Lease:
                 raise LeaseHeldError(
                     f"another writer holds {self.uri}: {record.get('holder', '?')} (host {record.get('host', '?')}, "
                     f"pid {record.get('pid', '?')}), renewed {record.get('renewed_at', '?')}, until "
-                    f"{_when(float(record.get('expires', 0)))}. One writer per output: wait for it to finish, or "
-                    "write elsewhere; a killed writer's lease runs out at that time"
+                    f"{_when(int(record.get('expires_ms', 0)) / 1000)}. One writer per output: wait for it to "
+                    "finish, or write elsewhere; a killed writer's lease runs out at that time"
                 )
             version = self._store.replace(self._record(), seen)
             if version is not None:
