@@ -15,11 +15,11 @@ already in the report, so across runs each image appears exactly once. Read the 
 
 Columns: ``uri``, ``predicted`` (label: a source, ``"<family> (exact model unknown)"`` or ``"unknown"``),
 ``source_family``, ``architecture`` (the attributor's architecture answer, also for unknown sources; null for a
-model trained without class architectures), ``probabilities`` (one float per class; the class names are the schema metadata
-``causalprint.class_names`` and ``_scan.json``'s ``class_names``), ``confidence``, ``unknown``, ``model_version``,
-``reference_id``, ``ok``, ``error_kind``, ``error``, ``retryable``. Rows that could not be read or decoded have
-``ok=false``, the reason, and nulls in the decision columns; ``retryable`` marks a read that failed for a transient
-reason (``scan.on_transient: row``): the next run reads it again and its new row replaces this one.
+model trained without class architectures), ``probabilities`` (one float per class; the class names are the schema
+metadata ``causalprint.class_names`` and ``_scan.json``'s ``class_names``), ``confidence``, ``unknown``,
+``model_version``, ``reference_id``, ``ok``, ``error_kind``, ``error``, ``retryable``. Rows that could not be read or
+decoded have ``ok=false``, the reason, and nulls in the decision columns; ``retryable`` marks a read that failed for
+a transient reason (``scan.on_transient: row``): the next run reads it again and its new row replaces this one.
 """
 
 from __future__ import annotations
