@@ -91,3 +91,24 @@ def test_on_the_attribution_world(attribution_world: World, tmp_path: Path) -> N
     assert Path(result.figure).is_file()
     text = spec.load().describe(result)
     assert "| target of issue 25 |" in text and "independent copy" in text and np.isfinite(result.seconds_per_image)
+
+
+def test_the_psnr_floor_holds_on_the_delivered_image(attribution_world: World) -> None:
+    """The second budget: a 16-level bound with a 38 dB floor spends at most the floor's RMS (up to the rounding
+    to uint8), and the probability loss still moves the named source's probability down."""
+    from causalprint.anonymization.config import AnonymizeOptions
+    from causalprint.anonymization.method import anonymize
+    from causalprint.imaging.intake import IntakeConfig, decode_image
+    from causalprint.scan.image_attributor import ImageAttributor
+    from scan_world import CHAMPION, REFERENCE, SIZE
+
+    storage = attribution_world.storage
+    pipeline = ImageAttributor(storage, CHAMPION, REFERENCE, tracking_uri=attribution_world.tracking_uri, device="cpu")
+    options = AnonymizeOptions(target="away", max_change=16, psnr_floor=38, loss="probability", steps=15,
+                               check_every=15)
+    for uri in attribution_world.good[:3]:
+        image = decode_image(storage.read_bytes(uri), uri, IntakeConfig(size=SIZE))
+        result = anonymize(pipeline, image, options)
+        assert result.max_change <= 16 and result.psnr >= 37.5
+        if result.removed:
+            assert result.after["probabilities"][result.removed] < result.before["probabilities"][result.removed]
