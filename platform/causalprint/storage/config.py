@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -10,11 +11,10 @@ from causalprint.config import StrictModel
 from causalprint.storage.uri import StorageError, parse_root
 
 
-class StorageConfig(StrictModel):
-    """Storage root and, for S3, how to reach it. Unset S3 settings fall back to the standard AWS variables."""
+class S3Access(StrictModel):
+    """How to reach S3: endpoint, region, credentials and retries. Unset settings fall back to the standard AWS
+    variables. The base of the storage root's config and of every read-only source's."""
 
-    root: str = ".causalprint"
-    """Local directory (relative ones resolve against the cwd when the Storage is built) or ``s3://bucket/prefix``."""
     endpoint_url: str | None = None
     """S3 endpoint such as ``http://127.0.0.1:9000``; else ``AWS_ENDPOINT_URL_S3``, then ``AWS_ENDPOINT_URL``."""
     region: str | None = None
@@ -31,15 +31,6 @@ class StorageConfig(StrictModel):
         "errors and timeouts (botocore's standard retry mode)",
     )
 
-    @field_validator("root")
-    @classmethod
-    def _check_root(cls, value: str) -> str:
-        try:
-            parse_root(value)
-        except StorageError as exc:
-            raise ValueError(f"root: {exc}") from None
-        return value
-
     @field_validator("endpoint_url")
     @classmethod
     def _check_endpoint(cls, value: str | None) -> str | None:
@@ -55,10 +46,30 @@ class StorageConfig(StrictModel):
         return value
 
     @model_validator(mode="after")
-    def _check_credentials(self) -> StorageConfig:
+    def _check_credentials(self) -> S3Access:
         if (self.access_key_id is None) != (self.secret_access_key is None):
             raise ValueError("access_key_id and secret_access_key must be set together")
         return self
+
+    def access(self) -> dict[str, Any]:
+        """The S3 settings alone, to build another config that reaches the same place."""
+        return {name: getattr(self, name) for name in S3Access.model_fields}
+
+
+class StorageConfig(S3Access):
+    """Storage root and, for S3, how to reach it."""
+
+    root: str = ".causalprint"
+    """Local directory (relative ones resolve against the cwd when the Storage is built) or ``s3://bucket/prefix``."""
+
+    @field_validator("root")
+    @classmethod
+    def _check_root(cls, value: str) -> str:
+        try:
+            parse_root(value)
+        except StorageError as exc:
+            raise ValueError(f"root: {exc}") from None
+        return value
 
     @property
     def is_s3(self) -> bool:

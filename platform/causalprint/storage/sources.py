@@ -16,10 +16,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator
 
-from causalprint.config import StrictModel
-from causalprint.storage.config import StorageConfig, check_endpoint
+from causalprint.storage.config import S3Access, StorageConfig
 from causalprint.storage.store import Storage
 from causalprint.storage.uri import OutsideStorageError, StorageError, contained_key, parse_root
 
@@ -30,22 +29,11 @@ class OutsideSourcesError(OutsideStorageError):
     """A URI lies outside the storage root and outside every allowed source."""
 
 
-class SourceConfig(StrictModel):
+class SourceConfig(S3Access):
     """One allowed location to read from: a local folder or ``s3://bucket/prefix`` and how to reach it."""
 
     name: str = Field(description="a short name, shown in refusals and in the report's folder name")
     uri: str = Field(description="local folder (symbolic links resolved when read) or s3://bucket/prefix")
-    endpoint_url: str | None = Field(default=None, description="S3 endpoint; else the AWS variables")
-    region: str | None = None
-    access_key_id: SecretStr | None = None
-    secret_access_key: SecretStr | None = None
-    max_attempts: int = Field(
-        default=5,
-        ge=1,
-        le=20,
-        strict=True,
-        description="attempts per S3 request, with back-off (botocore's standard retries)",
-    )
 
     @field_validator("name")
     @classmethod
@@ -63,31 +51,13 @@ class SourceConfig(StrictModel):
             raise ValueError(f"uri: {exc}") from None
         return value
 
-    @field_validator("endpoint_url")
-    @classmethod
-    def _check_endpoint(cls, value: str | None) -> str | None:
-        return check_endpoint(value, "endpoint_url") if value is not None else None
-
-    @model_validator(mode="after")
-    def _check_credentials(self) -> SourceConfig:
-        if (self.access_key_id is None) != (self.secret_access_key is None):
-            raise ValueError("access_key_id and secret_access_key must be set together")
-        return self
-
     @property
     def location(self) -> str:
         """The source's root as a full URI (local folders absolute)."""
         return parse_root(self.uri).uri
 
     def storage_config(self) -> StorageConfig:
-        return StorageConfig(
-            root=self.uri,
-            endpoint_url=self.endpoint_url,
-            region=self.region,
-            access_key_id=self.access_key_id,
-            secret_access_key=self.secret_access_key,
-            max_attempts=self.max_attempts,
-        )
+        return StorageConfig(root=self.uri, **self.access())
 
 
 def check_sources(sources: Sequence[SourceConfig]) -> None:
