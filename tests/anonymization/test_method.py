@@ -65,9 +65,9 @@ def test_targets_the_model_cannot_meet_are_refused(pipeline: ImageAttributor, im
 
 def test_forgery_keeps_its_contract(pipeline: ImageAttributor, images: np.ndarray) -> None:
     """Forgery (library only): an image the model already gives to the target, or to no source, is left alone;
-    any other stays in the bound and counts as a success exactly when the written PNG is attributed to the target. How often it
-    succeeds is the evaluation's figure: in this world the sources are textures far apart, which 4 levels do not
-    bridge."""
+    any other stays in the bound and counts as a success exactly when the written PNG is attributed to the
+    target. How often it succeeds is the evaluation's figure: in this world the sources are textures far apart,
+    which 4 levels do not bridge."""
     target = "smooth"
     options = AnonymizeOptions(target=target, steps=20, check_every=5)
     results = [anonymize(pipeline, image, options) for image in images]

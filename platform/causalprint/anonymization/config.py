@@ -27,16 +27,27 @@ class AnonymizeOptions(StrictModel):
     max_change: float = Field(default=4.0, gt=0, le=64, description="largest change of a pixel, in uint8 levels")
     steps: int = Field(default=60, ge=1, le=2000, description="optimisation steps at most")
     step_size: float = Field(default=0.5, gt=0, le=16, description="signed-gradient step, in uint8 levels")
-    noise_draws: int = Field(default=2, ge=1, le=16, description="residual noise draws averaged per step, so the "
-                                                                 "change holds for the noise the scan will draw")
+    noise_draws: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="residual noise draws averaged per step, so the change holds for the noise the scan will draw",
+    )
     check_every: int = Field(default=5, ge=1, le=100, description="steps between checks through the scan's path")
     loss: Literal["cosine", "probability"] = Field(
-        default="cosine", description="cosine: raise the code's cosine to the target prototype, lower it to the "
+        default="cosine",
+        description="cosine: raise the code's cosine to the target prototype, lower it to the "
         "named source's; probability: the same on the calibrated prototype-path probabilities (log p(target) - "
-        "log p(source), softmax of the cosines to every prototype over the calibrated temperature)")
+        "log p(source), softmax of the cosines to every prototype over the calibrated temperature)",
+    )
     psnr_floor: float | None = Field(
-        default=None, ge=20, le=80, description="a second budget, in dB: after each step the change is scaled "
+        default=None,
+        ge=20,
+        le=80,
+        description="a second budget, in dB: after each step the change is scaled "
         "down to the RMS this PSNR allows (before quantisation), so a larger max_change can be spent where the "
-        "fingerprint sits while the mean quality holds. None: only the L-infinity bound")
-    seed: int = Field(default=0, ge=0, description="the noise draws' seed: the same image and seed give the same "
-                                                   "result")
+        "fingerprint sits while the mean quality holds. None: only the L-infinity bound",
+    )
+    seed: int = Field(
+        default=0, ge=0, description="the noise draws' seed: the same image and seed give the same result"
+    )

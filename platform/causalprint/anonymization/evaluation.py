@@ -304,8 +304,9 @@ class ColumnReader:
     def _actor(self, columns: tuple[str, ...]) -> FeatureActor:
         if columns not in self._features:
             spaces = sorted({CHEAP_COLUMNS[c][1] for c in columns})
-            self._features[columns] = FeatureActor(self.storage, [SpaceSpec(name=s) for s in spaces],
-                                                   self.image_size, columns=list(columns), device="cpu")
+            self._features[columns] = FeatureActor(
+                self.storage, [SpaceSpec(name=s) for s in spaces], self.image_size, columns=list(columns), device="cpu"
+            )
         return self._features[columns]
 
     def __call__(self, images: np.ndarray, columns: Sequence[str]) -> dict[str, np.ndarray]:
@@ -529,7 +530,7 @@ def _forgery(
     moved: list[tuple[float, float]] = []  # the target's calibrated probability before and after
     counts: dict[str, int] = {}
     log.info("forgery: up to %d images per source", cfg.forgery_per_source)
-    for i, (image, uri, source) in enumerate(zip(images.pixels, images.uri, images.source)):
+    for image, uri, source in zip(images.pixels, images.uri, images.source):
         target = forge_target(source, class_names)
         if target is None or counts.get(source, 0) >= cfg.forgery_per_source:
             continue
@@ -619,7 +620,7 @@ def format_anonymization_eval(result: AnonymizationEvalResult) -> str:
             f"{_pct(a.answers['family, exact model unknown'])} | {_pct(a.answers['unknown'])} | "
             f"{_pct(a.resaved)} |"
         )
-    for name, why in result.not_run.items():
+    for name in result.not_run:
         lines.append(f"| {name} | black-box baseline | not run | | | | | | | |")
     lines += [
         "",

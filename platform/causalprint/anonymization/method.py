@@ -54,10 +54,18 @@ class Anonymized:
 
     def report(self) -> dict[str, Any]:
         keep = ("predicted", "source_family", "unknown", "confidence")
-        return {"target": self.target, "removed": self.removed, "succeeded": self.succeeded,
-                "before": {k: self.before[k] for k in keep}, "after": {k: self.after[k] for k in keep},
-                "psnr": self.psnr if np.isfinite(self.psnr) else None, "ssim": self.ssim, "max_change": self.max_change, "steps": self.steps,
-                "seconds": self.seconds}
+        return {
+            "target": self.target,
+            "removed": self.removed,
+            "succeeded": self.succeeded,
+            "before": {k: self.before[k] for k in keep},
+            "after": {k: self.after[k] for k in keep},
+            "psnr": self.psnr if np.isfinite(self.psnr) else None,
+            "ssim": self.ssim,
+            "max_change": self.max_change,
+            "steps": self.steps,
+            "seconds": self.seconds,
+        }
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -95,8 +103,12 @@ def _to_uint8(x: torch.Tensor) -> np.ndarray:
     return ((x[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
 
 
-def anonymize(pipeline: AttributionPipeline, image: np.ndarray, options: AnonymizeOptions | None = None,
-              path: FingerprintPath | None = None) -> Anonymized:
+def anonymize(
+    pipeline: AttributionPipeline,
+    image: np.ndarray,
+    options: AnonymizeOptions | None = None,
+    path: FingerprintPath | None = None,
+) -> Anonymized:
     """The counterfactual of one canonical image (uint8 ``[S, S, 3]``); deterministic for a given seed."""
     options = options or AnonymizeOptions()
     start = time.perf_counter()
@@ -107,8 +119,9 @@ def anonymize(pipeline: AttributionPipeline, image: np.ndarray, options: Anonymi
     if options.target == REAL and REAL not in pipeline.class_names:
         raise AnonymizationError(f"the model has no {REAL!r} class; use target {AWAY!r}")
     if options.target not in (REAL, AWAY) and options.target not in pipeline.class_names:
-        raise AnonymizationError(f"target {options.target!r} is not a source of the model "
-                                 f"({', '.join(pipeline.class_names)})")
+        raise AnonymizationError(
+            f"target {options.target!r} is not a source of the model ({', '.join(pipeline.class_names)})"
+        )
     done = (removed is None or removed == options.target) if options.target != AWAY else removed is None
     x0 = _to_unit(image).to(path.device)
     best = x0
@@ -153,7 +166,16 @@ def anonymize(pipeline: AttributionPipeline, image: np.ndarray, options: Anonymi
                     break
     png, result = png_round_trip(_to_uint8(best))
     after = pipeline.attribute_images(result[None])[0]
-    return Anonymized(image=result, png=png, before=before, after=after, target=options.target, removed=removed,
-                      psnr=psnr(image, result), ssim=ssim(image, result),
-                      max_change=int(np.abs(image.astype(int) - result.astype(int)).max()), steps=steps,
-                      seconds=round(time.perf_counter() - start, 3))
+    return Anonymized(
+        image=result,
+        png=png,
+        before=before,
+        after=after,
+        target=options.target,
+        removed=removed,
+        psnr=psnr(image, result),
+        ssim=ssim(image, result),
+        max_change=int(np.abs(image.astype(int) - result.astype(int)).max()),
+        steps=steps,
+        seconds=round(time.perf_counter() - start, 3),
+    )
