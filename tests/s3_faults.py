@@ -14,16 +14,18 @@ from __future__ import annotations
 import re
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 _CREDENTIAL_RE = re.compile(r"Credential=([^/,\s]+)/")
 _ERROR = (
     '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
     "<Resource>{path}</Resource><RequestId>fault</RequestId></Error>"
 )
+
+W = TypeVar("W")
 
 
 @dataclass
@@ -69,15 +71,16 @@ class FaultyS3:
 
 
 @contextmanager
-def faulty_s3() -> Iterator[tuple[str, FaultyS3]]:
-    """Start the server; yields its endpoint and the wrapper (whose faults a test sets and clears)."""
+def wsgi_s3(wrap: Callable[[Any], W]) -> Iterator[tuple[str, W]]:
+    """moto's S3 server on 127.0.0.1, in this process, behind ``wrap`` (a WSGI middleware: a recorder, a fault
+    injector); yields its endpoint and the middleware."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    wrapper = FaultyS3(DomainDispatcherApplication(create_backend_app))
+    wrapper = wrap(DomainDispatcherApplication(create_backend_app))
     server = make_server("127.0.0.1", port, wrapper, True, request_handler=MotoRequestHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -86,3 +89,10 @@ def faulty_s3() -> Iterator[tuple[str, FaultyS3]]:
     finally:
         server.shutdown()
         thread.join()
+
+
+@contextmanager
+def faulty_s3() -> Iterator[tuple[str, FaultyS3]]:
+    """Start the server; yields its endpoint and the wrapper (whose faults a test sets and clears)."""
+    with wsgi_s3(FaultyS3) as started:
+        yield started

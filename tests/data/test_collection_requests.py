@@ -6,8 +6,6 @@ it (boto3 or pyarrow), so a size look-up by any client would show.
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from image_samples import collection_files
+from s3_faults import wsgi_s3
 
 from causalprint.data import decode_rows
 from causalprint.imaging import IntakeConfig
@@ -38,21 +37,8 @@ class Recorder:
 
 @pytest.fixture(scope="module")
 def counted_s3() -> Iterator[tuple[str, Recorder]]:
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-    from werkzeug.serving import make_server
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    recorder = Recorder(DomainDispatcherApplication(create_backend_app))
-    server = make_server("127.0.0.1", port, recorder, True, request_handler=MotoRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}", recorder
-    finally:
-        server.shutdown()
-        thread.join()
+    with wsgi_s3(Recorder) as started:
+        yield started
 
 
 @pytest.fixture()
