@@ -371,6 +371,22 @@ def interpolate_at(psnr_value: float, points: Sequence[NaivePoint]) -> float | N
     return float(np.interp(psnr_value, xs, ys))
 
 
+def write_and_read_back(
+    storage: Storage, cfg: AnonymizationEvalConfig, kind: str, source: str, uri: str, png: bytes, intake: IntakeConfig
+) -> np.ndarray:
+    """Write ``png`` under ``<output>/<name>/<kind>/<source>/`` and return it as the scan reads it: every score is
+    computed on the written file."""
+    out = storage.uri(
+        storage.relative(storage.resolve(cfg.output)),
+        cfg.name,
+        kind,
+        source,
+        PurePosixPath(uri).with_suffix(".png").name,
+    )
+    storage.write_bytes(out, png)
+    return decode_image(storage.read_bytes(out), out, intake)
+
+
 def forge_target(source: str, class_names: Sequence[str]) -> str | None:
     """The chosen other source: the next known source after ``source`` in class order, never real."""
     others = [c for c in class_names if c != REAL]
@@ -421,15 +437,7 @@ def _run(job: AnonymizationEvalJobConfig) -> AnonymizationEvalResult:
     progress = ProgressLogger("anonymize", len(truth), unit="images")
     for image, uri, source in zip(images.pixels, images.uri, truth):
         anonymized = anonymize(ours, image, options, path=path)
-        out = storage.uri(
-            storage.relative(storage.resolve(cfg.output)),
-            cfg.name,
-            "images",
-            source,
-            PurePosixPath(uri).with_suffix(".png").name,
-        )
-        storage.write_bytes(out, anonymized.png)
-        written.append(decode_image(storage.read_bytes(out), out, intake))
+        written.append(write_and_read_back(storage, cfg, "images", source, uri, anonymized.png, intake))
         seconds.append(anonymized.seconds)
         steps.append(anonymized.steps)
         progress.update(1)
@@ -536,15 +544,8 @@ def _forgery(
             continue
         counts[source] = counts.get(source, 0) + 1
         result = anonymize(ours, image, cfg.method.model_copy(update={"target": target}), path=path)
-        out = storage.uri(
-            storage.relative(storage.resolve(cfg.output)),
-            cfg.name,
-            "forged",
-            source,
-            PurePosixPath(uri).with_suffix(".png").name,
-        )
-        storage.write_bytes(out, result.png)
-        decision = ours.attribute_images(decode_image(storage.read_bytes(out), out, intake)[None])[0]
+        forged = write_and_read_back(storage, cfg, "forged", source, uri, result.png, intake)
+        decision = ours.attribute_images(forged[None])[0]
         tried += 1
         succeeded += int(decision["predicted"] == target)
         moved.append((result.before["probabilities"][target], decision["probabilities"][target]))
