@@ -196,6 +196,13 @@ JOBS: tuple[JobSpec, ...] = (
         ),
     ),
     JobSpec(
+        "bench run",
+        "bench_run",
+        "a whole benchmark: every stage of the preset (zoo to scan) in order, resumable, figures with --results",
+        preset_kind="bench_run",
+        results=True,
+    ),
+    JobSpec(
         "bench extract",
         "bench_extract",
         "throughput of residual modes and of the Ray pipeline",

@@ -5,8 +5,8 @@ A job is one module of :mod:`causalprint.jobs` that defines:
 - ``CONFIG``: its config class, built on :class:`~causalprint.runtime.job_config.JobConfig`;
 - ``run(config) -> result``: the work, returning a typed result;
 - ``describe(result) -> str``: the result for the terminal;
-- optionally ``section(config, result, preset, docs_dir) -> Section | None``: what ``--results`` writes into
-  ``docs/results.md`` (no ``section``: the job writes no figures);
+- optionally ``section(config, result, preset, docs_dir) -> Section | list[Section] | None``: what
+  ``--results`` writes into ``docs/results.md`` (no ``section``: the job writes no figures);
 - optionally ``preset(name)`` and ``preset_names()``, where its presets are composed rather than read from
   ``presets/<kind>/<name>.yaml`` (the main job's are its stages' presets);
 - optionally ``exit_code(result) -> int`` (default 0) and ``epilogue(config, result, options) -> str`` (output
@@ -50,6 +50,7 @@ class Section:
     key: str
     title: str
     body: str
+    presets: Mapping[str, str] | None = None  # "<kind>/<name>" -> hash it records; None: every preset read
 
 
 @dataclass(frozen=True)
@@ -169,11 +170,11 @@ def run_job(
     if results:
         if not hasattr(module, "section"):
             raise ConfigError(f"`causalprint {spec.command}` writes no figures: drop --results")
-        section = module.section(config, result, preset or "", Path(results).resolve().parent)
-        if section is not None:
-            from causalprint.results_doc import update_section
+        from causalprint.results_doc import update_section
 
-            update_section(results, section.key, section.title, section.body)
+        written = module.section(config, result, preset or "", Path(results).resolve().parent)
+        for section in [] if written is None else written if isinstance(written, list) else [written]:
+            update_section(results, section.key, section.title, section.body, presets=section.presets)
     if hasattr(module, "epilogue"):
         text = module.epilogue(config, result, dict(options or {}))
         if text:
