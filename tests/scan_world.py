@@ -51,6 +51,22 @@ def _image(source: str, rng: np.random.Generator) -> np.ndarray:
     return np.clip(base, 0, 255).astype(np.uint8)
 
 
+def write_mosaics(storage: Storage, folder: str, per_source: int, seed: int) -> dict[str, np.ndarray]:
+    """``per_source`` fresh images of twice the model's size per source, each a 2x2 mosaic of four new images of
+    that source (``<folder>/<source>-<i>.png``; none of them trained or calibrated a model). Returns the URIs, each
+    with its four quarters ``[4, SIZE, SIZE, 3]`` in row order (the tiles intake's own order)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for source in SOURCES:
+        for i in range(per_source):
+            quarters = np.stack([_image(source, rng) for _ in range(4)])
+            mosaic = np.concatenate([np.concatenate(list(quarters[:2]), 1), np.concatenate(list(quarters[2:]), 1)])
+            uri = storage.uri(folder, f"{source}-{i:03d}.png")
+            storage.write_bytes(uri, _png(mosaic))
+            out[uri] = quarters
+    return out
+
+
 def _png(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")

@@ -230,7 +230,7 @@ def test_report_prints_and_exports_one_image_answer(tmp_path, capsys) -> None:
     rows = report_rows(storage, prefix, 2)
     assert [r["uri"] for r in rows] == sorted(uris)[:2]
     table = format_rows(report_rows(storage, prefix)).splitlines()
-    assert table[0].split() == ["file", "decision", "architecture", "confidence", "unknown", "error"]
+    assert table[0].split() == ["file", "decision", "architecture", "confidence", "unknown", "intake", "error"]
     assert table[1].split() == [uris[1], "-", "truncated:", "image", "data", "ends", "early"]
     assert table[2].split() == [uris[0], "gan-a", "dcgan", "0.700", "no"]
     assert "\x1b" not in "\n".join(table)

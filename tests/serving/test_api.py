@@ -55,7 +55,8 @@ def test_an_upload_gets_the_pipelines_decision(client, model_server: ModelServer
         )
         assert body["probabilities"] == pytest.approx(expected["probabilities"], abs=1e-6)
         assert body["model"] == {"name": TINY_MODEL, "version": "1", "uri": f"models:/{TINY_MODEL}/1"}
-        assert body["image"]["format"] == "PNG" and "resized to 16x16" in body["image"]["intake"]
+        assert body["image"]["format"] == "PNG" and body["image"]["intake_mode"] == "native"  # 16 px: as it is
+        assert body["tiles"]["count"] == 1 and "16x16" in body["image"]["intake"]
         assert sum(body["probabilities"].values()) == pytest.approx(1, abs=1e-4)
         if not body["unknown"]:  # a named source names its own architecture (here each source is one)
             assert body["architecture"] == body["source"]

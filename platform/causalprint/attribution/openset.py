@@ -254,15 +254,22 @@ class OpenSetAttributor:
             raise ValueError("source='logits' needs logits")
         return _numpy(logits)
 
+    def class_scores(self, codes: ArrayLike | None = None, logits: ArrayLike | None = None) -> np.ndarray:
+        """Uncalibrated class scores ``[N, K]`` over :meth:`_names`: cosine similarities to the prototypes, or the
+        logits. :meth:`decide` takes them (or any mean of them, e.g. over an image's tiles)."""
+        return self._class_scores(codes, logits)
+
     def probabilities(self, codes: ArrayLike | None = None, logits: ArrayLike | None = None) -> np.ndarray:
         """Calibrated class probabilities ``[N, K]`` over :meth:`_names`."""
         return self.scaler_.transform(self._class_scores(codes, logits))
 
     def scores(self, codes: ArrayLike | None = None, logits: ArrayLike | None = None) -> np.ndarray:
         """Known-ness scores ``[N]`` (higher: more likely a known source)."""
-        if self.source == "prototypes":
-            return self._class_scores(codes, logits).max(1)
-        return self.probabilities(codes, logits).max(1)
+        class_scores = self._class_scores(codes, logits)
+        return self._known(class_scores, self.scaler_.transform(class_scores))
+
+    def _known(self, class_scores: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        return class_scores.max(1) if self.source == "prototypes" else probs.max(1)
 
     def accepted(self, codes: ArrayLike | None = None, logits: ArrayLike | None = None) -> np.ndarray:
         """Whether each sample's best class takes it: its known-ness score passes that class's threshold
@@ -310,9 +317,15 @@ class OpenSetAttributor:
         """One decision per sample: the best class if its score passes its threshold (``class_thresholds``, else
         ``threshold_``); else the best family if its summed probability passes ``family_threshold`` and it is a
         model family (not :data:`REAL_FAMILY`); else ``"unknown"``."""
+        return self.decide(self._class_scores(codes, logits))[1]
+
+    def decide(self, class_scores: ArrayLike) -> tuple[np.ndarray, list[Attribution]]:
+        """:meth:`predict` from class scores ``[N, K]`` (:meth:`class_scores`): the calibrated probabilities
+        ``[N, K]`` and one decision per row."""
         names = self._names()
-        probs = self.probabilities(codes, logits)
-        scores = self.scores(codes, logits)
+        class_scores = _numpy(class_scores)
+        probs = self.scaler_.transform(class_scores)
+        scores = self._known(class_scores, probs)
         accepted = self._accepted(probs, scores)  # from the same arrays: no second pass over the classes
         family_names = sorted(set(self.families.values()))
         # Family score = sum of the calibrated probabilities of its members (Bayes over the label->family map).
@@ -350,7 +363,7 @@ class OpenSetAttributor:
                 )
             else:
                 out.append(Attribution(UNKNOWN, float(probs[i, best]), False, None, float(scores[i])))
-        return out
+        return probs, out
 
 
 # ----- metrics -----

@@ -25,6 +25,7 @@ import numpy as np
 
 from causalprint.imaging.errors import ImageDecodeError, ImageErrorKind
 from causalprint.imaging.intake import IntakeConfig, decode_image
+from causalprint.imaging.tiles import AttributionIntakeConfig, decode_tiles
 from causalprint.storage.faults import transient_reason
 from causalprint.storage.listing import Entry, list_source
 from causalprint.storage.uri import NotARegularFileError, OutsideStorageError, StorageError
@@ -41,6 +42,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 # source's images (zoo/build.py). Skipped files are counted in the summary, never dropped silently.
 DEFAULT_IGNORE = ("_DONE.json",)
 COLUMNS = ("uri", "ok", "error_kind", "error", "image")
+# With an AttributionIntakeConfig, ``image`` is ``[N, slots, S, S, 3]`` and these say how many slots hold tiles
+# (0 for an error row) and how each image was read (tiles, resize, native; "" for an error row).
+TILE_COLUMNS = ("tiles", "intake")
 UNKNOWN_SIZE = -1
 _MAX_BLOCKS = 512  # a block of URIs is tiny; beyond this, more blocks only add scheduling overhead
 _NUM_CPUS = 0.5  # fractional, so decode tasks never take every CPU from the tasks that feed them
@@ -97,10 +101,13 @@ def read_collection(
     entry of ``uris``, or per listed ``entries`` (a listing made by the caller).
 
     Columns: ``uri`` (full URI), ``ok``, ``error_kind`` and ``error`` (``""`` when ok), and ``image``, a uint8
-    ``(size, size, 3)`` tensor (zeros when not ok). ``prefix`` and every entry of ``uris`` (root-relative or full
-    URIs; duplicates dropped) go through :meth:`Storage.resolve`, so an outside-root URI raises
-    :class:`~causalprint.storage.OutsideStorageError` here, before anything is read; a missing ``prefix`` raises
-    :class:`~causalprint.storage.MissingSourceError`. Ray must be initialised. With ``retry``, transient read
+    ``(size, size, 3)`` tensor (zeros when not ok); with an
+    :class:`~causalprint.imaging.tiles.AttributionIntakeConfig`, ``image`` is ``(slots, size, size, 3)``, the
+    image's native-resolution tiles, and :data:`TILE_COLUMNS` say how many there are and how it was read.
+    ``prefix`` and every entry of ``uris`` (root-relative or full URIs; duplicates dropped) go through
+    :meth:`Storage.resolve`, so an outside-root URI raises :class:`~causalprint.storage.OutsideStorageError` here,
+    before anything is read; a missing ``prefix`` raises :class:`~causalprint.storage.MissingSourceError`. Ray must
+    be initialised. With ``retry``, transient read
     failures are retried, then fail the dataset or become rows marked in a ``retryable`` column (module docstring).
     """
     import pyarrow as pa
@@ -151,7 +158,10 @@ def decode_rows(
     uris = [str(u) for u in batch["uri"]]
     sizes = batch.get("size")
     listed_kinds, listed_reasons = batch.get("error_kind"), batch.get("error")
-    images = np.zeros((len(uris), config.size, config.size, 3), dtype=np.uint8)
+    slots = (config.slots,) if isinstance(config, AttributionIntakeConfig) else ()
+    images = np.zeros((len(uris), *slots, config.size, config.size, 3), dtype=np.uint8)
+    counts = np.zeros(len(uris), dtype=np.int32)
+    intakes = np.full(len(uris), "", dtype=object)
     ok = np.zeros(len(uris), dtype=bool)
     retryable = np.zeros(len(uris), dtype=bool)
     kinds: list[str] = []
@@ -163,7 +173,12 @@ def decode_rows(
             reasons.append(str(listed_reasons[i]) if listed_reasons is not None else "")
             continue
         try:
-            images[i] = decode_image(_read_checked(storage, uri, known, config, retry), uri, config)
+            data = _read_checked(storage, uri, known, config, retry)
+            if isinstance(config, AttributionIntakeConfig):
+                tiles = decode_tiles(data, uri, config)
+                images[i], counts[i], intakes[i] = tiles.padded(config.slots), len(tiles.images), tiles.intake
+            else:
+                images[i] = decode_image(data, uri, config)
         except TransientReadError as exc:
             if retry is None or retry.on_transient == "fail":
                 raise
@@ -182,7 +197,7 @@ def decode_rows(
         ok[i] = True
         kinds.append("")
         reasons.append("")
-    passthrough = {k: v for k, v in batch.items() if k not in ("uri", "size", RETRYABLE, *COLUMNS)}
+    passthrough = {k: v for k, v in batch.items() if k not in ("uri", "size", RETRYABLE, *COLUMNS, *TILE_COLUMNS)}
     out = {
         **passthrough,
         "uri": np.array(uris, dtype=object),
@@ -191,6 +206,8 @@ def decode_rows(
         "error": np.array(reasons, dtype=object),
         "image": images,
     }
+    if slots:
+        out.update(tiles=counts, intake=intakes)
     if retry is not None:
         out[RETRYABLE] = retryable
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator, model_validator
 
 from causalprint.config import StrictModel
-from causalprint.imaging.intake import IntakeConfig
+from causalprint.imaging.tiles import AttributionIntakeConfig
 from causalprint.runtime.job_config import JobConfig
 from causalprint.scan.config import DEFAULT_MODEL
 from causalprint.tracking.versions import CANDIDATE, CHAMPION
@@ -50,5 +50,9 @@ class EnrolOptions(StrictModel):
 
 
 class EnrolJobConfig(JobConfig):
-    intake: IntakeConfig | None = Field(default=None, description="default: at the reference model's size")
+    intake: AttributionIntakeConfig | None = Field(
+        default=None,
+        description="default: at the reference model's size, a larger image read as native-resolution tiles "
+        "(one code per image: the mean of its tiles'); mode: resize reads it resized as before",
+    )
     enrol: EnrolOptions

@@ -29,7 +29,7 @@ from causalprint.attribution.training.mlflow_run import KIND_TAG
 from causalprint.data.collection import DEFAULT_IGNORE, decode_rows
 from causalprint.enrolment.config import EnrolJobConfig
 from causalprint.enrolment.errors import EnrolmentError
-from causalprint.imaging.intake import IntakeConfig
+from causalprint.imaging.tiles import AttributionIntakeConfig
 from causalprint.progress import ProgressLogger
 from causalprint.scan.attributor import ModelRef
 from causalprint.scan.image_attributor import ImageAttributor
@@ -61,10 +61,12 @@ def _codes(
     storage: Storage,
     uris: list[str],
     sizes: list[int],
-    intake: IntakeConfig,
+    intake: AttributionIntakeConfig,
     batch_size: int,
 ) -> tuple[np.ndarray, list[dict[str, str]]]:
-    """Fingerprint codes ``[n, F]`` of the readable images, and one ``{uri, error_kind, error}`` per other file."""
+    """Fingerprint codes ``[n, F]`` of the readable images (an image read as tiles: the mean of its tiles'
+    normalised codes, :func:`~causalprint.scan.tile_decision.image_codes`), and one ``{uri, error_kind, error}``
+    per other file."""
     progress = ProgressLogger("enrol", len(uris), unit="images")
     codes, errors = [], []
     for start in range(0, len(uris), batch_size):
@@ -82,7 +84,8 @@ def _codes(
             for i in np.flatnonzero(~ok)
         ]
         if ok.any():
-            codes.append(np.asarray(pipeline.codes({"ok": ok[ok], "image": batch["image"][ok]}).fp, dtype=np.float64))
+            tiles = batch["tiles"][ok] if "tiles" in batch else None
+            codes.append(np.asarray(pipeline.tile_decisions(batch["image"][ok], tiles).codes.fp, dtype=np.float64))
         progress.update(len(ok))
     return (np.concatenate(codes) if codes else np.zeros((0, 0))), errors
 
@@ -166,7 +169,7 @@ def enrol_images(job: EnrolJobConfig) -> dict[str, Any]:
     parent = pipeline.model
     assert parent is not None  # built from a model URI, so it holds its registry reference
     check_names(pipeline.attributor, cfg.source, cfg.family)
-    intake = pipeline.intake(job.intake)
+    intake = pipeline.attribution_intake(job.intake)
     if len(files) > cfg.max_images:
         raise EnrolmentError(
             f"{len(files)} images under {images}; enrolment reads at most {cfg.max_images} "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -33,6 +33,7 @@ _SIGNATURES: tuple[tuple[str, Callable[[bytes], bool]], ...] = (
     ("QOI", lambda d: d.startswith(b"qoif")),
 )
 
+T = TypeVar("T")
 _SIXTEEN_BIT_GREY = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
 
 
@@ -54,9 +55,17 @@ def sniff_format(data: bytes) -> str | None:
 
 
 def decode_image(data: bytes, uri: str, config: IntakeConfig) -> np.ndarray:
-    """Decode untrusted ``data`` into a ``(config.size, config.size, 3)`` uint8 RGB array.
+    """Decode untrusted ``data`` into a ``(config.size, config.size, 3)`` uint8 RGB array (:func:`canonicalize`).
 
     Raises :class:`ImageDecodeError` and nothing else; ``uri`` only labels the error.
+    """
+    return decode_with(data, uri, config, lambda image: canonicalize(image, config.size))
+
+
+def decode_with(data: bytes, uri: str, config: IntakeConfig, finish: Callable[[Image.Image], T]) -> T:
+    """Every check of :func:`decode_image`, then ``finish`` on the decoded, upright image (any PIL mode, full
+    resolution): the one decoder behind the canonical image and the native-resolution tiles. A failure inside
+    ``finish`` is classified like a decode failure, so this raises :class:`ImageDecodeError` and nothing else.
     """
     if len(data) == 0:
         raise ImageDecodeError(uri, ImageErrorKind.EMPTY, "file is empty (0 bytes)")
@@ -78,7 +87,7 @@ def decode_image(data: bytes, uri: str, config: IntakeConfig) -> np.ndarray:
             raise ImageDecodeError(uri, ImageErrorKind.CORRUPT, f"header declares an empty {width}x{height} image")
         try:
             image.load()
-            return canonicalize(_apply_orientation(image), config.size)
+            return finish(_apply_orientation(image))
         except Exception as exc:  # PIL raises OSError, ValueError, SyntaxError, EOFError, MemoryError, ...
             raise _classify(exc, data, uri, sniffed) from exc
 

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 from causalprint.config import StrictModel
 from causalprint.data.collection import DEFAULT_IGNORE
 from causalprint.extraction.config import ActorConfig
-from causalprint.imaging.intake import IntakeConfig
+from causalprint.imaging.tiles import AttributionIntakeConfig
 from causalprint.runtime.job_config import JobConfig
 from causalprint.storage.sources import SourceConfig, check_sources
 from causalprint.tracking.versions import MODEL_NAME
@@ -89,7 +89,11 @@ class ScanConfig(ScanOptions):
 
 
 class ScanJobConfig(JobConfig):
-    intake: IntakeConfig | None = Field(default=None, description="default: at the reference model's size")
+    intake: AttributionIntakeConfig | None = Field(
+        default=None,
+        description="default: at the reference model's size, a larger image read as native-resolution tiles "
+        "(mode: tiles, tiles: 4); mode: resize reads it resized as before",
+    )
     scan: ScanConfig
     sources: tuple[SourceConfig, ...] = Field(
         default=(),

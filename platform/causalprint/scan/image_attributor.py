@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
 from causalprint.attribution.model import Codes
 from causalprint.extraction.actors import FeatureActor, ResidualActor
 from causalprint.imaging.intake import IntakeConfig
+from causalprint.imaging.tiles import AttributionIntakeConfig
 from causalprint.scan.attributor import (
     ModelRef,
     check_reference,
@@ -18,12 +20,15 @@ from causalprint.scan.attributor import (
     resolve_model,
 )
 from causalprint.scan.errors import ScanError
+from causalprint.scan.tile_decision import TileDecisions, decide_tiles
 from causalprint.storage import Storage
 from causalprint.tracking.artifacts import LoadedAttributor
 
+IntakeT = TypeVar("IntakeT", bound=IntakeConfig)
 # Columns that __call__ adds to a batch. No value is "" in the text columns (an object column of Nones does not
 # survive Ray Data's hand-off between stages: it comes back as NaN, or as "nan" once merged with strings), NaN in
-# the float columns and False in ``unknown``.
+# the float columns, 0 in the counts and False in ``unknown``. The last five say how the image was read and the
+# spread of its tiles (scan.tile_decision).
 RESULT_COLUMNS = (
     "predicted",
     "source_family",
@@ -33,11 +38,18 @@ RESULT_COLUMNS = (
     "probabilities",
     "model_version",
     "reference_id",
+    "intake",
+    "tiles",
+    "tiles_agreeing",
+    "tile_top_min",
+    "tile_top_max",
 )
 
 
 class ImageAttributor:
-    """uint8 images ``[N, S, S, 3]`` -> residuals -> feature vectors -> the attributor's open-set decisions.
+    """uint8 images ``[N, S, S, 3]`` (or each as tiles, ``[N, T, S, S, 3]`` with a ``tiles`` count per image) ->
+    residuals -> feature vectors -> the attributor's open-set decisions, one per image
+    (:mod:`causalprint.scan.tile_decision`).
 
     Built once per process (a Ray Data actor, a Serve replica, a test) from the attributor at ``model_uri`` (an
     alias is pinned to its version here; ``model_version`` names it), the reference model folder ``reference``
@@ -131,9 +143,19 @@ class ImageAttributor:
         return self.spec.image_size
 
     def intake(self, config: IntakeConfig | None = None) -> IntakeConfig:
-        """``config`` (default: intake at :attr:`image_size`), refused when it decodes to another size than the
-        attributor's features were extracted at."""
-        config = config or IntakeConfig(size=self.image_size)
+        """``config`` (default: intake at :attr:`image_size`; a config that leaves ``size`` out gets it too),
+        refused when it decodes to another size than the attributor's features were extracted at: one canonical
+        image per file (what anonymization edits)."""
+        return self._sized(config or IntakeConfig(size=self.image_size))
+
+    def attribution_intake(self, config: AttributionIntakeConfig | None = None) -> AttributionIntakeConfig:
+        """The scan's and enrolment's intake: :meth:`intake`'s check, with native tiles of a larger image by
+        default (:mod:`causalprint.imaging.tiles`)."""
+        return self._sized(config or AttributionIntakeConfig(size=self.image_size))
+
+    def _sized(self, config: IntakeT) -> IntakeT:
+        if "size" not in config.model_fields_set:  # `intake: {mode: resize}` means at the model's size
+            config = config.model_copy(update={"size": self.image_size})
         if config.size != self.image_size:
             raise ScanError(
                 f"intake.size is {config.size} but the attributor's features were extracted at "
@@ -150,9 +172,17 @@ class ImageAttributor:
         """The attributor's codes and logits of a batch of ok images (:meth:`vectors`, then the encoder)."""
         return self.attributor.model.predict_codes(self.vectors(batch))
 
+    def tile_decisions(self, images: np.ndarray, tiles: np.ndarray | None = None) -> TileDecisions:
+        """The decisions of ok images, ``[N, S, S, 3]`` or tiles ``[N, T, S, S, 3]`` of which the first
+        ``tiles[i]`` are image ``i``'s: every tile through :meth:`codes`, then the rule of
+        :mod:`causalprint.scan.tile_decision`."""
+        flat, counts = _tiles(images, tiles)
+        return decide_tiles(self.decider, self.codes({"ok": np.ones(len(flat), dtype=bool), "image": flat}), counts)
+
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """A batch with ``ok`` and ``image`` (uint8 ``[N, S, S, 3]``) -> the batch without pixels, plus
-        :data:`RESULT_COLUMNS`; ``probabilities`` is float32 ``[N, K]`` over :attr:`class_names`."""
+        """A batch with ``ok`` and ``image`` (uint8 ``[N, S, S, 3]``, or ``[N, T, S, S, 3]`` with ``tiles``, and
+        ``intake``, as :func:`~causalprint.data.collection.decode_rows` reads them) -> the batch without pixels,
+        plus :data:`RESULT_COLUMNS`; ``probabilities`` is float32 ``[N, K]`` over :attr:`class_names`."""
         ok = np.asarray(batch["ok"], dtype=bool)
         n, k = len(ok), len(self.class_names)
         out = {key: value for key, value in batch.items() if key != "image"}
@@ -161,15 +191,21 @@ class ImageAttributor:
         unknown = np.zeros(n, dtype=bool)
         confidence = np.full(n, np.nan, dtype=np.float32)
         probabilities = np.full((n, k), np.nan, dtype=np.float32)
+        tiles, agreeing = np.zeros(n, dtype=np.int32), np.zeros(n, dtype=np.int32)
+        top_min, top_max = np.full(n, np.nan, dtype=np.float32), np.full(n, np.nan, dtype=np.float32)
+        intake = np.array(batch["intake"], dtype=object) if "intake" in batch else np.full(n, "", dtype=object)
         if ok.any():
-            codes = self.codes({"ok": ok[ok], "image": batch["image"][ok]})
-            probabilities[ok] = self.decider.probabilities(codes=codes.fp, logits=codes.logits)
+            counts = np.asarray(batch["tiles"])[ok] if "tiles" in batch else None
+            found = self.tile_decisions(np.asarray(batch["image"])[ok], counts)
+            probabilities[ok] = found.probabilities
             rows = np.flatnonzero(ok)
+            tiles[rows], agreeing[rows] = found.tiles, found.agreeing
+            top_min[rows], top_max[rows] = found.top_min, found.top_max
             # Named even when the source is "unknown": a new instance of a known architecture still shows it.
-            archs = self.attributor.architectures_of(codes)  # the evaluation's rule (kept for unknown rows)
+            archs = self.attributor.architectures_of(found.codes)  # the evaluation's rule (kept for unknown rows)
             if archs is not None:
                 architecture[rows] = archs
-            for i, decision in zip(rows, self.decider.predict(codes=codes.fp, logits=codes.logits)):
+            for i, decision in zip(rows, found.decisions):
                 predicted[i], family[i], unknown[i] = decision.label, decision.family or "", not decision.known
                 confidence[i] = decision.confidence
                 # A named source's row names that source's architecture, so one row never contradicts itself;
@@ -185,18 +221,47 @@ class ImageAttributor:
             probabilities=probabilities,
             model_version=np.full(n, self.model_version, dtype=object),
             reference_id=np.full(n, self.reference_id, dtype=object),
+            intake=intake,
+            tiles=tiles,
+            tiles_agreeing=agreeing,
+            tile_top_min=top_min,
+            tile_top_max=top_max,
         )
         return out
 
-    def attribute_images(self, images: np.ndarray) -> list[dict[str, Any]]:
+    def attribute_images(
+        self, images: np.ndarray, tiles: Sequence[int] | None = None, intake: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
         """Decisions for canonical images already in memory (uint8 ``[N, S, S, 3]``, e.g. one upload with
-        ``N = 1``): one dict per image with :data:`RESULT_COLUMNS`, ``probabilities`` as ``{class: p}``."""
+        ``N = 1``; or tiles ``[N, T, S, S, 3]``, the first ``tiles[i]`` of them image ``i``'s, read as
+        ``intake[i]``): one dict per image with :data:`RESULT_COLUMNS`, ``probabilities`` as ``{class: p}``."""
         images = np.asarray(images)
         size = self.image_size
-        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (size, size, 3):
-            raise ValueError(f"expected uint8 images [N, {size}, {size}, 3], got {images.dtype} {list(images.shape)}")
-        columns = self({"ok": np.ones(len(images), dtype=bool), "image": images})
-        return result_rows(columns, self.class_names)
+        if images.dtype != np.uint8 or images.ndim not in (4, 5) or images.shape[-3:] != (size, size, 3):
+            raise ValueError(
+                f"expected uint8 images [N, {size}, {size}, 3] or tiles [N, T, {size}, {size}, 3], got "
+                f"{images.dtype} {list(images.shape)}"
+            )
+        batch: dict[str, np.ndarray] = {"ok": np.ones(len(images), dtype=bool), "image": images}
+        if tiles is not None:
+            batch["tiles"] = np.asarray(tiles, dtype=np.int32)
+        if intake is not None:
+            batch["intake"] = np.array(list(intake), dtype=object)
+        return result_rows(self(batch), self.class_names)
+
+
+def _tiles(images: np.ndarray, tiles: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Images or padded tiles (see :meth:`ImageAttributor.tile_decisions`) -> every tile ``[M, S, S, 3]`` in image
+    order, and the tiles per image ``[N]``."""
+    if images.ndim == 4:
+        if tiles is not None and (np.asarray(tiles) != 1).any():
+            raise ValueError("images [N, S, S, 3] are one tile each; tiles [N, T, S, S, 3] carry more")
+        return images, np.ones(len(images), dtype=np.int64)
+    slots = images.shape[1]
+    counts = np.full(len(images), slots, dtype=np.int64) if tiles is None else np.asarray(tiles, dtype=np.int64)
+    if counts.shape != (len(images),) or (counts < 1).any() or (counts > slots).any():
+        raise ValueError(f"tile counts must be 1..{slots} per image, got {counts.tolist()[:8]}")
+    return images[np.arange(slots)[None, :] < counts[:, None]], counts
 
 
 def result_rows(columns: dict[str, np.ndarray], class_names: list[str]) -> list[dict[str, Any]]:
@@ -215,6 +280,11 @@ def result_rows(columns: dict[str, np.ndarray], class_names: list[str]) -> list[
                 "probabilities": dict(zip(class_names, map(float, probs))) if attributed else None,
                 "model_version": str(columns["model_version"][i]),
                 "reference_id": str(columns["reference_id"][i]),
+                "intake": str(columns["intake"][i]) or None,
+                "tiles": int(columns["tiles"][i]) if attributed else None,
+                "tiles_agreeing": int(columns["tiles_agreeing"][i]) if attributed else None,
+                "tile_top_min": float(columns["tile_top_min"][i]) if attributed else None,
+                "tile_top_max": float(columns["tile_top_max"][i]) if attributed else None,
             }
         )
     return rows

@@ -21,7 +21,7 @@ import numpy as np
 from causalprint.data.collection import RETRYABLE, ReadRetry, read_collection
 from causalprint.data.parts import done_uris, drop_rows, written_uris
 from causalprint.extraction.pipeline import actor_resources
-from causalprint.imaging.intake import IntakeConfig
+from causalprint.imaging.tiles import AttributionIntakeConfig
 from causalprint.progress import ProgressLogger
 from causalprint.runtime.ray_local import ensure_ray
 from causalprint.scan.attributor import ModelRef
@@ -98,7 +98,7 @@ class TransientStop(Exception):
 
 def _prepare(
     job: ScanJobConfig, storage: Storage, tracking_uri: str, source: str
-) -> tuple[ModelRef, dict[str, Any], IntakeConfig]:
+) -> tuple[ModelRef, dict[str, Any], AttributionIntakeConfig]:
     """Pin the model and build the attribution path once in the driver, so that every check an actor would make
     (reference, image size, feature widths) refuses the scan before its report is pinned; returns the model, the
     report's pinned metadata and the intake config."""
@@ -118,7 +118,7 @@ def _prepare(
         decision=cfg.decision,
         device="cpu",
     )
-    intake = pipeline.intake(job.intake)
+    intake = pipeline.attribution_intake(job.intake)
     meta = {
         "source": source,
         "model_version": pipeline.model_version,
@@ -126,6 +126,7 @@ def _prepare(
         "columns": pipeline.spec.columns,
         "decision": cfg.decision,
         "class_names": pipeline.class_names,
+        "intake": {"mode": intake.mode, "tiles": intake.tiles},
     }
     model = pipeline.model
     assert model is not None  # built from a model URI above, so it holds its registry reference
@@ -140,7 +141,7 @@ def build_dataset(
     *,
     model: ModelRef,
     tracking_uri: str,
-    intake: IntakeConfig,
+    intake: AttributionIntakeConfig,
     prefix: str,
     run: str,
     on_part: PartHook | None = None,
@@ -295,6 +296,7 @@ def run_scan(job: ScanJobConfig, *, on_part: PartHook | None = None) -> dict[str
             "model_version": model.uri,
             "reference_id": meta["reference_id"],
             "intake_size": intake.size,
+            "intake": {"mode": intake.mode, "tiles": intake.tiles},
             **summarize(storage, prefix),
             "run": {
                 "id": run,

@@ -17,7 +17,11 @@ Columns: ``uri``, ``predicted`` (label: a source, ``"<family> (exact model unkno
 ``source_family``, ``architecture`` (the attributor's architecture answer, also for unknown sources; null for a
 model trained without class architectures), ``probabilities`` (one float per class; the class names are the schema
 metadata ``causalprint.class_names`` and ``_scan.json``'s ``class_names``), ``confidence``, ``unknown``,
-``model_version``, ``reference_id``, ``ok``, ``error_kind``, ``error``, ``retryable``. Rows that could not be read or
+``model_version``, ``reference_id``, how the image was read (``intake``: ``tiles``, native-resolution tiles of a
+larger image; ``native``, exactly the model's size; ``resize``, the centre square resized) and the spread of its
+tiles (``tiles``, ``tiles_agreeing``: tiles that decide the image's label on their own, ``tile_top_min`` and
+``tile_top_max``: the lowest and highest of the tiles' top probability; :mod:`causalprint.scan.tile_decision`),
+``ok``, ``error_kind``, ``error``, ``retryable``. Rows that could not be read or
 decoded have ``ok=false``, the reason, and nulls in the decision columns; ``retryable`` marks a read that failed for
 a transient reason (``scan.on_transient: row``): the next run reads it again and its new row replaces this one.
 """
@@ -48,6 +52,8 @@ LEASE_NAME = "_lease.json"
 MAX_ERROR_EXAMPLES = 20
 
 PartHook = Callable[[Storage, str], None]
+# The tile spread's columns (scan.tile_decision) and their types.
+TILE_SPREAD = {"tiles": np.int32, "tiles_agreeing": np.int32, "tile_top_min": np.float32, "tile_top_max": np.float32}
 
 
 def default_output(reports: str, source: str, relative: str) -> str:
@@ -80,6 +86,11 @@ def report_schema(class_names: list[str]) -> pa.Schema:
             ("unknown", pa.bool_()),
             ("model_version", pa.string()),
             ("reference_id", pa.string()),
+            ("intake", pa.string()),
+            ("tiles", pa.int32()),
+            ("tiles_agreeing", pa.int32()),
+            ("tile_top_min", pa.float32()),
+            ("tile_top_max", pa.float32()),
             ("ok", pa.bool_()),
             ("error_kind", pa.string()),
             ("error", pa.string()),
@@ -115,6 +126,11 @@ def report_table(batch: dict[str, np.ndarray], class_names: list[str]) -> pa.Tab
         "unknown": pa.array(np.asarray(batch["unknown"], dtype=bool), mask=missing),
         "model_version": strings("model_version"),
         "reference_id": strings("reference_id"),
+        "intake": strings("intake", ok) if "intake" in batch else [None] * len(ok),
+        **{
+            name: pa.array(np.asarray(batch.get(name, np.zeros(len(ok))), dtype=dtype), mask=missing)
+            for name, dtype in TILE_SPREAD.items()
+        },
         "ok": ok,
         "error_kind": strings("error_kind"),
         "error": strings("error"),
@@ -174,6 +190,7 @@ def summarize(storage: Storage, prefix: str) -> dict[str, Any]:
             "retryable": 0,
             "by_predicted": {},
             "by_architecture": {},
+            "by_intake": {},
             "errors_by_kind": {},
             "error_examples": [],
         }
@@ -182,7 +199,7 @@ def summarize(storage: Storage, prefix: str) -> dict[str, Any]:
         storage,
         prefix,
         columns=["uri", "predicted", "architecture", "unknown", "ok", "error_kind", "error"],
-        optional=("retryable",),
+        optional=("retryable", "intake"),
     )
     attributed, failed = table.filter(table["ok"]), table.filter(pc.invert(table["ok"]))
     retryable = (
@@ -197,6 +214,7 @@ def summarize(storage: Storage, prefix: str) -> dict[str, Any]:
         "retryable": retryable,
         "by_predicted": _counts(attributed["predicted"]),
         "by_architecture": _counts(attributed["architecture"].drop_null()),
+        "by_intake": _counts(attributed["intake"].drop_null()) if "intake" in attributed.column_names else {},
         "errors_by_kind": dict(sorted(_counts(failed["error_kind"]).items())),
         "error_examples": examples.to_pylist(),
     }
@@ -212,11 +230,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"{summary['errors']} errors",
     ]
     if summary.get("intake_size"):
-        size = summary["intake_size"]
-        lines.append(
-            f"each image was centre-cropped to its largest square and resized to {size}x{size} px "
-            "(Lanczos) for the model (docs/image-intake.md)"
-        )
+        lines.append(describe_intake(summary["intake_size"], summary.get("intake", {}), summary.get("by_intake", {})))
     lines += [
         "",
         "| predicted source | images |",
@@ -261,6 +275,19 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"{run['steady_images_per_second']:.1f} images/s)"
         )
     return "\n".join(lines)
+
+
+def describe_intake(size: int, intake: dict[str, Any], by_intake: dict[str, int]) -> str:
+    """How the scan's images reached the model's ``size`` (the summary's ``intake`` and ``by_intake``)."""
+    counts = ", ".join(f"{n} {kind}" for kind, n in by_intake.items())
+    if intake.get("mode", "resize") == "tiles":
+        text = (
+            f"an image larger than {size}x{size} px was read as up to {intake['tiles']} tiles of that size at "
+            "native resolution, decided together; a smaller one was centre-cropped and resized (Lanczos)"
+        )
+    else:
+        text = f"each image was centre-cropped to its largest square and resized to {size}x{size} px (Lanczos)"
+    return f"{text} (docs/image-intake.md)" + (f"; images read: {counts}" if counts else "")
 
 
 def format_throughput(summary: dict[str, Any], batch_size: int, max_actors: int) -> str:

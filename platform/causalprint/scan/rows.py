@@ -20,7 +20,20 @@ from causalprint.storage import Storage
 from causalprint.text import printable
 
 RowFormat = Literal["table", "csv", "jsonl"]
-COLUMNS = ("uri", "predicted", "architecture", "confidence", "unknown", "ok", "error_kind", "error")
+COLUMNS = (
+    "uri",
+    "predicted",
+    "architecture",
+    "confidence",
+    "unknown",
+    "intake",
+    "tiles",
+    "tiles_agreeing",
+    "ok",
+    "error_kind",
+    "error",
+)
+TILE_COLUMNS = ("intake", "tiles", "tiles_agreeing")  # absent from reports written before tiles: read if there
 
 
 class ReportJobConfig(JobConfig):
@@ -39,11 +52,11 @@ def report_rows(storage: Storage, prefix: str, limit: int | None = None) -> list
     models = sorted({s for part in parts for s in part[len(prefix) :].split("/") if s.startswith("model=")})
     if len(models) > 1:
         raise ScanError(f"{prefix} holds the reports of several models ({', '.join(models)}): add one to the path")
-    table = read_parts(storage, prefix, columns=list(COLUMNS))
+    table = read_parts(storage, prefix, columns=[c for c in COLUMNS if c not in TILE_COLUMNS], optional=TILE_COLUMNS)
     indices = pc.sort_indices(table, sort_keys=[("uri", "ascending")])
     if limit is not None:
         indices = indices[:limit]
-    return table.take(indices).to_pylist()
+    return [{c: row.get(c) for c in COLUMNS} for row in table.take(indices).to_pylist()]
 
 
 def _decision(row: dict[str, Any]) -> str:
@@ -51,9 +64,18 @@ def _decision(row: dict[str, Any]) -> str:
     return str(row["predicted"]) if row["ok"] else "-"
 
 
+def _read_as(row: dict[str, Any]) -> str:
+    """``tiles 3/4`` (3 of 4 tiles decide as the image does), ``native`` or ``resize``; empty for an error."""
+    if not row["ok"] or not row.get("intake"):
+        return ""
+    if row["intake"] == "tiles":
+        return f"tiles {row['tiles_agreeing']}/{row['tiles']}"
+    return str(row["intake"])
+
+
 def format_rows(rows: list[dict[str, Any]], fmt: RowFormat = "table") -> str:
-    """``rows`` as an aligned, escaped table (file, decision, confidence, unknown, error), CSV or JSON lines
-    (every column of :data:`COLUMNS`; CSV and JSON keep names as stored, so write them to a file)."""
+    """``rows`` as an aligned, escaped table (file, decision, confidence, unknown, how it was read, error), CSV or
+    JSON lines (every column of :data:`COLUMNS`; CSV and JSON keep names as stored, so write them to a file)."""
     if fmt == "jsonl":
         return "\n".join(json.dumps(row, sort_keys=True) for row in rows)
     if fmt == "csv":
@@ -62,7 +84,7 @@ def format_rows(rows: list[dict[str, Any]], fmt: RowFormat = "table") -> str:
         writer.writeheader()
         writer.writerows(rows)
         return buffer.getvalue().rstrip("\n")
-    cells = [["file", "decision", "architecture", "confidence", "unknown", "error"]]
+    cells = [["file", "decision", "architecture", "confidence", "unknown", "intake", "error"]]
     for row in rows:
         confidence = "" if row["confidence"] is None else f"{row['confidence']:.3f}"
         unknown = "" if row["unknown"] is None else ("yes" if row["unknown"] else "no")
@@ -74,6 +96,7 @@ def format_rows(rows: list[dict[str, Any]], fmt: RowFormat = "table") -> str:
                 printable(row["architecture"] or ""),
                 confidence,
                 unknown,
+                _read_as(row),
                 printable(error),
             ]
         )

@@ -39,8 +39,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 class Backend(Protocol):
     """Where decisions come from: the Serve model deployment, or a :class:`ModelServer` in-process."""
 
-    async def attribute(self, images: np.ndarray, version: str | None, explain: list[bool]) -> list[dict[str, Any]]:
-        """Decisions for uint8 images ``[N, S, S, 3]`` (one request's), one row per image."""
+    async def attribute(
+        self, images: np.ndarray, version: str | None, explain: list[bool], tiles: list[int]
+    ) -> list[dict[str, Any]]:
+        """Decisions for one request's images, uint8 tiles ``[N, T, S, S, 3]`` of which the first ``tiles[i]``
+        are image ``i``'s, one row per image."""
 
     async def anonymize(self, image: np.ndarray, version: str | None, target: str) -> dict[str, Any]: ...
     async def describe(self, version: str | None) -> dict[str, Any]: ...
@@ -195,9 +198,12 @@ def create_api(options: ServeOptions, backend: Backend | None, storage: Storage,
         except Exception as exc:  # malformed multipart: starlette raises several types
             raise ApiError(400, "invalid_multipart", f"the multipart body cannot be read: {exc}") from None
 
-    async def decode(data: bytes, name: str, version: str | None) -> Decoded:
+    async def decode(data: bytes, name: str, version: str | None, *, resize: bool = False) -> Decoded:
+        """The upload as the model reads it (``options.intake``; ``resize``: one canonical image, for routes that
+        answer with an image of the model's size)."""
         size = await timed(_backend().image_size(version))
-        return await asyncio.to_thread(decode_upload, data, name, intake_for(size, limits))
+        tiles = options.intake.model_copy(update={"mode": "resize"}) if resize else options.intake
+        return await asyncio.to_thread(decode_upload, data, name, intake_for(size, limits, tiles))
 
     async def one_image(request: Request) -> tuple[bytes, str, dict[str, Any]]:
         """The image of a single-image route (an upload or a storage object) and the other fields."""
@@ -229,7 +235,7 @@ def create_api(options: ServeOptions, backend: Backend | None, storage: Storage,
 
     async def attribute_one(data: bytes, name: str, version: str | None, explain: bool) -> dict[str, Any]:
         decoded = await decode(data, name, version)
-        (row,) = await timed(_backend().attribute(decoded.image[None], version, [explain]))
+        (row,) = await timed(_backend().attribute(decoded.padded[None], version, [explain], [decoded.count]))
         return {**_attribution(row), "image": decoded.info}
 
     # -- routes -----------------------------------------------------------------------------------------------
@@ -314,7 +320,14 @@ def create_api(options: ServeOptions, backend: Backend | None, storage: Storage,
         good = [(i, name, d) for i, name, d in decoded if isinstance(d, Decoded)]
         # One call to the model for the whole request: its images share model passes (and other requests').
         rows = (
-            await timed(_backend().attribute(np.stack([d.image for _, _, d in good]), version, [False] * len(good)))
+            await timed(
+                _backend().attribute(
+                    np.stack([d.padded for _, _, d in good]),
+                    version,
+                    [False] * len(good),
+                    [d.count for _, _, d in good],
+                )
+            )
             if good
             else []
         )
@@ -371,7 +384,7 @@ def create_api(options: ServeOptions, backend: Backend | None, storage: Storage,
         start = time.perf_counter()
         version = version_of(request)
         data, name, _fields = await one_image(request)
-        decoded = await decode(data, name, version)
+        decoded = await decode(data, name, version, resize=True)
         try:
             answer = await timed(_backend().anonymize(decoded.image, version, target))
         except AnonymizationError as exc:  # the in-process backend raises the method's own refusal
@@ -449,6 +462,12 @@ def _attribution(row: dict[str, Any]) -> dict[str, Any]:
         "unknown": row["unknown"],
         "confidence": row["confidence"],
         "probabilities": row["probabilities"],
+        "tiles": {
+            "count": row["tiles"],
+            "agreeing": row["tiles_agreeing"],
+            "top_probability_min": row["tile_top_min"],
+            "top_probability_max": row["tile_top_max"],
+        },
         "model": row["model"],
         "reference_id": row["reference_id"],
         "residual_png": row.get("residual_png"),

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from causalprint.config import StrictModel
+from causalprint.imaging.tiles import TileOptions
 from causalprint.runtime.job_config import JobConfig
 from causalprint.scan.config import DEFAULT_MODEL
 
@@ -123,6 +124,11 @@ class ServeOptions(StrictModel):
     port: int = Field(default=8000, ge=1, le=65535)
     batching: BatchingConfig = BatchingConfig()
     limits: LimitsConfig = LimitsConfig()
+    intake: TileOptions = Field(
+        default=TileOptions(),
+        description="how an image larger than the model's size is read: native-resolution tiles (default) or "
+        "resized; /v1/anonymize always reads the image resized, as it answers with an image of the model's size",
+    )
     auth: AuthConfig = AuthConfig()
     model_replicas: ReplicaConfig = ReplicaConfig()
     ingress_replicas: ReplicaConfig = ReplicaConfig(max_replicas=2, target_ongoing_requests=16, num_cpus=0.25)

@@ -75,12 +75,13 @@ class AttributorDeployment:
         return await self._version(version)
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)  # reconfigure sets the configured values
-    async def _batch(self, requests: list[tuple[np.ndarray, str | None, list[bool]]]) -> list[Any]:
-        """Requests (each one or more images) -> rows. The images of all requests naming one version are run
-        together, in model passes of at most ``max_batch_size`` images: 1 means one pass per image (unbatched)."""
+    async def _batch(self, requests: list[tuple[np.ndarray, str | None, list[bool], list[int]]]) -> list[Any]:
+        """Requests (each one or more images, as tiles) -> rows. The images of all requests naming one version are
+        run together, in model passes of at most ``max_batch_size`` images (each with its tiles): 1 means one pass
+        per image (unbatched)."""
         results: list[Any] = [None] * len(requests)
         groups: dict[str | None, list[int]] = {}
-        for i, (_, version, _) in enumerate(requests):
+        for i, (_, version, _, _) in enumerate(requests):
             groups.setdefault(version, []).append(i)
         per_pass = self._per_pass
         for version, members in groups.items():
@@ -92,10 +93,15 @@ class AttributorDeployment:
                 continue
             images = np.concatenate([requests[i][0] for i in members])
             explain = [flag for i in members for flag in requests[i][2]]
+            tiles = [count for i in members for count in requests[i][3]]
             rows: list[dict[str, Any]] = []
             for at in range(0, len(images), per_pass):
                 rows += await asyncio.to_thread(
-                    self.server.attribute, served, images[at : at + per_pass], explain[at : at + per_pass]
+                    self.server.attribute,
+                    served,
+                    images[at : at + per_pass],
+                    explain[at : at + per_pass],
+                    tiles[at : at + per_pass],
                 )
             at = 0
             for i in members:
@@ -103,8 +109,10 @@ class AttributorDeployment:
                 results[i], at = rows[at : at + n], at + n
         return results
 
-    async def attribute(self, images: np.ndarray, version: str | None, explain: list[bool]) -> list[dict[str, Any]]:
-        result = await self._batch((images, version, explain))
+    async def attribute(
+        self, images: np.ndarray, version: str | None, explain: list[bool], tiles: list[int]
+    ) -> list[dict[str, Any]]:
+        result = await self._batch((images, version, explain, tiles))
         if isinstance(result, Exception):
             raise result
         return result
@@ -146,8 +154,10 @@ class ServeBackend:
     def _to(self, version: str | None) -> Any:
         return self.handle.options(multiplexed_model_id=version) if version else self.handle
 
-    async def attribute(self, images: np.ndarray, version: str | None, explain: list[bool]) -> list[dict[str, Any]]:
-        return await _unwrap(self._to(version).attribute.remote(images, version, explain))
+    async def attribute(
+        self, images: np.ndarray, version: str | None, explain: list[bool], tiles: list[int]
+    ) -> list[dict[str, Any]]:
+        return await _unwrap(self._to(version).attribute.remote(images, version, explain, tiles))
 
     async def anonymize(self, image: np.ndarray, version: str | None, target: str) -> dict[str, Any]:
         return await _unwrap(self._to(version).anonymize.remote(image, version, target))

@@ -25,10 +25,12 @@ class LocalBackend:
         except UnknownVersion as exc:
             raise ApiError(404, "unknown_version", str(exc)) from None
 
-    async def attribute(self, images: np.ndarray, version: str | None, explain: list[bool]) -> list[dict[str, Any]]:
+    async def attribute(
+        self, images: np.ndarray, version: str | None, explain: list[bool], tiles: list[int]
+    ) -> list[dict[str, Any]]:
         served = self._served(version)
         async with self._lock:
-            return await asyncio.to_thread(self.server.attribute, served, images, explain)
+            return await asyncio.to_thread(self.server.attribute, served, images, explain, tiles)
 
     async def anonymize(self, image: np.ndarray, version: str | None, target: str) -> dict[str, Any]:
         served = self._served(version)

@@ -116,11 +116,19 @@ class ModelServer:
         self._versions.pop(version, None)
 
     # -- answers --------------------------------------------------------------------------------------------
-    def attribute(self, served: Served, images: np.ndarray, explain: list[bool] | None = None) -> list[dict[str, Any]]:
-        """Decisions for uint8 images ``[N, S, S, 3]`` with ``served``: the scan's row columns, plus a residual
-        heatmap (base64 PNG) where ``explain`` asks for one."""
-        rows = served.pipeline.attribute_images(images)
-        maps = residual_maps(served.pipeline, images, explain) if explain and any(explain) else {}
+    def attribute(
+        self,
+        served: Served,
+        images: np.ndarray,
+        explain: list[bool] | None = None,
+        tiles: list[int] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Decisions for uint8 images ``[N, S, S, 3]``, or tiles ``[N, T, S, S, 3]`` of which the first
+        ``tiles[i]`` are image ``i``'s, with ``served``: the scan's row columns, plus a residual heatmap (base64
+        PNG, of the first tile) where ``explain`` asks for one."""
+        rows = served.pipeline.attribute_images(images, tiles)
+        first = images[:, 0] if images.ndim == 5 else images
+        maps = residual_maps(served.pipeline, first, explain) if explain and any(explain) else {}
         for i, row in enumerate(rows):
             row["model"] = served.model_json()
             row["residual_png"] = maps.get(i)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -31,7 +33,24 @@ class ModelName(Schema):
 class ImageInfo(Schema):
     format: str | None = Field(description="the format named by the file's own signature")
     bytes: int
-    intake: str = Field(description="how the image was brought to the model's size")
+    width: int = Field(description="the decoded image's width, upright")
+    height: int
+    intake: str = Field(description="how the image was brought to the model's size, for a person")
+    intake_mode: Literal["tiles", "native", "resize"] = Field(
+        description="tiles: native-resolution tiles of a larger image (serve.intake.mode: tiles); native: "
+        "exactly the model's size, read as it is; resize: the centre square resized (a smaller image, or "
+        "serve.intake.mode: resize)"
+    )
+    tiles: list[list[int]] = Field(description="each tile's top-left [x, y] in the image; [] when resized")
+
+
+class TileSpread(Schema):
+    """How an image's tiles agree (one tile: trivially)."""
+
+    count: int = Field(ge=1, description="tiles the decision was made from")
+    agreeing: int = Field(ge=0, description="tiles whose own decision is the image's")
+    top_probability_min: float = Field(description="the lowest of the tiles' top calibrated probability")
+    top_probability_max: float = Field(description="the highest of the tiles' top calibrated probability")
 
 
 class Attribution(Schema):
@@ -42,7 +61,11 @@ class Attribution(Schema):
     architecture: str | None = Field(description="the most likely architecture (named even when the source is unknown)")
     unknown: bool = Field(description="true when no known source takes the image")
     confidence: float = Field(ge=0, le=1)
-    probabilities: dict[str, float] = Field(description="calibrated probability of every source the model knows")
+    probabilities: dict[str, float] = Field(
+        description="calibrated probability of every source the model knows; for tiles, of the tiles' mean "
+        "class scores (the mean of their log-probabilities, renormalised)"
+    )
+    tiles: TileSpread
     model: ModelName
     reference_id: str
     image: ImageInfo
