@@ -11,6 +11,7 @@ from causalprint.data.collection import DEFAULT_IGNORE
 from causalprint.extraction.config import ActorConfig
 from causalprint.imaging.tiles import AttributionIntakeConfig
 from causalprint.runtime.job_config import JobConfig
+from causalprint.storage.listing import LIST_PAGE_SIZE
 from causalprint.storage.sources import SourceConfig, check_sources
 from causalprint.tracking.versions import MODEL_NAME
 
@@ -70,6 +71,22 @@ class ScanOptions(StrictModel):
         description="one writer per report: the lease runs out "
         "this long after its last renewal (every lease_s / 3), so a killed scan's report is free "
         "again after it",
+    )
+    list_page_size: int = Field(
+        default=LIST_PAGE_SIZE,
+        ge=1,
+        le=LIST_PAGE_SIZE,
+        strict=True,
+        description="keys per list request of an S3 source (S3 answers at most 1,000)",
+    )
+    chunk_size: int = Field(
+        default=20_000,
+        ge=1,
+        le=1_000_000,
+        strict=True,
+        description="files not yet in the report that the driver gathers from the listing before "
+        "it runs them; the listing goes on after each chunk, so the driver never holds more than this plus a "
+        "page of it (each chunk starts the model actors again)",
     )
 
 

@@ -4,16 +4,19 @@ Everything is checked before an image is read: SOURCE exists and holds files, SO
 one of the allowed read-only ``sources`` (:func:`~causalprint.storage.sources.open_source`), the output lies inside
 storage, the model URI pins one version, that version records how its features were extracted, and the reference
 model is the one it was trained on. Then, holding the report's lease (one writer per report), every entry under
-SOURCE (:func:`~causalprint.storage.list_source`) not yet in the report is read and decoded on Ray Data (a bad
-file, a link out of the root or a FIFO is an error row; a transient read error is retried, then fails the scan or
-is a row marked retryable), attributed by :class:`~causalprint.scan.image_attributor.ImageAttributor` actors and
-written as report parts (:mod:`causalprint.scan.report`).
+SOURCE not yet in the report (listed a page at a time by :class:`~causalprint.storage.SourcePages`, run a chunk at
+a time) is read and decoded on Ray Data (a bad file, a link out of the root or a FIFO is an error row; a transient
+read error is retried, then fails the scan or is a row marked retryable), attributed by
+:class:`~causalprint.scan.image_attributor.ImageAttributor` actors and written as report parts
+(:mod:`causalprint.scan.report`).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -39,7 +42,7 @@ from causalprint.scan.report import (
     summarize,
     write_report_part,
 )
-from causalprint.storage import Entry, Listing, Storage, StorageError, list_source
+from causalprint.storage import Entry, SourcePages, Storage, StorageError
 from causalprint.storage.faults import transient_reason
 from causalprint.storage.lease import Lease
 from causalprint.storage.sources import open_source
@@ -175,58 +178,125 @@ def build_dataset(
     )
 
 
-def _execute(ds, total: int) -> dict[str, Any]:
-    """Run the pipeline, logging progress; returns the rows written and the rates: overall (actor start-up
-    included) and steady (after the first part, which is what more images would cost)."""
-    progress = ProgressLogger("scan", total, unit="images")
+def _execute(datasets: Iterator[tuple[int, Any]]) -> dict[str, Any]:
+    """Run each chunk's pipeline in turn, logging progress; returns the rows written and the rates: overall (actor
+    start-up included) and steady (after the first part, which is what more images would cost). The clock runs
+    from the first chunk's start, and includes listing the chunks after it."""
+    progress: ProgressLogger | None = None
     written, first_rows, first_s, start = 0, 0, 0.0, time.perf_counter()
-    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-        stopped = np.flatnonzero(batch["transient"])
-        if len(stopped):
-            raise TransientStop(str(batch["transient_error"][stopped[0]]))
-        count = int(batch["written"].sum())
-        if not written:
-            first_rows, first_s = count, time.perf_counter() - start
-        written += count
-        progress.update(count)
+    for size, ds in datasets:
+        if progress is None:
+            progress = ProgressLogger("scan", size, unit="images")
+        else:
+            progress.total += size  # the files to do so far: the listing is still going on
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            stopped = np.flatnonzero(batch["transient"])
+            if len(stopped):
+                raise TransientStop(str(batch["transient_error"][stopped[0]]))
+            count = int(batch["written"].sum())
+            if not written:
+                first_rows, first_s = count, time.perf_counter() - start
+            written += count
+            progress.update(count)
     seconds = time.perf_counter() - start
     steady = (written - first_rows) / (seconds - first_s) if written > first_rows and seconds > first_s else 0.0
     return {
         "written": written,
         "seconds": round(seconds, 2),
-        "images_per_second": round(written / seconds, 2),
+        "images_per_second": round(written / seconds, 2) if seconds > 0 else 0.0,
         "first_part_seconds": round(first_s, 2),
         "steady_images_per_second": round(steady, 2),
     }
 
 
-def _listing(storage: Storage, source: str, ignore: tuple[str, ...]) -> Listing:
-    """Every entry under ``source``; a source that holds nothing to scan is refused, saying what was skipped, and
-    one that cannot be listed for a transient reason (credentials, throttling, the endpoint) is refused saying so."""
-    try:
-        listing = list_source(storage, source, ignore)
-    except StorageError:
-        raise
-    except Exception as exc:
-        reason = transient_reason(exc)
-        if reason is None:
+def _transient_listing(source: str, exc: Exception) -> ScanError | None:
+    """The refusal of a listing that failed for a transient reason (credentials, throttling, the endpoint)."""
+    reason = transient_reason(exc)
+    if reason is None:
+        return None
+    return ScanError(
+        f"cannot list {source}: {reason}: {exc}. Check the credentials and endpoint of this location "
+        "(`sources`, or `storage` for the storage root) or wait, then rerun: the report keeps what was written"
+    )
+
+
+class _Listed:
+    """A source's listing, read up to its first page that holds an entry (``pages`` goes on from there)."""
+
+    def __init__(self, storage: Storage, source: str, ignore: tuple[str, ...], page_size: int) -> None:
+        self.source = source
+        try:
+            self.listing = SourcePages(storage, source, ignore, page_size)
+            pages = self._guarded(iter(self.listing))
+            head = next((page for page in pages if page), None)
+        except StorageError:
             raise
-        raise ScanError(
-            f"cannot list {source}: {reason}: {exc}; nothing was read or written. Check the "
-            "credentials and endpoint of this location (`sources`, or `storage` for the storage root) "
-            "or wait, then rerun"
-        ) from exc
-    if not listing.entries:
-        skipped = ", ".join(f"{n} {reason}" for reason, n in listing.skipped.items())
-        raise ScanError(f"nothing to scan: {source} holds no files" + (f" (skipped: {skipped})" if skipped else ""))
-    return listing
+        except Exception as exc:
+            refusal = _transient_listing(source, exc)
+            if refusal is None:
+                raise
+            raise refusal from exc
+        if head is None:
+            skipped = ", ".join(f"{n} {reason}" for reason, n in self.listing.skipped.items())
+            raise ScanError(f"nothing to scan: {source} holds no files" + (f" (skipped: {skipped})" if skipped else ""))
+        self.pages: Iterator[list[Entry]] = itertools.chain([head], pages)
+
+    def _guarded(self, pages: Iterator[list[Entry]]) -> Iterator[list[Entry]]:
+        """The pages; a later page that cannot be listed for a transient reason stops the scan saying so."""
+        while True:
+            try:
+                page = next(pages, None)
+            except StorageError:
+                raise
+            except Exception as exc:
+                refusal = _transient_listing(self.source, exc)
+                if refusal is None:
+                    raise
+                raise refusal from exc
+            if page is None:
+                return
+            yield page
+
+
+class _Chunks:
+    """The listing gathered, page by page, into chunks of at least ``size`` entries not yet in the report (``done``):
+    the driver holds one chunk and the page being read, never the whole listing. Counts the entries it skipped as
+    already done, and the largest chunk it held; ``first`` is the first chunk (``None``: every file is done)."""
+
+    def __init__(self, pages: Iterator[list[Entry]], done: set[str], size: int) -> None:
+        self.done, self.size = done, size
+        self.skipped = 0
+        self.largest = 0
+        self._iter = self._chunks(pages)
+        self.first = next(self._iter, None)
+
+    def rest(self) -> Iterator[list[Entry]]:
+        return self._iter
+
+    def _chunks(self, pages: Iterator[list[Entry]]) -> Iterator[list[Entry]]:
+        chunk: list[Entry] = []
+        for page in pages:
+            for entry in page:
+                if entry.uri in self.done:
+                    self.skipped += 1
+                else:
+                    chunk.append(entry)
+            if len(chunk) >= self.size:
+                self.largest = max(self.largest, len(chunk))
+                yield chunk
+                chunk = []
+        if chunk:
+            self.largest = max(self.largest, len(chunk))
+            yield chunk
 
 
 def run_scan(job: ScanJobConfig, *, on_part: PartHook | None = None) -> dict[str, Any]:
     """Scan every image under ``scan.source`` not yet in the report; returns (and stores) the summary.
 
-    ``on_part(storage, prefix)`` runs in the writer before each part (telemetry, fault tests); it must be
-    picklable.
+    The listing streams: the driver reads it a page at a time and runs the files not yet in the report a chunk
+    at a time (``scan.chunk_size``), so it holds one chunk, one page and the set of URIs already in the report,
+    never the whole listing. ``on_part(storage, prefix)`` runs in the writer before each part (telemetry, fault
+    tests); it must be picklable.
     """
     storage = Storage(job.storage)
     cfg = job.scan
@@ -234,7 +304,7 @@ def run_scan(job: ScanJobConfig, *, on_part: PartHook | None = None) -> dict[str
     source = opened.uri
     derived = default_output(cfg.reports, source, opened.label)
     output = storage.resolve(cfg.output or derived)
-    listing = _listing(opened.storage, source, cfg.ignore)
+    listed = _Listed(opened.storage, source, cfg.ignore, cfg.list_page_size)  # refuses a source with no file
     tracking_uri = tracking_uri_for(job.mlflow, storage)
     model, meta, intake = _prepare(job, storage, tracking_uri, source)
     prefix = report_prefix(output, model.slug)
@@ -246,41 +316,51 @@ def run_scan(job: ScanJobConfig, *, on_part: PartHook | None = None) -> dict[str
     run = new_run_id()
     with Lease(storage, f"{prefix}/{LEASE_NAME}", what=f"scan run {run} of {source}", ttl_s=cfg.lease_s) as lease:
         pin_scan(storage, prefix, meta, fix)
+        # The URIs already in the report: held whole (they grow with the report, not with the listing).
         done, again = written_uris(storage, prefix, retry_errors=cfg.retry_errors)
-        pending = [entry for entry in listing.entries if entry.uri not in done]
-        # Rows read again (retryable, or every error row with --retry-errors) leave the report first; a crash
-        # after this leaves them pending, never twice.
-        redone = drop_rows(storage, prefix, again & {entry.uri for entry in pending})
-        listed = len(listing.entries)
-        log.info(
-            "scan %s with %s: %d files, %d already in the report, %d to do, %d of them again (run %s)",
-            source,
-            model.uri,
-            listed,
-            listed - len(pending),
-            len(pending),
-            redone,
-            run,
-        )
+        chunks = _Chunks(listed.pages, done, cfg.chunk_size)
+        redone = 0
+
+        def datasets(first: list[Entry]) -> Iterator[tuple[int, Any]]:
+            nonlocal redone
+            for chunk in itertools.chain([first], chunks.rest()):
+                # Rows read again (retryable, or every error row with --retry-errors) leave the report first; a
+                # crash after this leaves them pending, never twice.
+                if again:
+                    redone += drop_rows(storage, prefix, again & {entry.uri for entry in chunk})
+                log.info(
+                    "scan %s with %s: %d files listed so far, %d of them already in the report; "
+                    "reading a chunk of %d (run %s)",
+                    source,
+                    model.uri,
+                    listed.listing.listed,
+                    chunks.skipped,
+                    len(chunk),
+                    run,
+                )
+                yield (
+                    len(chunk),
+                    build_dataset(
+                        storage,
+                        job,
+                        chunk,
+                        model=model,
+                        tracking_uri=tracking_uri,
+                        intake=intake,
+                        prefix=prefix,
+                        run=run,
+                        on_part=on_part,
+                        reader=opened.storage,
+                    ),
+                )
+
         timing = dict.fromkeys(("seconds", "images_per_second", "first_part_seconds", "steady_images_per_second"), 0.0)
         timing["written"] = 0
-        if pending:
+        if chunks.first is not None:
             try:
                 ensure_ray(job.ray)  # before the clock starts: images/s is the pipeline's rate, not Ray's start-up
-                log.info("scan: Ray is up, reading %d files", len(pending))
-                ds = build_dataset(
-                    storage,
-                    job,
-                    pending,
-                    model=model,
-                    tracking_uri=tracking_uri,
-                    intake=intake,
-                    prefix=prefix,
-                    run=run,
-                    on_part=on_part,
-                    reader=opened.storage,
-                )
-                timing = _execute(ds, len(pending))
+                log.info("scan: Ray is up")
+                timing = _execute(datasets(chunks.first))
             except KeyboardInterrupt:
                 raise ScanInterrupted(len(done_uris(storage, prefix))) from None
             except TransientStop as exc:
@@ -300,10 +380,11 @@ def run_scan(job: ScanJobConfig, *, on_part: PartHook | None = None) -> dict[str
             **summarize(storage, prefix),
             "run": {
                 "id": run,
-                "listed": listed,
-                "skipped": listed - len(pending),
+                "listed": listed.listing.listed,
+                "skipped": chunks.skipped,
                 "again": redone,
-                "not_listed": listing.skipped,
+                "not_listed": dict(listed.listing.skipped),
+                "largest_chunk": chunks.largest,
                 **timing,
             },
         }

@@ -1,7 +1,7 @@
 """Storage of every platform file on a local disk or S3, behind one URI-checking, atomically-writing API."""
 
 from causalprint.storage.config import StorageConfig
-from causalprint.storage.listing import Entry, Listing, MissingSourceError, list_source
+from causalprint.storage.listing import Entry, Listing, MissingSourceError, SourcePages, list_source
 from causalprint.storage.store import FileInfo, Storage
 from causalprint.storage.uri import NotARegularFileError, OutsideStorageError, StorageError
 
@@ -12,6 +12,7 @@ __all__ = [
     "MissingSourceError",
     "NotARegularFileError",
     "OutsideStorageError",
+    "SourcePages",
     "Storage",
     "StorageConfig",
     "StorageError",

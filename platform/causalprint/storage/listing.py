@@ -6,6 +6,11 @@ inside the storage root (else it is an ``outside_root`` row), and each folder is
 so a link loop ends where it began. FIFOs, sockets and devices are ``not_a_file`` rows; a name that is not UTF-8
 or a folder that cannot be listed is a ``read_failed`` row. Links to folders are walked after every real folder,
 so a file reached both ways keeps its real path.
+
+An S3 source is listed a page at a time (:class:`SourcePages`, one ``list_objects_v2`` request per page, at most
+``page_size`` keys): a caller that works page by page, as the scan does, never holds the whole listing, which for
+an archive of millions of objects would not fit in the driver. :func:`list_source` collects every page for the
+callers that want one list. A local folder is walked whole, then paged.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import fnmatch
 import os
 import stat
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -28,6 +33,7 @@ if TYPE_CHECKING:
 
 SKIP_TEMPORARY = "temporary file of a write in progress"
 SKIP_LINKED_FOLDER = "link to a folder already listed (a loop, or a second link to it)"
+LIST_PAGE_SIZE = 1000  # S3 answers at most 1,000 keys per list request
 
 
 class EntryProblem(StrEnum):
@@ -75,37 +81,93 @@ def _ignored(relative: str, patterns: Sequence[str]) -> str | None:
 
 
 def list_source(storage: Storage, source: str, ignore: Sequence[str] = ()) -> Listing:
-    """Every entry under ``source`` (a folder, a prefix or one file, inside the storage root).
+    """Every entry under ``source`` (a folder, a prefix or one file, inside the storage root), as one list.
 
     Raises :class:`MissingSourceError` when ``source`` does not exist, and :class:`OutsideStorageError` when it
-    lies, or a link makes it resolve, outside the root. Nothing is opened.
+    lies, or a link makes it resolve, outside the root. Nothing is opened. For a source too large to hold, iterate
+    :class:`SourcePages` instead.
     """
-    uri = storage.resolve(source)
-    if storage.is_s3:
-        return _list_s3(storage, uri, ignore)
-    return _list_local(storage, uri, ignore)
+    pages = SourcePages(storage, source, ignore)
+    entries = [entry for page in pages for entry in page]
+    return Listing(pages.source, sorted(entries, key=lambda e: e.uri), dict(pages.skipped))
 
 
-def _list_s3(storage: Storage, uri: str, ignore: Sequence[str]) -> Listing:
-    fs, path = storage.filesystem, storage.fs_path(uri)
-    top = fs.get_file_info(path)
-    if top.type == pafs.FileType.File:
-        return Listing(uri, [Entry(uri, int(top.size))])
-    infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
-    files = [i for i in infos if i.type == pafs.FileType.File]
-    if not files and top.type == pafs.FileType.NotFound:
-        raise MissingSourceError(f"no such prefix: {uri}")
-    entries: list[Entry] = []
-    skipped: Counter[str] = Counter()
-    for info in files:
-        relative = info.path[len(path) :].lstrip("/")
-        if is_temp_name(info.path):
-            skipped[SKIP_TEMPORARY] += 1
-        elif pattern := _ignored(relative, ignore):
-            skipped[ignore_reason(pattern)] += 1
+class SourcePages:
+    """The entries under ``source`` a page at a time, in URI order; ``skipped`` counts what was skipped on purpose
+    (per reason) among the pages iterated so far, ``listed`` the entries yielded so far.
+
+    Built eagerly up to the first page, so that a missing source (:class:`MissingSourceError`), one outside the
+    root or one that cannot be listed (credentials, the endpoint) raises here, before anything else is done. On S3
+    each further page is one list request made when the caller asks for it: at most one page is held here.
+    Iterate it once.
+    """
+
+    def __init__(
+        self, storage: Storage, source: str, ignore: Sequence[str] = (), page_size: int = LIST_PAGE_SIZE
+    ) -> None:
+        if page_size < 1:
+            raise ValueError(f"page_size must be >= 1, got {page_size}")
+        self.source = storage.resolve(source)
+        self.skipped: Counter[str] = Counter()
+        self.listed = 0
+        if storage.is_s3:
+            pages = _s3_pages(storage, self.source, tuple(ignore), page_size, self.skipped)
         else:
-            entries.append(Entry(storage.uri_from_fs_path(info.path), int(info.size)))
-    return Listing(uri, sorted(entries, key=lambda e: e.uri), dict(skipped))
+            listing = _list_local(storage, self.source, ignore)
+            self.skipped.update(listing.skipped)
+            pages = (listing.entries[i : i + page_size] for i in range(0, max(len(listing.entries), 1), page_size))
+        self._first: list[Entry] | None = next(pages, [])
+        self._rest = pages
+
+    def __iter__(self) -> Iterator[list[Entry]]:
+        if self._first is None:
+            raise StorageError(f"the listing of {self.source} was already iterated; list it again")
+        first, self._first = self._first, None
+        for page in _chain(first, self._rest):
+            self.listed += len(page)
+            yield page
+
+
+def _chain(first: list[Entry], rest: Iterator[list[Entry]]) -> Iterator[list[Entry]]:
+    yield first
+    yield from rest
+
+
+def _s3_pages(
+    storage: Storage, uri: str, ignore: tuple[str, ...], page_size: int, skipped: Counter[str]
+) -> Iterator[list[Entry]]:
+    """One list of entries per ``list_objects_v2`` page under ``uri`` (always at least one, maybe empty)."""
+    path = storage.fs_path(uri)
+    top = storage.filesystem.get_file_info(path)
+    if top.type == pafs.FileType.File:
+        yield [Entry(uri, int(top.size))]
+        return
+    bucket, _, key = path.partition("/")
+    key_prefix = f"{key.rstrip('/')}/" if key else ""
+    paginator = storage.boto3_client().get_paginator("list_objects_v2")
+    first = True
+    for page in paginator.paginate(Bucket=bucket, Prefix=key_prefix, PaginationConfig={"PageSize": page_size}):
+        contents = page.get("Contents") or []
+        if first and not contents and top.type == pafs.FileType.NotFound:
+            raise MissingSourceError(f"no such prefix: {uri}")
+        first = False
+        entries: list[Entry] = []
+        for item in contents:
+            name = item["Key"]
+            if name.endswith("/"):  # a folder marker, not a file
+                continue
+            relative = name[len(key_prefix) :]
+            if is_temp_name(name):
+                skipped[SKIP_TEMPORARY] += 1
+            elif pattern := _ignored(relative, ignore):
+                skipped[ignore_reason(pattern)] += 1
+            else:
+                entries.append(Entry(storage.uri_from_fs_path(f"{bucket}/{name}"), int(item["Size"])))
+        yield entries
+    if first:  # no page at all (a client that yields none for an empty prefix)
+        if top.type == pafs.FileType.NotFound:
+            raise MissingSourceError(f"no such prefix: {uri}")
+        yield []
 
 
 def inside(path: str, root: str) -> bool:
