@@ -210,6 +210,13 @@ JOBS: tuple[JobSpec, ...] = (
         results=True,
     ),
     JobSpec(
+        "bench scale",
+        "bench_scale",
+        "a synthetic archive of many tiny objects on a local S3 server: the listing's memory, a scan of one shard",
+        preset_kind="bench_scale",
+        results=True,
+    ),
+    JobSpec(
         "bench device-kit",
         "bench_device_kit",
         "copy an attributor, its reference model and held-out images for `bench device`",
