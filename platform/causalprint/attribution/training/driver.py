@@ -90,6 +90,7 @@ def _fit(
     tracking_uri: str,
     run_id: str,
     on_epoch_end: Callable[[int, int], None] | None,
+    on_shard: Callable[[int, int, Any], None] | None = None,
 ) -> None:
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -111,7 +112,13 @@ def _fit(
     )
     TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"job": job, "tracking_uri": tracking_uri, "run_id": run_id, "on_epoch_end": on_epoch_end},
+        train_loop_config={
+            "job": job,
+            "tracking_uri": tracking_uri,
+            "run_id": run_id,
+            "on_epoch_end": on_epoch_end,
+            "on_shard": on_shard,
+        },
         scaling_config=ScalingConfig(
             num_workers=job.scaling.num_workers,
             use_gpu=job.scaling.use_gpu,
@@ -121,12 +128,18 @@ def _fit(
     ).fit()
 
 
-def run_training(job: TrainJobConfig, *, on_epoch_end: Callable[[int, int], None] | None = None) -> TrainResult:
+def run_training(
+    job: TrainJobConfig,
+    *,
+    on_epoch_end: Callable[[int, int], None] | None = None,
+    on_shard: Callable[[int, int, Any], None] | None = None,
+) -> TrainResult:
     """Train on Ray Train (resuming the run ``job.name`` if it has checkpoints), calibrate, evaluate, log.
 
     A run whose checkpoints already reach ``train.epochs`` is not started again: it is only calibrated and
     evaluated. ``on_epoch_end(epoch, rank)`` runs inside each worker after every epoch's report (telemetry,
-    fault tests); it must be picklable.
+    fault tests); ``on_shard(epoch, rank, rows)`` runs inside each worker before every epoch's steps, with the
+    positions in the train rows of that worker's shard (tests of the sharding). Both must be picklable.
     """
     import mlflow
 
@@ -151,7 +164,7 @@ def run_training(job: TrainJobConfig, *, on_epoch_end: Callable[[int, int], None
     try:  # whatever fails after the run is opened marks it FAILED, not left RUNNING
         if done < job.train.epochs:
             del data  # the workers read their own copy; holding this one too doubles the node's memory
-            _fit(job, storage, tracking_uri, run_id, on_epoch_end)
+            _fit(job, storage, tracking_uri, run_id, on_epoch_end, on_shard)
             data = load_attribution_data(storage, job.data)
         epoch, uri, history = select_checkpoint(job, storage)
         with tempfile.TemporaryDirectory() as tmp:

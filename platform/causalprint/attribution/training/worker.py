@@ -53,8 +53,9 @@ def _validate(model: CausalDecoupler, x: np.ndarray, y: np.ndarray) -> dict[str,
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """One Ray Train worker. ``config``: ``job`` (:class:`TrainJobConfig`), ``tracking_uri`` and ``run_id`` of
-    the MLflow run (rank 0 logs into it), and ``on_epoch_end`` (``f(epoch, rank)`` called after each epoch's
-    report, or None)."""
+    the MLflow run (rank 0 logs into it), ``on_epoch_end`` (``f(epoch, rank)`` called after each epoch's
+    report, or None) and ``on_shard`` (``f(epoch, rank, rows)`` called before each epoch's steps with the
+    positions in ``x_train`` of this rank's shard, or None)."""
     import ray.train
     import ray.train.torch
 
@@ -96,6 +97,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         optimizer.load_state_dict(state.optimizer_state)
     log_epoch = epoch_logger(config.get("tracking_uri"), config.get("run_id")) if rank == 0 else None
     on_epoch_end = config.get("on_epoch_end")
+    on_shard = config.get("on_shard")
 
     x_train = torch.from_numpy(x_train_np).to(device)
     y_train = torch.from_numpy(y_train_np).to(device)
@@ -106,6 +108,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         # 3. Shuffle all rows with a seed shared by the ranks; rank r takes rows r, r + W, r + 2W, ... of that.
         order = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(_epoch_seed(opts.seed, epoch)))
         mine = order[:usable][rank::world].to(device)
+        if on_shard is not None:
+            on_shard(epoch + 1, rank, mine.cpu().numpy())
         torch.manual_seed(_epoch_seed(opts.seed, epoch, rank + 1))  # latent samples and swap pairings
         lr = epoch_lr(opts.lr, epoch, opts.epochs, opts.schedule)
         set_lr(optimizer, lr)  # after a resume too: the restored param groups hold the last epoch's rate
