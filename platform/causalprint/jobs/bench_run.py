@@ -132,7 +132,8 @@ def run(config: BenchRunConfig) -> BenchReport:
         record = storage.read_json(record_uri) if storage.exists(record_uri) else None
         if record is not None and record.get("config_hash") == digest:
             log.info("stage %d/%d %s: done in an earlier sitting, skipped", index + 1, len(jobs), stage.name)
-            reports.append({**record, "resumed": True})
+            done: StageReport = record  # the record is a StageReport written by an earlier sitting
+            reports.append({**done, "resumed": True})
             continue
         log.info("stage %d/%d %s: running", index + 1, len(jobs), stage.name)
         print(f"== stage {index + 1}/{len(jobs)}: {stage.name}", flush=True)

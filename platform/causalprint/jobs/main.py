@@ -68,8 +68,14 @@ def preset(name: str) -> dict[str, Any]:
 
 
 def preset_names() -> list[str]:
-    """The names every stage has a preset of."""
-    return sorted(set.intersection(*(set(names_of(stage)) for stage in STAGES)))
+    """The names every stage has a preset of, except where the scan preset names its own source (the main job
+    scans its zoo; such a preset belongs to a benchmark chain)."""
+    from causalprint.config import read_yaml
+    from causalprint.presets import PRESET_ROOT
+
+    common = set.intersection(*(set(names_of(stage)) for stage in STAGES))
+    # read_yaml, not load_preset: listing names must not count as reading the presets (results provenance).
+    return sorted(n for n in common if "source" not in read_yaml(PRESET_ROOT / "scan" / f"{n}.yaml").get("scan", {}))
 
 
 def _check_wiring(config: MainJobConfig, storage: Storage) -> None:
