@@ -155,12 +155,14 @@ class DecouplerOutput:
 @dataclass(frozen=True)
 class Codes:
     """Deterministic codes of ``N`` raw inputs as numpy arrays: ``fp`` ``[N, F]``, ``content`` ``[N, C]``,
-    ``logits`` ``[N, K]``, and ``arch_logits`` ``[N, A]`` (None without an architecture head)."""
+    ``logits`` ``[N, K]``, ``arch_logits`` ``[N, A]`` (None without an architecture head), and ``generated``
+    ``[N]``, the generated-vs-real head's scores (:mod:`causalprint.attribution.generated`; None without one)."""
 
     fp: np.ndarray
     content: np.ndarray
     logits: np.ndarray
     arch_logits: np.ndarray | None = None
+    generated: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

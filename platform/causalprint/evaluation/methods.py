@@ -12,6 +12,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from causalprint.attribution.openset import Attribution
 from causalprint.evaluation.metrics import pooled_architecture
 from causalprint.tracking.artifacts import LoadedAttributor
 
@@ -66,6 +67,23 @@ class OursMethod:
     def known_score(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         codes = self.codes(inputs)
         return self.attributor.calibration.attributor(self.source).scores(codes=codes.fp, logits=codes.logits)
+
+    def decisions(self, inputs: Mapping[str, np.ndarray]) -> list[Attribution]:
+        """The open-set decisions a scan gives on this path (the generated head's revision included, if any)."""
+        return self.attributor.predict(self._x(inputs), self.source)
+
+    def operating_point(self) -> dict[str, float]:
+        """The thresholds the decisions use: the unknown threshold of this path, the share of known validation
+        rows it accepts, the family fallback's, and the generated head's (when the model has one)."""
+        cal = self.attributor.calibration
+        point = {
+            "threshold": cal.proto_threshold if self.source == "prototypes" else cal.threshold,
+            "target_tpr": cal.target_tpr,
+            "family_threshold": cal.family_threshold,
+        }
+        if self.attributor.generated is not None:
+            point["generated_threshold"] = self.attributor.generated.threshold
+        return point
 
     def predict_architecture(self, inputs: Mapping[str, np.ndarray], arch_of: Mapping[str, str]) -> np.ndarray:
         """The model's own answer, the one a scan gives (:meth:`LoadedAttributor.architectures_of`): its

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from causalprint.attribution.model import architecture_names, pool_by_architecture
-from causalprint.attribution.openset import auroc, expected_calibration_error, oscr
+from causalprint.attribution.openset import Attribution, auroc, expected_calibration_error, oscr
 
 
 def closed_set_metrics(
@@ -58,3 +58,28 @@ def open_set_metrics(
 ) -> dict[str, float]:
     """AUROC (known vs unknown by known-ness score) and OSCR."""
     return {"auroc": auroc(known_scores, unknown_scores), "oscr": oscr(known_scores, known_correct, unknown_scores)}
+
+
+def decision_shares(sources: Sequence[str], decisions: Sequence[Attribution]) -> list[dict[str, float | str | int]]:
+    """What users read, per known source (one row each, in first-seen order, then ``"all"``): the share of its
+    images whose open-set decision names it (``correct``), the share turned away as not known (``unknown``: "unknown",
+    a family fallback, or "generated (source unknown)") and the share given another known source (``other``)."""
+    if len(sources) != len(decisions):
+        raise ValueError(f"{len(sources)} sources but {len(decisions)} decisions")
+    truth = np.asarray(list(sources), dtype=object)
+    correct = np.array([d.known and d.label == t for d, t in zip(decisions, truth)], dtype=bool)
+    unknown = np.array([not d.known for d in decisions], dtype=bool)
+    rows: list[dict[str, float | str | int]] = []
+    for name in [*dict.fromkeys(truth.tolist()), "all"]:
+        m = np.ones(len(truth), dtype=bool) if name == "all" else truth == name
+        n = int(m.sum())
+        rows.append(
+            {
+                "source": str(name),
+                "correct": float(correct[m].mean()) if n else float("nan"),
+                "unknown": float(unknown[m].mean()) if n else float("nan"),
+                "other": float((~correct[m] & ~unknown[m]).mean()) if n else float("nan"),
+                "support": n,
+            }
+        )
+    return rows

@@ -75,6 +75,13 @@ JOBS: tuple[JobSpec, ...] = (
     ),
     JobSpec("probe", "probe", "separability of every residual mode x feature space", preset_kind="probe", results=True),
     JobSpec(
+        "unseen",
+        "unseen",
+        "generated images of a family never seen: each family held out whole, the generated head against real",
+        preset_kind="unseen",
+        results=True,
+    ),
+    JobSpec(
         "scan",
         "scan",
         "attribute every image of a folder or bucket prefix; a resumable Parquet report",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Literal, TypeVar
 
 import numpy as np
@@ -20,7 +21,7 @@ from causalprint.scan.attributor import (
     resolve_model,
 )
 from causalprint.scan.errors import ScanError
-from causalprint.scan.tile_decision import TileDecisions, decide_tiles
+from causalprint.scan.tile_decision import TileDecisions, decide_tiles, per_image
 from causalprint.storage import Storage
 from causalprint.tracking.artifacts import LoadedAttributor
 
@@ -169,15 +170,23 @@ class ImageAttributor:
         return np.concatenate([features[c] for c in self.spec.columns], axis=1)
 
     def codes(self, batch: dict[str, np.ndarray]) -> Codes:
-        """The attributor's codes and logits of a batch of ok images (:meth:`vectors`, then the encoder)."""
-        return self.attributor.model.predict_codes(self.vectors(batch))
+        """The attributor's codes and logits of a batch of ok images (:meth:`vectors`, then the encoder), with the
+        generated head's scores when the attributor has one."""
+        return self.attributor.codes(self.vectors(batch))
 
     def tile_decisions(self, images: np.ndarray, tiles: np.ndarray | None = None) -> TileDecisions:
         """The decisions of ok images, ``[N, S, S, 3]`` or tiles ``[N, T, S, S, 3]`` of which the first
         ``tiles[i]`` are image ``i``'s: every tile through :meth:`codes`, then the rule of
         :mod:`causalprint.scan.tile_decision`."""
         flat, counts = _tiles(images, tiles)
-        return decide_tiles(self.decider, self.codes({"ok": np.ones(len(flat), dtype=bool), "image": flat}), counts)
+        codes = self.codes({"ok": np.ones(len(flat), dtype=bool), "image": flat})
+        found = decide_tiles(self.decider, codes, counts)
+        if codes.generated is None:
+            return found
+        # The generated head: the mean of the tiles' scores, then its revision (causalprint.attribution.generated).
+        generated = per_image(codes.generated, counts)
+        decisions = self.attributor.revise(found.decisions, found.probabilities, generated, self.class_names)
+        return replace(found, decisions=decisions)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """A batch with ``ok`` and ``image`` (uint8 ``[N, S, S, 3]``, or ``[N, T, S, S, 3]`` with ``tiles``, and

@@ -7,6 +7,7 @@ people. A version's run holds::
         prototypes.safetensors/.json  class prototypes of the fingerprint codes
         requirements.json             reference_id and input columns the vectors must come from
         metrics.json                  the evaluation the gate reads
+        generated.json/.safetensors   the generated-vs-real head and its threshold (only when trained with one)
     report/                           confusion_matrix.png, fingerprints.png, fdr.md, fdr.json
 """
 
@@ -14,13 +15,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from causalprint.attribution.calibration import Calibration
+from causalprint.attribution.generated import GeneratedHead, answer_generated
 from causalprint.attribution.model import CausalDecoupler, Codes
 from causalprint.attribution.openset import Attribution
 from causalprint.attribution.training.checkpoints import MODEL_DIR
@@ -49,19 +51,25 @@ METRICS_NAME = "metrics.json"
 def save_attributor(result: TrainResult, directory: str | Path) -> Path:
     """Write the folder that :meth:`LoadedAttributor.from_folder` reads (layout in the module docstring)."""
     return LoadedAttributor(
-        model=result.model, calibration=result.calibration, requirements=result.requirements, metrics=result.metrics
+        model=result.model,
+        calibration=result.calibration,
+        requirements=result.requirements,
+        metrics=result.metrics,
+        generated=result.generated,
     ).save(directory)
 
 
 @dataclass
 class LoadedAttributor:
     """A decoupler with its calibration: raw vectors (the ``requirements``' columns, concatenated) in,
-    open-set decisions out."""
+    open-set decisions out. ``generated`` is the generated-vs-real head, when the model was trained with one: its
+    decisions then never answer an image the head calls generated with the real class (:func:`answer_generated`)."""
 
     model: CausalDecoupler
     calibration: Calibration
     requirements: dict[str, Any]
     metrics: dict[str, float] = field(default_factory=dict)
+    generated: GeneratedHead | None = None
 
     @classmethod
     def from_folder(cls, directory: str | Path) -> LoadedAttributor:
@@ -71,6 +79,7 @@ class LoadedAttributor:
             calibration=Calibration.load(directory),
             requirements=json.loads((directory / REQUIREMENTS_NAME).read_text()),
             metrics=json.loads((directory / METRICS_NAME).read_text()),
+            generated=GeneratedHead.load(directory),
         )
 
     def save(self, directory: str | Path) -> Path:
@@ -80,7 +89,36 @@ class LoadedAttributor:
         self.calibration.save(directory)
         (directory / REQUIREMENTS_NAME).write_text(json.dumps(self.requirements, indent=2, sort_keys=True))
         (directory / METRICS_NAME).write_text(json.dumps(self.metrics, indent=2, sort_keys=True))
+        if self.generated is not None:
+            self.generated.save(directory)
         return directory
+
+    def codes(self, X: np.ndarray) -> Codes:
+        """The model's codes of raw vectors ``X`` ``[N, D]``, with the generated head's scores when it has one."""
+        codes = self.model.predict_codes(X)
+        return codes if self.generated is None else replace(codes, generated=self.generated.score(X))
+
+    def revise(
+        self,
+        decisions: list[Attribution],
+        probabilities: np.ndarray,
+        generated: np.ndarray | None,
+        names: Sequence[str],
+    ) -> list[Attribution]:
+        """``decisions`` (over the classes ``names``) revised by the generated head's ``generated`` scores
+        (:func:`answer_generated`); unchanged without a head or scores."""
+        if self.generated is None or generated is None:
+            return decisions
+        families = self.calibration.families
+        return answer_generated(
+            decisions,
+            probabilities,
+            names,
+            families,
+            generated,
+            self.generated.threshold,
+            self.calibration.family_threshold,
+        )
 
     def check_inputs(self, reference_id: str, columns: Sequence[str]) -> None:
         """Refuse vectors from another reference model or other feature columns than the model was trained on."""
@@ -97,9 +135,13 @@ class LoadedAttributor:
         return self.calibration.attributor(source).probabilities(codes=codes.fp, logits=codes.logits)
 
     def predict(self, X: np.ndarray, source: Literal["logits", "prototypes"] = "logits") -> list[Attribution]:
-        """One open-set decision per row of raw vectors ``X`` ``[N, D]``."""
-        codes = self.model.predict_codes(X)
-        return self.calibration.attributor(source).predict(codes=codes.fp, logits=codes.logits)
+        """One open-set decision per row of raw vectors ``X`` ``[N, D]`` (revised by the generated head, if any)."""
+        codes = self.codes(X)
+        decider = self.calibration.attributor(source)
+        probabilities = decider.probabilities(codes=codes.fp, logits=codes.logits)
+        decisions = decider.predict(codes=codes.fp, logits=codes.logits)
+        names = [str(n) for n in decider.prototypes.labels_] if decider.prototypes is not None else None
+        return self.revise(decisions, probabilities, codes.generated, names or self.calibration.class_names)
 
     def architectures_of(self, codes: Codes) -> np.ndarray | None:
         """Each row's most likely architecture (:meth:`CausalDecoupler.architectures_of`), its class logits at

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from causalprint.attribution.dataset import AttributionData, DataConfig
+from causalprint.attribution.generated import GeneratedHeadOptions
 from causalprint.attribution.model import DecouplerConfig, DecouplerOptions
 from causalprint.attribution.schedule import Schedule
 from causalprint.config import StrictModel
@@ -57,6 +58,10 @@ class TrainJobConfig(JobConfig):
     model: DecouplerOptions = Field(default_factory=DecouplerOptions)
     train: TrainOptions = TrainOptions()
     scaling: ScalingOptions = ScalingOptions()
+    generated: GeneratedHeadOptions | None = Field(
+        default=None,
+        description="a generated-vs-real head fitted after training and saved with the model (None: no head)",
+    )
 
     def recipe(self) -> dict[str, Any]:
         """What a resumed run must share with its checkpoints besides the model config: the rows it trains on

@@ -12,6 +12,7 @@ from typing import Any
 
 from causalprint.attribution.calibration import Calibration, calibrate
 from causalprint.attribution.dataset import AttributionData, load_attribution_data
+from causalprint.attribution.generated import GeneratedHead, fit_generated_head
 from causalprint.attribution.model import CausalDecoupler
 from causalprint.attribution.training.checkpoints import (
     SELECT_METRIC,
@@ -65,6 +66,7 @@ class TrainResult:
     mlflow_run_id: str | None = None
     tracking_uri: str | None = None
     job: TrainJobConfig | None = field(default=None, repr=False)
+    generated: GeneratedHead | None = None  # the generated-vs-real head, when the job asks for one
 
     @property
     def requirements(self) -> dict[str, Any]:
@@ -170,6 +172,7 @@ def run_training(
         with tempfile.TemporaryDirectory() as tmp:
             model = load_checkpoint(download_folder(storage, uri, tmp)).model.eval()
         calibration = calibrate(model, data, job.train.target_tpr, job.train.family_threshold)
+        generated = fit_generated_head(data, job.generated) if job.generated is not None else None
         metrics = {
             **evaluate(model, calibration, data),
             "chosen_epoch": float(epoch),
@@ -194,4 +197,5 @@ def run_training(
         mlflow_run_id=run_id,
         tracking_uri=tracking_uri,
         job=job,
+        generated=generated,
     )
