@@ -96,7 +96,7 @@ def test_answers_never_read_real_when_the_head_calls_generated() -> None:
             [0.01, 0.01, 0.97, 0.01],  # accepted as real, the head says generated: no family fits -> generated
             [0.01, 0.01, 0.97, 0.01],  # accepted as real, the head agrees -> real
             [0.01, 0.09, 0.80, 0.10],  # unknown, the head says generated; among generators gan has 0.95 -> gan
-            [0.05, 0.05, 0.85, 0.05],  # unknown, nearest real, the head says real: both agree -> real
+            [0.05, 0.05, 0.85, 0.05],  # unknown, nearest real, the head says real -> stays unknown
             [0.01, 0.97, 0.01, 0.01],  # a known generator keeps its name whatever the head says
         ]
     )
@@ -112,7 +112,7 @@ def test_answers_never_read_real_when_the_head_calls_generated() -> None:
     scores = np.array([2.0, -2.0, 1.5, -1.0, -3.0, -1.0])
     out = answer_generated(decisions, probs, NAMES, FAMILIES, scores, threshold=0.0, family_threshold=0.9)
     labels = [d.label for d in out]
-    assert labels == [GENERATED_UNKNOWN, "real", "gan (exact model unknown)", "real", "dcgan", UNKNOWN]
+    assert labels == [GENERATED_UNKNOWN, "real", "gan (exact model unknown)", UNKNOWN, "dcgan", UNKNOWN]
     assert out[2].family == "gan" and not out[2].known and out[0].family is None
     assert all(d.family != "real" for d, s in zip(out, scores) if s > 0)
     assert out[0].confidence == pytest.approx(1 / (1 + np.exp(-2.0)))
