@@ -54,6 +54,9 @@ def ensure_ray(config: RayConfig | None = None) -> None:
         ray.init(address=address, log_to_driver=True)
         return
     ray.init(
+        # "local": always a new instance of our own; without it Ray joins whatever cluster this machine last
+        # started (another job's, a test session's) and refuses our object-store size.
+        address="local",
         object_store_memory=config.object_store_mb * 1024**2,
         include_dashboard=False,
         log_to_driver=True,
