@@ -28,6 +28,39 @@ _ERROR = (
 W = TypeVar("W")
 
 
+@dataclass(frozen=True)
+class Request:
+    """One request the server answered, whoever sent it (boto3 or pyarrow)."""
+
+    method: str
+    path: str
+    query: str
+    range: str  # the Range header, "" without one
+
+
+@dataclass
+class RequestRecorder:
+    """WSGI middleware in front of moto that records every request it answers (``wsgi_s3(RequestRecorder)``)."""
+
+    app: Any
+    requests: list[Request] = field(default_factory=list)
+
+    def __call__(self, environ: dict, start_response: Any) -> Any:
+        self.requests.append(
+            Request(
+                environ["REQUEST_METHOD"],
+                environ.get("PATH_INFO", ""),
+                environ.get("QUERY_STRING", ""),
+                environ.get("HTTP_RANGE", ""),
+            )
+        )
+        return self.app(environ, start_response)
+
+    def under(self, prefix: str) -> list[Request]:
+        """The requests on paths under ``prefix`` ("/bucket/objects/")."""
+        return [r for r in self.requests if r.path.startswith(prefix)]
+
+
 @dataclass
 class FaultyS3:
     app: Any

@@ -7,42 +7,25 @@ it (boto3 or pyarrow), so a size look-up by any client would show.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pytest
 from image_samples import collection_files
-from s3_faults import wsgi_s3
+from s3_faults import RequestRecorder, wsgi_s3
 
 from causalprint.data import decode_rows
 from causalprint.imaging import IntakeConfig
 from causalprint.storage import Storage, StorageConfig, list_source
 
 
-@dataclass
-class Recorder:
-    """The WSGI app in front of moto: every request as (method, path, Range header)."""
-
-    app: Any
-    requests: list[tuple[str, str, str]] = field(default_factory=list)
-
-    def __call__(self, environ: dict, start_response: Any) -> Any:
-        self.requests.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), environ.get("HTTP_RANGE", "")))
-        return self.app(environ, start_response)
-
-    def on(self, bucket: str) -> list[tuple[str, str, str]]:
-        return [r for r in self.requests if r[1].startswith(f"/{bucket}/")]
-
-
 @pytest.fixture(scope="module")
-def counted_s3() -> Iterator[tuple[str, Recorder]]:
-    with wsgi_s3(Recorder) as started:
+def counted_s3() -> Iterator[tuple[str, RequestRecorder]]:
+    with wsgi_s3(RequestRecorder) as started:
         yield started
 
 
 @pytest.fixture()
-def filled(counted_s3: tuple[str, Recorder]) -> tuple[Storage, Recorder, dict[str, str], dict[str, int]]:
+def filled(counted_s3: tuple[str, RequestRecorder]) -> tuple[Storage, RequestRecorder, dict[str, str], dict[str, int]]:
     """The sample collection (good images, broken ones, an empty file) plus one oversized image on the counted
     server; returns the storage, the recorder, the expected error kind of each bad URI and every file's size."""
     endpoint, recorder = counted_s3
@@ -76,11 +59,11 @@ def test_unknown_sizes_cost_one_ranged_get_per_image(filled) -> None:
     recorder.requests.clear()
     kinds = _decode(storage, uris, [-1] * len(uris))
     assert {u: k for u, k in kinds.items() if k} == expected
-    requests = recorder.on("requests")
-    assert not [r for r in requests if r[0] != "GET"], "no HEAD, nothing but GETs"
-    keys = sorted(r[1].removeprefix("/requests/") for r in requests)
+    requests = recorder.under("/requests/")
+    assert not [r for r in requests if r.method != "GET"], "no HEAD, nothing but GETs"
+    keys = sorted(r.path.removeprefix("/requests/") for r in requests)
     assert keys == sorted(f"c/{storage.relative(u)}" for u in uris), "exactly one GET per image"
-    assert {r[2] for r in requests} == {f"bytes=0-{MAX_BYTES}"}
+    assert {r.range for r in requests} == {f"bytes=0-{MAX_BYTES}"}
 
 
 def test_listed_sizes_refuse_an_oversized_image_without_a_request(filled) -> None:
@@ -90,10 +73,10 @@ def test_listed_sizes_refuse_an_oversized_image_without_a_request(filled) -> Non
     recorder.requests.clear()
     kinds = _decode(storage, [e.uri for e in entries], [e.size for e in entries])
     assert {u: k for u, k in kinds.items() if k} == expected
-    requests = recorder.on("requests")
+    requests = recorder.under("/requests/")
     huge = storage.uri("coll", "huge.png")
-    assert [r[0] for r in requests] == ["GET"] * (len(entries) - 1)
-    assert f"/requests/c/{storage.relative(huge)}" not in {r[1] for r in requests}
+    assert [r.method for r in requests] == ["GET"] * (len(entries) - 1)
+    assert f"/requests/c/{storage.relative(huge)}" not in {r.path for r in requests}
 
 
 def test_a_missing_object_is_one_get_and_a_read_failed_row(filled) -> None:
@@ -101,4 +84,4 @@ def test_a_missing_object_is_one_get_and_a_read_failed_row(filled) -> None:
     recorder.requests.clear()
     missing = storage.uri("coll", "gone.png")
     assert _decode(storage, [missing], [-1]) == {missing: "read_failed"}
-    assert [r[0] for r in recorder.on("requests")] == ["GET"]
+    assert [r.method for r in recorder.under("/requests/")] == ["GET"]

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from s3_faults import wsgi_s3
+from s3_faults import RequestRecorder, wsgi_s3
 from scan_world import World
 
 from causalprint.benchmarks.s3_archive import archive_key, indexed_listing, populate
@@ -30,23 +29,13 @@ PAGE = 10
 CHUNK = 20
 
 
-@dataclass
-class Recorder:
-    """Every request moto answers, as (method, path, query)."""
-
-    app: Any
-    requests: list[tuple[str, str, str]] = field(default_factory=list)
-
-    def __call__(self, environ: dict, start_response: Any) -> Any:
-        self.requests.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")))
-        return self.app(environ, start_response)
-
+class Recorder(RequestRecorder):
     def pages(self) -> int:
         """The listing's page requests so far (the source's existence check, with a delimiter, apart)."""
-        return sum(m == "GET" and "list-type" in q and "delimiter" not in q for m, _p, q in self.requests)
+        return sum(r.method == "GET" and "list-type" in r.query and "delimiter" not in r.query for r in self.requests)
 
     def on_objects(self) -> list[tuple[str, str]]:
-        return [(m, p) for m, p, _q in self.requests if p.startswith(f"/{BUCKET}/objects/")]
+        return [(r.method, r.path) for r in self.under(f"/{BUCKET}/objects/")]
 
 
 @pytest.fixture(scope="module")
