@@ -30,7 +30,8 @@ def test_tiny_scale_benchmark_lists_scans_and_writes_its_figures(attribution_wor
     assert main(args) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "listing: 2000 objects in 20 pages" in out, out
-    assert "scan: 40 images (0 errors)" in out and "largest chunk 20" in out, out
+    # A chunk gathers whole listing pages (at least chunk_size files): the shard's 40 files are one page of 100.
+    assert "scan: 40 images (0 errors)" in out and "largest chunk 40" in out, out
     text = results.read_text()
     assert "<!-- BEGIN scale-tiny -->" in text and "Command: `" in text
     for needle in ("| objects in the archive (16x16 PNGs, 40 per shard prefix) | 2000 |", "2000 objects, 20 pages"):

@@ -16,6 +16,9 @@ from causalprint.tracking.mlflow_setup import MlflowConfig
 pytestmark = pytest.mark.slow
 
 
+REAL_CODES = register._codes  # taken once: each call below patches it again
+
+
 class Stop(Exception):
     """Raised where the codes are made: what was read is kept, nothing is registered."""
 
@@ -26,11 +29,10 @@ def _enrol_codes(world: World, monkeypatch: pytest.MonkeyPatch, intake: dict | N
 
     def codes(*args, **kwargs):
         seen["intake"] = args[4]
-        seen["codes"], errors = real(*args, **kwargs)
+        seen["codes"], errors = REAL_CODES(*args, **kwargs)
         assert not errors
         raise Stop
 
-    real = register._codes
     monkeypatch.setattr(register, "_codes", codes)
     enrol = {"source": "mosaic-gan", "family": "gan", "images": "enrol-mosaics", "model": CHAMPION}
     job = EnrolJobConfig.model_validate(
