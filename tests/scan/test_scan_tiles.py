@@ -57,7 +57,8 @@ def test_scan_reads_larger_images_as_tiles_by_default_and_resized_when_set(
     # The model's own size is read as it is, in either mode: the same decision.
     assert tiled[native]["intake"] == resized[native]["intake"] == "native"
     assert tiled[native]["predicted"] == resized[native]["predicted"]
-    assert tiled[native]["probabilities"] == resized[native]["probabilities"]
+    # Equal up to float rounding: the two scans batch the image with different neighbours.
+    assert np.allclose(tiled[native]["probabilities"], resized[native]["probabilities"], rtol=1e-6, atol=1e-9)
     summary = tiled[""]
     assert summary["intake"] == {"mode": "tiles", "tiles": 4}
     assert summary["by_intake"] == {"tiles": len(mosaics), "native": 1}

@@ -259,9 +259,10 @@ class _Listed:
 
 
 class _Chunks:
-    """The listing gathered, page by page, into chunks of at least ``size`` entries not yet in the report (``done``):
-    the driver holds one chunk and the page being read, never the whole listing. Counts the entries it skipped as
-    already done, and the largest chunk it held; ``first`` is the first chunk (``None``: every file is done)."""
+    """The listing gathered, page by page, into chunks of at least ``size`` entries not yet in the report
+    (``done``): the driver holds the chunk being scanned, the next one and the page being read, never the whole
+    listing. Counts the entries it skipped as already done, and the largest chunk it held; ``first`` is the first
+    chunk (``None``: every file is done)."""
 
     def __init__(self, pages: Iterator[list[Entry]], done: set[str], size: int) -> None:
         self.done, self.size = done, size
@@ -293,11 +294,10 @@ class _Chunks:
 def run_scan(job: ScanJobConfig, *, on_part: PartHook | None = None) -> dict[str, Any]:
     """Scan every image under ``scan.source`` not yet in the report; returns (and stores) the summary.
 
-    The listing streams: the driver reads it a page at a time and runs the files not yet in the report a chunk
-    at a time (``scan.chunk_size``), so it holds one chunk, one page and the set of URIs already in the report,
-    never the whole listing. ``on_part(storage, prefix)`` runs in the writer before each part (telemetry, fault
-    tests); it must be picklable.
-    """
+    The listing streams: the driver reads it a page at a time and runs the files not yet in the report a chunk at a
+    time (``scan.chunk_size``), so it holds at most two chunks (the one scanned, the next), one page and the set of
+    URIs already in the report, never the whole listing. ``on_part(storage, prefix)`` runs in the writer before each
+    part (telemetry, fault tests); it must be picklable."""
     storage = Storage(job.storage)
     cfg = job.scan
     opened = open_source(storage, job.sources, cfg.source)  # refuse what lies outside storage and the sources
