@@ -103,7 +103,7 @@ def test_the_chain_resumes_after_an_interruption_at_every_stage(tmp_path, monkey
     assert f"`zoo/tiny` (sha256 `{zoo}`)" in zoo_section and "`train/tiny`" not in zoo_section
 
 
-def test_a_changed_stage_config_runs_that_stage_again(tmp_path) -> None:
+def test_a_changed_stage_config_has_another_hash_so_its_record_no_longer_matches(tmp_path) -> None:
     config = _config(tmp_path / "store")
     first = bench_run.stage_config(config, config.bench.stages[0])
     stage = config.bench.stages[0].model_copy(update={"set": {"zoo.seed": 7}})

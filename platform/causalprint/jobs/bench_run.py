@@ -20,7 +20,9 @@ from typing import Any, TypedDict
 from pydantic import Field, model_validator
 
 from causalprint.config import ConfigError, StrictModel, cli_overrides, validate_layers
-from causalprint.jobs.spec import Section
+from causalprint.jobs.catalog import JOBS
+from causalprint.jobs.spec import JobSpec, Section, find
+from causalprint.presets import PRESET_ROOT, preset_hash
 from causalprint.runtime.job_config import JobConfig
 from causalprint.storage import Storage
 
@@ -78,13 +80,14 @@ class BenchReport(TypedDict):
     sittings: int  # how many runs it took, this one included
 
 
+def _spec(stage: Stage) -> JobSpec:
+    return find(stage.job, JOBS)
+
+
 def stage_config(config: BenchRunConfig, stage: Stage) -> JobConfig:
     """The stage's job config: its preset, the stage's keys, then the chain's storage and Ray, and the chain's
     MLflow server (the stage keeps its own experiment)."""
-    from causalprint.jobs.catalog import JOBS
-    from causalprint.jobs.spec import find
-
-    spec = find(stage.job, JOBS)
+    spec = _spec(stage)
     if spec.preset_kind is None:
         raise ConfigError(f"stage {stage.name}: `causalprint {stage.job}` has no presets")
     preset = (f"preset {spec.preset_kind}/{stage.preset}", spec.preset(stage.preset))
@@ -116,9 +119,6 @@ def _section(spec_module: Any, job: JobConfig, result: Any, preset: str) -> dict
 
 def run(config: BenchRunConfig) -> BenchReport:
     """Run every stage not yet recorded as done with the same config; returns each stage's report."""
-    from causalprint.jobs.catalog import JOBS
-    from causalprint.jobs.spec import find
-
     storage = Storage(config.storage)
     jobs = [stage_config(config, stage) for stage in config.bench.stages]  # every stage validated before any runs
     sittings_uri = storage.uri("bench", config.bench.name, "sittings.json")
@@ -137,7 +137,7 @@ def run(config: BenchRunConfig) -> BenchReport:
             continue
         log.info("stage %d/%d %s: running", index + 1, len(jobs), stage.name)
         print(f"== stage {index + 1}/{len(jobs)}: {stage.name}", flush=True)
-        module = find(stage.job, JOBS).load()
+        module = _spec(stage).load()
         began = time.perf_counter()
         result = module.run(job)
         report: StageReport = {
@@ -182,9 +182,6 @@ def describe(report: BenchReport) -> str:
 
 def section(config: BenchRunConfig, report: BenchReport, preset: str, docs_dir: Path) -> list[Section]:
     """The time table, then every stage's own section, each recording the chain's preset and its own."""
-    from causalprint.jobs.catalog import JOBS
-    from causalprint.jobs.spec import find
-    from causalprint.presets import PRESET_ROOT, preset_hash
 
     def hashes(*pairs: tuple[str, str]) -> dict[str, str]:
         return {f"{kind}/{name}": preset_hash(PRESET_ROOT / kind / f"{name}.yaml") for kind, name in pairs}
@@ -196,11 +193,11 @@ def section(config: BenchRunConfig, report: BenchReport, preset: str, docs_dir: 
             f"The benchmark `causalprint bench run --preset {preset}`: time per stage",
             "Wall-clock seconds of each stage on this machine; a stage run in an earlier sitting (the chain "
             "resumed) keeps the time it took then.\n\n" + format_times(report),
-            presets=hashes(chain, *((find(s.job, JOBS).preset_kind or "", s.preset) for s in config.bench.stages)),
+            presets=hashes(chain, *((_spec(s).preset_kind or "", s.preset) for s in config.bench.stages)),
         )
     ]
     for stage, done in zip(config.bench.stages, report["stages"], strict=True):
         if done["section"] is not None:
-            kind = find(stage.job, JOBS).preset_kind or ""
+            kind = _spec(stage).preset_kind or ""
             out.append(Section(**done["section"], presets=hashes(chain, (kind, stage.preset))))
     return out
