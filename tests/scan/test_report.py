@@ -26,6 +26,7 @@ from causalprint.scan.report import (
     write_report_part,
 )
 from causalprint.storage import Storage, StorageConfig
+from causalprint.storage.lease import Lease, LeaseLostError
 
 CLASSES = ["gan-a", "real", "sd-a"]
 
@@ -48,6 +49,24 @@ def _batch(uris: list[str], ok: list[bool]) -> dict[str, np.ndarray]:
         "model_version": np.full(n, "models:/m/1", dtype=object),
         "reference_id": np.full(n, "tiny@0123", dtype=object),
     }
+
+
+def test_a_writer_whose_run_no_longer_holds_the_lease_writes_nothing(tmp_path) -> None:
+    # A killed driver's actor (run r1) still running after a rerun (run r2) took the report's lease.
+    storage = Storage(StorageConfig(root=str(tmp_path)))
+    prefix = report_prefix(storage.uri("scans"), "m-v1")
+    uris = [storage.uri("in", f"{i}.png") for i in range(2)]
+    with Lease(storage, f"{prefix}/_lease.json", what="scan run r2 of in"):
+        with pytest.raises(LeaseLostError, match="scan run r1 of in no longer holds .*held by scan run r2"):
+            write_report_part(_batch(uris, [True, True]), storage, prefix, "r1", CLASSES, lease_holder="scan run r1 of in")
+        assert not storage.exists(f"{prefix}/run=r1")
+        counts = write_report_part(
+            _batch(uris, [True, True]), storage, prefix, "r2", CLASSES, lease_holder="scan run r2 of in"
+        )
+        assert counts["written"].tolist() == [2]
+    # No lease at all (the holder finished or was never there): refused too.
+    with pytest.raises(LeaseLostError, match="no lease"):
+        write_report_part(_batch(uris, [True, True]), storage, prefix, "r3", CLASSES, lease_holder="scan run r3 of in")
 
 
 def test_report_parts_round_trip_with_null_decisions_on_error_rows(tmp_path) -> None:

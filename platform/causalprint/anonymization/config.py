@@ -40,6 +40,16 @@ class AnonymizeOptions(StrictModel):
         "named source's; probability: the same on the calibrated prototype-path probabilities (log p(target) - "
         "log p(source), softmax of the cosines to every prototype over the calibrated temperature)",
     )
+    feature_weight: float = Field(
+        default=0.0,
+        ge=0,
+        le=1000,
+        description="weight of the counterfactual feature term: the mean squared distance, in the attributor's "
+        "standardised feature units, between the image's residual features and the decoder's counterfactual "
+        "(its fingerprint code swapped for the target's prototype, its content code kept). It moves the features "
+        "that every attributor of this feature path reads, not only this model's code, so the change carries over "
+        "to attributors the optimiser never saw. 0: the code term alone",
+    )
     psnr_floor: float | None = Field(
         default=None,
         ge=20,

@@ -96,6 +96,11 @@ class AnonymizationEvalConfig(StrictModel):
     copy_model: str | None = Field(
         default=None, description="an independently trained copy of ours; the job trains one and fills this in"
     )
+    surrogate_models: list[str] = Field(
+        default_factory=list,
+        description="more copies of ours (other seeds, never the independent copy) whose codes the optimiser "
+        "reads beside ours, so that the change carries over; the job trains them and fills this in",
+    )
     reference: str
     target: Literal["real", "away"] = REAL
     method: AnonymizeOptions = AnonymizeOptions()
@@ -422,6 +427,12 @@ def _run(job: AnonymizationEvalJobConfig) -> AnonymizationEvalResult:
         copy = ImageAttributor(storage, cfg.copy_model, cfg.reference, tracking_uri=tracking_uri, device="cpu")
         readers.append(OursReader(copy, f"ours, another seed ({copy.model_version})", "independent copy"))
         models["independent copy"] = copy.model_version
+    surrogates = [
+        ImageAttributor(storage, uri, cfg.reference, tracking_uri=tracking_uri, device="cpu")
+        for uri in cfg.surrogate_models
+    ]
+    if surrogates:
+        models["surrogates (read by the optimiser)"] = ", ".join(s.model_version for s in surrogates)
     columns = ColumnReader(storage, cfg.reference, ours.image_size)
     baselines, not_run = fit_baselines(storage, cfg, class_names, columns, intake)
     readers += baselines
@@ -436,7 +447,7 @@ def _run(job: AnonymizationEvalJobConfig) -> AnonymizationEvalResult:
     written, seconds, steps = [], [], []
     progress = ProgressLogger("anonymize", len(truth), unit="images")
     for image, uri, source in zip(images.pixels, images.uri, truth):
-        anonymized = anonymize(ours, image, options, path=path)
+        anonymized = anonymize(ours, image, options, path=path, surrogates=surrogates)
         written.append(write_and_read_back(storage, cfg, "images", source, uri, anonymized.png, intake))
         seconds.append(anonymized.seconds)
         steps.append(anonymized.steps)
@@ -498,7 +509,7 @@ def _run(job: AnonymizationEvalJobConfig) -> AnonymizationEvalResult:
     }
 
     # 4. Forgery: the first images of each source, towards the next known source.
-    forgery = _forgery(storage, cfg, ours, path, images, class_names, intake)
+    forgery = _forgery(storage, cfg, ours, path, images, class_names, intake, surrogates)
 
     result = AnonymizationEvalResult(
         config=cfg,
@@ -532,6 +543,7 @@ def _forgery(
     images: Images,
     class_names: list[str],
     intake: IntakeConfig,
+    surrogates: Sequence[ImageAttributor] = (),
 ) -> dict[str, Any]:
     tried = succeeded = 0
     psnrs: list[float] = []
@@ -543,7 +555,8 @@ def _forgery(
         if target is None or counts.get(source, 0) >= cfg.forgery_per_source:
             continue
         counts[source] = counts.get(source, 0) + 1
-        result = anonymize(ours, image, cfg.method.model_copy(update={"target": target}), path=path)
+        options = cfg.method.model_copy(update={"target": target})
+        result = anonymize(ours, image, options, path=path, surrogates=surrogates)
         forged = write_and_read_back(storage, cfg, "forged", source, uri, result.png, intake)
         decision = ours.attribute_images(forged[None])[0]
         tried += 1
@@ -606,7 +619,16 @@ def format_anonymization_eval(result: AnonymizationEvalResult) -> str:
     lines = [
         f"{result.images} held-out images ({cfg.per_source} per source: {', '.join(result.sources)}), anonymized "
         f"by ours with target `{cfg.target}` (L-inf {m.max_change:g} levels, at most {m.steps} steps of "
-        f"{m.step_size:g}, {m.noise_draws} noise draws, check every {m.check_every}, loss `{m.loss}`). Every "
+        f"{m.step_size:g}, {m.noise_draws} noise draws, check every {m.check_every}, loss `{m.loss}`"
+        + (f", counterfactual feature weight {m.feature_weight:g}" if m.feature_weight else "")
+        + (f", PSNR floor {m.psnr_floor:g} dB" if m.psnr_floor else "")
+        + (
+            f"; the optimiser also reads {len(cfg.surrogate_models)} surrogate cop"
+            f"{'y' if len(cfg.surrogate_models) == 1 else 'ies'} of ours, never the independent copy"
+            if cfg.surrogate_models
+            else ""
+        )
+        + "). Every "
         f"score is the decision on the written PNG, read back through the scan's intake. Chance: "
         f"{_pct(result.chance)} ({len(result.class_names)} classes).",
         "",

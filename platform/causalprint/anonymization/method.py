@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from PIL import Image
 
 from causalprint.anonymization.config import AWAY, REAL, AnonymizationError, AnonymizeOptions
 from causalprint.anonymization.path import FingerprintPath
+from causalprint.attribution.model import CausalDecoupler
 from causalprint.extraction.actors import image_seeds
 from causalprint.scan.image_attributor import ImageAttributor as AttributionPipeline
 
@@ -103,16 +105,63 @@ def _to_uint8(x: torch.Tensor) -> np.ndarray:
     return ((x[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
 
 
+@dataclass(frozen=True)
+class _Objective:
+    """One attributor's code term: its decoder-free encoder, prototypes and the classes to leave and to reach."""
+
+    model: CausalDecoupler
+    centers: torch.Tensor  # unit prototypes [K, F]
+    temperature: float
+    source: int
+    target: int | None  # None: away from the source only
+
+    @classmethod
+    def of(cls, pipeline: AttributionPipeline, removed: str, target: str, device: torch.device) -> _Objective:
+        calibration = pipeline.attributor.calibration
+        names = [str(n) for n in calibration.prototypes.labels_]
+        for label in (removed, *([] if target == AWAY else [target])):
+            if label not in names:
+                raise AnonymizationError(f"the model knows no source {label!r} (it knows {', '.join(names)})")
+        return cls(
+            model=pipeline.attributor.model,
+            centers=torch.from_numpy(np.asarray(calibration.prototypes.centers_)).float().to(device),
+            temperature=float(calibration.proto_temperature),
+            source=names.index(removed),
+            target=None if target == AWAY else names.index(target),
+        )
+
+    def loss(self, features: torch.Tensor, kind: str) -> torch.Tensor:
+        model = self.model.eval()
+        mu_fp = model.encode_standardised(model.standardise(features))[0]
+        similarity = torch.nn.functional.normalize(mu_fp, dim=1) @ self.centers.T
+        if kind == "probability":
+            log_p = torch.log_softmax(similarity / self.temperature, dim=1).mean(dim=0)
+            return log_p[self.source] - (log_p[self.target] if self.target is not None else 0)
+        mean = similarity.mean(dim=0)
+        return mean[self.source] - (mean[self.target] if self.target is not None else 0)
+
+
 def anonymize(
     pipeline: AttributionPipeline,
     image: np.ndarray,
     options: AnonymizeOptions | None = None,
     path: FingerprintPath | None = None,
+    surrogates: Sequence[AttributionPipeline] = (),
 ) -> Anonymized:
-    """The counterfactual of one canonical image (uint8 ``[S, S, 3]``); deterministic for a given seed."""
+    """The counterfactual of one canonical image (uint8 ``[S, S, 3]``); deterministic for a given seed.
+
+    ``surrogates``: more attributors of the same feature path (other seeds) whose code terms are averaged with
+    ``pipeline``'s, so that the change holds for attributors the optimiser never saw; ``pipeline`` alone decides
+    when to stop and is the one the result reports."""
     options = options or AnonymizeOptions()
     start = time.perf_counter()
     path = path or FingerprintPath(pipeline)
+    for other in surrogates:
+        if list(other.spec.columns) != list(pipeline.spec.columns):
+            raise AnonymizationError(
+                f"a surrogate reads columns {list(other.spec.columns)}, the attributor {list(pipeline.spec.columns)}: "
+                "surrogates must share the attributor's feature path"
+            )
     before = pipeline.attribute_images(image[None])[0]
     named = before["predicted"]
     removed = named if named in pipeline.class_names else None  # a family fallback or unknown names no source
@@ -127,30 +176,33 @@ def anonymize(
     best = x0
     steps = 0
     if not done:
-        target = None if options.target == AWAY else _prototype(pipeline, options.target).to(path.device)
         assert removed is not None  # not done: the model named a source to remove
-        source = _prototype(pipeline, removed).to(path.device)
-        calibration = pipeline.attributor.calibration
-        names = [str(n) for n in calibration.prototypes.labels_]
-        centers = torch.from_numpy(np.asarray(calibration.prototypes.centers_)).float().to(path.device)
-        temperature = float(calibration.proto_temperature)
-        source_index = names.index(removed)
-        target_index = None if options.target == AWAY else names.index(options.target)
+        objectives = [_Objective.of(p, removed, options.target, path.device) for p in (pipeline, *surrogates)]
         eps, alpha = 2 * options.max_change / 255, 2 * options.step_size / 255
         # PSNR = 20 log10(255 / rms) on uint8 levels; one level is 2 / 255 on the [-1, 1] scale.
         rms = None if options.psnr_floor is None else 2 / 10 ** (options.psnr_floor / 20)
         generator = torch.Generator().manual_seed(options.seed)
         own = image_seeds(image[None])
+
+        def draws() -> torch.Tensor:
+            return torch.cat([own, torch.randint(0, 2**31 - 1, (options.noise_draws - 1,), generator=generator)])
+
+        counterfactual = None
+        if options.feature_weight > 0 and options.target != AWAY:
+            target = _prototype(pipeline, options.target).to(path.device)
+            with torch.no_grad():
+                first = draws()
+                counterfactual = path.counterfactual_features(
+                    path.features(x0.expand(len(first), -1, -1, -1), first), target
+                ).mean(dim=0)
         delta = torch.zeros_like(x0, requires_grad=True)
         for steps in range(1, options.steps + 1):
-            draws = torch.cat([own, torch.randint(0, 2**31 - 1, (options.noise_draws - 1,), generator=generator)])
-            x = (x0 + delta).clamp(-1, 1).expand(len(draws), -1, -1, -1)
-            codes = torch.nn.functional.normalize(path.codes(x, draws), dim=1)
-            if options.loss == "probability":
-                log_p = torch.log_softmax(codes @ centers.T / temperature, dim=1).mean(dim=0)
-                loss = log_p[source_index] - (log_p[target_index] if target_index is not None else 0)
-            else:
-                loss = (codes @ source).mean() - ((codes @ target).mean() if target is not None else 0)
+            seeds = draws()
+            features = path.features((x0 + delta).clamp(-1, 1).expand(len(seeds), -1, -1, -1), seeds)
+            loss = torch.stack([o.loss(features, options.loss) for o in objectives]).mean()
+            if counterfactual is not None:
+                distance = ((features - counterfactual) / path.model.x_std).pow(2).mean()
+                loss = loss + options.feature_weight * distance
             (grad,) = torch.autograd.grad(loss, delta)
             with torch.no_grad():
                 delta -= alpha * grad.sign()

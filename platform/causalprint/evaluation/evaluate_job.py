@@ -201,7 +201,7 @@ def _is_dire_column(column: str, robust: RobustnessConfig) -> bool:
     return column.split(".", 1)[0] in robust.dire_modes
 
 
-def _test_prefix(cfg: EvaluateConfig, method_columns: tuple[str, ...], condition: Condition, clean_prefix: str) -> str:
+def test_prefix(cfg: EvaluateConfig, method_columns: tuple[str, ...], condition: Condition, clean_prefix: str) -> str:
     dire = [_is_dire_column(c, cfg.robustness) for c in method_columns]
     if any(dire) and not all(dire):
         raise ValueError(f"columns {method_columns} mix the dire subset with the main extraction")
@@ -291,7 +291,7 @@ def fit_baseline(
 # ----- scoring -----
 
 
-def _score_closed(method: Method, rows: EvalRows, twins: list[str]) -> dict[str, float]:
+def score_closed(method: Method, rows: EvalRows, twins: list[str]) -> dict[str, float]:
     probs = method.predict_proba(rows.inputs)
     return closed_set_metrics(rows.labels(method.class_names), probs, method.class_names, twins)
 
@@ -315,7 +315,7 @@ def _score_shift(
     return architecture_accuracy(pred, shift.arch), len(shift)
 
 
-def _score_open(method: Method, rows: EvalRows, held_out: list[str]) -> dict[str, float]:
+def score_open(method: Method, rows: EvalRows, held_out: list[str]) -> dict[str, float]:
     unknown = np.isin(rows.source, held_out)
     known_rows, unknown_rows = rows.subset(~unknown), rows.subset(unknown)
     probs = method.predict_proba(known_rows.inputs)
@@ -429,7 +429,7 @@ def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
     columns_of: dict[str, set[str]] = {}
     for method, clean_prefix, _, _ in closed:
         for condition in robust.conditions:
-            columns_of.setdefault(_test_prefix(cfg, method.columns, condition, clean_prefix), set()).update(
+            columns_of.setdefault(test_prefix(cfg, method.columns, condition, clean_prefix), set()).update(
                 method.columns
             )
     rows = RowCache(
@@ -447,15 +447,15 @@ def run_evaluation(job: EvaluateJobConfig) -> EvaluationResult:
     for method, clean_prefix, seconds, reused in closed:
         s = MethodScores(method.name, train_seconds=seconds, reused=reused)
         for condition in robust.conditions:
-            prefix = _test_prefix(cfg, method.columns, condition, clean_prefix)
+            prefix = test_prefix(cfg, method.columns, condition, clean_prefix)
             test = rows.get(prefix, cfg.sources, cfg.test_split)
-            s.conditions[condition.name] = _score_closed(method, test, cfg.twins)
+            s.conditions[condition.name] = score_closed(method, test, cfg.twins)
             s.rows[condition.name] = len(test)
             if condition.clean:
                 arch_of.update(dict(zip(test.source.tolist(), test.arch.tolist())))
             open_method = opened.get(method.name)
             if open_method is not None:
-                s.open_set[condition.name] = _score_open(open_method, test, cfg.held_out_sources)
+                s.open_set[condition.name] = score_open(open_method, test, cfg.held_out_sources)
         if cfg.shift_sources:
             s.shift_architecture_accuracy, s.shift_rows = _score_shift(
                 method,

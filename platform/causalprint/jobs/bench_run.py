@@ -150,10 +150,9 @@ def run(config: BenchRunConfig) -> BenchReport:
             "description": module.describe(result),
             "section": _section(module, job, result, stage.preset),
         }
-        refused = stage.job == "train" and isinstance(result, dict) and result.get("promoted") is False
-        if refused or (hasattr(module, "exit_code") and module.exit_code(result) != 0):
+        if hasattr(module, "exit_code") and module.exit_code(result) != 0:
             # Not recorded as done: a rerun runs it again, and the stages after it would read a failed result
-            # (after a refused gate, an older champion or none).
+            # (after a training whose gate refused its model, an older champion or none).
             raise RuntimeError(f"stage {stage.name} failed:\n{report['description']}")
         storage.write_json(record_uri, report)  # atomic: the record is the stage's commit
         print(report["description"], flush=True)

@@ -187,6 +187,15 @@ JOBS: tuple[JobSpec, ...] = (
         results=True,
     ),
     JobSpec(
+        "ablate",
+        "ablate",
+        "retrain the attributor without a part (residual columns, image spectra, decoupling terms) and score "
+        "every variant on the evaluation's rows",
+        preset_kind="ablate",
+        default_preset="core",
+        results=True,
+    ),
+    JobSpec(
         "serve",
         "serve",
         "start the Serve application (attribution, verification, enrolment, web page) and print its URL",

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from causalprint.anonymization.evaluation import (
     AnonymizationEvalJobConfig,
@@ -28,6 +28,20 @@ class IndependentCopy(StrictModel):
     train_preset: str | None = "demo"
     seed: int = Field(default=1, ge=0)
     data: dict[str, Any] | None = None
+    surrogate_seeds: list[int] = Field(
+        default_factory=list,
+        description="more copies of the same preset with these seeds, registered under <model_name>-surrogate, "
+        "that the optimiser reads beside ours (an ensemble for transfer); never the copy's seed",
+    )
+
+    @model_validator(mode="after")
+    def _copy_never_seen(self) -> IndependentCopy:
+        if self.seed in self.surrogate_seeds:
+            raise ValueError(
+                f"surrogate_seeds {self.surrogate_seeds} include the independent copy's seed {self.seed}: the copy "
+                "must be one the optimiser never reads"
+            )
+        return self
 
 
 class EvaluateAnonymizationJobConfig(AnonymizationEvalJobConfig):
@@ -37,21 +51,23 @@ class EvaluateAnonymizationJobConfig(AnonymizationEvalJobConfig):
 CONFIG = EvaluateAnonymizationJobConfig
 
 
-def train_copy(config: EvaluateAnonymizationJobConfig) -> str | None:
-    """Train (or resume) the independent copy and return its registered version's URI."""
+def train_copy(config: EvaluateAnonymizationJobConfig, seed: int | None = None, role: str = "copy") -> str | None:
+    """Train (or resume) the independent copy (or, with ``role`` surrogate, a surrogate of that ``seed``) and
+    return its registered version's URI."""
     from causalprint.jobs import train as train_job
     from causalprint.presets import load_preset
 
     spec = config.independent_copy
     if spec.train_preset is None:
         return None
+    seed = spec.seed if seed is None else seed
     tree = load_preset("train", spec.train_preset)
     if spec.data is not None:
         tree["data"] = spec.data
-    tree["name"] = f"{tree.get('name', spec.train_preset)}-copy-seed{spec.seed}"
-    tree["model_name"] = f"{tree.get('model_name', 'causalprint-attributor')}-copy"
+    tree["name"] = f"{tree.get('name', spec.train_preset)}-{role}-seed{seed}"
+    tree["model_name"] = f"{tree.get('model_name', 'causalprint-attributor')}-{role}"
     tree["promote"] = False
-    tree.setdefault("train", {})["seed"] = spec.seed
+    tree.setdefault("train", {})["seed"] = seed
     tree.update(
         storage=config.storage.model_dump(mode="json"),
         ray=config.ray.model_dump(mode="json"),
@@ -63,7 +79,12 @@ def train_copy(config: EvaluateAnonymizationJobConfig) -> str | None:
 
 def run(config: EvaluateAnonymizationJobConfig) -> AnonymizationEvalResult:
     copy = train_copy(config) if config.evaluate.copy_model is None else config.evaluate.copy_model
-    evaluate = config.evaluate.model_copy(update={"copy_model": copy})
+    surrogates = config.evaluate.surrogate_models or [
+        uri
+        for seed in config.independent_copy.surrogate_seeds
+        if (uri := train_copy(config, seed, role="surrogate")) is not None
+    ]
+    evaluate = config.evaluate.model_copy(update={"copy_model": copy, "surrogate_models": surrogates})
     return run_anonymization_eval(config.model_copy(update={"evaluate": evaluate}))
 
 

@@ -232,4 +232,4 @@ def section(config: MainJobConfig, reports: MainReports, preset: str, docs_dir: 
 
 def exit_code(reports: MainReports) -> int:
     """A model the gate refused is a failure too: the scan then answered with an older champion."""
-    return 0 if reports["scan"]["attributed"] and reports["train"].get("promoted", True) else 1
+    return 0 if reports["scan"]["attributed"] and train_job.exit_code(reports["train"]) == 0 else 1

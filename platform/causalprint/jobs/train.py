@@ -149,5 +149,11 @@ def describe(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def exit_code(summary: Mapping[str, Any]) -> int:
+    """1 when the gate refused the model (``promote`` asked for and not given): the champion is still the older
+    version, or there is none, and a pipeline that trains then deploys must stop there."""
+    return 1 if summary.get("promoted") is False else 0
+
+
 def section(config: TrainRegisterJobConfig, summary: Mapping[str, Any], preset: str, docs_dir: Path) -> Section:
     return Section(f"training-{config.name}", f"Training `{config.name}` on Ray Train", describe(summary))

@@ -61,7 +61,14 @@ class ScanActor:
     stops the scan (an exception raised here would reach the driver without its type or message)."""
 
     def __init__(
-        self, *, prefix: str, run: str, on_part: PartHook | None, fail_transient: bool = False, **pipeline: Any
+        self,
+        *,
+        prefix: str,
+        run: str,
+        on_part: PartHook | None,
+        fail_transient: bool = False,
+        lease_holder: str | None = None,
+        **pipeline: Any,
     ) -> None:
         self.pipeline = ImageAttributor(**pipeline)
         self.fail_transient = fail_transient
@@ -71,6 +78,7 @@ class ScanActor:
             "run": run,
             "class_names": self.pipeline.class_names,
             "on_part": on_part,
+            "lease_holder": lease_holder,
         }
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -149,6 +157,7 @@ def build_dataset(
     run: str,
     on_part: PartHook | None = None,
     reader: Storage | None = None,
+    lease_holder: str | None = None,
 ):
     """The lazy Ray Data pipeline over the ``pending`` entries, read with ``reader`` (a source's storage; default
     ``storage``), attributed and written into ``storage`` (returns the counts of each written part)."""
@@ -171,6 +180,7 @@ def build_dataset(
             "run": run,
             "on_part": on_part,
             "fail_transient": cfg.on_transient == "fail",
+            "lease_holder": lease_holder,
         },
         compute=ActorPoolStrategy(min_size=cfg.actors.min_actors, max_size=cfg.actors.max_actors),
         batch_size=cfg.batch_size,
@@ -314,7 +324,8 @@ def run_scan(job: ScanJobConfig, *, on_part: PartHook | None = None) -> dict[str
         " (or leave scan.output out: each source gets its own report)" if cfg.output else ""
     )
     run = new_run_id()
-    with Lease(storage, f"{prefix}/{LEASE_NAME}", what=f"scan run {run} of {source}", ttl_s=cfg.lease_s) as lease:
+    holder = f"scan run {run} of {source}"
+    with Lease(storage, f"{prefix}/{LEASE_NAME}", what=holder, ttl_s=cfg.lease_s) as lease:
         pin_scan(storage, prefix, meta, fix)
         # The URIs already in the report: held whole (they grow with the report, not with the listing).
         done, again = written_uris(storage, prefix, retry_errors=cfg.retry_errors)
@@ -351,6 +362,7 @@ def run_scan(job: ScanJobConfig, *, on_part: PartHook | None = None) -> dict[str
                         run=run,
                         on_part=on_part,
                         reader=opened.storage,
+                        lease_holder=holder,
                     ),
                 )
 

@@ -43,6 +43,7 @@ import pyarrow.compute as pc
 from causalprint.data.parts import list_parts, read_parts, write_rows_part
 from causalprint.scan.errors import ScanError
 from causalprint.storage import Storage
+from causalprint.storage.lease import require_holder
 from causalprint.text import cut, markdown_cell, printable
 
 CLASS_NAMES_KEY = b"causalprint.class_names"
@@ -146,13 +147,19 @@ def write_report_part(
     run: str,
     class_names: list[str],
     on_part: PartHook | None = None,
+    lease_holder: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Ray Data stage: write one batch as a part of run ``run``; pass on only its counts.
 
-    ``on_part(storage, prefix)`` runs before each write (telemetry, fault injection in tests).
+    ``on_part(storage, prefix)`` runs before each write (telemetry, fault injection in tests). With
+    ``lease_holder``, the report's lease must still be that holder's, or nothing is written
+    (:class:`~causalprint.storage.lease.LeaseLostError`): an actor left running by a killed driver never adds
+    rows after a rerun has taken the lease and read what is done.
     """
     if on_part is not None:
         on_part(storage, prefix)
+    if lease_holder is not None:
+        require_holder(storage, f"{prefix}/{LEASE_NAME}", lease_holder)
     written = write_rows_part(storage, f"{prefix}/run={run}", batch["uri"], report_table(batch, class_names))
     return {"written": np.array([written]), "ok": np.array([int(np.sum(batch["ok"]))])}
 

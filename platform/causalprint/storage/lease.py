@@ -179,6 +179,27 @@ class _S3:
         return True
 
 
+def _store_of(storage: Storage, uri: str) -> _Local | _S3:
+    return _S3(storage, uri) if storage.is_s3 else _Local(storage.fs_path(uri))
+
+
+def require_holder(storage: Storage, uri: str, what: str) -> None:
+    """Raise :class:`LeaseLostError` unless the lease at ``uri`` is held by ``what``. A writer that is not the
+    lease's holder (an actor left running by a killed driver, after a rerun took the lease over) calls this before
+    each write, so that it never adds rows to an output whose new holder has already read what is done."""
+    uri = storage.resolve(uri)
+    current = _store_of(storage, uri).read()
+    holder = None
+    if current is not None:
+        with contextlib.suppress(ValueError):
+            holder = json.loads(current[0]).get("holder")
+    if holder != what:
+        raise LeaseLostError(
+            f"{what} no longer holds {uri} ({'held by ' + str(holder) if holder else 'no lease'}): "
+            "this writer stops without writing"
+        )
+
+
 class Lease:
     """The lease of one output at ``uri`` (a file in storage). Use as a context manager: it is acquired on entry
     (or :class:`LeaseHeldError`), renewed every ``ttl_s / 3`` seconds by a thread, and released on exit.
@@ -191,7 +212,7 @@ class Lease:
             raise ValueError(f"ttl_s must be > 0, got {ttl_s}")
         self.uri = storage.resolve(uri)
         self.what, self.ttl_s = what, ttl_s
-        self._store: _Local | _S3 = _S3(storage, self.uri) if storage.is_s3 else _Local(storage.fs_path(self.uri))
+        self._store = _store_of(storage, self.uri)
         self._version: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
