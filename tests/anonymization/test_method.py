@@ -79,3 +79,26 @@ def test_forgery_keeps_its_contract(pipeline: ImageAttributor, images: np.ndarra
             assert result.succeeded == (result.after["predicted"] == target)
             assert result.succeeded or result.steps == options.steps  # it stops only once the target is named
     assert any(r.removed == target for r in results) and any(r.removed not in (None, target) for r in results)
+
+
+def test_settling_goes_on_past_the_first_success_and_keeps_a_successful_image(
+    pipeline: ImageAttributor, images: np.ndarray
+) -> None:
+    quick = AnonymizeOptions(target="away", max_change=4, steps=40, check_every=2)
+    settled = quick.model_copy(update={"settle": 3})
+    pairs = [(anonymize(pipeline, image, quick), anonymize(pipeline, image, settled)) for image in images]
+    moved = [(a, b) for a, b in pairs if a.succeeded and a.steps + 3 * quick.check_every <= quick.steps]
+    assert moved, "no image was moved early enough to settle"
+    for first, after in moved:
+        # The same path up to the first success (same seed), then three more successful checks or the step budget;
+        # the image it returns is one that succeeded.
+        assert after.steps >= first.steps + 3 * quick.check_every or after.steps == quick.steps
+        assert after.succeeded and after.max_change <= quick.max_change
+
+
+def test_surrogates_must_read_the_same_features(pipeline: ImageAttributor, images: np.ndarray) -> None:
+    class Other:
+        spec = type("Spec", (), {"columns": ["one_step.dct"]})()
+
+    with pytest.raises(AnonymizationError, match="surrogates must share the attributor's feature path"):
+        anonymize(pipeline, images[0], AnonymizeOptions(target="away"), surrogates=[Other()])  # type: ignore[list-item]

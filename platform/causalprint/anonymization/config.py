@@ -50,6 +50,14 @@ class AnonymizeOptions(StrictModel):
         "that every attributor of this feature path reads, not only this model's code, so the change carries over "
         "to attributors the optimiser never saw. 0: the code term alone",
     )
+    settle: int = Field(
+        default=0,
+        ge=0,
+        le=20,
+        description="checks to go on after the named source is first no longer named, so that the image lands "
+        "inside the target's region rather than on its boundary (a change that only crosses this model's "
+        "boundary rarely carries over to another attributor); the result is the last check that still succeeded",
+    )
     psnr_floor: float | None = Field(
         default=None,
         ge=20,

@@ -622,6 +622,7 @@ def format_anonymization_eval(result: AnonymizationEvalResult) -> str:
         f"{m.step_size:g}, {m.noise_draws} noise draws, check every {m.check_every}, loss `{m.loss}`"
         + (f", counterfactual feature weight {m.feature_weight:g}" if m.feature_weight else "")
         + (f", PSNR floor {m.psnr_floor:g} dB" if m.psnr_floor else "")
+        + (f", {m.settle} more checks after the first success" if m.settle else "")
         + (
             f"; the optimiser also reads {len(cfg.surrogate_models)} surrogate cop"
             f"{'y' if len(cfg.surrogate_models) == 1 else 'ies'} of ours, never the independent copy"

@@ -196,6 +196,7 @@ def anonymize(
                     path.features(x0.expand(len(first), -1, -1, -1), first), target
                 ).mean(dim=0)
         delta = torch.zeros_like(x0, requires_grad=True)
+        succeeded = 0  # checks that succeeded so far
         for steps in range(1, options.steps + 1):
             seeds = draws()
             features = path.features((x0 + delta).clamp(-1, 1).expand(len(seeds), -1, -1, -1), seeds)
@@ -213,9 +214,12 @@ def anonymize(
             if steps % options.check_every == 0 or steps == options.steps:
                 candidate = _to_unit(_to_uint8(x0 + delta.detach())).to(path.device)
                 decision = pipeline.attribute_images(_to_uint8(candidate)[None])[0]["predicted"]
-                best = candidate
                 if (decision == options.target) if options.target not in (REAL, AWAY) else decision != removed:
-                    break
+                    best, succeeded = candidate, succeeded + 1
+                    if succeeded > options.settle:
+                        break
+                elif not succeeded:
+                    best = candidate  # nothing succeeded yet: the furthest change so far
     png, result = png_round_trip(_to_uint8(best))
     after = pipeline.attribute_images(result[None])[0]
     return Anonymized(
