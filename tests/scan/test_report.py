@@ -58,7 +58,9 @@ def test_a_writer_whose_run_no_longer_holds_the_lease_writes_nothing(tmp_path) -
     uris = [storage.uri("in", f"{i}.png") for i in range(2)]
     with Lease(storage, f"{prefix}/_lease.json", what="scan run r2 of in"):
         with pytest.raises(LeaseLostError, match="scan run r1 of in no longer holds .*held by scan run r2"):
-            write_report_part(_batch(uris, [True, True]), storage, prefix, "r1", CLASSES, lease_holder="scan run r1 of in")
+            write_report_part(
+                _batch(uris, [True, True]), storage, prefix, "r1", CLASSES, lease_holder="scan run r1 of in"
+            )
         assert not storage.exists(f"{prefix}/run=r1")
         counts = write_report_part(
             _batch(uris, [True, True]), storage, prefix, "r2", CLASSES, lease_holder="scan run r2 of in"

@@ -35,13 +35,13 @@ class AnonymizeOptions(StrictModel):
     )
     check_every: int = Field(default=5, ge=1, le=100, description="steps between checks through the scan's path")
     loss: Literal["cosine", "probability"] = Field(
-        default="cosine",
+        default="probability",
         description="cosine: raise the code's cosine to the target prototype, lower it to the "
         "named source's; probability: the same on the calibrated prototype-path probabilities (log p(target) - "
         "log p(source), softmax of the cosines to every prototype over the calibrated temperature)",
     )
     feature_weight: float = Field(
-        default=0.0,
+        default=1.0,
         ge=0,
         le=1000,
         description="weight of the counterfactual feature term: the mean squared distance, in the attributor's "
@@ -51,7 +51,7 @@ class AnonymizeOptions(StrictModel):
         "to attributors the optimiser never saw. 0: the code term alone",
     )
     settle: int = Field(
-        default=0,
+        default=3,
         ge=0,
         le=20,
         description="checks to go on after the named source is first no longer named, so that the image lands "
