@@ -48,6 +48,8 @@ def test_a_full_model_is_required_and_names_do_not_repeat() -> None:
         _config(variants=[{"name": "a"}, {"name": "b"}])
     with pytest.raises(ValidationError, match="repeat"):
         _config(variants=[{"name": "full"}, {"name": "full"}])
+    with pytest.raises(ValidationError, match="no open-set instance"):
+        _config(openset_train_preset="core-openset")  # `full` names a model: nothing to train without held-out ones
     with pytest.raises(ValidationError, match="takes no changes"):
         AblationVariant(name="full", model_uri="models:/m/1", columns=["image.dct"])
 

@@ -76,6 +76,9 @@ class AblateConfig(StrictModel):
             raise ValueError(f"variant names repeat: {names}")
         if FULL not in names:
             raise ValueError(f"one variant must be named {FULL!r}: the model the others are compared with")
+        named = [v.name for v in self.variants if v.model_uri is not None]
+        if self.openset_train_preset and named:
+            raise ValueError(f"variants {named} name a trained model: they have no open-set instance to score")
         return self
 
 
@@ -151,7 +154,6 @@ def run_ablation(job: AblateJobConfig, train_variant: TrainVariant) -> AblationR
     path = evaluate.ours_paths[0]
     scored: list[VariantScores] = []
     missing: dict[str, str] = {}
-    conditions: list[str] = []
     for variant in cfg.variants:
         if variant.model_uri is not None:
             uri, seconds = pin_model_uri(variant.model_uri, tracking), None
@@ -180,8 +182,6 @@ def run_ablation(job: AblateJobConfig, train_variant: TrainVariant) -> AblationR
             if prefix == evaluate.features and "twin_accuracy" in metrics:
                 scores.twins = metrics["twin_accuracy"]
         if cfg.openset_train_preset and evaluate.held_out_sources:
-            if variant.model_uri is not None:
-                raise ValueError(f"variant {variant.name} names a model: it has no open-set instance to score")
             open_uri, open_seconds = train_variant(job, cfg.openset_train_preset, variant, "-openset")
             scores.train_seconds = (scores.train_seconds or 0) + open_seconds
             with tempfile.TemporaryDirectory() as tmp:
