@@ -88,14 +88,6 @@ def png_round_trip(image: np.ndarray) -> tuple[bytes, np.ndarray]:
     return data, np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.uint8)
 
 
-def _prototype(pipeline: AttributionPipeline, label: str) -> torch.Tensor:
-    prototypes = pipeline.attributor.calibration.prototypes
-    names = [str(n) for n in prototypes.labels_]
-    if label not in names:
-        raise AnonymizationError(f"the model knows no source {label!r} (it knows {', '.join(names)})")
-    return torch.from_numpy(prototypes.centers_[names.index(label)]).float()
-
-
 def _to_unit(image: np.ndarray) -> torch.Tensor:
     copy = np.array(image, dtype=np.uint8)  # Ray Data hands read-only arrays, which torch will not wrap
     return torch.from_numpy(copy).permute(2, 0, 1).float().div(127.5).sub(1)[None]
@@ -189,7 +181,9 @@ def anonymize(
 
         counterfactual = None
         if options.feature_weight > 0 and options.target != AWAY:
-            target = _prototype(pipeline, options.target).to(path.device)
+            ours = objectives[0]  # its prototypes were checked when the objective was built
+            assert ours.target is not None  # not away: a named target
+            target = ours.centers[ours.target]
             with torch.no_grad():
                 first = draws()
                 counterfactual = path.counterfactual_features(
