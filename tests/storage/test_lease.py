@@ -92,3 +92,31 @@ def test_errors_are_told_apart() -> None:
         IsADirectoryError(21, "x"),
     ):
         assert transient_reason(permanent) is None
+
+
+def test_a_request_whose_answer_was_lost_finds_its_own_write_done(s3_endpoint: str, s3_bucket: str) -> None:
+    """The create and the renewal reach the server, then the connection drops before the answer: the retried
+    request is refused (the object exists, or has changed), and the holder recognises the record as its own."""
+    from botocore.exceptions import EndpointConnectionError
+
+    storage = Storage(StorageConfig(root=f"s3://{s3_bucket}/cp", endpoint_url=s3_endpoint))
+    lease = Lease(storage, "out/_lease.json", what="scan run A", ttl_s=60)
+    client, put = lease._store.client, lease._store.client.put_object  # type: ignore[union-attr]
+    dropped: list[str] = []
+
+    def put_then_drop(**kwargs: object) -> object:
+        answer = put(**kwargs)
+        if len(dropped) < 2:
+            dropped.append(str(kwargs.get("IfNoneMatch") or kwargs.get("IfMatch")))
+            raise EndpointConnectionError(endpoint_url=s3_endpoint)
+        return answer
+
+    client.put_object = put_then_drop
+    lease.acquire()
+    lease.renew()
+    assert len(dropped) == 2 and dropped[0] == "*"
+    assert storage.read_json("out/_lease.json")["holder"] == "scan run A" and not lease.lost
+    with pytest.raises(LeaseHeldError):
+        Lease(storage, "out/_lease.json", what="scan run B").acquire()
+    lease.release()
+    assert not storage.exists("out/_lease.json")

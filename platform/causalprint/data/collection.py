@@ -15,7 +15,6 @@ Without one, every read failure is a ``read_failed`` row, as before.
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ import numpy as np
 from causalprint.imaging.errors import ImageDecodeError, ImageErrorKind
 from causalprint.imaging.intake import IntakeConfig, decode_image
 from causalprint.imaging.tiles import AttributionIntakeConfig, decode_tiles
-from causalprint.storage.faults import transient_reason
+from causalprint.storage.faults import Backoff, transient_reason
 from causalprint.storage.listing import Entry, list_source
 from causalprint.storage.uri import NotARegularFileError, OutsideStorageError, StorageError
 
@@ -52,25 +51,16 @@ RETRYABLE = "retryable"  # the column a ReadRetry adds: the row's error was tran
 
 
 @dataclass(frozen=True)
-class ReadRetry:
-    """How reads that fail for a transient reason are retried: ``attempts`` reads in all, ``backoff_s`` doubling
-    between them (capped at ``max_backoff_s``, jittered), then ``on_transient``: ``fail`` raises
-    :class:`TransientReadError`, ``row`` writes an error row marked ``retryable``."""
+class ReadRetry(Backoff):
+    """How reads that fail for a transient reason are retried (the :class:`Backoff`), then ``on_transient``:
+    ``fail`` raises :class:`TransientReadError`, ``row`` writes an error row marked ``retryable``."""
 
-    attempts: int = 3
-    backoff_s: float = 0.5
-    max_backoff_s: float = 8.0
     on_transient: Literal["fail", "row"] = "fail"
 
     def __post_init__(self) -> None:
-        if self.attempts < 1 or self.backoff_s < 0 or self.max_backoff_s < 0:
-            raise ValueError(f"attempts must be >= 1 and back-offs >= 0, got {self}")
+        super().__post_init__()
         if self.on_transient not in ("fail", "row"):
             raise ValueError(f"on_transient must be fail or row, got {self.on_transient!r}")
-
-    def delay(self, tries: int) -> float:
-        """Seconds to wait after the ``tries``-th failed read."""
-        return min(self.max_backoff_s, self.backoff_s * 2 ** (tries - 1)) * random.uniform(0.5, 1.0)
 
 
 class TransientReadError(StorageError):

@@ -27,6 +27,11 @@ class ActorConfig(StrictModel):
     max_actors: int = Field(default=2, ge=1)
     num_cpus: float = Field(default=0.5, gt=0)
     gpus_per_actor: float | None = Field(default=None, ge=0, description="None: 0.5 where GPUs exist, else 0")
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="custom Ray resources each actor needs: actors go only to nodes that offer them (a node pool "
+        "started with `ray start --resources`), at most as many per node as the node has",
+    )
 
     @model_validator(mode="after")
     def _sizes(self) -> ActorConfig:

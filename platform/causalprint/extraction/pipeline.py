@@ -62,6 +62,8 @@ def actor_resources(actors: ActorConfig) -> dict[str, Any]:
     resources: dict[str, Any] = {"num_cpus": actors.num_cpus}
     if gpus:  # num_gpus=0 is still read as a GPU request by Ray Data, so leave it out on CPU
         resources["num_gpus"] = gpus
+    if actors.resources:
+        resources["resources"] = dict(actors.resources)
     return resources
 
 

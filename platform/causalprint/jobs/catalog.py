@@ -233,6 +233,13 @@ JOBS: tuple[JobSpec, ...] = (
         results=True,
     ),
     JobSpec(
+        "bench nodes",
+        "bench_nodes",
+        "scan throughput against worker nodes of a local Ray cluster, projected to N GPU nodes",
+        preset_kind="bench_nodes",
+        results=True,
+    ),
+    JobSpec(
         "bench device-kit",
         "bench_device_kit",
         "copy an attributor, its reference model and held-out images for `bench device`",

@@ -43,6 +43,7 @@ import pyarrow.compute as pc
 from causalprint.data.parts import list_parts, read_parts, write_rows_part
 from causalprint.scan.errors import ScanError
 from causalprint.storage import Storage
+from causalprint.storage.faults import retry_transient
 from causalprint.storage.lease import require_holder
 from causalprint.text import cut, markdown_cell, printable
 
@@ -160,7 +161,11 @@ def write_report_part(
         on_part(storage, prefix)
     if lease_holder is not None:
         require_holder(storage, f"{prefix}/{LEASE_NAME}", lease_holder)
-    written = write_rows_part(storage, f"{prefix}/run={run}", batch["uri"], report_table(batch, class_names))
+    table = report_table(batch, class_names)
+    # The part's name is a hash of its rows, so a write tried again replaces itself: never a second part.
+    written = retry_transient(
+        lambda: write_rows_part(storage, f"{prefix}/run={run}", batch["uri"], table), f"a report part in {prefix}"
+    )
     return {"written": np.array([written]), "ok": np.array([int(np.sum(batch["ok"]))])}
 
 

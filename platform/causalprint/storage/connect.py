@@ -56,9 +56,12 @@ def s3_settings(config: StorageConfig, environ: Mapping[str, str] | None = None)
 
 def pyarrow_s3(settings: S3Settings) -> Any:
     """A ``pyarrow.fs.S3FileSystem``; credentials left unset fall through to the AWS chain."""
-    from pyarrow.fs import S3FileSystem
+    from pyarrow.fs import AwsStandardS3RetryStrategy, S3FileSystem
 
-    kwargs: dict[str, Any] = {"region": settings.region}
+    kwargs: dict[str, Any] = {
+        "region": settings.region,
+        "retry_strategy": AwsStandardS3RetryStrategy(max_attempts=settings.max_attempts),
+    }
     if settings.endpoint_url:
         # pyarrow wants host[:port] and the transport scheme separately.
         parts = urlsplit(settings.endpoint_url)

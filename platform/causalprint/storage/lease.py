@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from causalprint.storage.faults import retry_transient
 from causalprint.storage.store import Storage
 from causalprint.storage.uri import TEMP_PREFIX, TEMP_SUFFIX, StorageError
 
@@ -143,27 +144,35 @@ class _S3:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         return code in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey") or status in (404, 409, 412)
 
+    def _call(self, what: str, **kwargs: Any) -> Any:
+        """One request, tried again while the store is briefly unavailable (a restart, throttling)."""
+        method = getattr(self.client, what)
+        return retry_transient(lambda: method(Bucket=self.bucket, Key=self.key, **kwargs), f"{what} {self.key}")
+
     def create(self, data: bytes) -> str | None:
         try:
-            return self.client.put_object(Bucket=self.bucket, Key=self.key, Body=data, IfNoneMatch="*")["ETag"]
+            return self._call("put_object", Body=data, IfNoneMatch="*")["ETag"]
         except Exception as exc:
             if self._refused(exc):
                 return None
             raise
 
     def read(self) -> tuple[bytes, str] | None:
-        try:
+        def get() -> tuple[bytes, str]:
             response = self.client.get_object(Bucket=self.bucket, Key=self.key)
+            with contextlib.closing(response["Body"]) as body:
+                return body.read(), response["ETag"]
+
+        try:
+            return retry_transient(get, f"get_object {self.key}")
         except Exception as exc:
             if self._refused(exc):
                 return None
             raise
-        with contextlib.closing(response["Body"]) as body:
-            return body.read(), response["ETag"]
 
     def replace(self, data: bytes, version: str) -> str | None:
         try:
-            return self.client.put_object(Bucket=self.bucket, Key=self.key, Body=data, IfMatch=version)["ETag"]
+            return self._call("put_object", Body=data, IfMatch=version)["ETag"]
         except Exception as exc:
             if self._refused(exc):
                 return None
@@ -171,7 +180,7 @@ class _S3:
 
     def delete(self, version: str) -> bool:
         try:
-            self.client.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=version)
+            self._call("delete_object", IfMatch=version)
         except Exception as exc:
             if self._refused(exc):
                 return False
@@ -183,16 +192,21 @@ def _store_of(storage: Storage, uri: str) -> _Local | _S3:
     return _S3(storage, uri) if storage.is_s3 else _Local(storage.fs_path(uri))
 
 
+def _parse(data: bytes) -> dict[str, Any]:
+    try:
+        record = json.loads(data)
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def require_holder(storage: Storage, uri: str, what: str) -> None:
     """Raise :class:`LeaseLostError` unless the lease at ``uri`` is held by ``what``. A writer that is not the
     lease's holder (an actor left running by a killed driver, after a rerun took the lease over) calls this before
     each write, so that it never adds rows to an output whose new holder has already read what is done."""
     uri = storage.resolve(uri)
     current = _store_of(storage, uri).read()
-    holder = None
-    if current is not None:
-        with contextlib.suppress(ValueError):
-            holder = json.loads(current[0]).get("holder")
+    holder = _parse(current[0]).get("holder") if current is not None else None
     if holder != what:
         raise LeaseLostError(
             f"{what} no longer holds {uri} ({'held by ' + str(holder) if holder else 'no lease'}): "
@@ -214,6 +228,8 @@ class Lease:
         self.what, self.ttl_s = what, ttl_s
         self._store = _store_of(storage, self.uri)
         self._version: str | None = None
+        # Names this holder's records: a request retried after its answer was lost finds its own write done.
+        self._token = secrets.token_hex(8)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.lost: str | None = None
@@ -223,6 +239,7 @@ class Lease:
         return json.dumps(
             {
                 "holder": self.what,
+                "token": self._token,
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
                 "renewed_at": _when(now),
@@ -249,10 +266,10 @@ class Lease:
             if current is None:
                 continue
             data, seen = current
-            try:
-                record = json.loads(data)
-            except ValueError:
-                record = {}
+            record = _parse(data)
+            if record.get("token") == self._token:  # our create went through; only its answer was lost
+                self._version = seen
+                return self
             if not self._stale(record):
                 raise LeaseHeldError(
                     f"another writer holds {self.uri}: {record.get('holder', '?')} (host {record.get('host', '?')}, "
@@ -273,6 +290,10 @@ class Lease:
             raise LeaseLostError(f"the lease {self.uri} is not held")
         version = self._store.replace(self._record(), self._version)
         if version is None:
+            current = self._store.read()
+            if current is not None and _parse(current[0]).get("token") == self._token:
+                self._version = current[1]  # our replace went through; only its answer was lost
+                return
             self.lost = (
                 f"the lease {self.uri} was taken over by another writer after it expired (not renewed "
                 f"within {self.ttl_s:g} s): rows of both may be in the output"
