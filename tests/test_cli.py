@@ -31,7 +31,7 @@ def test_bad_config_exits_2_naming_the_key(argv: list[str], message: str, capsys
 
 def test_unknown_preset_is_refused(capsys) -> None:
     assert main(["zoo", "build", "--preset", "enormous"]) == 2
-    assert "known: bench, core, demo, tiny" in capsys.readouterr().err
+    assert "known: bench, core, demo, tiles64, tiny" in capsys.readouterr().err
 
 
 # -- hostile input: every user error is one line on stderr, exit 2, no traceback ----------------------------------

@@ -130,7 +130,7 @@ def test_generator_errors_name_the_generator() -> None:
 
 
 def test_unknown_preset_lists_known() -> None:
-    with pytest.raises(ValueError, match="known: bench, core, demo, tiny"):
+    with pytest.raises(ValueError, match="known: bench, core, demo, tiles64, tiny"):
         load_preset("zoo", "huge")
 
 

@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from causalprint.storage.sources import SourceConfig
+
 BUCKET = "scale-archive"
 PREFIX = "objects"
 PNG_SIZE = 16
@@ -202,6 +204,17 @@ class ArchiveInfo:
 
     endpoint: str
     details: dict[str, Any]
+
+    def source(self, name: str, bucket: str = BUCKET, prefix: str = PREFIX) -> SourceConfig:
+        """The archive as a scan's read-only source (moto takes any credentials; these name the job)."""
+        return SourceConfig(
+            name=name,
+            uri=f"s3://{bucket}/{prefix}",
+            endpoint_url=self.endpoint,
+            region="us-east-1",
+            access_key_id=name,
+            secret_access_key=name,
+        )
 
 
 @contextmanager

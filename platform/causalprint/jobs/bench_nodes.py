@@ -18,7 +18,7 @@ from typing import Any, TypedDict
 
 from pydantic import Field, model_validator
 
-from causalprint.benchmarks.s3_archive import BUCKET, PREFIX, archive_server, shard_prefix
+from causalprint.benchmarks.s3_archive import BUCKET, archive_server, shard_prefix
 from causalprint.config import StrictModel
 from causalprint.extraction.config import ActorConfig
 from causalprint.jobs.bench_scale import measure_listing
@@ -29,7 +29,6 @@ from causalprint.scan.config import ScanConfig, ScanJobConfig, ScanOptions
 from causalprint.scan.job import run_scan
 from causalprint.storage import Storage
 from causalprint.storage.sources import SourceConfig, open_source
-
 
 SLOT = "scan_slot"  # a resource each worker node offers once: one scan actor per node
 
@@ -135,14 +134,7 @@ def run(config: NodesJobConfig) -> NodesResult:
     storage = Storage(config.storage)
     shards = len(cfg.worker_nodes)
     with archive_server(cfg.images * shards, cfg.images, indexed=True, probe=False) as server:
-        source = SourceConfig(
-            name="nodes-archive",
-            uri=f"s3://{BUCKET}/{PREFIX}",
-            endpoint_url=server.endpoint,
-            region="us-east-1",
-            access_key_id="nodes",
-            secret_access_key="nodes",
-        )
+        source = server.source("nodes-archive")
         opened = open_source(storage, (source,), source.uri)
         listing = measure_listing(opened.storage, opened.uri, config.scan.list_page_size)
         runs = [

@@ -18,14 +18,14 @@ from typing import Any, TypedDict
 
 from pydantic import Field
 
-from causalprint.benchmarks.s3_archive import BUCKET, PREFIX, archive_server, shard_prefix
+from causalprint.benchmarks.s3_archive import BUCKET, archive_server, shard_prefix
 from causalprint.config import StrictModel
 from causalprint.jobs.spec import Section
 from causalprint.runtime.job_config import JobConfig
 from causalprint.scan.config import ScanConfig, ScanJobConfig, ScanOptions
 from causalprint.scan.job import run_scan
 from causalprint.storage import SourcePages, Storage
-from causalprint.storage.sources import SourceConfig, open_source
+from causalprint.storage.sources import open_source
 
 MB = 2**20
 
@@ -129,14 +129,7 @@ def run(config: ScaleJobConfig) -> ScaleResult:
     with archive_server(
         cfg.objects, cfg.shard_size, indexed=cfg.indexed_listing, probe=cfg.probe_moto_listing
     ) as server:
-        source = SourceConfig(
-            name="scale-archive",
-            uri=f"s3://{BUCKET}/{PREFIX}",
-            endpoint_url=server.endpoint,
-            region="us-east-1",
-            access_key_id="scale",
-            secret_access_key="scale",
-        )
+        source = server.source("scale-archive")
         opened = open_source(storage, (source,), source.uri)
         page_size = config.scan.list_page_size
         listing = measure_listing(opened.storage, opened.uri, page_size)

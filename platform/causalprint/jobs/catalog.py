@@ -36,6 +36,13 @@ JOBS: tuple[JobSpec, ...] = (
         results=True,
     ),
     JobSpec(
+        "zoo tile",
+        "zoo_tile",
+        "a zoo of native tiles of the model's size, cut from a zoo of larger images",
+        preset_kind="zoo_tile",
+        default_preset="tiles64",
+    ),
+    JobSpec(
         "zoo noise",
         "zoo_noise",
         "per-layer noise strengths of the zoo's StyleGANs, read from their weights",
@@ -63,6 +70,14 @@ JOBS: tuple[JobSpec, ...] = (
         "ours against the baselines: clean, perturbed, content shift, open set",
         preset_kind="evaluate",
         default_preset="bench",
+        results=True,
+    ),
+    JobSpec(
+        "evaluate-intake",
+        "evaluate_intake",
+        "whole images of a larger zoo read as native tiles and resized, scored as the scan decides them",
+        preset_kind="evaluate_intake",
+        default_preset="tiles64",
         results=True,
     ),
     JobSpec(
