@@ -8,13 +8,16 @@ import io
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
+import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image
 from pydantic import Field
 
 from causalprint.config import StrictModel
 from causalprint.data.parts import read_parts
+from causalprint.data.photos import PhotoSetConfig
 from causalprint.evaluation.intake_eval import score_report
+from causalprint.evaluation.intake_sizes import SIZES, build_mixed_folder
 from causalprint.imaging.tiles import AttributionIntakeConfig
 from causalprint.jobs.spec import Section
 from causalprint.runtime.job_config import JobConfig
@@ -25,6 +28,15 @@ from causalprint.text import markdown_cell
 from causalprint.zoo.manifest import read_manifest
 
 
+class MixedSizesOptions(StrictModel):
+    """A folder that mixes sizes (:mod:`causalprint.evaluation.intake_sizes`), scanned per size and whole."""
+
+    small: int = Field(default=32, ge=8, description="side of the small images: the model's size")
+    large: int = Field(default=1024, ge=64, description="side of the large real crops")
+    per_size: int = Field(default=40, ge=1, description="images of each size")
+    photos: PhotoSetConfig = Field(description="real photographs the large crops are cut from")
+
+
 class IntakeEvalOptions(StrictModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="names the reports and the results section")
     manifest: str = Field(description="the zoo of whole images: its manifest in storage")
@@ -32,6 +44,7 @@ class IntakeEvalOptions(StrictModel):
     split: str = Field(default="heldout", description="the manifest split that is scored")
     modes: list[Literal["tiles", "resize"]] = Field(default=["tiles", "resize"], min_length=1)
     tiles: int = Field(default=4, ge=1, le=64, description="tiles per image at most (mode: tiles)")
+    mixed: MixedSizesOptions | None = Field(default=None, description="also scan a folder that mixes sizes")
 
 
 class IntakeEvalConfig(JobConfig):
@@ -46,16 +59,17 @@ class IntakeEvalResult(TypedDict):
     modes: dict[str, dict[str, Any]]
     image_size: list[int]
     model: str
+    mixed: dict[str, Any] | None
 
 
-def _scan(config: IntakeEvalConfig, mode: str) -> dict[str, Any]:
+def _scan(config: IntakeEvalConfig, mode: str, source: str, output: str, ignore: list[str]) -> dict[str, Any]:
+    """``causalprint scan`` of ``source`` into ``scans/<name>/<output>``, read in intake ``mode``."""
     cfg = config.evaluate
     options = {
         **config.scan.model_dump(),
-        "source": cfg.images,
-        "output": f"scans/{cfg.name}/{mode}",
-        # Only the scored split: the others' files are skipped by the listing (and counted as ignored).
-        "ignore": [*config.scan.ignore, *(f"*/{s}/*" for s in ("train", "heldout") if s != cfg.split)],
+        "source": source,
+        "output": f"scans/{cfg.name}/{output}",
+        "ignore": [*config.scan.ignore, *ignore],
     }
     job = ScanJobConfig(
         **config.shared(), scan=ScanConfig(**options), intake=AttributionIntakeConfig(mode=mode, tiles=cfg.tiles)
@@ -63,24 +77,61 @@ def _scan(config: IntakeEvalConfig, mode: str) -> dict[str, Any]:
     return run_scan(job)
 
 
+def _scored(storage: Storage, summary: dict[str, Any], truth: pa.Table) -> dict[str, Any]:
+    report = read_parts(storage, summary["report"], columns=["uri", "predicted", "architecture", "unknown", "ok"])
+    return {
+        **score_report(report, truth),
+        "images_per_second": summary["run"]["images_per_second"],
+        "by_intake": summary.get("by_intake", {}),
+        "report": summary["report"],
+    }
+
+
+def _mixed(config: IntakeEvalConfig, storage: Storage, heldout: pa.Table) -> dict[str, Any]:
+    """The mixed-size folder: one scan per size (its throughput), then one of the whole folder (the mix)."""
+    cfg = config.evaluate
+    mixed = cfg.mixed
+    assert mixed is not None
+    folder = f"zoo/{cfg.name}-mixed"
+    truth = build_mixed_folder(
+        storage, heldout, folder, mixed.small, mixed.per_size, mixed.photos, mixed.large, config.storage
+    )
+    sizes = {
+        kind: _scored(storage, _scan(config, "tiles", f"{folder}/{kind}", f"size-{kind}", []), truth) for kind in SIZES
+    }
+    whole = _scan(config, "tiles", folder, "mixed", [])
+    scored = _scored(storage, whole, truth)
+    per_size_in_mix = {
+        kind: score_report(
+            read_parts(storage, whole["report"], columns=["uri", "predicted", "architecture", "unknown", "ok"]),
+            truth.filter(pc.equal(truth["size"], kind)),
+        )
+        for kind in SIZES
+    }
+    return {"sizes": sizes, "mix": scored, "mix_by_size": per_size_in_mix, "large": mixed.large, "small": mixed.small}
+
+
 def run(config: IntakeEvalConfig) -> IntakeEvalResult:
     storage = Storage(config.storage)
     cfg = config.evaluate
+    # Every run scans from scratch: a report resumed from an earlier run would time only what was left.
+    storage.delete_prefix(f"scans/{cfg.name}")
     manifest = read_manifest(storage, cfg.manifest)
     manifest = manifest.filter(pc.equal(manifest["split"], cfg.split))
+    # Only the scored split: the others' files are skipped by the listing (and counted as ignored).
+    ignore = [f"*/{s}/*" for s in ("train", "heldout") if s != cfg.split]
     modes: dict[str, dict[str, Any]] = {}
     model = ""
     for mode in cfg.modes:
-        summary = _scan(config, mode)
+        summary = _scan(config, mode, cfg.images, mode, ignore)
         model = summary["model_version"]
-        report = read_parts(storage, summary["report"], columns=["uri", "predicted", "architecture", "unknown", "ok"])
-        modes[mode] = {
-            **score_report(report, manifest),
-            "images_per_second": summary["run"]["images_per_second"],
-            "by_intake": summary.get("by_intake", {}),
-            "report": summary["report"],
-        }
-    return {"modes": modes, "image_size": _image_size(storage, manifest["uri"][0].as_py()), "model": model}
+        modes[mode] = _scored(storage, summary, manifest)
+    return {
+        "modes": modes,
+        "image_size": _image_size(storage, manifest["uri"][0].as_py()),
+        "model": model,
+        "mixed": _mixed(config, storage, manifest) if cfg.mixed else None,
+    }
 
 
 def _image_size(storage: Storage, uri: str) -> list[int]:
@@ -102,7 +153,53 @@ def describe(result: IntakeEvalResult) -> str:
             f"unknown, architecture {100 * scored['architecture']['all']:.1f} %, {scored['errors']} errors, "
             f"{scored['missing']} missing"
         )
+    mixed = result["mixed"]
+    if mixed:
+        row = _all(mixed["mix"])
+        lines.append(
+            f"mixed sizes: {row['support']} images, {100 * row['correct']:.1f} % named right, "
+            f"{mixed['mix']['images_per_second']:.1f} images/s, read as {mixed['mix']['by_intake']}"
+        )
     return "\n".join(lines)
+
+
+def format_mixed(config: IntakeEvalConfig, result: IntakeEvalResult) -> list[str]:
+    """The mixed-size folder's table: per size alone (throughput) and inside the mix (decisions)."""
+    mixed = result["mixed"]
+    if not mixed:
+        return []
+    width = result["image_size"][0]
+    names = {
+        "small": f"{mixed['small']} px (the model's size), tiles of the held-out images",
+        "zoo": f"{width} px, the held-out images",
+        "large": f"{mixed['large']} px, crops of real photographs (JPEG q95; answer: real)",
+    }
+    lines = [
+        "",
+        f"**A folder that mixes sizes** (`zoo/{config.evaluate.name}-mixed`), scanned one size at a time (throughput) "
+        "and whole (the mix), in the default intake (tiles):",
+        "",
+        "| images | count | images/s alone | named right | unknown | architecture right | named right in the mix |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for kind in SIZES:
+        alone = mixed["sizes"][kind]
+        row = _all(alone)
+        in_mix = next(r for r in mixed["mix_by_size"][kind]["decisions"] if r["source"] == "all")
+        lines.append(
+            f"| {names[kind]} | {row['support']} | {alone['images_per_second']:.1f} | {100 * row['correct']:.1f} % | "
+            f"{100 * row['unknown']:.1f} % | {100 * alone['architecture']['all']:.1f} % | "
+            f"{100 * in_mix['correct']:.1f} % |"
+        )
+    mix = mixed["mix"]
+    row = _all(mix)
+    read_as = ", ".join(f"{k} {v}" for k, v in mix["by_intake"].items())
+    lines += [
+        "",
+        f"The whole folder in one scan: {row['support']} images, {mix['errors']} errors, {mix['missing']} missing, "
+        f"{mix['images_per_second']:.1f} images/s, read as {read_as}; {100 * row['correct']:.1f} % named right.",
+    ]
+    return lines
 
 
 def format_intake(config: IntakeEvalConfig, result: IntakeEvalResult) -> str:
@@ -140,7 +237,7 @@ def format_intake(config: IntakeEvalConfig, result: IntakeEvalResult) -> str:
         lines.append(
             f"| {mode} | {scored['images_per_second']:.1f} | {read_as} | {scored['errors']} | {scored['missing']} |"
         )
-    return "\n".join(lines)
+    return "\n".join([*lines, *format_mixed(config, result)])
 
 
 def section(config: IntakeEvalConfig, result: IntakeEvalResult, preset: str, docs_dir: Path) -> Section:
