@@ -202,7 +202,8 @@ def format_nodes(result: NodesResult, config: NodesJobConfig) -> str:
         f"Per-node efficiency (throughput per node at the largest count with a core for each CPU asked, over one "
         f"node's): **{efficiency if efficiency is not None else 'not measured (needs two counts that fit the cores)'}"
         "**. Counts that ask for more CPUs than the machine has share its cores: their figure shows the ceiling of "
-        "this machine, not of the code.",
+        "this machine, not of the code. The driver, the S3 server and Ray's own processes run on the same cores as "
+        "the worker nodes, so the efficiency here is a lower bound for nodes that are machines of their own.",
         "",
         f"**Projection to GPU nodes**, from {proj.per_gpu_images_per_second:g} images/s per GPU ({proj.measured}):",
         "",
