@@ -132,16 +132,23 @@ def shard_recorder(log_file: Path):
     return hook
 
 
-def kill_on_node(marker: Path, head_id: str, at_epoch: int):
-    """An ``on_epoch_end`` hook: the first worker not on the head to finish ``at_epoch`` kills its own process
-    (SIGKILL: no exception, no clean-up, as a lost worker would be)."""
+def kill_on_node(marker: Path, head_id: str, at_epoch: int, then: Any, settle_s: float = 10.0):
+    """An ``on_shard`` hook: the first worker not on the head to *start* ``at_epoch`` kills its own process (SIGKILL:
+    no exception, no clean-up, as a lost worker would be); every other call goes on to ``then``. Before the kill it
+    waits ``settle_s``: Ray Train's controller takes in the workers' reports (and registers their checkpoints) by
+    polling, and these epochs last under a second, so a kill without the wait found no checkpoint registered and
+    the run started from scratch (seen twice: killed right after epoch 2's report, and at the start of epoch 3)."""
 
-    def hook(epoch: int, rank: int) -> None:
+    def hook(epoch: int, rank: int, rows: Any) -> None:
+        import time
+
         import ray
 
         if epoch == at_epoch and ray.get_runtime_context().get_node_id() != head_id and not marker.exists():
             marker.write_text(f"{rank}\n")
+            time.sleep(settle_s)
             os.kill(os.getpid(), signal.SIGKILL)
+        then(epoch, rank, rows)
 
     return hook
 
@@ -162,7 +169,7 @@ def cluster_run(
     ray_cluster: LocalCluster, mlflow_server: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ClusterRun]:
     """One 2-worker run of 3 epochs on the cluster (storage and checkpoints in S3, MLflow on the server) whose
-    worker on the second node dies after epoch 2's report; and a one-worker run of the same recipe."""
+    worker on the second node dies as it starts epoch 3; and a one-worker run of the same recipe."""
     import boto3
 
     boto3.client("s3", endpoint_url=mlflow_server["s3"], region_name="us-east-1").create_bucket(Bucket="cluster-train")
@@ -188,9 +195,7 @@ def cluster_run(
     shards_log, marker = folder / "shards.log", folder / "killed"
     previous = os.environ.get("MLFLOW_S3_ENDPOINT_URL")
     try:
-        result = run_training(
-            job, on_shard=shard_recorder(shards_log), on_epoch_end=kill_on_node(marker, head_id, at_epoch=2)
-        )
+        result = run_training(job, on_shard=kill_on_node(marker, head_id, at_epoch=3, then=shard_recorder(shards_log)))
         one = job.model_copy(
             update={"name": "one-worker", "scaling": job.scaling.model_copy(update={"num_workers": 1})}
         )
@@ -236,9 +241,9 @@ def test_two_workers_reach_the_accuracy_of_one(cluster_run: ClusterRun) -> None:
 def test_a_worker_killed_on_the_second_node_resumes_from_the_checkpoint(cluster_run: ClusterRun) -> None:
     run = cluster_run
     epochs = [epoch for epoch, rank, _, _ in run.shards if rank == run.killed_rank]
-    # Epochs 1 and 2 ran and the worker died right after epoch 2's report. The new worker group resumed from the
-    # latest checkpoint that Ray Train had registered: epoch 2's, or epoch 1's when the worker died before the
-    # controller had taken in epoch 2's report (then epoch 2 runs again). A start from scratch would be 0.
+    # Epochs 1 and 2 ran and the worker died as it started epoch 3. The new worker group resumed from the latest
+    # checkpoint that Ray Train had registered: epoch 2's, or epoch 1's when the controller had not yet taken in
+    # epoch 2's report (then epoch 2 runs again). A start from scratch would be 0.
     resumed = run.result.history[-1]["start_epoch"]
     assert resumed in (1, 2), run.result.history
     assert epochs == [1, 2, *range(resumed + 1, 4)], epochs

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from causalprint.attribution.openset import Attribution
+from causalprint.evaluation.metrics import decision_shares
 
 
 def score_report(report: pa.Table, manifest: pa.Table) -> dict[str, Any]:
@@ -29,8 +30,6 @@ def score_report(report: pa.Table, manifest: pa.Table) -> dict[str, Any]:
     decisions = [
         Attribution(str(r["predicted"]), 0.0, not bool(r["unknown"]), None, 0.0) for r in ok
     ]  # the decision as the report states it; confidence and score do not enter the shares
-    from causalprint.evaluation.metrics import decision_shares
-
     shares = decision_shares(sources, decisions) if ok else []
     arch_right = np.array([r["architecture"] == truth[r["uri"]][1] for r in ok], dtype=bool)
     by_source: dict[str, float] = {}

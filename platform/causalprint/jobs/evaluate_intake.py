@@ -78,8 +78,14 @@ def _scan(config: IntakeEvalConfig, mode: str, source: str, output: str, ignore:
     return run_scan(job)
 
 
-def _scored(storage: Storage, summary: dict[str, Any], truth: pa.Table) -> dict[str, Any]:
-    report = read_parts(storage, summary["report"], columns=["uri", "predicted", "architecture", "unknown", "ok"])
+REPORT_COLUMNS = ["uri", "predicted", "architecture", "unknown", "ok"]
+
+
+def _scored(
+    storage: Storage, summary: dict[str, Any], truth: pa.Table, report: pa.Table | None = None
+) -> dict[str, Any]:
+    """The scan's decisions scored against ``truth``, with its throughput (``report``: the rows, if already read)."""
+    report = report if report is not None else read_parts(storage, summary["report"], columns=REPORT_COLUMNS)
     return {
         **score_report(report, truth),
         "images_per_second": summary["run"]["images_per_second"],
@@ -102,14 +108,9 @@ def _mixed(config: IntakeEvalConfig, storage: Storage, heldout: pa.Table) -> dic
         kind: _scored(storage, _scan(config, "tiles", f"{folder}/{kind}", f"size-{kind}", []), truth) for kind in SIZES
     }
     whole = _scan(config, "tiles", folder, "mixed", [])
-    scored = _scored(storage, whole, truth)
-    per_size_in_mix = {
-        kind: score_report(
-            read_parts(storage, whole["report"], columns=["uri", "predicted", "architecture", "unknown", "ok"]),
-            truth.filter(pc.equal(truth["size"], kind)),
-        )
-        for kind in SIZES
-    }
+    report = read_parts(storage, whole["report"], columns=REPORT_COLUMNS)  # read once, scored whole and per size
+    scored = _scored(storage, whole, truth, report)
+    per_size_in_mix = {kind: score_report(report, truth.filter(pc.equal(truth["size"], kind))) for kind in SIZES}
     return {"sizes": sizes, "mix": scored, "mix_by_size": per_size_in_mix, "large": mixed.large, "small": mixed.small}
 
 
